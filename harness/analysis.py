@@ -1,0 +1,335 @@
+"""Peak, collapse and leading-indicator detection on training curves.
+
+ReZero (arXiv 2504.11001) reports a peak followed by a collapse to 0% accuracy: 46.88% at step 250
+then 0% by step 450 with the retry reward, 25.00% at step 350 then 0% by step 700 without. The
+functions here find those points in a ``curve.csv`` so that reports and ablations agree on them.
+
+A curve is a DataFrame with one row per logged step. Only ``step`` and ``accuracy`` are required;
+``accuracy`` may be blank on rows that logged training statistics but ran no evaluation, and those
+rows are ignored by the accuracy detectors ("eval steps" are the rows with an accuracy).
+
+Everything here is pure (no I/O except :func:`load_curve`) and imports only numpy and pandas.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "INDICATORS",
+    "analyze",
+    "find_collapse",
+    "find_peak",
+    "find_zero_step",
+    "first_sustained",
+    "indicator_onsets",
+    "load_curve",
+]
+
+REQUIRED_COLUMNS = ("step", "accuracy")
+REFERENCE_WINDOW = 3  # indicator reference: median of the last 3 values logged at or before the peak
+
+
+def load_curve(path: str | Path) -> pd.DataFrame:
+    """Read a run's curve: ``RUN_DIR/curve.csv`` when given a directory, else the csv itself.
+
+    Requires the columns ``step`` and ``accuracy`` (a ValueError names the file and the missing
+    column). ``accuracy`` is coerced to numbers (blank cells become NaN: steps without an eval);
+    ``step`` must be numeric everywhere. Rows come back sorted by step (stable).
+    """
+    path = Path(path)
+    csv = path / "curve.csv" if path.is_dir() else path
+    if not csv.is_file():
+        raise FileNotFoundError(f"no curve file at {csv}")
+    curve = pd.read_csv(csv)
+    for column in REQUIRED_COLUMNS:
+        if column not in curve.columns:
+            raise ValueError(
+                f"{csv}: missing required column {column!r} (columns: {', '.join(map(str, curve.columns))})"
+            )
+    steps = pd.to_numeric(curve["step"], errors="coerce")
+    if steps.isna().any():
+        raise ValueError(f"{csv}: column 'step' has missing or non-numeric values")
+    curve["step"] = steps.astype("int64") if (steps == steps.round()).all() else steps
+    curve["accuracy"] = pd.to_numeric(curve["accuracy"], errors="coerce")
+    return curve.sort_values("step", kind="mergesort").reset_index(drop=True)
+
+
+def first_sustained(steps: Any, flags: Any, m: int) -> int | float | None:
+    """First step whose flag starts a run of >= m consecutive True flags, or a run reaching the end.
+
+    >>> first_sustained([10, 20, 30, 40, 50], [False, True, False, True, True], m=2)
+    40
+    >>> first_sustained([10, 20, 30], [False, False, True], m=2)  # the run reaches the end
+    30
+    >>> first_sustained([10, 20, 30], [True, False, False], m=2) is None
+    True
+    """
+    steps = list(steps)
+    flags = [bool(f) for f in flags]
+    n = len(flags)
+    run = 0
+    start: int | None = None
+    for i in range(n - 1, -1, -1):  # walk backwards, keeping the length of the True run starting at i
+        run = run + 1 if flags[i] else 0
+        if flags[i] and (run >= m or i + run == n):
+            start = i
+    return None if start is None else _scalar(steps[start])
+
+
+def _eval_rows(curve: pd.DataFrame) -> pd.DataFrame:
+    """Rows that carry an accuracy (eval steps), sorted by step."""
+    if "step" not in curve.columns or "accuracy" not in curve.columns:
+        raise ValueError("curve needs 'step' and 'accuracy' columns")
+    rows = curve[curve["accuracy"].notna()].sort_values("step", kind="mergesort")
+    if rows.empty:
+        raise ValueError("curve has no evaluated steps (accuracy is empty)")
+    return rows.reset_index(drop=True)
+
+
+def _accuracy(rows: pd.DataFrame, smooth: int | None) -> pd.Series:
+    """Accuracy of eval rows, optionally a centred rolling mean over ``smooth`` evals."""
+    acc = rows["accuracy"].astype(float)
+    if smooth and smooth > 1:
+        acc = acc.rolling(smooth, center=True, min_periods=1).mean()
+    return acc
+
+
+def find_peak(curve: pd.DataFrame, smooth: int | None = None) -> dict[str, Any]:
+    """Best accuracy and its step (the earliest step on ties), with its CI when the curve has one.
+
+    With ``smooth`` (a window in evals) the peak is taken on a centred rolling mean; ``accuracy``
+    is then the smoothed value and ``raw_accuracy`` the logged one. ``ci`` is ``[low, high]`` from
+    ``accuracy_ci_low``/``accuracy_ci_high`` at the peak step, else None.
+
+    >>> c = pd.DataFrame({"step": [0, 50, 100, 150], "accuracy": [0.1, 0.4, 0.4, 0.2]})
+    >>> find_peak(c)
+    {'step': 50, 'accuracy': 0.4, 'raw_accuracy': 0.4, 'ci': None}
+    """
+    rows = _eval_rows(curve)
+    acc = _accuracy(rows, smooth)
+    i = int(np.argmax(acc.to_numpy()))  # argmax returns the first maximum: the earliest step
+    ci = None
+    if {"accuracy_ci_low", "accuracy_ci_high"} <= set(rows.columns):
+        low, high = _scalar(rows["accuracy_ci_low"].iloc[i]), _scalar(rows["accuracy_ci_high"].iloc[i])
+        ci = None if low is None or high is None else [low, high]
+    return {  # read cell by cell: a row Series would upcast the integer step to float
+        "step": _scalar(rows["step"].iloc[i]),
+        "accuracy": _scalar(acc.iloc[i]),
+        "raw_accuracy": _scalar(rows["accuracy"].iloc[i]),
+        "ci": ci,
+    }
+
+
+def find_collapse(
+    curve: pd.DataFrame, delta: float = 0.5, m: int = 2, smooth: int | None = None
+) -> int | float | None:
+    """First eval step after the peak where accuracy falls below ``(1 - delta) * peak`` and stays
+    below for at least ``m`` consecutive evals, or until the end of the curve.
+
+    Returns None when there is no such step, and when the peak is 0 (nothing to collapse from).
+    With ``smooth`` both the peak and the fall are measured on the smoothed accuracy.
+
+    >>> c = pd.DataFrame({"step": [0, 50, 100, 150, 200, 250],
+    ...                   "accuracy": [0.2, 0.4, 0.1, 0.3, 0.1, 0.0]})
+    >>> find_collapse(c)  # the dip at 100 recovers at 150, so it is noise; 200 falls for good
+    200
+    >>> find_collapse(c, m=1)
+    100
+    """
+    _check_params(delta, m, smooth)
+    rows = _eval_rows(curve)
+    acc = _accuracy(rows, smooth)
+    i = int(np.argmax(acc.to_numpy()))
+    peak = float(acc.iloc[i])
+    if not peak > 0:
+        return None
+    after = slice(i + 1, None)
+    return first_sustained(rows["step"].iloc[after], acc.iloc[after] < (1 - delta) * peak, m)
+
+
+def find_zero_step(curve: pd.DataFrame, tol: float = 1e-12) -> int | float | None:
+    """First eval step of persistent zero accuracy (zero from there to the end), else None.
+
+    Always uses the logged (unsmoothed) accuracy.
+
+    >>> c = pd.DataFrame({"step": [0, 50, 100, 150], "accuracy": [0.0, 0.3, 0.0, 0.0]})
+    >>> find_zero_step(c)
+    100
+    """
+    rows = _eval_rows(curve)
+    zero = (rows["accuracy"].abs() <= tol).to_numpy()
+    if not zero[-1]:
+        return None
+    nonzero = np.flatnonzero(~zero)
+    start = 0 if nonzero.size == 0 else int(nonzero[-1]) + 1
+    return _scalar(rows["step"].iloc[start])
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """A leading indicator of collapse: a column whose value leaves a band around its reference.
+
+    ``direction`` is "fall" (onset when value <= factor * ref) or "rise" (onset when value >=
+    max(factor * ref, ref + floor); the floor keeps a zero reference from firing on any value).
+    """
+
+    name: str
+    column: str
+    direction: str
+    factor: float
+    floor: float = 0.0
+    description: str = ""
+
+    def rule(self, m: int) -> str:
+        """The rule in words, as recorded in the analysis output."""
+        if self.direction == "fall":
+            test = f"{self.column} <= {self.factor:g} x ref"
+        else:
+            test = f"{self.column} >= max({self.factor:g} x ref, ref + {self.floor:g})"
+        return (
+            f"{self.description}: first logged step after the peak where {test} for {m} consecutive "
+            f"logged values (or to the end); ref = median of the last {REFERENCE_WINDOW} values at or "
+            "before the peak step"
+        )
+
+    def flags(self, values: pd.Series, ref: float) -> pd.Series:
+        """True where the value is past the threshold."""
+        if self.direction == "fall":
+            return values <= self.factor * ref
+        return values >= max(self.factor * ref, ref + self.floor)
+
+
+INDICATORS: tuple[Indicator, ...] = (
+    Indicator("reward_std", "reward_std", "fall", 0.1,
+              description="within-group reward std collapses to ~0 (no GRPO advantage signal)"),
+    Indicator("entropy", "entropy", "fall", 0.5, description="policy entropy halves"),
+    Indicator("kl", "kl", "rise", 3.0, floor=1e-3, description="KL to the reference spikes (x3)"),
+    Indicator("completion_length", "completion_length", "rise", 2.0, floor=1.0,
+              description="completion length doubles"),
+    Indicator("searches_per_episode", "searches_per_episode", "rise", 2.0, floor=1.0,
+              description="searches per episode double, at least +1 (retry hacking)"),
+    Indicator("format_validity", "format_validity", "fall", 0.8,
+              description="format validity drops by 20%"),
+)
+
+
+def _indicator_series(curve: pd.DataFrame, indicator: Indicator) -> pd.Series | None:
+    """The indicator's values indexed by step (NaN rows dropped), or None when not logged.
+
+    ``reward_std`` falls back to the row mean of the per-component ``reward_<name>_std`` columns.
+    """
+    if indicator.column in curve.columns:
+        values = pd.to_numeric(curve[indicator.column], errors="coerce")
+    elif indicator.name == "reward_std":
+        parts = [c for c in curve.columns if re.fullmatch(r"reward_.+_std", str(c))]
+        if not parts:
+            return None
+        values = curve[parts].apply(pd.to_numeric, errors="coerce").mean(axis=1, skipna=True)
+    else:
+        return None
+    series = pd.Series(values.to_numpy(), index=curve["step"].to_numpy()).dropna()
+    return series.sort_index(kind="mergesort")
+
+
+def indicator_onsets(
+    curve: pd.DataFrame, peak_step: float, collapse_step: float | None, m: int = 2
+) -> dict[str, dict[str, Any]]:
+    """Onset step and lead time (collapse_step - onset_step) of each indicator the curve logs.
+
+    Every rule compares a value to ``ref``, the median of the last three values logged at or before
+    the peak (the first logged value if none), and fires at the first step after the peak where the
+    value stays past the threshold for ``m`` consecutive logged values or to the end (see
+    :data:`INDICATORS` and each entry's ``rule``). Missing columns are left out of the result.
+
+    >>> c = pd.DataFrame({"step": [0, 50, 100, 150, 200, 250],
+    ...                   "accuracy": [0.1, 0.4, 0.4, 0.3, 0.0, 0.0],
+    ...                   "entropy": [2.0, 2.0, 0.5, 0.4, 0.3, 0.3]})
+    >>> out = indicator_onsets(c, peak_step=50, collapse_step=200)
+    >>> out["entropy"]["onset_step"], out["entropy"]["lead_time"]
+    (100, 100)
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for indicator in INDICATORS:
+        series = _indicator_series(curve, indicator)
+        if series is None:
+            continue
+        onset, ref = None, None
+        if not series.empty:
+            before = series[series.index <= peak_step]
+            ref = float((before.iloc[-REFERENCE_WINDOW:] if len(before) else series.iloc[:1]).median())
+            after = series[series.index > peak_step]
+            onset = first_sustained(after.index, indicator.flags(after, ref), m)
+        lead = None if onset is None or collapse_step is None else _scalar(collapse_step - onset)
+        out[indicator.name] = {
+            "onset_step": onset,
+            "lead_time": lead,
+            "reference": _scalar(ref),
+            "rule": indicator.rule(m),
+        }
+    return out
+
+
+def analyze(
+    curve: pd.DataFrame | str | Path, delta: float = 0.5, m: int = 2, smooth: int | None = None
+) -> dict[str, Any]:
+    """Peak, collapse, persistent-zero step, final accuracy and leading indicators of one curve.
+
+    The result is JSON-serialisable: numbers are Python ints/floats, missing values are None.
+    ``curve`` may also be a path accepted by :func:`load_curve`.
+
+    >>> c = pd.DataFrame({"step": [0, 50, 100, 150, 200], "accuracy": [0.1, 0.5, 0.2, 0.1, 0.0]})
+    >>> r = analyze(c)
+    >>> r["peak_step"], r["peak"], r["collapse_step"], r["zero_step"], r["params"]
+    (50, 0.5, 100, 200, {'delta': 0.5, 'm': 2, 'smooth': None})
+    """
+    if not isinstance(curve, pd.DataFrame):
+        curve = load_curve(curve)
+    _check_params(delta, m, smooth)
+    rows = _eval_rows(curve)
+    peak = find_peak(curve, smooth)
+    collapse = find_collapse(curve, delta, m, smooth)
+    return {
+        "peak_step": peak["step"],
+        "peak": peak["accuracy"],
+        "peak_raw": peak["raw_accuracy"],
+        "peak_ci": peak["ci"],
+        "collapse_step": collapse,
+        "collapse_threshold": _scalar((1 - delta) * peak["accuracy"]),
+        "zero_step": find_zero_step(curve),
+        "final_step": _scalar(rows["step"].iloc[-1]),
+        "final_accuracy": _scalar(rows["accuracy"].iloc[-1]),
+        "n_evals": len(rows),
+        "params": {"delta": delta, "m": m, "smooth": smooth},
+        "indicators": indicator_onsets(curve, peak["step"], collapse, m),
+    }
+
+
+def _check_params(delta: float, m: int, smooth: int | None) -> None:
+    """Reject parameters that make the detectors meaningless."""
+    if not 0 < delta <= 1:
+        raise ValueError(f"delta must be in (0, 1], got {delta!r}")
+    if int(m) != m or m < 1:
+        raise ValueError(f"m must be a positive integer, got {m!r}")
+    if smooth is not None and (int(smooth) != smooth or smooth < 1):
+        raise ValueError(f"smooth must be None or a positive integer, got {smooth!r}")
+
+
+def _scalar(value: Any) -> int | float | None:
+    """A JSON-friendly number: int when integral-typed, float otherwise, None for NaN/None."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    value = float(value)
+    return None if math.isnan(value) else value
+

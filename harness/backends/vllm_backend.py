@@ -1,0 +1,41 @@
+"""vLLM backend (GPU; optional extra ``pip install '.[vllm]'``).
+
+All live episodes' conversations go to ``LLM.chat`` in one call per turn; generation stops at
+``</search>`` / ``</answer>`` (kept in the output). Extra sampling parameters pass through.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.env import Generation
+from harness.episode import Episode
+from harness.backends.hf import STOP_STRINGS
+
+
+class VLLMPolicy:
+    def __init__(self, model: str, temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
+                 gpu_memory_utilization: float = 0.85, max_model_len: int | None = None,
+                 sampling_kwargs: dict[str, Any] | None = None, llm=None):
+        from vllm import LLM, SamplingParams
+
+        self.name = model
+        self.llm = llm or LLM(model=model, seed=seed, gpu_memory_utilization=gpu_memory_utilization,
+                              max_model_len=max_model_len)
+        self._params = dict(temperature=temperature, top_p=top_p, seed=seed, stop=STOP_STRINGS,
+                            include_stop_str_in_output=True, **(sampling_kwargs or {}))
+        self._SamplingParams = SamplingParams
+
+    def generate(self, episodes: list[Episode], max_new_tokens: int) -> list[Generation]:
+        params = self._SamplingParams(max_tokens=max_new_tokens, **self._params)
+        outs = self.llm.chat([e.messages for e in episodes], params, use_tqdm=False)
+        return [Generation(o.outputs[0].text, len(o.outputs[0].token_ids)) for o in outs]
+
+
+def load(model: str, corpus=None, temperature: float = 0.0, seed: int = 0, **kwargs: Any) -> VLLMPolicy:
+    from harness.models import resolve_model_path
+
+    known = {k: kwargs[k] for k in ("top_p", "gpu_memory_utilization", "max_model_len", "sampling_kwargs") if k in kwargs}
+    pol = VLLMPolicy(resolve_model_path(model, corpus), temperature=temperature, seed=seed, **known)
+    pol.name = model
+    return pol

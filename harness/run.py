@@ -1,0 +1,210 @@
+"""``harness run``: evaluate policies on a task with the search protocol, write a run directory.
+
+    setup     resolve config, load data, build the environment(s) and policy
+    run       for each policy and noise level: batched rollouts, rewards, judge; every finished
+              episode is appended to samples.jsonl at once (a killed run keeps them; --resume
+              skips them)
+    evaluate  retry-aware metrics per policy and noise level -> results.json (atomic write)
+    cleanup   HTML report, summary table
+
+Run directory::
+
+    config.json     the resolved RunConfig
+    samples.jsonl   one episode per line (+ "policy" and "noise_level" keys)
+    results.json    schema in harness.runinfo.RESULTS_KEYS
+    report.html     written by harness.report
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.config import NoiseConfig, TaskConfig, load_task, make_noise, parse_weight_overrides
+from harness.data import TaskData, load_task_data
+from harness.episode import Episode
+from harness.errors import ConfigError
+from harness.metrics import compute_metrics
+from harness.rewards import score_episode
+from harness.runinfo import (JsonlAppender, SCHEMA_VERSION, clean_nans, git_hash, machine_info, now,
+                             package_versions, read_jsonl, write_json)
+
+log = logging.getLogger(__name__)
+
+#: What ``harness run`` evaluates when no --model is given (until the micro policy lands).
+DEFAULT_POLICIES = ("closed-book", "one-search", "oracle-retry")
+
+
+class RunConfig(BaseModel):
+    """Every option of ``harness run``; ``None`` means "the task's default"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = "apollo3"
+    model: str | None = Field(None, description="model path/hub id, 'tiny', a scripted policy, or an lm-eval type")
+    backend: str | None = Field(None, description="scripted | hf | vllm | lm-eval; inferred from --model if unset")
+    model_args: str = ""
+    split: str = "test"
+    noise_levels: list[float] | None = None
+    noise_modes: list[str] | None = None
+    retriever: str | None = None
+    k: int | None = Field(None, ge=1)
+    max_turns: int | None = Field(None, ge=1)
+    max_new_tokens: int | None = Field(None, ge=1)
+    limit: int | None = Field(None, ge=1)
+    seed: int = 0
+    temperature: float = Field(0.0, ge=0.0)
+    batch_size: int = Field(64, ge=1)
+    reward_weights: str | None = None
+    output_dir: str | None = None
+    data_dir: str | None = None
+    resume: bool = False
+    report: bool = True
+
+
+def default_output_dir(cfg: RunConfig, label: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_")[-40:]
+    return Path("runs") / f"{cfg.task}-{slug}-{stamp}"
+
+
+def _noise_key(level: float) -> str:
+    return f"noise={level:g}"
+
+
+class EvalRun:
+    """One ``harness run`` invocation, composed of plain steps (see module docstring)."""
+
+    def __init__(self, cfg: RunConfig, progress: Callable[[str, int], Callable[[int], None]] | None = None):
+        self.cfg = cfg
+        self.task: TaskConfig = load_task(cfg.task)
+        self.noise_levels = cfg.noise_levels if cfg.noise_levels is not None else [self.task.noise.level]
+        modes = cfg.noise_modes if cfg.noise_modes is not None else list(self.task.noise.modes)
+        self.noises = [make_noise(lv, modes) for lv in self.noise_levels]  # validates modes/levels
+        self.weights = parse_weight_overrides(cfg.reward_weights, self.task.rewards.weights)
+        if cfg.model is None:
+            self.policies = [("scripted", m) for m in DEFAULT_POLICIES]
+        else:
+            from harness.backends import infer_backend
+
+            self.policies = [(cfg.backend or infer_backend(cfg.model), cfg.model)]
+        label = cfg.model or "reference"
+        self.out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(cfg, label)
+        self.progress = progress
+        self.data: TaskData | None = None
+        self.timing = {"generate_s": 0.0, "env_s": 0.0, "turns": 0}
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        self.data = load_task_data(self.task, self.cfg.data_dir)
+        self.questions = self.data.split(self.cfg.split)[: self.cfg.limit]
+        from harness.retrieval import build_retriever
+
+        r = self.task.retrieval
+        self.retriever = build_retriever(self.cfg.retriever or r.retriever, self.data.corpus, stopwords=r.bm25_stopwords,
+                                         dense_model=r.dense_model, batch_size=r.dense_batch_size)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if not self.cfg.resume and (self.out / "samples.jsonl").exists():
+            raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose --output-dir")
+        write_json(self.out / "config.json", {"run": self.cfg.model_dump(), "task": self.task.model_dump()})
+
+    def _policy(self, backend: str, model: str):
+        from harness.backends import load_policy
+
+        max_turns = self.cfg.max_turns or self.task.protocol.max_turns
+        return load_policy(backend, model, corpus=self.data.corpus, max_turns=max_turns, model_args=self.cfg.model_args,
+                           temperature=self.cfg.temperature, seed=self.cfg.seed, batch_size=self.cfg.batch_size)
+
+    def _env(self, noise: NoiseConfig):
+        from harness.env import Environment
+
+        env = Environment.from_task(self.task, self.data, noise=noise, seed=self.cfg.seed, retriever=self.retriever,
+                                    k=self.cfg.k, max_turns=self.cfg.max_turns)
+        if self.cfg.max_new_tokens:
+            env.max_new_tokens = self.cfg.max_new_tokens
+        return env
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> dict:
+        self.setup()
+        t0 = time.time()
+        started = now()
+        by_q = {q.qid: q for q in self.data.questions}
+        done: dict[tuple[str, float], dict[str, Episode]] = {}
+        for row in read_jsonl(self.out / "samples.jsonl"):
+            key = (row["policy"], float(row["noise_level"]))
+            done.setdefault(key, {})[row["qid"]] = Episode.from_dict(row, by_q[row["qid"]])
+        status = "complete"
+        results: dict[str, dict] = {}
+        try:
+            with JsonlAppender(self.out / "samples.jsonl") as sink:
+                for backend, model in self.policies:
+                    policy = None
+                    results[model] = {}
+                    for noise in self.noises:
+                        have = done.setdefault((model, noise.level), {})
+                        todo = [q for q in self.questions if q.qid not in have]
+                        if todo:
+                            policy = policy or self._policy(backend, model)
+                            self._rollout(policy, model, noise, todo, have, sink)
+                        eps = [have[q.qid] for q in self.questions if q.qid in have]
+                        results[model][_noise_key(noise.level)] = compute_metrics(eps, seed=self.cfg.seed)
+        except KeyboardInterrupt:
+            status = "partial"
+            log.warning("interrupted: finished episodes are in %s; rerun with --resume", self.out / "samples.jsonl")
+        res = self._results(results, started, time.time() - t0, status)
+        write_json(self.out / "results.json", res)
+        if self.cfg.report:
+            self._report()
+        if status == "partial":
+            raise KeyboardInterrupt
+        return res
+
+    def _rollout(self, policy, model: str, noise: NoiseConfig, todo, have: dict, sink: JsonlAppender) -> None:
+        env = self._env(noise)
+        tick = self.progress(f"{model} @ {_noise_key(noise.level)}", len(todo)) if self.progress else None
+        bs = self.cfg.batch_size
+        for i in range(0, len(todo), bs):
+            batch = todo[i : i + bs]
+            for ep in env.rollout(policy, batch, progress=tick):
+                ep.rewards = score_episode(ep, self.weights)
+                have[ep.question.qid] = ep
+                sink.write({**ep.to_dict(), "policy": model, "noise_level": noise.level})
+        for k in ("generate_s", "env_s", "turns"):
+            self.timing[k] += getattr(env.timers, k)
+
+    # ------------------------------------------------------------------ evaluate / cleanup
+    def _results(self, results: dict, started: str, wall: float, status: str) -> dict:
+        total = self.timing["generate_s"] + self.timing["env_s"]
+        return clean_nans({
+            "schema_version": SCHEMA_VERSION,
+            "kind": "eval",
+            "task": {"name": self.task.name, "version": self.task.version},
+            "model": [{"backend": b, "model": m} for b, m in self.policies],
+            "micro_scale": False,
+            "results": results,
+            "n-samples": {m: {k: v.get("n", 0) for k, v in r.items()} for m, r in results.items()},
+            "config": self.cfg.model_dump(),
+            "reward_weights": self.weights.model_dump(),
+            "seed": self.cfg.seed,
+            "versions": package_versions(),
+            "git_hash": git_hash(),
+            "machine": machine_info(),
+            "timing": {**self.timing, "wall_s": wall, "env_fraction": self.timing["env_s"] / total if total else None},
+            "started_at": started,
+            "finished_at": now(),
+            "status": status,
+        })
+
+    def _report(self) -> None:
+        try:
+            from harness.report import write_report
+
+            write_report([self.out], output=self.out / "report.html", title=f"harness run: {self.task.name}")
+        except Exception as e:  # the results are already on disk; a report bug must not lose them
+            log.error("report failed (results are safe in %s): %r", self.out, e)

@@ -1,0 +1,74 @@
+import pytest
+
+from harness.config import RewardWeights
+from harness.rewards import REWARDS, score_episode, trl_reward
+
+from episodes import A, S, episode
+
+R = REWARDS
+
+
+def test_registry_has_the_six():
+    assert set(R) == {"correctness", "format", "retry", "em_chunk", "search_strategy", "search_diversity"}
+
+
+def test_correctness_needs_final_answer_and_judge():
+    assert R["correctness"](episode([S("tank"), A("55:54:53")], correct=True)) == 1.0
+    assert R["correctness"](episode([S("tank"), A("noon")], correct=False)) == 0.0
+    # judged correct but the last turn is not an answer (cannot happen via the env; guard anyway)
+    assert R["correctness"](episode([S("tank")], correct=True)) == 0.0
+
+
+def test_format():
+    assert R["format"](episode([S("a"), A("x")])) == 1.0
+    assert R["format"](episode([("<search>a</search>", False), A("x")])) == 0.5   # 1 of 2 turns valid
+    assert R["format"](episode([S("a"), "<think>hmm</think>"])) == 0.25           # no action + no answer
+    assert R["format"](episode([])) == 0.0
+
+
+def test_retry_rezero_rule():
+    assert R["retry"](episode([S("a"), A("x")])) == 0.0                       # one search: no retry
+    assert R["retry"](episode([S("a"), S("b"), A("x")])) == pytest.approx(0.2 + 0.15 * 2)
+    assert R["retry"](episode([S("a")] * 9 + [A("x")])) == pytest.approx(0.2 + 0.15 * 5)  # capped at 5
+    assert R["retry"](episode([S("a"), S("b")], end="max_turns")) == 0.0    # no final answer: nothing
+    double = ("<think>t</think><search>a</search><search>b</search>", False)
+    assert R["retry"](episode([double, S("c"), A("x")])) == pytest.approx((0.2 + 0.15 * 2) / 2)
+
+
+def test_em_chunk():
+    assert R["em_chunk"](episode([S("a"), S("b", gold=True), A("x")])) == 1.0
+    assert R["em_chunk"](episode([S("a"), A("x")])) == 0.0
+
+
+def test_search_strategy():
+    assert R["search_strategy"](episode([A("x")])) == 0.0
+    full = episode([S("tank pressure"), S("oxygen tank drop", think="tank results were wrong"), A("x")])
+    assert R["search_strategy"](full) == pytest.approx(1.0)
+    no_answer = episode([S("tank pressure"), S("tank pressure")], end="max_turns")
+    assert R["search_strategy"](no_answer) == pytest.approx(0.2)
+
+
+def test_search_diversity():
+    assert R["search_diversity"](episode([A("x")])) == 0.0
+    assert R["search_diversity"](episode([S("a b"), A("x")])) == 1.0
+    assert R["search_diversity"](episode([S("a b"), S("a b"), A("x")])) == 0.0
+    assert R["search_diversity"](episode([S("a b"), S("c d"), A("x")])) == 1.0
+
+
+def test_score_episode_total_and_malformed():
+    w = RewardWeights(correctness=4, format=2, retry=1, em_chunk=1, search_strategy=1, search_diversity=1)
+    ep = episode(["<think>x</think><search>unclosed"], correct=False)
+    s = score_episode(ep, w)
+    assert s["correctness"] == 0.0 and s["retry"] == 0.0 and s["format"] == 0.0
+    assert set(s) == set(REWARDS) | {"total"}
+    good = score_episode(episode([S("a"), S("b", gold=True), A("x")], correct=True), w)
+    assert good["total"] == pytest.approx(sum(w.model_dump()[k] * good[k] for k in REWARDS))
+
+
+def test_trl_signature():
+    eps = [episode([S("a"), A("x")], correct=True), episode([A("y")], correct=False)]
+    f = trl_reward("correctness")
+    assert f.__name__ == "correctness"
+    assert f(prompts=["p", "p"], completions=["c", "c"], episode=eps) == [1.0, 0.0]
+    with pytest.raises(ValueError, match="episode"):
+        f(prompts=["p"], completions=["c"])

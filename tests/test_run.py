@@ -1,0 +1,96 @@
+"""End to end: `harness run` through the CLI on the real data (reference policies and the tiny model)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.runinfo import RESULTS_KEYS, read_jsonl
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    res = runner.invoke(app, list(args), catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return res
+
+
+@pytest.fixture(scope="module")
+def reference_run(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref")
+    invoke("run", "--task", "apollo3", "--noise", "0,0.5", "-o", str(out), "--no-report")
+    return out
+
+
+def test_reference_policies_differ_as_they_must(reference_run):
+    res = json.loads((reference_run / "results.json").read_text())
+    assert set(RESULTS_KEYS) <= set(res)
+    r = res["results"]
+    assert set(r) == {"closed-book", "one-search", "oracle-retry"}
+    one, orc = r["one-search"]["noise=0.5"], r["oracle-retry"]["noise=0.5"]
+    assert all(m["n"] == 32 for p in r.values() for m in p.values())
+    assert orc["persistence"] > one["persistence"] == 0.0
+    assert orc["recovery"] > one["recovery"]
+    assert orc["any_search_gold"] > one["any_search_gold"]
+    assert r["closed-book"]["noise=0"]["accuracy"] == 0.0
+    # with no noise the oracle's first search is one-search's search
+    assert r["oracle-retry"]["noise=0"]["first_search_gold"] == r["one-search"]["noise=0"]["first_search_gold"]
+    assert r["one-search"]["noise=0.5"]["accuracy"] < r["one-search"]["noise=0"]["accuracy"]
+    assert len(read_jsonl(reference_run / "samples.jsonl")) == 3 * 2 * 32
+    assert res["git_hash"] is None or len(res["git_hash"]) >= 40
+    assert res["versions"]["python"]
+
+
+def test_same_seed_same_metrics(reference_run, tmp_path):
+    invoke("run", "--noise", "0,0.5", "-o", str(tmp_path / "again"), "--no-report")
+    a = json.loads((reference_run / "results.json").read_text())["results"]
+    b = json.loads((tmp_path / "again" / "results.json").read_text())["results"]
+    assert a == b
+
+
+def test_resume_after_kill_gives_identical_results(data, tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    args = ["run", "--model", "oracle-retry", "--noise", "0.5", "--noise-mode", "drop_gold,random", "--no-report"]
+    invoke(*args, "-o", str(full))
+    invoke(*args, "-o", str(part))
+    lines = (part / "samples.jsonl").read_text().splitlines()
+    (part / "samples.jsonl").write_text("\n".join(lines[:10]) + "\n" + lines[10][:50])   # killed mid-write
+    (part / "results.json").unlink()
+    bad = runner.invoke(app, [*args, "-o", str(part)])
+    assert bad.exit_code != 0 and "--resume" in str(bad.exception or bad.output)
+    invoke(*args, "-o", str(part), "--resume")
+    a = json.loads((full / "results.json").read_text())["results"]
+    b = json.loads((part / "results.json").read_text())["results"]
+    assert a == b
+
+
+def test_tiny_model_end_to_end(data, tmp_path):
+    out = tmp_path / "tiny"
+    invoke("run", "--model", "tiny", "--limit", "4", "--max-new-tokens", "24", "--max-turns", "3", "-o", str(out))
+    res = json.loads((out / "results.json").read_text())
+    assert res["model"] == [{"backend": "hf", "model": "tiny"}]
+    m = res["results"]["tiny"]["noise=0"]
+    assert m["n"] == 4 and 0.0 <= m["accuracy"] <= 1.0
+    rows = read_jsonl(out / "samples.jsonl")
+    assert all(r["turns"] and r["end_reason"] in ("answer", "no_action", "max_turns", "token_budget") for r in rows)
+    assert all(0 < t["n_tokens"] <= 24 for r in rows for t in r["turns"])
+    assert (out / "report.html").is_file()
+
+
+def test_help_imports_nothing_heavy():
+    code = ("import sys; from typer.testing import CliRunner; from harness.cli import app; "
+            "r = CliRunner().invoke(app, ['run', '--help']); assert r.exit_code == 0, r.output; "
+            "heavy = [m for m in ('torch', 'transformers', 'trl', 'vllm', 'faiss', 'bm25s') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bad_options_give_clear_errors(data, tmp_path):
+    res = runner.invoke(app, ["run", "--model", "one-search", "--noise-mode", "blur", "-o", str(tmp_path / "x")])
+    assert res.exit_code != 0 and "blur" in str(res.exception)
+    res = runner.invoke(app, ["run", "--backend", "nope", "--model", "x", "-o", str(tmp_path / "y")])
+    assert res.exit_code != 0 and "scripted, hf, vllm, lm-eval" in str(res.exception)
