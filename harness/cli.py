@@ -77,6 +77,9 @@ def run(
     temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy."),
     batch_size: int = typer.Option(64, "--batch-size", help="Episodes rolled out together."),
     reward_weights: Optional[str] = typer.Option(None, "--reward-weights", help="Overrides, e.g. 'retry=0,format=1'."),
+    llm_judge: Optional[str] = typer.Option(None, "--llm-judge", help="Also grade answers with this model "
+                                            "(Yes/No prompt); verdicts and agreement are stored."),
+    llm_judge_backend: Optional[str] = typer.Option(None, "--llm-judge-backend"),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o"),
     data_dir: Optional[Path] = DataDirOpt,
     resume: bool = typer.Option(False, "--resume", help="Continue a run directory, skipping finished episodes."),
@@ -89,7 +92,7 @@ def run(
                     noise_levels=_floats(noise), noise_modes=noise_mode.split(",") if noise_mode else None,
                     retriever=retriever, k=k, max_turns=max_turns, max_new_tokens=max_new_tokens, limit=limit,
                     seed=seed, temperature=temperature, batch_size=batch_size, reward_weights=reward_weights,
-                    output_dir=str(output_dir) if output_dir else None, data_dir=str(data_dir) if data_dir else None,
+                    llm_judge=llm_judge, llm_judge_backend=llm_judge_backend, output_dir=str(output_dir) if output_dir else None, data_dir=str(data_dir) if data_dir else None,
                     resume=resume, report=report)
     r = EvalRun(cfg, progress=_progress_factory())
     if model is None:
@@ -270,6 +273,23 @@ def bench_env(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
     from harness.bench import bench_env as b
 
     typer.echo(json.dumps(b(task, data_dir, model=model or None, limit=limit), indent=2))
+
+
+def _register_optional_commands() -> None:
+    """Commands that live in their own modules (light imports only at module level)."""
+    import importlib
+
+    for module, name in (("harness.train_cmd", "train"), ("harness.lmeval_cmd", "lmeval")):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            continue
+        app.command(name)(getattr(mod, name))
+
+
+_register_optional_commands()
 
 
 def main() -> None:

@@ -203,6 +203,7 @@ _UNIT_ALIASES: tuple[tuple[str, str], ...] = (
     (r"minutes?|mins?\.?", "min"),
     (r"hours?|hrs?\.?|h", "hr"),
     (r"days?", "day"),
+    (r"weeks?", "week"),
     (r"volts?", "volt"),
     (r"watts?", "watt"),
     (r"kilohertz|khz", "khz"),
@@ -229,9 +230,9 @@ _UNIT_WORDS = frozenset(
     "ampere amperes amp amps hour hours hr hrs h degree degrees deg f c fahrenheit feet foot ft inch "
     "inches in nautical mile miles mi n nmi kilometer kilometers km cm meter meters m pound pounds lb "
     "lbs ounce ounces oz psi psia psig percent cent pct second seconds sec secs s minute minutes min "
-    "mins day days volt volts watt watts khz hz db g mg l scc ppm cycle cycles beat beats per".split()
+    "mins day days week weeks volt volts watt watts khz hz db g mg l scc ppm cycle cycles beat beats per".split()
 )
-_TIME_SECONDS = {"s": 1.0, "min": 60.0, "hr": 3600.0, "day": 86400.0, "clock": 1.0}
+_TIME_SECONDS = {"s": 1.0, "min": 60.0, "hr": 3600.0, "day": 86400.0, "week": 604800.0, "clock": 1.0}
 _JOIN_RE = re.compile(r"\s*(?:and\s+)?")
 
 
@@ -243,12 +244,14 @@ class Quantity:
     (``0.01`` for ``415.79``, ``60`` for the clock time ``57:57``).  ``unit`` is a canonical spelling
     (``ft``, ``psi``, ``deg``, ``hr``, ``ft/s``, ...), ``"clock"`` for h:m[:s] times, ``"month"`` for
     month names (value 1-12) or ``"id"`` for dotted identifiers such as section ``14.1.8`` (then
-    ``text`` holds it).  ``either_sign`` marks ``±``; ``tolerance`` marks the ``20`` in ``1900 ± 20``.
+    ``text`` holds it).  ``signed`` marks an explicit sign (``-``, ``+``, ``minus``, ``plus``),
+    ``either_sign`` marks ``±``; ``tolerance`` marks the ``20`` in ``1900 ± 20``.
     """
 
     value: float
     unit: str | None = None
     step: float = 1.0
+    signed: bool = False
     either_sign: bool = False
     hemisphere: str | None = None
     tolerance: bool = False
@@ -340,7 +343,7 @@ def _extract_cached(raw: str) -> tuple[Quantity, ...]:
         # "1900 ± 20": a ± right after another quantity states a tolerance, not a key number
         tolerance = either and bool(found) and m.start() - max(e for _, e, _ in found) <= 2
         step = 10.0 ** -(len(frac) - 1) if frac else 1.0
-        add(m.start(), m.end(), Quantity(value, None, step, either, tolerance=tolerance))
+        add(m.start(), m.end(), Quantity(value, None, step, bool(sign) and not either, either, tolerance=tolerance))
     for m in _WORD_NUM_RE.finditer(text):
         if not free(m.start(), m.end()):
             continue
@@ -393,7 +396,8 @@ def _quantity_matches(gold: Quantity, pred: Quantity) -> bool:
         return gold.unit == pred.unit and gold.value == pred.value and gold.text == pred.text
     if gold.hemisphere and pred.hemisphere and gold.hemisphere != pred.hemisphere:
         return False
-    if not (gold.either_sign or pred.either_sign) and (gold.value < 0) != (pred.value < 0):
+    # a sign stated by the gold binds ("-0.6" is not "0.6"); an unsigned gold states a magnitude
+    if gold.signed and not pred.either_sign and (gold.value < 0) != (pred.value < 0):
         return False
     gv, pv, gstep, pstep = abs(gold.value), abs(pred.value), gold.step, pred.step
     clock = gold.unit == "clock" or pred.unit == "clock"
@@ -433,7 +437,9 @@ def number_match(prediction: str | None, gold: str, factor: float = 3.0, slack: 
     """Number-aware match; ``None`` when the gold states no quantity.
 
     Every key quantity of the gold (tolerances such as ``± 20`` are not key) must appear in the
-    prediction with an equal value, the same sign and, when both state one, a compatible unit
+    prediction with an equal value, the gold's sign when it states one (an unsigned gold gives a
+    magnitude: ``minus 3000 volts/meter`` matches ``3000 volts/meter``), and, when both state one,
+    a compatible unit
     (time units convert: ``2 hours`` equals ``120 minutes`` and ``58:00:00``).  A prediction more
     precise than the gold matches when it rounds (decimals) or truncates (clock times) to the gold.
     Guards: the prediction may hold at most ``max(factor*k, k+4)`` quantities (``k`` the gold's)

@@ -13,17 +13,20 @@
 4. Without a typed candidate the reader falls back to a short window of the best sentence around
    the words that the question does not already contain.
 
-All regular expressions are compiled at import; a call costs tens of microseconds per sentence.
+Deterministic; regular expressions are compiled at import and per-passage work (sentence split,
+stemming) is cached, so a call on three ~115-word chunks costs about 0.3 ms of CPU.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from bisect import bisect_right
 import unicodedata
+from bisect import bisect_right
 from dataclasses import dataclass
+from functools import lru_cache
 
+# the reader shares the judge's unit vocabulary and OCR repair so that its spans parse the same way
 from harness.judge import _OCR_RE, _OCR_TABLE, _UNIT_ALIASES, _UNIT_ATOM_RE, extract_quantities, normalize_answer
 
 __all__ = ["QUESTION_TYPES", "extract_answer", "question_type"]
@@ -44,7 +47,7 @@ _MEASURE_NOUNS = (
     "pressure temperature altitude distance velocity speed rate percentage percent duration weight mass "
     "current voltage frequency angle azimuth latitude longitude energy consumption amount number value "
     "magnitude difference increase decrease range deviation bias drift error inertia thrust quantity "
-    "capacity level limit count change period interval length height depth size load"
+    "capacity level limit count change period interval length height depth size load content"
 ).split()
 # nouns hinting at the unit of the answer
 _NOUN_UNITS: dict[str, tuple[str, ...]] = {
@@ -68,16 +71,18 @@ _DURATION_Q_RE = re.compile(r"how long|duration|how many (?:hours|minutes|second
 
 _TYPE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("yesno", re.compile(r"^(?:did|does|do|is|was|were|are|can|could|has|have|had|will|would)\b", re.I)),
-    ("time", re.compile(r"\b(?:when|(?:at|by) what time|what time|which time|(?:on )?what date|which date|"
-                        r"what year|which year|what month|which month|what day|"
+    ("time", re.compile(r"^(?:when\b|(?:at|by|on|in) what (?:time|date|year|month|day)\b)|"
+                        r"\b(?:what time|which time|what date|which date|what year|which year|"
+                        r"what month|which month|"
                         r"(?:what|which) (?:was|is|were|are) the (?:[\w-]+ ){0,2}?(?:time|date|year|month)s?"
                         r"(?! (?:period|range|interval))\b)", re.I)),
-    ("number", re.compile(r"\b(?:how (?:many|much|long|far|fast|high|large|big|often)|"
+    ("number", re.compile(r"\b(?:how (?:many|much|long|far|fast|high|large|big|often)|what percent|"
                           r"(?:what|which) (?:was|is|were|are) the (?:[\w-]+ ){0,3}?(?:"
                           + "|".join(_MEASURE_NOUNS) + r")s?\b)", re.I)),
     ("person", re.compile(r"\b(?:who|whom|whose)\b|\bname of the (?:[\w-]+ ){0,2}?(?:pilot|commander|"
                           r"manager|director|astronaut|crewman|person)\b", re.I)),
-    ("location", re.compile(r"\b(?:where|what location|which location|what place|what was the location|"
+    ("location", re.compile(r"\b(?:where|what location|which location|what place|"
+                            r"(?:what|which) (?:is|was) the location|"
                             r"which station|which site|at which|in which (?:area|region|ocean|city|state))\b",
                             re.I)),
 )
@@ -94,14 +99,17 @@ _MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|
           r"Sept?(?:ember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
 _DATE_RE = re.compile(r"\b" + _MONTH + r"\.?\s?\d{1,2}(?:,\s?(?:19|20)\d{2})?(?!\d)|\b" + _MONTH
                       + r"\.?,?\s(?:19|20)\d{2}\b|\b(?:19|20)\d{2}\b")
+_WORD_NUMBER = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
+                r"fifteen|twenty|thirty|forty|fifty|hundred)")
 _NUMBER_RE = re.compile(
-    r"(?<![\w/.])(?<![A-Za-z]-)(?:(?:minus|plus)\s|[-+\u2212\u00b1])?(?:\d{1,3}(?:,\d{3})+"
-    r"|\d{1,3}(?: \d{3})+(?![\d.])|\d+)(?:\.\d+)?(?![A-Za-z]{2}|[\d-]*[A-Za-z]-)"
-    r"|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
-    r"fifteen|twenty|thirty|forty|fifty|hundred)\b", re.I)
+    r"(?<![\w/.])(?<![A-Za-z]-)(?:(?:plus (?:and|or) minus|minus|plus)\s|[-+\u2212\u00b1])?"
+    r"(?:\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+(?![\d.])|\d+)(?:\.\d+|[- ]\d/\d{1,2}(?!\d))?"
+    r"(?![A-Za-z]{2}|[\d-]*[A-Za-z]-)"
+    r"|\b" + _WORD_NUMBER + r"(?:\s+and\s+(?:one|a)[- ]half)?\b", re.I)
 _UNIT_LEAD_RE = re.compile(r"[ \t]?-?[ \t]?")
 _UNIT_PER_RE = re.compile(r"\s*(?:/|per\s+)\s*")
-_RANGE_TAIL_RE = re.compile(r"\s(?:to|or|and)\s")
+_RANGE_TAIL_RE = re.compile(r"\s?(?:\s(?:to|or|and)\s|\u00b1|\+/-)\s?")
+_DURATION_TAIL_RE = re.compile(r"\s+(?:and\s+)?(?=\d)")
 _CAP = r"(?:[A-Z][a-zA-Z]+\.?|[A-Z]\.)"
 _NAME_RE = re.compile(
     r"\b[A-Z][a-z]+(?:\s+(?:[A-Z]\.\s?)+|\s+[A-Z][a-z]+\s+)[A-Z][a-zA-Z]+(?:,?\s+(?:Jr|Sr)\.?)?"
@@ -120,20 +128,25 @@ _INSTITUTION_WORDS = frozenset(
 _SUBJECT_Q_RE = re.compile(
     r"^(?:what|which)(?: (?:type|kind|sort) of [\w-]+)? (?:(?:was|were|is|are|will be|has been|had been)"
     r"(?: \w+ly)? (?:\w+ed|\w+en|found|made|built|held|kept|left|lost|sent|set|shown|used)\b|"
-    r"(?:\w+ed|caused|happened|triggered|made|led|took|gave|kept|left)\b)", re.I)
+    r"(?!happened\b)(?:\w+ed|caused|triggered|made|led|took|gave|kept|left)\b)", re.I)
+# the window after the question's words wins unless the one before has this many more new words
 _AFTER_BIAS = 1
+_TYPE_OF_RE = re.compile(r"^(?:what|which) (?:type|kind|sort) of ([\w-]+)", re.I)
+_CODE_RE = re.compile(r"[A-Z]{1,4}(?:-?\d+[A-Z]?)?")
+_DOC_REF_RE = re.compile(r"\b(?:appendix|section|figure|table|reference|chapter)\s+[A-Z0-9][\w.\-]*",
+                         re.I)
+_DOC_Q_RE = re.compile(r"\b(?:found|shown|located|discussed|discussion|presented|described|listed)\b", re.I)
 _NEGATION_RE = re.compile(r"\b(?:no|not|none|never|neither|nor|without|cannot|n't)\b", re.I)
-_LEADING_JUNK_RE = re.compile(r"^[\s,;:.\-)(]+|[\s,;:(\-]+$")
+_EDGE_JUNK_RE = re.compile(r"^[\s,;:.\-)(]+|[\s,;:(\-]+$")
 
 
 @dataclass(frozen=True)
 class _Sentence:
     text: str
-    words: tuple[str, ...]  # stemmed words in order
     score: float
-    positions: tuple[int, ...]  # indices of words matching the question
 
 
+@lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     for suffix in ("ations", "ation", "ings", "ing", "ies", "ied", "ed", "es", "s"):
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
@@ -168,22 +181,29 @@ def question_type(question: str) -> str:
     return "other"
 
 
-def _split_sentences(passages: list[str]) -> list[str]:
-    out: list[str] = []
+@lru_cache(maxsize=4096)
+def _prepared(passage: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Sentences of one passage with their content stems (cached: retrieval repeats chunks)."""
+    # NFKC, then the judge's length-preserving OCR repair of digits ("l2" -> "12")
+    text = _OCR_RE.sub(lambda m: m.group(0).translate(_OCR_TABLE), unicodedata.normalize("NFKC", passage))
+    sentences = (s.strip() for s in _SENT_SPLIT_RE.split(text) if s and s.strip())
+    return tuple((s, tuple(_content_stems(s))) for s in sentences)
+
+
+def _split_sentences(passages: list[str]) -> list[tuple[str, tuple[str, ...]]]:
+    out: list[tuple[str, tuple[str, ...]]] = []
     for passage in passages:
-        if not isinstance(passage, str) or not passage.strip():
-            continue
-        # NFKC, then the judge's length-preserving OCR repair of digits ("l2" -> "12")
-        text = _OCR_RE.sub(lambda m: m.group(0).translate(_OCR_TABLE), unicodedata.normalize("NFKC", passage))
-        out.extend(s.strip() for s in _SENT_SPLIT_RE.split(text) if s and s.strip())
+        if isinstance(passage, str) and passage.strip():
+            out.extend(_prepared(passage))
     return out
 
 
-def _rank_sentences(question: str, sentences: list[str]) -> list[_Sentence]:
+def _rank_sentences(question: str, prepared: list[tuple[str, tuple[str, ...]]]) -> list[_Sentence]:
     q_stems = _content_stems(question)
     q_set = set(q_stems)
     q_bigrams = set(zip(q_stems, q_stems[1:]))
-    words_per_sentence = [_content_stems(s) for s in sentences]
+    sentences = [text for text, _ in prepared]
+    words_per_sentence = [words for _, words in prepared]
     n = len(sentences)
     df: dict[str, int] = {}
     for words in words_per_sentence:
@@ -196,8 +216,7 @@ def _rank_sentences(question: str, sentences: list[str]) -> list[_Sentence]:
         score = sum(idf[w] for w in matched)
         score += 0.5 * sum(1 for bg in zip(words, words[1:]) if bg in q_bigrams)
         score /= 1.0 + 0.02 * max(0, len(words) - 25)  # mild penalty for run-on table rows
-        positions = tuple(i for i, w in enumerate(words) if w in q_set)
-        ranked.append(_Sentence(text, tuple(words), score, positions))
+        ranked.append(_Sentence(text, score))
     ranked.sort(key=lambda s: -s.score)  # stable: ties keep passage order
     return ranked
 
@@ -217,7 +236,8 @@ def _unit_at(text: str, pos: int) -> tuple[str | None, int]:
     return unit, end
 
 
-def _wanted_units(question: str) -> tuple[set[str], bool]:
+@lru_cache(maxsize=4096)
+def _wanted_units(question: str) -> tuple[frozenset[str], bool]:
     """Units that suit the question, and whether it asks for a duration."""
     q = question.lower()
     wanted: set[str] = set()
@@ -230,47 +250,69 @@ def _wanted_units(question: str) -> tuple[set[str], bool]:
     duration = bool(_DURATION_Q_RE.search(q))
     if duration:
         wanted.update(("s", "min", "hr", "day"))
-    return wanted, duration
+    return frozenset(wanted), duration
 
 
 def _number_spans(kind: str, text: str, question: str) -> list[tuple[int, int, float]]:
     wanted, duration = _wanted_units(question)
+    counted = _counted_noun(question)
     spans: list[tuple[int, int, float]] = []
-    taken: list[tuple[int, int]] = []
+    covered = bytearray(len(text) + 1)
 
     def free(a: int, b: int) -> bool:
-        return all(b <= s or a >= e for s, e in taken)
+        return not any(covered[a:b])
+
+    def take(a: int, b: int) -> None:
+        covered[a:b] = b"\x01" * (b - a)
 
     for m in _CLOCK_RE.finditer(text):
         spans.append((m.start(), m.end(), 1.5 if kind == "time" else 0.0))
-        taken.append((m.start(), m.end()))
+        take(m.start(), m.end())
     if kind == "time":
         for m in _DATE_RE.finditer(text):
             if free(m.start(), m.end()):
                 spans.append((m.start(), m.end(), 1.2 if len(m.group(0)) > 4 else 0.6))
-                taken.append((m.start(), m.end()))
+                take(m.start(), m.end())
     for m in _NUMBER_RE.finditer(text):
         if not free(m.start(), m.end()):
             continue
         unit, end = _unit_at(text, m.end())
-        if unit is None:  # "4 or 5 seconds", "20 to 40 kilometers": take the range with its unit
+        if unit is None:  # "4 or 5 seconds", "1900 ± 20 psia": the range takes the unit after it
             tail = _RANGE_TAIL_RE.match(text, m.end())
             nxt = _NUMBER_RE.match(text, tail.end()) if tail else None
             if nxt:
                 unit, end2 = _unit_at(text, nxt.end())
                 end = end2 if unit else end
+        while unit in _TIME_UNITS:  # "9 minutes 57 seconds"
+            tail = _DURATION_TAIL_RE.match(text, end)
+            nxt = _NUMBER_RE.match(text, tail.end()) if tail else None
+            unit2, end2 = _unit_at(text, nxt.end()) if nxt else (None, end)
+            if unit2 not in _TIME_UNITS or unit2 == unit:
+                break
+            unit, end = unit2, end2
         bonus = 0.3 if unit else 0.0
         if unit and wanted and (unit in wanted or unit.split("/")[0] in wanted):
             bonus += 1.5
         elif unit and duration and unit in _TIME_UNITS:
             bonus += 1.0
-        elif wanted and unit:
+        elif (wanted or counted) and unit:
             bonus -= 0.5
+        if counted and counted.match(text, end):
+            bonus += 1.5
         if kind == "time":
             bonus += 0.8 if unit in _TIME_UNITS else -0.8
         spans.append((m.start(), end, bonus))
-        taken.append((m.start(), end))
+        take(m.start(), end)
     return spans
+
+
+@lru_cache(maxsize=4096)
+def _counted_noun(question: str) -> re.Pattern[str] | None:
+    """Matcher for the noun counted by "how many <noun>" when it is not a unit (``samples``)."""
+    m = _HOW_MANY_RE.search(question.lower())
+    if not m or m.group(1) in _UNIT_WORD_TO_UNIT or m.group(1) in _STOPWORDS:
+        return None
+    return re.compile(r"[\s,]+(?:[\w-]+\s+)?" + re.escape(_stem(m.group(1))), re.I)
 
 
 def _candidates(kind: str, text: str, question: str) -> list[tuple[int, int, float]]:
@@ -286,17 +328,47 @@ def _candidates(kind: str, text: str, question: str) -> list[tuple[int, int, flo
         bonus = 1.0 - 0.4 * sum(w in _INSTITUTION_WORDS for w in words)
         if m.start() == 0 and len(words) == 1:
             bonus -= 1.0  # a capitalised first word is usually not a name
+        if kind == "location" and (_CODE_RE.fullmatch(m.group(0)) or _DATE_RE.search(m.group(0))):
+            bonus -= 1.5  # "BP-15", "TEXAS September": codes and dates are not places
         spans.append((m.start(), m.end(), bonus))
     if kind == "location":
-        spans.extend((m.start(), m.end(), 0.2) for m in _PREP_PHRASE_RE.finditer(text))
+        doc_ref = 1.0 if _DOC_Q_RE.search(question) else -0.5
+        spans.extend((m.start(), m.end(), doc_ref) for m in _DOC_REF_RE.finditer(text))
+        for m in _PREP_PHRASE_RE.finditer(text):
+            spans.append((m.start(), m.end(), 0.2 - (1.0 if any(c.isdigit() for c in m.group(0)) else 0.0)))
     return spans
 
 
-def _echoes_question(span: str, question_lower: str, q_stems: set[str], q_quantities: list) -> bool:
+def _type_of_span(question: str, ranked: list[_Sentence]) -> str:
+    """"What type of valve ...?": the modifier in front of the head noun in the best sentence."""
+    m = _TYPE_OF_RE.search(question)
+    if not m or not ranked or ranked[0].score <= 0:
+        return ""
+    head = _stem(m.group(1).lower())
+    q_stems = set(_content_stems(question))
+    for sent in ranked[:2]:
+        toks = _TOKEN_RE.findall(sent.text)
+        for i, tok in enumerate(toks):
+            if i == 0 or _stem(tok.lower().strip(".,;:()")) != head:
+                continue
+            j = i
+            while j > 0 and j > i - 3:
+                prev = toks[j - 1].lower().strip(".,;:()")
+                if not prev or prev in _STOPWORDS or prev[-1:] in ",;:" or toks[j - 1][-1] in ",;:":
+                    break
+                j -= 1
+            mods = [t for t in toks[j:i] if _stem(t.lower().strip(".,;:()")) not in q_stems]
+            if mods and j < i:
+                return _EDGE_JUNK_RE.sub("", " ".join(toks[j : i + 1]))
+    return ""
+
+
+def _echoes_question(span: str, question_lower: str, q_stems: set[str], q_values: set[float]) -> bool:
+    """The span only repeats the question ("after 40 seconds" -> "plus 40 seconds")."""
     if span.strip().lower() in question_lower:
         return True
-    quantities = extract_quantities(span)
-    if quantities and q_quantities and all(q in q_quantities for q in quantities):
+    quantities = [q for q in extract_quantities(span) if q.unit != "id"]
+    if quantities and all(abs(q.value) in q_values for q in quantities):
         return True
     words = [w for w in _content_stems(span) if not w[0].isdigit()]
     return bool(words) and not quantities and all(w in q_stems for w in words)
@@ -305,7 +377,7 @@ def _echoes_question(span: str, question_lower: str, q_stems: set[str], q_quanti
 def _best_typed(kind: str, question: str, ranked: list[_Sentence], top: int = 3) -> str:
     q_lower = " ".join(question.lower().split())
     q_stems = set(_content_stems(question))
-    q_quantities = extract_quantities(question)
+    q_values = {abs(q.value) for q in extract_quantities(question) if q.unit != "id"}
     best, best_score = "", -math.inf
     for rank, sent in enumerate(ranked[:top]):
         if sent.score <= 0 or sent.score < 0.5 * ranked[0].score:
@@ -314,8 +386,8 @@ def _best_typed(kind: str, question: str, ranked: list[_Sentence], top: int = 3)
         hit_tokens = [bisect_right(token_starts, m.start()) for m in _WORD_RE.finditer(sent.text.lower())
                       if _stem(m.group(0)) in q_stems]
         for start, end, bonus in _candidates(kind, sent.text, question):
-            span = _LEADING_JUNK_RE.sub("", sent.text[start:end])
-            if not span or _echoes_question(span, q_lower, q_stems, q_quantities):
+            span = _EDGE_JUNK_RE.sub("", sent.text[start:end])
+            if not span or _echoes_question(span, q_lower, q_stems, q_values):
                 continue
             first, last = bisect_right(token_starts, start), bisect_right(token_starts, end - 1)
             dist = min((max(0, first - h, h - last) for h in hit_tokens), default=10)
@@ -332,54 +404,71 @@ def _window(question: str, sent: _Sentence, width: int) -> str:
     it shares with the question; of the two windows the one holding more new content words wins.
     """
     toks = list(_TOKEN_RE.finditer(sent.text))
-    q_stems = set(_content_stems(question))
-    hit, novel = [], []
+    q_list = _content_stems(question)
+    q_order = {w: i for i, w in reversed(list(enumerate(q_list)))}
+    hit, novel, tok_rank, size = [], [], [], []
     for t in toks:
         stems = _content_stems(t.group(0))
-        hit.append(bool(stems) and all(s in q_stems for s in stems))
-        novel.append(bool(stems) and not any(s in q_stems for s in stems))
-    if len(normalize_answer(sent.text).split()) <= width or not any(hit):
-        return _fit(sent.text, toks, 0, len(toks), width, from_left=True)
-    # densest run of question words: hits separated by at most one non-hit content token
-    best_run, run_start, best_hits, hits, gap = (0, 0), None, 0, 0, 0
+        n_q = sum(s in q_order for s in stems)
+        hit.append(bool(stems) and n_q == len(stems))
+        novel.append(len(stems) - n_q)
+        tok_rank.append(min((q_order.get(w, 99) for w in stems), default=99))
+        size.append(_judged_len(t.group(0)))
+    if sum(size) <= width or not any(hit):
+        return _fit(sent.text, toks, size, 0, len(toks), width, from_left=True)
+    # runs of question words (hits separated by at most one non-hit content token); the best run
+    # has the most hits, plus one for holding the question's earliest content word found here
+    first_word = min(tok_rank)
+    runs: list[tuple[int, int, float]] = []
+    run_start, hits, gap, lead = None, 0, 0, False
     for i, h in enumerate(hit + [False, False]):
         if h:
             run_start = i if run_start is None else run_start
             hits, gap = hits + 1, 0
-            if hits > best_hits:
-                best_run, best_hits = (run_start, i + 1), hits
+            lead = lead or tok_rank[i] == first_word
+            runs.append((run_start, i + 1, hits + (1.0 if lead else 0.0)))
         elif run_start is not None and (i >= len(toks) or novel[i]):
             gap += 1
             if gap > 1:
-                run_start, hits, gap = None, 0, 0
-    c_start, c_end = best_run
-    before = _fit(sent.text, toks, max(0, c_start - 2 * width), c_start, width, from_left=False)
-    after = _fit(sent.text, toks, c_end, len(toks), width, from_left=True)
-    n_before, n_after = _novel_count(before, q_stems), _novel_count(after, q_stems)
+                run_start, hits, gap, lead = None, 0, 0, False
+    c_start, c_end, _ = max(runs, key=lambda r: r[2])
+    lo, hi = _extent(size, c_start, width, from_left=False), _extent(size, c_end, width, from_left=True)
+    n_before, n_after = sum(novel[lo:c_start]), sum(novel[c_end:hi])
     if n_before == 0 and n_after == 0:
-        return _fit(sent.text, toks, c_start, len(toks), width, from_left=True)
-    if _SUBJECT_Q_RE.search(question):  # "What caused X?": the answer is the subject, before X
-        return before if n_before else after
-    return before if n_before > n_after + _AFTER_BIAS else after
+        return _fit(sent.text, toks, size, c_start, len(toks), width, from_left=True)
+    if n_before and (_SUBJECT_Q_RE.search(question) and n_before >= 2 or n_before > n_after + _AFTER_BIAS):
+        return _fit(sent.text, toks, size, lo, c_start, width, from_left=False)
+    return _fit(sent.text, toks, size, c_end, hi, width, from_left=True)
 
 
-def _novel_count(text: str, q_stems: set[str]) -> int:
-    return sum(1 for w in _content_stems(text) if w not in q_stems)
+@lru_cache(maxsize=65536)
+def _judged_len(token: str) -> int:
+    """How many tokens the judge's normaliser makes of one whitespace token."""
+    return len(normalize_answer(token).split())
 
 
-def _fit(text: str, toks: list[re.Match[str]], lo: int, hi: int, width: int, from_left: bool) -> str:
-    """The longest run of tokens in [lo, hi), anchored at lo (or hi), of <= width judged tokens."""
-    if lo >= hi:
+def _extent(size: list[int], anchor: int, width: int, from_left: bool) -> int:
+    """Far end of the longest run of tokens starting (or ending) at ``anchor`` within ``width``."""
+    total, i = 0, anchor
+    if from_left:
+        while i < len(size) and total + size[i] <= width:
+            total, i = total + size[i], i + 1
+    else:
+        while i > 0 and total + size[i - 1] <= width:
+            total, i = total + size[i - 1], i - 1
+    return i
+
+
+def _fit(text: str, toks: list[re.Match[str]], size: list[int], lo: int, hi: int, width: int,
+         from_left: bool) -> str:
+    """Text of the longest token run in [lo, hi), anchored at lo (or hi), of <= width judged tokens."""
+    if from_left:
+        a, b = lo, min(hi, _extent(size, lo, width, from_left=True))
+    else:
+        a, b = max(lo, _extent(size, hi, width, from_left=False)), hi
+    if a >= b:
         return ""
-    best = ""
-    rng = range(lo + 1, hi + 1) if from_left else range(hi - 1, lo - 1, -1)
-    for k in rng:
-        a, b = (lo, k) if from_left else (k, hi)
-        piece = text[toks[a].start() : toks[b - 1].end()]
-        if len(normalize_answer(piece).split()) > width:
-            break
-        best = piece
-    return _LEADING_JUNK_RE.sub("", best)
+    return _EDGE_JUNK_RE.sub("", text[toks[a].start() : toks[b - 1].end()])
 
 
 def extract_answer(question: str, passages: list[str], width: int = 10) -> str:
@@ -407,8 +496,7 @@ def extract_answer(question: str, passages: list[str], width: int = 10) -> str:
     kind = question_type(question)
     if kind == "yesno":
         return "No" if _NEGATION_RE.search(ranked[0].text) else "Yes"
-    if kind != "other":
-        typed = _best_typed(kind, question, ranked)
-        if typed:
-            return typed
+    typed = _best_typed(kind, question, ranked) if kind != "other" else _type_of_span(question, ranked)
+    if typed:
+        return typed
     return _window(question, ranked[0], width)

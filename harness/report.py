@@ -264,9 +264,9 @@ def _fmt(value: Any) -> str:
     return str(value) if isinstance(value, int) else f"{value:.4g}"
 
 
-def _table(frame: pd.DataFrame) -> str:
+def _table(frame: pd.DataFrame, index: bool = True) -> str:
     """Escaped HTML for a table of already formatted cells."""
-    return frame.to_html(classes="data", border=0, escape=True, na_rep="—")
+    return frame.to_html(classes="data", border=0, escape=True, na_rep="—", index=index)
 
 
 def summary_table(runs: list[Run]) -> pd.DataFrame:
@@ -283,7 +283,7 @@ def summary_table(runs: list[Run]) -> pd.DataFrame:
             "collapse step": _fmt(a.get("collapse_step")), "zero step": _fmt(a.get("zero_step")),
             "final step": _fmt(a.get("final_step")), "final accuracy": _fmt(a.get("final_accuracy")),
         })
-    return pd.DataFrame(rows).set_index("run")
+    return pd.DataFrame(rows).set_index("run", drop=False)
 
 
 def indicator_table(runs: list[Run]) -> pd.DataFrame:
@@ -293,7 +293,8 @@ def indicator_table(runs: list[Run]) -> pd.DataFrame:
         for name, ind in ((run.analysis or {}).get("indicators") or {}).items():
             cells.setdefault(run.name, {})[name] = (
                 f"onset {_fmt(ind['onset_step'])}, lead {_fmt(ind['lead_time'])}")
-    return pd.DataFrame.from_dict(cells, orient="index").fillna("—")
+    table = pd.DataFrame.from_dict(cells, orient="index").fillna("—")
+    return table.rename_axis("run").reset_index() if not table.empty else table
 
 
 def numeric_leaves(obj: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
@@ -321,13 +322,14 @@ def metrics_table(runs: list[Run]) -> pd.DataFrame:
 # ---------------------------------------------------------------- episodes
 
 
-def episode_html(episode: dict[str, Any]) -> str:
+def episode_html(episode: dict[str, Any], open_: bool = False) -> str:
     """One collapsible episode: header line, question/gold/answer/rewards, then the messages."""
     e = html.escape
     correct = episode.get("correct")
     mark = {True: '<span class="ok">✓</span>', False: '<span class="bad">✗</span>'}.get(correct, "?")
     head = " · ".join(e(str(episode.get(k, "—"))) for k in ("qid", "end_reason"))
-    head += f" · searches {e(str(episode.get('n_searches', '—')))} · answer: {e(str(episode.get('answer')))}"
+    answer = episode.get("answer")
+    head += f" · searches {e(str(episode.get('n_searches', '—')))} · answer: {e('—' if answer is None else str(answer))}"
     meta = [f"<b>{e(k)}</b>: {highlight_protocol(str(episode[k]))}"
             for k in ("question", "gold_answer") if k in episode]
     for key in ("rewards", "judge"):
@@ -343,7 +345,7 @@ def episode_html(episode: dict[str, Any]) -> str:
             text = text[:MAX_MESSAGE_CHARS] + f"\n… [truncated {len(text) - MAX_MESSAGE_CHARS} chars]"
         messages.append(f'<div class="msg msg-{css}"><div class="role">{e(role)}</div>'
                         f'<pre class="text">{highlight_protocol(text)}</pre></div>')
-    return (f"<details><summary>{mark} {head}</summary><div>{'<br>'.join(meta)}</div>"
+    return (f"<details{' open' if open_ else ''}><summary>{mark} {head}</summary><div>{'<br>'.join(meta)}</div>"
             f"{''.join(messages)}</details>")
 
 
@@ -370,16 +372,17 @@ def render_report_html(run_dirs: list[Path], title: str | None = None,
              + ", ".join(f"<code>{e(str(r.path))}</code>" for r in runs) + "</p>",
              '<nav><a href="#summary">Summary</a><a href="#figures">Figures</a>'
              '<a href="#metrics">Metrics</a><a href="#samples">Episodes</a></nav>',
-             '<h2 id="summary">Peak and collapse</h2>', _table(summary_table(runs)),
+             '<h2 id="summary">Peak and collapse</h2>', _table(summary_table(runs), index=False),
              '<p class="muted">Collapse: first eval after the peak below (1 − δ) × peak for m evals in a '
              "row (or to the end); zero step: first step of zero accuracy to the end. "
              + e(json.dumps(next((r.analysis["params"] for r in runs if r.analysis), {}))) + "</p>"]
     indicators = indicator_table(runs)
     if not indicators.empty:
         rules = {n: i["rule"] for r in runs if r.analysis for n, i in r.analysis["indicators"].items()}
-        parts += ["<h3>Leading indicators (lead = collapse step − onset step)</h3>", _table(indicators),
-                  "<ul class='muted'>" + "".join(f"<li><b>{e(n)}</b>: {e(t)}</li>" for n, t in rules.items())
-                  + "</ul>"]
+        parts += ["<h3>Leading indicators (lead = collapse step − onset step)</h3>",
+                  _table(indicators, index=False),
+                  "<details><summary>Indicator rules</summary><ul class='muted'>"
+                  + "".join(f"<li><b>{e(n)}</b>: {e(t)}</li>" for n, t in rules.items()) + "</ul></details>"]
     parts.append('<h2 id="figures">Figures</h2>')
     parts += [f'<img class="fig" alt="figure" src="{uri}">' for uri in figures if uri] or [
         "<p class='muted'>No curve.csv in these runs.</p>"]
@@ -396,7 +399,7 @@ def render_report_html(run_dirs: list[Path], title: str | None = None,
     for run in runs:
         for label, episodes in run.samples:
             parts.append(f"<h3>{e(run.name)} — {e(label)} ({len(episodes)})</h3>")
-            parts += [episode_html(ep) for ep in episodes]
+            parts += [episode_html(ep, open_=i == 0) for i, ep in enumerate(episodes)]
     csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{csp}">'

@@ -61,6 +61,8 @@ class RunConfig(BaseModel):
     temperature: float = Field(0.0, ge=0.0)
     batch_size: int = Field(64, ge=1)
     reward_weights: str | None = None
+    llm_judge: str | None = Field(None, description="model for the optional Yes/No LLM judge")
+    llm_judge_backend: str | None = None
     output_dir: str | None = None
     data_dir: str | None = None
     resume: bool = False
@@ -120,6 +122,14 @@ class EvalRun:
         return load_policy(backend, model, corpus=self.data.corpus, max_turns=max_turns, model_args=self.cfg.model_args,
                            temperature=self.cfg.temperature, seed=self.cfg.seed, batch_size=self.cfg.batch_size)
 
+    def _judge_policy(self):
+        if getattr(self, "_judge", None) is None:
+            from harness.backends import infer_backend
+
+            name = self.cfg.llm_judge
+            self._judge = self._policy(self.cfg.llm_judge_backend or infer_backend(name), name)
+        return self._judge
+
     def _env(self, noise: NoiseConfig):
         from harness.env import Environment
 
@@ -153,7 +163,12 @@ class EvalRun:
                             policy = policy or self._policy(backend, model)
                             self._rollout(policy, model, noise, todo, have, sink)
                         eps = [have[q.qid] for q in self.questions if q.qid in have]
-                        results[model][_noise_key(noise.level)] = compute_metrics(eps, seed=self.cfg.seed)
+                        metrics = compute_metrics(eps, seed=self.cfg.seed)
+                        if self.cfg.llm_judge:
+                            from harness.llm_judge import agreement_metrics
+
+                            metrics.update(agreement_metrics(eps))
+                        results[model][_noise_key(noise.level)] = metrics
         except KeyboardInterrupt:
             status = "partial"
             log.warning("interrupted: finished episodes are in %s; rerun with --resume", self.out / "samples.jsonl")
@@ -170,8 +185,12 @@ class EvalRun:
         tick = self.progress(f"{model} @ {_noise_key(noise.level)}", len(todo)) if self.progress else None
         bs = self.cfg.batch_size
         for i in range(0, len(todo), bs):
-            batch = todo[i : i + bs]
-            for ep in env.rollout(policy, batch, progress=tick):
+            episodes = env.rollout(policy, todo[i : i + bs], progress=tick)
+            if self.cfg.llm_judge:
+                from harness.llm_judge import llm_judge
+
+                llm_judge(self._judge_policy(), episodes)
+            for ep in episodes:
                 ep.rewards = score_episode(ep, self.weights)
                 have[ep.question.qid] = ep
                 sink.write({**ep.to_dict(), "policy": model, "noise_level": noise.level})

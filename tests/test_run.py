@@ -94,3 +94,14 @@ def test_bad_options_give_clear_errors(data, tmp_path):
     assert res.exit_code != 0 and "blur" in str(res.exception)
     res = runner.invoke(app, ["run", "--backend", "nope", "--model", "x", "-o", str(tmp_path / "y")])
     assert res.exit_code != 0 and "scripted, hf, vllm, lm-eval" in str(res.exception)
+
+
+def test_llm_judge_verdicts_and_agreement_are_stored(data, tmp_path):
+    out = tmp_path / "llmj"
+    invoke("run", "--model", "one-search", "--limit", "3", "--llm-judge", "tiny", "--no-report", "-o", str(out))
+    rows = read_jsonl(out / "samples.jsonl")
+    assert all("llm" in r["judge"] and "raw" in r["judge"]["llm"] for r in rows)
+    m = json.loads((out / "results.json").read_text())["results"]["one-search"]["noise=0"]
+    assert {"llm_accuracy", "judge_agreement", "llm_unparsed"} <= set(m)
+    # a random tiny model rarely writes Yes/No: unparsed replies are counted, never taken as "No"
+    assert m["llm_unparsed"] + (0 if m["judge_agreement"] is None else 1) >= 1
