@@ -255,6 +255,46 @@ def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to r
     typer.echo(f"report written: {path}")
 
 
+# ----------------------------------------------------------------------------- sweep
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for item in pairs:
+        if "=" not in item:
+            _fail(f"--set expects KEY=VALUE (a harness train option), got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip().lstrip("-").replace("-", "_")] = v
+    return out
+
+
+@app.command()
+def sweep(
+    ablation: Path = typer.Argument(..., help="An ablations/*.yaml file."),
+    n_trials: Optional[int] = typer.Option(None, "--n-trials", help="Finished trials wanted (grid: the grid size)."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="SQLAlchemy URL; default sqlite in the study dir. "
+                                          "Use postgresql://... to share one study between machines."),
+    study_name: Optional[str] = typer.Option(None, "--study-name", help="Default: the ablation's name."),
+    workers: int = typer.Option(1, "--workers", help="Worker processes on this machine."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Study directory (default runs/sweeps/NAME)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Override the base config's model."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every"),
+    eval_limit: Optional[int] = typer.Option(None, "--eval-limit"),
+    set_: list[str] = typer.Option([], "--set", help="Any other harness train option: --set num_generations=4."),
+    trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help="Seconds before a trial is failed."),
+    report: bool = typer.Option(True, "--report/--no-report"),
+) -> None:
+    """Run (or resume) an Optuna ablation study whose trials are short harness train runs."""
+    from harness.sweep import run_sweep
+
+    ov = {k: v for k, v in (("model", model), ("max_steps", max_steps), ("eval_every", eval_every),
+                            ("eval_limit", eval_limit)) if v is not None}
+    ov.update(_overrides(set_))
+    summary = run_sweep(str(ablation), n_trials=n_trials, storage=storage, study_name=study_name, workers=workers,
+                        output_dir=str(output_dir) if output_dir else None, overrides=ov,
+                        trial_timeout=trial_timeout, report=report)
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
 # ----------------------------------------------------------------------------- bench
 @bench_app.command("retrieval")
 def bench_retrieval(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,

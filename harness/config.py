@@ -22,6 +22,8 @@ from harness.errors import ConfigError
 
 #: Noise modes understood by :mod:`harness.search`.
 NOISE_MODES = ("drop_gold", "paraphrase", "random", "shuffle")
+#: Reward names (the registry in :mod:`harness.rewards` holds the functions).
+REWARD_NAMES = ("correctness", "format", "retry", "em_chunk", "search_strategy", "search_diversity")
 #: Retrievers understood by :mod:`harness.retrieval`.
 RETRIEVERS = ("bm25", "dense")
 

@@ -4,17 +4,23 @@
 
 1. :func:`question_type` classifies the question (``number``, ``time``, ``person``, ``location``,
    ``yesno`` or ``other``) from its wh-word and head noun.
-2. Passages are split into sentences; each sentence is scored by the IDF-weighted overlap of its
-   (lightly stemmed, stopword-free) words with the question's, plus a bonus for question bigrams.
-3. In the best sentences, candidates of the wanted type are collected (numbers with units, clock
-   times and dates, capitalised name spans, ...), candidates echoing the question are dropped, and
-   each is scored by its sentence's score, its distance to the matched question words and how well
-   its unit fits the question (``pressure`` -> psi, ``how many hours`` -> hours, ...).
-4. Without a typed candidate the reader falls back to a short window of the best sentence around
-   the words that the question does not already contain.
+2. Passages are split into sentences (initials such as ``John L. Swigert`` do not end one, OCR
+   digits such as ``l2`` are repaired); each sentence is scored by the IDF-weighted overlap of its
+   lightly stemmed, stopword-free words with the question's, plus a bonus for question bigrams.
+3. In the best sentences, candidates of the wanted type are collected (numbers with their units,
+   ranges and compound durations, clock times and dates, capitalised name or place spans, document
+   references), candidates that only repeat the question are dropped, and each is scored by its
+   sentence's score, its distance to the matched question words and how well its unit suits the
+   question (``pressure`` -> psi, ``how many hours`` -> hours, ``how many samples`` -> "5 samples").
+4. Otherwise ("what caused ...?", "what type of valve ...?") the reader answers with the modifier of
+   the asked-for head noun, or with a window of at most ``width`` judged tokens just before or just
+   after the sentence's densest run of question words, whichever holds more new words (before, for
+   questions whose "what" is the subject).
 
-Deterministic; regular expressions are compiled at import and per-passage work (sentence split,
-stemming) is cached, so a call on three ~115-word chunks costs about 0.3 ms of CPU.
+On the Apollo data (see tests/test_reader.py) the judge accepts 52% of its answers when given the
+gold chunk alone (the answer string occurs in that chunk for 92% of questions) and 0.3% when given
+a random other chunk.  Deterministic; regular expressions are compiled at import and per-passage
+work (sentence split, stemming) is cached, so a call on three ~115-word chunks costs about 0.3 ms.
 """
 
 from __future__ import annotations
@@ -27,7 +33,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 # the reader shares the judge's unit vocabulary and OCR repair so that its spans parse the same way
-from harness.judge import _OCR_RE, _OCR_TABLE, _UNIT_ALIASES, _UNIT_ATOM_RE, extract_quantities, normalize_answer
+from harness.judge import (
+    _OCR_RE,
+    _OCR_TABLE,
+    _UNIT_ALIASES,
+    _UNIT_ATOM_RE,
+    extract_quantities,
+    normalize_answer,
+)
 
 __all__ = ["QUESTION_TYPES", "extract_answer", "question_type"]
 
@@ -76,7 +89,8 @@ _TYPE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
                         r"what month|which month|"
                         r"(?:what|which) (?:was|is|were|are) the (?:[\w-]+ ){0,2}?(?:time|date|year|month)s?"
                         r"(?! (?:period|range|interval))\b)", re.I)),
-    ("number", re.compile(r"\b(?:how (?:many|much|long|far|fast|high|large|big|often)|what percent|"
+    ("number", re.compile(r"\b(?:how (?:many|much|long|far|fast|high|large|big|often)|"
+                          r"what (?:[\w-]+ )?percent|"
                           r"(?:what|which) (?:was|is|were|are) the (?:[\w-]+ ){0,3}?(?:"
                           + "|".join(_MEASURE_NOUNS) + r")s?\b)", re.I)),
     ("person", re.compile(r"\b(?:who|whom|whose)\b|\bname of the (?:[\w-]+ ){0,2}?(?:pilot|commander|"

@@ -81,8 +81,8 @@ class Run:
 def highlight_protocol(text: str) -> str:
     """HTML-escape ``text``, then wrap protocol tags (think/search/information/answer) in spans.
 
-    >>> highlight_protocol("<search>o2 tank</search><script>x</script>")
-    '<span class="tag-search"><span class="tag">&lt;search&gt;</span>o2 tank<span class="tag">&lt;/search&gt;</span></span>&lt;script&gt;x&lt;/script&gt;'
+    >>> highlight_protocol("<b>x</b><answer>")
+    '&lt;b&gt;x&lt;/b&gt;<span class="tag tag-answer">&lt;answer&gt;</span>'
     """
     return _TAG_RE.sub(_tag_span, html.escape(str(text)))
 
@@ -322,21 +322,25 @@ def metrics_table(runs: list[Run]) -> pd.DataFrame:
 # ---------------------------------------------------------------- episodes
 
 
+_MARKS = {True: '<span class="ok">✓</span>', False: '<span class="bad">✗</span>'}
+
+
 def episode_html(episode: dict[str, Any], open_: bool = False) -> str:
     """One collapsible episode: header line, question/gold/answer/rewards, then the messages."""
     e = html.escape
     correct = episode.get("correct")
-    mark = {True: '<span class="ok">✓</span>', False: '<span class="bad">✗</span>'}.get(correct, "?")
-    head = " · ".join(e(str(episode.get(k, "—"))) for k in ("qid", "end_reason"))
-    answer = episode.get("answer")
-    head += f" · searches {e(str(episode.get('n_searches', '—')))} · answer: {e('—' if answer is None else str(answer))}"
+    mark = _MARKS[correct] if isinstance(correct, bool) else "?"
+    fields = [episode.get(k) for k in ("qid", "end_reason", "n_searches", "answer")]
+    qid, end, searches, answer = (e("—" if v is None else str(v)) for v in fields)
+    head = f"{qid} · {end} · searches {searches} · answer: {answer}"
     meta = [f"<b>{e(k)}</b>: {highlight_protocol(str(episode[k]))}"
             for k in ("question", "gold_answer") if k in episode]
     for key in ("rewards", "judge"):
         if isinstance(episode.get(key), dict):
             meta.append(f"<b>{key}</b>: {e(json.dumps(episode[key], ensure_ascii=False))}")
     messages = []
-    for msg in episode.get("messages") or []:
+    raw = episode.get("messages")
+    for msg in raw if isinstance(raw, list) else [] if raw is None else [raw]:
         msg = msg if isinstance(msg, dict) else {"content": msg}
         role = str(msg.get("role", "?"))
         css = role if role in ("system", "user", "assistant") else "other"
@@ -345,8 +349,8 @@ def episode_html(episode: dict[str, Any], open_: bool = False) -> str:
             text = text[:MAX_MESSAGE_CHARS] + f"\n… [truncated {len(text) - MAX_MESSAGE_CHARS} chars]"
         messages.append(f'<div class="msg msg-{css}"><div class="role">{e(role)}</div>'
                         f'<pre class="text">{highlight_protocol(text)}</pre></div>')
-    return (f"<details{' open' if open_ else ''}><summary>{mark} {head}</summary><div>{'<br>'.join(meta)}</div>"
-            f"{''.join(messages)}</details>")
+    return (f"<details{' open' if open_ else ''}><summary>{mark} {head}</summary>"
+            f"<div>{'<br>'.join(meta)}</div>{''.join(messages)}</details>")
 
 
 # ---------------------------------------------------------------- page

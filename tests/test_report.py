@@ -19,7 +19,8 @@ import harness.report
 from harness.report import highlight_protocol, load_run, render_report_html, summary_table, write_report
 
 XSS = "<script>alert(1)</script>"
-XSS_DOM = "<script>document.body.setAttribute('data-pwned','1')</script><img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">"
+PWN = "document.body.setAttribute('data-pwned','1')"
+XSS_DOM = f"<script>{PWN}</script><img src=x onerror=\"{PWN}\">"
 
 
 def write_curve(run_dir: Path, peak_step: int, zero_step: int, peak: float) -> None:
@@ -155,6 +156,18 @@ def test_curve_only_and_eval_only_dirs(tmp_path: Path):
     assert "data:image/png" not in html_eval and "No curve.csv" in html_eval
     assert "<td>0.3125</td>" in html_eval and "q0050" in html_eval
     assert '<span class="tag-answer">' in html_eval
+
+
+def test_hostile_field_types_are_rendered_as_text():
+    page = harness.report.episode_html({
+        "qid": ["<blink>"], "correct": [1], "messages": "<script>x</script>", "rewards": [1],
+        "answer": {"a": "<iframe>"}, "question": 3,
+    })
+    assert "<script" not in page and "<blink>" not in page and "<iframe>" not in page
+    assert "&lt;blink&gt;" in page and "&lt;iframe&gt;" in page
+    assert "&lt;script&gt;x&lt;/script&gt;" in page and "<summary>? " in page
+    role = harness.report.episode_html({"messages": [{"role": '"><script>', "content": None}]})
+    assert 'class="msg msg-other"' in role and "&quot;&gt;&lt;script&gt;" in role
 
 
 def test_eval_samples_at_peak_and_last_step(tmp_path: Path):

@@ -1,0 +1,12 @@
+"""``harness train``: GRPO over full multi-turn search episodes, evaluated on held-out questions as it goes.
+
+    config.py     TrainConfig (every option) and its validation against the task, before any model loads
+    rollout.py    the TRL ``rollout_func``: episodes from our Environment as prompt/completion token ids,
+                  sampling logprobs and an env_mask that keeps ``<information>`` tokens out of the loss
+    curve.py      curve.csv (one row per step, evaluation columns at eval steps) and fault detection
+    callbacks.py  the TrainerCallback that evaluates, logs, detects faults and stops cleanly
+    runner.py     TrainRun: setup -> train -> results.json -> report
+    bench.py      per-step time, peak RSS and the generation / update / environment split
+
+Nothing here imports torch at package import; the modules that need it import it inside functions.
+"""
