@@ -319,14 +319,19 @@ def _register_optional_commands() -> None:
     """Commands that live in their own modules (light imports only at module level)."""
     import importlib
 
-    for module, name in (("harness.train_cmd", "train"), ("harness.lmeval_cmd", "lmeval")):
+    for module, name in (("harness.train_cmd", "train"), ("harness.lmeval_cmd", "lmeval"),
+                         ("harness.micro_cmd", "micro")):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:
             if e.name != module:
                 raise
             continue
-        app.command(name)(getattr(mod, name))
+        obj = getattr(mod, name)
+        if isinstance(obj, typer.Typer):   # a command group, e.g. `harness micro build`
+            app.add_typer(obj, name=name)
+        else:
+            app.command(name)(obj)
 
 
 _register_optional_commands()
