@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,43 @@ class JudgeConfig(_Strict):
     f1_threshold: float = Field(0.6, ge=0.0, le=1.0)
 
 
+class HooksConfig(_Strict):
+    """Code a task reaches through small named hooks (``module:function``), lm-eval style.
+
+    ``process_data``  called as ``fn(data: TaskData) -> TaskData`` right after the files are parsed
+                      (e.g. to derive the task's own questions and split from the corpus);
+    ``environment``   a subclass of :class:`harness.env.Environment` that
+                      :meth:`~harness.env.Environment.from_task` builds instead of the base class.
+
+    Hooks are imported only when data is loaded or an environment is built, never at config load.
+    """
+
+    process_data: str | None = None
+    environment: str | None = None
+
+    @field_validator("process_data", "environment")
+    @classmethod
+    def _dotted(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", v):
+            raise ValueError(f"hook {v!r} must look like 'package.module:name'")
+        return v
+
+
+def import_hook(spec: str) -> Any:
+    """Import ``package.module:name`` and return the object, raising ConfigError if it is missing.
+
+    >>> import_hook("harness.config:load_task").__name__
+    'load_task'
+    """
+    import importlib
+
+    module, _, name = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"task hook {spec!r} cannot be imported: {e}") from None
+
+
 class Preset(_Strict):
     reward_weights: RewardWeights
     train_noise: NoiseConfig = NoiseConfig()
@@ -152,6 +190,7 @@ class TaskConfig(_Strict):
     rewards: RewardsConfig
     judge: JudgeConfig = JudgeConfig()
     presets: dict[str, Preset] = {}
+    hooks: HooksConfig = HooksConfig()
     #: Where the YAML came from (set by the loader, not by the file).
     source: str | None = None
 

@@ -279,4 +279,9 @@ def load_task_data(task: TaskConfig, data_dir: str | Path | None = None, downloa
             f"the paper split of {qpath} does not reproduce the test lines recorded in {task.source}; "
             f"the questions file or the split settings changed"
         )
-    return TaskData(task=task, root=root, corpus=corpus, questions=questions, test_lines=test_lines)
+    data = TaskData(task=task, root=root, corpus=corpus, questions=questions, test_lines=test_lines)
+    if task.hooks.process_data:
+        from harness.config import import_hook
+
+        data = import_hook(task.hooks.process_data)(data)
+    return data

@@ -71,6 +71,12 @@ class Environment:
         from harness.judge import judge
         from harness.retrieval import build_retriever
 
+        if task.hooks.environment and cls is Environment:
+            from harness.config import import_hook
+
+            sub = import_hook(task.hooks.environment)
+            return sub.from_task(task, data, noise=noise, seed=seed, retriever=retriever,
+                                 retriever_name=retriever_name, k=k, max_turns=max_turns)
         r = task.retrieval
         if retriever is None:
             retriever = build_retriever(retriever_name or r.retriever, data.corpus, stopwords=r.bm25_stopwords,
@@ -98,6 +104,10 @@ class Environment:
         gold = squash(ep.question.gold_paragraph)
         return any(gold in squash(r.text) for r in result.results)
 
+    def format_results(self, ep: Episode, result) -> str:
+        """The body of the ``<information>`` block for one search (a task's environment may override)."""
+        return self.tool.format(result)
+
     # ------------------------------------------------------------------ the loop
     def step(self, episodes: list[Episode], generations: list[Generation]) -> None:
         """Apply one turn of generations to live episodes: parse, search (batched), end or continue."""
@@ -121,7 +131,7 @@ class Environment:
             for (ep, turn), res in zip(pending, results):
                 turn.search = res
                 turn.gold_seen = self._gold_in(ep, res)
-                info = self.task.prompt.information.format(results=self.tool.format(res))
+                info = self.task.prompt.information.format(results=self.format_results(ep, res))
                 ep.messages.append({"role": "user", "content": info})
         for ep in episodes:
             if ep.done:

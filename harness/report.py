@@ -104,7 +104,7 @@ def load_run(path: Path, name: str | None = None, max_samples: int = MAX_SAMPLES
     run = Run(name=name or path.name, path=path)
     if (path / "curve.csv").is_file():
         try:
-            run.curve = _with_reward_std(load_curve(path))
+            run.curve = _numeric_curve(load_curve(path))
             run.analysis = analyze(run.curve)
         except (ValueError, pd.errors.ParserError) as err:
             run.problems.append(f"curve.csv: {err}")
@@ -122,8 +122,10 @@ def load_run(path: Path, name: str | None = None, max_samples: int = MAX_SAMPLES
     return run
 
 
-def _with_reward_std(curve: pd.DataFrame) -> pd.DataFrame:
-    """Add ``reward_std`` as the mean of ``reward_<name>_std`` columns when it is not logged."""
+def _numeric_curve(curve: pd.DataFrame) -> pd.DataFrame:
+    """Coerce every column to numbers (bad cells become NaN) and add ``reward_std`` as the mean of
+    the ``reward_<name>_std`` columns when it is not logged."""
+    curve = curve.apply(pd.to_numeric, errors="coerce")
     parts = [c for c in curve.columns if re.fullmatch(r"reward_.+_std", str(c))]
     if "reward_std" not in curve.columns and parts:
         curve = curve.assign(reward_std=curve[parts].mean(axis=1))
@@ -264,6 +266,21 @@ def _fmt(value: Any) -> str:
     return str(value) if isinstance(value, int) else f"{value:.4g}"
 
 
+def _describe(value: Any) -> str:
+    """A short label for ``task``/``model`` values, which may be strings or dicts.
+
+    >>> _describe({"name": "apollo3", "version": 1}), _describe({"backend": "hf", "model": "m"})
+    ('apollo3 v1', 'm (hf)')
+    """
+    if not isinstance(value, dict):
+        return _fmt(value)
+    main = value.get("name") or value.get("model")
+    if main is None:
+        return json.dumps(value, sort_keys=True, default=str)
+    suffix = f" v{value['version']}" if "version" in value else ""
+    return f"{main}{suffix}" + (f" ({value['backend']})" if "backend" in value else "")
+
+
 def _table(frame: pd.DataFrame, index: bool = True) -> str:
     """Escaped HTML for a table of already formatted cells."""
     return frame.to_html(classes="data", border=0, escape=True, na_rep="—", index=index)
@@ -276,7 +293,8 @@ def summary_table(runs: list[Run]) -> pd.DataFrame:
         a = run.analysis or {}
         ci = a.get("peak_ci")
         rows.append({
-            "run": run.name, "task": _fmt(run.results.get("task")), "model": _fmt(run.results.get("model")),
+            "run": run.name, "task": _describe(run.results.get("task")),
+            "model": _describe(run.results.get("model")),
             "evals": _fmt(a.get("n_evals")), "peak step": _fmt(a.get("peak_step")),
             "peak accuracy": _fmt(a.get("peak")),
             "peak CI": f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "—",
@@ -314,8 +332,9 @@ def numeric_leaves(obj: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
 
 
 def metrics_table(runs: list[Run]) -> pd.DataFrame:
-    """Every numeric leaf of ``results.json`` ``metrics``, one column per run."""
-    columns = {r.name: {k: _fmt(v) for k, v in numeric_leaves(r.results.get("metrics"))} for r in runs}
+    """Every numeric leaf of ``results.json`` ``metrics`` (or lm-eval style ``results``), a column per run."""
+    sources = {r.name: r.results.get("metrics", r.results.get("results")) for r in runs}
+    columns = {name: {k: _fmt(v) for k, v in numeric_leaves(tree)} for name, tree in sources.items()}
     return pd.DataFrame(columns).fillna("—")
 
 
@@ -333,6 +352,8 @@ def episode_html(episode: dict[str, Any], open_: bool = False) -> str:
     fields = [episode.get(k) for k in ("qid", "end_reason", "n_searches", "answer")]
     qid, end, searches, answer = (e("—" if v is None else str(v)) for v in fields)
     head = f"{qid} · {end} · searches {searches} · answer: {answer}"
+    for key in ("policy", "noise_level"):  # written by harness run next to each episode
+        head += f" · {key} {e(str(episode[key]))}" if key in episode else ""
     meta = [f"<b>{e(k)}</b>: {highlight_protocol(str(episode[k]))}"
             for k in ("question", "gold_answer") if k in episode]
     for key in ("rewards", "judge"):
@@ -363,23 +384,29 @@ def render_report_html(run_dirs: list[Path], title: str | None = None,
         raise ValueError("no run directories given")
     runs = [load_run(Path(p), name, max_samples) for p, name in zip(run_dirs, _run_names(run_dirs))]
     title = title or "Run report: " + " vs ".join(r.name for r in runs)
-    colors = _colors(runs)
     e = html.escape
-    rewards = sorted({c for r in runs if r.curve is not None for c in r.curve.columns
-                      if re.fullmatch(r"reward_.+_mean", str(c))})
-    figures = [accuracy_figure(runs, colors),
-               panels_figure(runs, rewards, colors, "Reward components (mean per step)"),
-               panels_figure(runs, list(RETRY_COLUMNS), colors, "Retry-aware metrics"),
-               panels_figure(runs, list(INDICATOR_COLUMNS), colors, "Leading indicators")]
-    parts = [f"<h1>{e(title)}</h1>",
-             f'<p class="muted">Generated {e(datetime.now().isoformat(timespec="seconds"))} from '
-             + ", ".join(f"<code>{e(str(r.path))}</code>" for r in runs) + "</p>",
-             '<nav><a href="#summary">Summary</a><a href="#figures">Figures</a>'
-             '<a href="#metrics">Metrics</a><a href="#samples">Episodes</a></nav>',
-             '<h2 id="summary">Peak and collapse</h2>', _table(summary_table(runs), index=False),
+    header = [f"<h1>{e(title)}</h1>",
+              f'<p class="muted">Generated {e(datetime.now().isoformat(timespec="seconds"))} from '
+              + ", ".join(f"<code>{e(str(r.path))}</code>" for r in runs) + "</p>",
+              '<nav><a href="#summary">Summary</a><a href="#figures">Figures</a>'
+              '<a href="#metrics">Metrics</a><a href="#samples">Episodes</a></nav>']
+    body = header + _summary_section(runs) + _figures_section(runs) + _metrics_section(runs)
+    body += _episodes_section(runs, max_samples)
+    csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+            f"<title>{e(title)}</title><style>{CSS}</style></head><body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def _summary_section(runs: list[Run]) -> list[str]:
+    """Peak/collapse table, the detector parameters, and the leading-indicator table."""
+    e = html.escape
+    params = next((r.analysis["params"] for r in runs if r.analysis), {})
+    parts = ['<h2 id="summary">Peak and collapse</h2>', _table(summary_table(runs), index=False),
              '<p class="muted">Collapse: first eval after the peak below (1 − δ) × peak for m evals in a '
              "row (or to the end); zero step: first step of zero accuracy to the end. "
-             + e(json.dumps(next((r.analysis["params"] for r in runs if r.analysis), {}))) + "</p>"]
+             f"{e(json.dumps(params))}</p>"]
     indicators = indicator_table(runs)
     if not indicators.empty:
         rules = {n: i["rule"] for r in runs if r.analysis for n, i in r.analysis["indicators"].items()}
@@ -387,28 +414,46 @@ def render_report_html(run_dirs: list[Path], title: str | None = None,
                   _table(indicators, index=False),
                   "<details><summary>Indicator rules</summary><ul class='muted'>"
                   + "".join(f"<li><b>{e(n)}</b>: {e(t)}</li>" for n, t in rules.items()) + "</ul></details>"]
-    parts.append('<h2 id="figures">Figures</h2>')
-    parts += [f'<img class="fig" alt="figure" src="{uri}">' for uri in figures if uri] or [
-        "<p class='muted'>No curve.csv in these runs.</p>"]
+    return parts
+
+
+def _figures_section(runs: list[Run]) -> list[str]:
+    """Accuracy, reward components, retry-aware metrics and indicators as embedded PNGs."""
+    colors = _colors(runs)
+    rewards = sorted({c for r in runs if r.curve is not None for c in r.curve.columns
+                      if re.fullmatch(r"reward_.+_mean", str(c))})
+    figures = [accuracy_figure(runs, colors),
+               panels_figure(runs, rewards, colors, "Reward components (mean per step)"),
+               panels_figure(runs, list(RETRY_COLUMNS), colors, "Retry-aware metrics"),
+               panels_figure(runs, list(INDICATOR_COLUMNS), colors, "Leading indicators")]
+    images = [f'<img class="fig" alt="figure" src="{uri}">' for uri in figures if uri]
+    images = images or ["<p class='muted'>No curve.csv in these runs.</p>"]
+    return ['<h2 id="figures">Figures</h2>'] + images
+
+
+def _metrics_section(runs: list[Run]) -> list[str]:
+    """Metrics comparison table, each run's recorded peak and config, and reading problems."""
+    e = html.escape
     metrics = metrics_table(runs)
-    parts.append('<h2 id="metrics">Metrics (results.json)</h2>')
-    parts.append(_table(metrics) if not metrics.empty else "<p class='muted'>No numeric metrics.</p>")
+    parts = ['<h2 id="metrics">Metrics (results.json)</h2>',
+             _table(metrics) if not metrics.empty else "<p class='muted'>No numeric metrics.</p>"]
     for run in runs:
         extra = {k: run.results[k] for k in ("peak", "config") if k in run.results}
         if extra:
             parts.append(f"<details><summary>{e(run.name)}: recorded peak and config</summary>"
                          f"<pre class='text'>{e(json.dumps(extra, indent=2, default=str))}</pre></details>")
         parts += [f"<p class='problem'>{e(run.name)}: {e(p)}</p>" for p in run.problems]
-    parts.append(f'<h2 id="samples">Episodes (first {max_samples} per file)</h2>')
+    return parts
+
+
+def _episodes_section(runs: list[Run], max_samples: int) -> list[str]:
+    """The episode browser: one heading per sample file, the first episode open."""
+    parts = [f'<h2 id="samples">Episodes (first {max_samples} per file)</h2>']
     for run in runs:
         for label, episodes in run.samples:
-            parts.append(f"<h3>{e(run.name)} — {e(label)} ({len(episodes)})</h3>")
+            parts.append(f"<h3>{html.escape(run.name)} — {html.escape(label)} ({len(episodes)})</h3>")
             parts += [episode_html(ep, open_=i == 0) for i, ep in enumerate(episodes)]
-    csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
-            f"<title>{e(title)}</title><style>{CSS}</style></head><body>\n"
-            + "\n".join(parts) + "\n</body></html>\n")
+    return parts
 
 
 def _run_names(run_dirs: list[Path]) -> list[str]:

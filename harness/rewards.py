@@ -2,27 +2,38 @@
 
 Each reward maps an :class:`~harness.episode.Episode` (whose final answer was already judged by
 :func:`harness.judge.judge`, the one scorer shared by evaluation and training) to a float.
-:func:`trl_reward` wraps any of them in TRL's reward-function signature.
+:func:`trl_reward` wraps any of them in TRL's reward-function signature. The formulas follow
+ReZero's code (menloresearch/DeepSearch, ``rewards.py``), read in its own words; where we differ it
+is said below.
 
 =================  =========================================================================
 name               formula
 =================  =========================================================================
 correctness        1 if the episode ended on an answer turn and the judge says correct, else 0
+                   (ReZero asks the policy model itself a Yes/No question; our default judge is
+                   deterministic, the LLM judge is optional: ``harness run --llm-judge``)
 format             mean over assistant turns of "well formed" (``<think>`` first, exactly one
                    closed action, no self-written ``<information>``), times 1 if the episode
-                   ended on an answer else 0.5; 0 for an episode with no turns
-retry              0 unless the episode ended with an answer and searched at least twice; then
-                   ``min(0.2 + 0.15 * n_searches, 0.2 + 0.15 * 5)`` (ReZero's rule: 0.2 base plus
-                   0.15 per search, capped at 5 searches), halved when any assistant turn holds
-                   more than one ``<search>``
-em_chunk           1 if the gold passage (the question's last supporting paragraph) appeared in
-                   any ``<information>`` block, else 0
-search_strategy    0 without searches; else 0.2 for searching before answering + 0.2 if some
-                   ``<think>`` after a search refers back to the results (a query word or a
-                   result word reused) + 0.2 for refining (a later query differs from the first)
-                   + 0.4 for ending on an answer after at least one search
-search_diversity   0 without searches; 1 for a single search; otherwise the mean over query pairs
-                   of ``1 - jaccard(words)``, so repeated queries pull it towards 0
+                   ended on an answer else 0.5; 0 for an episode with no turns (ReZero checks
+                   the last message only, 1/0; we score every turn so a malformed search turn
+                   in the middle costs something)
+retry              ReZero's rule: 0 unless the episode ended with an answer; else
+                   ``min(0.2 + 0.15 * min(n_searches, 5), 1)`` for ``n_searches >= 1`` (one search
+                   0.35, two 0.5, ... five or more 0.95), halved when any assistant turn holds
+                   more than one ``<search>``; 0 without searches
+em_chunk           1 if the gold passage (the question's last supporting paragraph, which lies
+                   inside the gold chunk) appeared verbatim in any ``<information>`` block, else
+                   0; a paraphrased result never counts (ReZero matches the whole chunk text)
+search_strategy    ReZero's rule: 0.2 if some turn thinks and searches; + 0.2 per search turn
+                   that follows results and whose ``<think>`` analyses them (uses one of: based,
+                   according, from, result(s), found, show(s), provided, information), at most
+                   0.4; + 0.4 if the final answer turn's ``<think>`` analyses the results
+search_diversity   0 without searches, 0.2 for one; otherwise, clipped to [0, 1]:
+                   ``min(0.4, 0.2 * unique queries) + 0.4 * (1 - mean pairwise similarity)
+                   - 0.1 * near-duplicate pairs (similarity in [0.8, 1)) - 0.2 * exact
+                   duplicates``, similarity = ``difflib.SequenceMatcher`` ratio of normalised
+                   queries (ReZero also rewards search operators such as ``site:``; our BM25 and
+                   dense retrievers have none, so that term is left out)
 =================  =========================================================================
 
 >>> sorted(REWARDS)
@@ -31,6 +42,7 @@ search_diversity   0 without searches; 1 for a single search; otherwise the mean
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 from typing import Callable
@@ -78,12 +90,12 @@ RETRY_BASE, RETRY_PER_SEARCH, RETRY_MAX_SEARCHES = 0.2, 0.15, 5
 
 @register("retry")
 def retry(ep: Episode) -> float:
-    if ep.answer is None or ep.n_searches < 2:
+    if ep.answer is None or ep.n_searches == 0:
         return 0.0
-    r = RETRY_BASE + RETRY_PER_SEARCH * min(ep.n_searches, RETRY_MAX_SEARCHES)
+    r = min(1.0, RETRY_BASE + RETRY_PER_SEARCH * min(ep.n_searches, RETRY_MAX_SEARCHES))
     if any(t.action.n_search > 1 for t in ep.turns):
         r *= 0.5
-    return r
+    return round(r, 3)
 
 
 @register("em_chunk")
@@ -91,45 +103,50 @@ def em_chunk(ep: Episode) -> float:
     return 1.0 if ep.gold_seen else 0.0
 
 
+_ANALYSIS = frozenset("based according from result results found show shows provided information".split())
+
+
+def _analyses(turn_text: str) -> bool:
+    return bool(_words(" ".join(_THINK.findall(turn_text))) & _ANALYSIS)
+
+
 @register("search_strategy")
 def search_strategy(ep: Episode) -> float:
-    if ep.n_searches == 0:
-        return 0.0
-    score = 0.2
-    seen_words: set[str] = set()
-    analysed = False
-    after_search = False
+    score = 0.2 if any(t.action.kind == "search" and t.action.has_think for t in ep.turns) else 0.0
+    analysed, after_results = 0, False
     for t in ep.turns:
-        if after_search and not analysed:
-            thinks = " ".join(_THINK.findall(t.text))
-            if _words(thinks) & seen_words:
-                analysed = True
+        if after_results and t.action.kind == "search" and _analyses(t.text):
+            analysed += 1
         if t.search is not None:
-            after_search = True
-            seen_words |= _words(t.action.query or "")
-    score += 0.2 if analysed else 0.0
-    qs = [" ".join(sorted(_words(q))) for q in ep.queries]
-    score += 0.2 if any(q != qs[0] for q in qs[1:]) else 0.0
-    score += 0.4 if ep.answer is not None else 0.0
-    return score
+            after_results = True
+    score += min(0.4, 0.2 * analysed)
+    if ep.answer is not None and ep.n_searches and _analyses(ep.turns[-1].text):
+        score += 0.4
+    return round(score, 3)
 
 
-def jaccard(a: set[str], b: set[str]) -> float:
-    """>>> jaccard({'a', 'b'}, {'b', 'c'})
-    0.3333333333333333
+def query_similarity(a: str, b: str) -> float:
+    """>>> query_similarity("Oxygen  tank", "oxygen tank")
+    1.0
     """
-    return len(a & b) / len(a | b) if a | b else 1.0
+    return difflib.SequenceMatcher(None, _norm(a), _norm(b)).ratio()
+
+
+def _norm(q: str) -> str:
+    return " ".join(q.lower().split())
 
 
 @register("search_diversity")
 def search_diversity(ep: Episode) -> float:
-    qs = [_words(q) for q in ep.queries]
+    qs = ep.queries
     if not qs:
         return 0.0
     if len(qs) == 1:
-        return 1.0
-    pairs = list(itertools.combinations(qs, 2))
-    return sum(1.0 - jaccard(a, b) for a, b in pairs) / len(pairs)
+        return 0.2
+    sims = [query_similarity(a, b) for a, b in itertools.combinations(qs, 2)]
+    score = min(0.4, 0.2 * len({_norm(q) for q in qs})) + 0.4 * (1.0 - sum(sims) / len(sims))
+    score -= 0.1 * sum(0.8 <= x < 1.0 for x in sims) + 0.2 * sum(x == 1.0 for x in sims)
+    return round(min(1.0, max(0.0, score)), 3)
 
 
 def score_episode(ep: Episode, weights: RewardWeights | None = None) -> dict[str, float]:

@@ -146,8 +146,11 @@ def test_curve_only_and_eval_only_dirs(tmp_path: Path):
     write_curve(curve_only, 250, 450, 0.5)
     eval_only = tmp_path / "eval_only"
     eval_only.mkdir()
-    (eval_only / "results.json").write_text(json.dumps({"metrics": {"accuracy": 0.3125, "f1": 0.4}}))
-    write_samples(eval_only, [episode("q0050", "<answer>oxygen tank 2</answer>")])
+    (eval_only / "results.json").write_text(json.dumps({  # the shape harness run writes (lm-eval style)
+        "task": {"name": "apollo3", "version": 1}, "model": {"backend": "hf", "model": "tiny"},
+        "results": {"scripted": {"noise=0.3": {"accuracy": 0.3125, "end_reasons": {"answer": 30}}}}}))
+    write_samples(eval_only, [episode("q0050", "<answer>oxygen tank 2</answer>", policy="scripted",
+                                      noise_level=0.3)])
 
     html_curve = render_report_html([curve_only])
     assert html_curve.count("data:image/png;base64,") == 4 and "Episodes (first" in html_curve
@@ -155,6 +158,9 @@ def test_curve_only_and_eval_only_dirs(tmp_path: Path):
     html_eval = render_report_html([eval_only])
     assert "data:image/png" not in html_eval and "No curve.csv" in html_eval
     assert "<td>0.3125</td>" in html_eval and "q0050" in html_eval
+    assert "scripted / noise=0.3 / end_reasons / answer" in html_eval
+    assert "<td>apollo3 v1</td>" in html_eval and "<td>tiny (hf)</td>" in html_eval
+    assert "policy scripted · noise_level 0.3" in html_eval
     assert '<span class="tag-answer">' in html_eval
 
 
@@ -195,6 +201,9 @@ def test_bad_inputs(tmp_path: Path):
     (broken / "curve.csv").write_text("step,acc\n0,1\n")
     page = render_report_html([broken])
     assert "results.json:" in page and "missing required column" in page
+    (broken / "curve.csv").write_text("step,accuracy,entropy\n0,0.1,n/a\n50,0.3,1.0\n100,0.0,n/a\n")
+    page = render_report_html([broken])
+    assert "entropy" in page and page.count("data:image/png;base64,") == 2
 
 
 def test_write_report_default_path_and_atomicity(tmp_path: Path, monkeypatch):
@@ -216,7 +225,8 @@ def test_highlight_escapes_before_tagging():
     assert highlight_protocol("<answer><b>x</b></answer>") == (
         '<span class="tag-answer"><span class="tag">&lt;answer&gt;</span>&lt;b&gt;x&lt;/b&gt;'
         '<span class="tag">&lt;/answer&gt;</span></span>')
-    assert highlight_protocol("<search>unclosed") == '<span class="tag tag-search">&lt;search&gt;</span>unclosed'
+    lone = '<span class="tag tag-search">&lt;search&gt;</span>unclosed'
+    assert highlight_protocol("<search>unclosed") == lone
 
 
 def test_docstring_examples_run():
@@ -247,7 +257,8 @@ def test_report_renders_in_headless_chromium(runs, tmp_path: Path):
     report = write_report(runs, output=tmp_path / "report.html")
     url = report.resolve().as_uri()
     screenshot = tmp_path / "report.png"
-    shot = chromium(binary, tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1280,2000", url)
+    shot = chromium(binary, tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1280,2000",
+                    url)
     # The page has no script, so any console message (uncaught errors, CSP violations, blocked
     # loads) is a defect: chromium logs them as "...:CONSOLE:N] ..." or "CONSOLE(N)".
     errors = [line for line in shot.stderr.splitlines()

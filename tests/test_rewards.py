@@ -27,12 +27,13 @@ def test_format():
 
 
 def test_retry_rezero_rule():
-    assert R["retry"](episode([S("a"), A("x")])) == 0.0                       # one search: no retry
-    assert R["retry"](episode([S("a"), S("b"), A("x")])) == pytest.approx(0.2 + 0.15 * 2)
-    assert R["retry"](episode([S("a")] * 9 + [A("x")])) == pytest.approx(0.2 + 0.15 * 5)  # capped at 5
-    assert R["retry"](episode([S("a"), S("b")], end="max_turns")) == 0.0    # no final answer: nothing
+    assert R["retry"](episode([A("x")])) == 0.0                                # no search
+    assert R["retry"](episode([S("a"), A("x")])) == pytest.approx(0.35)         # ReZero: one search earns 0.35
+    assert R["retry"](episode([S("a"), S("b"), A("x")])) == pytest.approx(0.5)
+    assert R["retry"](episode([S("a")] * 9 + [A("x")])) == pytest.approx(0.95)  # capped at 5 searches
+    assert R["retry"](episode([S("a"), S("b")], end="max_turns")) == 0.0        # no final answer: nothing
     double = ("<think>t</think><search>a</search><search>b</search>", False)
-    assert R["retry"](episode([double, S("c"), A("x")])) == pytest.approx((0.2 + 0.15 * 2) / 2)
+    assert R["retry"](episode([double, S("c"), A("x")])) == pytest.approx(0.25)  # halved
 
 
 def test_em_chunk():
@@ -42,17 +43,23 @@ def test_em_chunk():
 
 def test_search_strategy():
     assert R["search_strategy"](episode([A("x")])) == 0.0
-    full = episode([S("tank pressure"), S("oxygen tank drop", think="tank results were wrong"), A("x")])
-    assert R["search_strategy"](full) == pytest.approx(1.0)
-    no_answer = episode([S("tank pressure"), S("tank pressure")], end="max_turns")
-    assert R["search_strategy"](no_answer) == pytest.approx(0.2)
+    plain = episode([S("tank pressure"), A("x", think="I know it")])
+    assert R["search_strategy"](plain) == pytest.approx(0.2)
+    full = episode([S("tank pressure"), S("oxygen tank drop", think="the results show tank 1"),
+                    S("tank 2 time", think="based on that"), S("more", think="according to it"),
+                    A("x", think="found in the information")])
+    assert R["search_strategy"](full) == pytest.approx(0.2 + 0.4 + 0.4)       # analysis turns capped at 0.4
+    one = episode([S("tank pressure"), S("drop", think="from the results"), A("x", think="guess")])
+    assert R["search_strategy"](one) == pytest.approx(0.4)
 
 
 def test_search_diversity():
     assert R["search_diversity"](episode([A("x")])) == 0.0
-    assert R["search_diversity"](episode([S("a b"), A("x")])) == 1.0
-    assert R["search_diversity"](episode([S("a b"), S("a b"), A("x")])) == 0.0
-    assert R["search_diversity"](episode([S("a b"), S("c d"), A("x")])) == 1.0
+    assert R["search_diversity"](episode([S("a b"), A("x")])) == 0.2
+    assert R["search_diversity"](episode([S("oxygen tank"), S("Oxygen  tank"), A("x")])) == pytest.approx(0.0)
+    different = R["search_diversity"](episode([S("oxygen tank pressure"), S("crew launch date"), A("x")]))
+    similar = R["search_diversity"](episode([S("oxygen tank pressure"), S("oxygen tank pressures"), A("x")]))
+    assert 0.6 < different <= 1.0 and similar < 0.45 and similar < different
 
 
 def test_score_episode_total_and_malformed():

@@ -1,0 +1,93 @@
+"""The TrainerCallback that turns a TRL run into a harness run: evals, curve rows, faults, clean stops.
+
+Order within one optimisation step (transformers' Trainer): ``on_step_end`` (here: stop requests,
+divergence check, held-out evaluation at eval steps) -> ``on_log`` (here: the curve row, with the
+evaluation merged in, and fault detection) -> checkpoint save. A row is therefore on disk before
+the checkpoint of its step, and a resumed run keeps exactly the rows up to its checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from typing import TYPE_CHECKING
+
+from transformers import TrainerCallback
+
+from harness.train.curve import train_columns
+
+if TYPE_CHECKING:
+    from harness.train.runner import TrainRun
+
+log = logging.getLogger(__name__)
+
+
+def weights_finite(model) -> bool:
+    import torch
+
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+class HarnessCallback(TrainerCallback):
+    def __init__(self, run: "TrainRun", start_step: int = 0):
+        from tqdm.auto import tqdm
+
+        self.run = run
+        self.pending_eval: dict | None = None
+        self.bar = tqdm(total=run.cfg.max_steps, initial=start_step, desc="train", unit="step", file=sys.stderr,
+                        dynamic_ncols=True)
+
+    def _is_eval_step(self, step: int) -> bool:
+        return step % self.run.cfg.eval_every == 0 or step == self.run.cfg.max_steps
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        step = state.global_step
+        self.bar.update(1)
+        cfg = self.run.cfg
+        stop_after = cfg.stop_after is not None and cfg.stop_after <= step < cfg.max_steps
+        if self.run.stop_requested or stop_after:
+            self.run.status = "partial"
+            control.should_save = True
+            control.should_training_stop = True
+        if self._is_eval_step(step):
+            if not weights_finite(model):
+                self.run.add_fault({"step": step, "kind": "non_finite", "detail": "model weights are NaN/inf"})
+                self.run.status = "diverged"
+                control.should_training_stop = True
+                control.should_save = False
+            else:
+                self.pending_eval = self.run.evaluate(model, step)
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        step = state.global_step
+        logs = logs or {}
+        for fault in self.run.monitor.check(step, logs):
+            self.run.add_fault(fault)
+            if fault["kind"] == "non_finite":
+                self.run.status = "diverged"
+                control.should_training_stop = True
+                control.should_save = False  # never checkpoint NaN weights
+        stats = self.run.rollout.stats.pop(step, {})
+        self.run.add_timing(stats)
+        row = train_columns(logs, list(self.run.resolved.weights.active()), stats)
+        if self.pending_eval is not None:
+            row.update(self.pending_eval)
+            self.pending_eval = None
+        row["wall_time"] = self.run.elapsed()
+        self.run.curve.upsert(step, row)
+        self._postfix(row)
+        return control
+
+    def _postfix(self, row: dict) -> None:
+        def f(v):
+            return f"{v:.3g}" if isinstance(v, (int, float)) and math.isfinite(v) else "-"
+
+        acc = self.run.curve.last_eval()
+        self.bar.set_postfix(reward=f(row.get("reward")), loss=f(row.get("loss")),
+                             acc=f(acc["accuracy"]) if acc else "-", refresh=False)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.bar.close()
+        return control
