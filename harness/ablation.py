@@ -29,10 +29,11 @@ from harness.errors import ConfigError
 OBJECTIVES = ("peak", "auc", "final", "peak_and_collapse")
 #: Train options a search-space or base entry may set (checked so typos fail before any trial runs).
 TRAIN_OPTIONS = {
-    "model", "preset", "max_steps", "eval_every", "eval_split", "eval_limit", "eval_noise", "train_noise",
-    "train_noise_mode", "learning_rate", "lr_scheduler", "beta", "num_generations", "batch_size",
-    "max_turns", "max_new_tokens", "temperature", "seed", "save_every", "lora_rank", "reward_weights",
-    "warmup_ratio", "max_grad_norm",
+    "model", "preset", "max_steps", "eval_every", "eval_split", "eval_limit", "eval_noise", "eval_noise_mode",
+    "train_noise", "train_noise_mode", "learning_rate", "lr_scheduler", "warmup_steps", "beta", "epsilon",
+    "num_generations", "prompts_per_step", "max_turns", "max_new_tokens", "temperature", "top_p", "seed",
+    "save_every", "lora_rank", "lora_alpha", "reward_weights", "max_grad_norm", "loss_type", "warm_start",
+    "threads", "eval_batch_size", "kl_alarm", "zero_std_patience",
 }
 
 

@@ -242,16 +242,29 @@ def analyze(run_dir: Path = typer.Argument(..., help="A run directory or a curve
 
 
 @app.command()
-def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to report (compared side by side)."),
+def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to compare side by side, or one study "
+                                               "directory of `harness sweep` (holding study.db)."),
            output: Optional[Path] = typer.Option(None, "--output", "-o", help="HTML file (default: reports/...)."),
-           title: Optional[str] = typer.Option(None, "--title")) -> None:
-    """Write one self-contained HTML report for one or more runs."""
-    from harness.report import write_report
-
+           title: Optional[str] = typer.Option(None, "--title"),
+           storage: Optional[str] = typer.Option(None, "--storage", help="Study storage URL (e.g. postgresql://...)."),
+           study_name: Optional[str] = typer.Option(None, "--study-name"),
+           as_json: bool = typer.Option(False, "--json", help="For a study: print its summary tables as JSON.")) -> None:
+    """Write one self-contained HTML report for runs, or for an Optuna ablation study."""
     for d in run_dirs:
         if not d.exists():
             _fail(f"{d} does not exist")
-    path = write_report(list(run_dirs), output=output, title=title)
+    if storage or (len(run_dirs) == 1 and (run_dirs[0] / "study.db").is_file()):
+        from harness.study_report import study_summary, write_study_report
+
+        url = storage or f"sqlite:///{(run_dirs[0] / 'study.db').resolve()}"
+        if as_json:
+            typer.echo(json.dumps(study_summary(url, study_name), indent=2, default=str))
+            return
+        path = write_study_report(run_dirs[0], storage=url, study_name=study_name, output=output)
+    else:
+        from harness.report import write_report
+
+        path = write_report(list(run_dirs), output=output, title=title)
     typer.echo(f"report written: {path}")
 
 

@@ -79,8 +79,11 @@ def make_pruner(ab: Ablation):
 def open_study(ab: Ablation, storage_url: str, study_name: str):
     import optuna
 
-    return optuna.create_study(study_name=study_name, storage=make_storage(storage_url), sampler=make_sampler(ab),
-                               pruner=make_pruner(ab), directions=ab.directions, load_if_exists=True)
+    study = optuna.create_study(study_name=study_name, storage=make_storage(storage_url), sampler=make_sampler(ab),
+                                pruner=make_pruner(ab), directions=ab.directions, load_if_exists=True)
+    if not study.metric_names:
+        study.set_metric_names(["peak", "collapse_step"] if ab.objective == "peak_and_collapse" else [ab.objective])
+    return study
 
 
 # ----------------------------------------------------------------------------- one trial
