@@ -328,6 +328,17 @@ def bench_env(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
     typer.echo(json.dumps(b(task, data_dir, model=model or None, limit=limit), indent=2))
 
 
+@bench_app.command("train")
+def bench_train(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
+                model: str = typer.Option("tiny", "--model"), steps: int = typer.Option(6, "--steps"),
+                threads: int = typer.Option(1, "--threads")) -> None:
+    """GRPO step cost on a small model: per-step time, peak RSS, generation/update/environment split."""
+    from harness.train.bench import bench_train as b
+
+    typer.echo(json.dumps(b(task=task, data_dir=data_dir, model=model, steps=steps, threads=threads), indent=2,
+                          default=str))
+
+
 def _register_optional_commands() -> None:
     """Commands that live in their own modules (light imports only at module level)."""
     import importlib

@@ -193,7 +193,7 @@ def render_messages(cfg: dict[str, Any], doc: dict[str, Any]) -> list[dict[str, 
 
 def run_single_shot(model: str, variant: str = "goldcontext", *, limit: int | None = None,
                     max_gen_toks: int | None = None, batch_size: int = 1, data_dir: str | None = None,
-                    dtype: str = "auto", device: str | None = None) -> dict[str, Any]:
+                    dtype: str = "auto", device: str | None = None, policy=None) -> dict[str, Any]:
     """Evaluate ``apollo3_<variant>`` with the harness's HF backend instead of lm-eval.
 
     Same rows, same prompt (the task's ``description`` as system message and ``doc_to_text`` as user
@@ -201,6 +201,7 @@ def run_single_shot(model: str, variant: str = "goldcontext", *, limit: int | No
     decoding with the agentic loop's stop strings, the same scorer. ``model`` is a path, a hub id or
     ``tiny``. Returns ``{"task", "model", "n", "metrics": {exact_match, f1, correct}, "samples"}``;
     each sample holds ``qid``, ``prompt`` (the messages), ``reply``, ``answer``, ``gold`` and scores.
+    Pass ``policy`` (an :class:`~harness.backends.hf.HFPolicy`) to reuse a loaded model across variants.
     """
     from harness.backends.hf import HFPolicy
     from harness.config import load_task
@@ -210,8 +211,9 @@ def run_single_shot(model: str, variant: str = "goldcontext", *, limit: int | No
     cfg = task_config(variant)
     kw = cfg.get("dataset_kwargs") or {}
     docs = build_docs(kw.get("context", "none"), kw.get("k", 3), data_dir=data_dir)[cfg.get("test_split", "test")][:limit]
-    corpus = load_task_data(load_task("apollo3"), data_dir).corpus if model == "tiny" else None
-    policy = HFPolicy(resolve_model_path(model, corpus), device=device, dtype=dtype, batch_size=batch_size)
+    if policy is None:
+        corpus = load_task_data(load_task("apollo3"), data_dir).corpus if model == "tiny" else None
+        policy = HFPolicy(resolve_model_path(model, corpus), device=device, dtype=dtype, batch_size=batch_size)
     chats = [render_messages(cfg, d) for d in docs]
     max_new = int(max_gen_toks or cfg["generation_kwargs"]["max_gen_toks"])
     gens = policy.generate([SimpleNamespace(messages=c) for c in chats], max_new)

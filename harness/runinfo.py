@@ -26,7 +26,7 @@ RESULTS_KEYS = {
     "schema_version": "int; bumped on any incompatible change",
     "kind": "'eval' (harness run) or 'train' (harness train)",
     "task": "task name and version, e.g. {'name': 'apollo3', 'version': 1}",
-    "model": "{'backend': ..., 'model': ...}",
+    "model": "[{'backend': ..., 'model': ...}] (one entry per evaluated policy)",
     "results": "metrics: {'<policy>': {'noise=<level>': {metric: value}}} (see harness.metrics)",
     "n-samples": "episodes per policy and noise level",
     "config": "the full resolved run config (every CLI option and task default used)",
@@ -37,6 +37,13 @@ RESULTS_KEYS = {
     "timing": "wall seconds and the generate/environment split",
     "started_at": "UTC ISO time", "finished_at": "UTC ISO time",
     "status": "'complete', 'partial' (interrupted), 'diverged' or 'failed'",
+    "micro_scale": "true when a micro-scale model was evaluated (not comparable to the paper's 3B model)",
+}
+#: Extra keys of a training run's ``results.json`` (kind 'train').
+TRAIN_RESULTS_KEYS = {
+    "peak": "{'step': ..., 'accuracy': ...}: the best held-out accuracy so far",
+    "final": "the last evaluation's step and metrics",
+    "faults": "list of detected faults (NaN/inf, KL spikes, groups without reward variance) with their steps",
 }
 
 _PACKAGES = ("torch", "transformers", "trl", "datasets", "optuna", "bm25s", "faiss-cpu", "sentence-transformers",

@@ -46,6 +46,9 @@ def train(
     kl_alarm: float = typer.Option(10.0, "--kl-alarm", help="Record a fault when the KL exceeds this."),
     zero_std_patience: int = typer.Option(10, "--zero-std-patience", help="Record a fault after N steps with no reward variance."),
     eval_batch_size: int = typer.Option(64, "--eval-batch-size"),
+    warm_start: int = typer.Option(0, "--warm-start", help="Supervised steps on scripted demonstrations first "
+                                   "(random-init models such as tiny never emit the protocol otherwise)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (1 is fastest for tiny on a busy CPU)."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Task data folder (else $HARNESS_DATA_DIR, else the cache)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --output-dir."),

@@ -24,9 +24,15 @@ def _restore_stop(text: str) -> str:
 class LMEvalPolicy:
     def __init__(self, model_type: str, model_args: str = "", lm=None):
         from lm_eval.api.registry import get_model
+        from lm_eval.utils import simple_parse_args_string
 
         self.name = f"lm-eval:{model_type}"
-        self.lm = lm or get_model(model_type).create_from_arg_string(model_args or "", {})
+        extra = {}
+        if lm is None and "device" not in simple_parse_args_string(model_args or ""):
+            import torch  # lm-eval's HFLM defaults to cuda; pick what this machine has, as simple_evaluate does
+
+            extra["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+        self.lm = lm or get_model(model_type).create_from_arg_string(model_args or "", extra)
         self.tokenizer = getattr(self.lm, "tokenizer", None)
 
     def _contexts(self, episodes: list[Episode]) -> list[str]:
@@ -53,7 +59,7 @@ class LMEvalPolicy:
         for t in texts:
             t = _restore_stop(t)
             n = len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) if self.tokenizer is not None else len(t.split())
-            out.append(Generation(t, n))
+            out.append(Generation(t, min(n, max_new_tokens)))  # re-tokenising decoded text can overcount
         return out
 
 

@@ -63,6 +63,8 @@ class HarnessCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         step = state.global_step
         logs = logs or {}
+        if "loss" not in logs:  # the end-of-training summary (train_runtime, train_loss), not a step
+            return control
         for fault in self.run.monitor.check(step, logs):
             self.run.add_fault(fault)
             if fault["kind"] == "non_finite":

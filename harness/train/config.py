@@ -66,6 +66,9 @@ class TrainConfig(BaseModel):
     zero_std_patience: int = Field(10, ge=1, description="record a fault after this many steps with no reward "
                                    "variance in any group")
     eval_batch_size: int = Field(64, ge=1)
+    warm_start: int = Field(0, ge=0, description="supervised steps on scripted demonstrations before GRPO "
+                            "(harness.train.warmstart; for random-init models such as tiny)")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     output_dir: str | None = None
     data_dir: str | None = None
     resume: bool = False

@@ -121,7 +121,7 @@ class EpisodeRollout:
             if not ep.done:
                 tr.add_env(self.glue.after_turn(ep.messages, s.eos, continues=True))
                 continue
-            if ep.end_reason in ("answer", "no_action"):  # a cut-off episode stays visibly truncated
+            if s.finished and ep.end_reason in ("answer", "no_action"):  # cut-off episodes stay truncated
                 tr.add_env(self.glue.after_turn(ep.messages, s.eos, continues=False))
             self.env.finish(ep)
 

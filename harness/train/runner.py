@@ -46,6 +46,21 @@ def checkpoint_step(path: Path) -> int:
     return int(path.name.rsplit("-", 1)[1])
 
 
+def _quiet_libraries(threads: int | None) -> None:
+    """Silence per-file progress bars and deprecation chatter of the libraries; set torch threads."""
+    import warnings
+
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
+    warnings.filterwarnings("ignore", message=".*rollout_func.*experimental.*")
+    if threads:
+        torch.set_num_threads(threads)
+
+
 class TrainRun:
     """One ``harness train`` invocation. The constructor validates everything and loads no model."""
 
@@ -72,6 +87,7 @@ class TrainRun:
 
         cfg, r = self.cfg, self.resolved
         self._check_output_dir()
+        _quiet_libraries(cfg.threads)
         self.data = load_task_data(r.task, cfg.data_dir)
         rc = r.task.retrieval
         retriever = build_retriever(rc.retriever, self.data.corpus, stopwords=rc.bm25_stopwords,
@@ -81,6 +97,8 @@ class TrainRun:
         self.train_questions = self.data.split("train")
         self.eval_questions = self.data.split(cfg.eval_split)[: cfg.eval_limit]
         self.model_path = resolve_model_path(cfg.model, self.data.corpus)
+        if cfg.warm_start:
+            self.model_path = self._warm_start(self.model_path)
         self.tokenizer = load_tokenizer(self.model_path)
         self.dataset = make_dataset(self.train_env, self.train_questions)
         self.rollout = EpisodeRollout(self.train_env, self.tokenizer, self.train_questions, r.weights,
@@ -93,6 +111,12 @@ class TrainRun:
         self._restore_state(start)
         write_json(self.out / "config.json", r.to_dict(cfg))
         self._build_trainer(start)
+
+    def _warm_start(self, path: str) -> str:
+        from harness.train.warmstart import cached_warm_start
+
+        log.info("warm start: %d supervised steps on scripted demonstrations", self.cfg.warm_start)
+        return str(cached_warm_start(path, self.resolved.task, self.data, self.cfg.warm_start, self.cfg.seed))
 
     def _check_output_dir(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)

@@ -113,6 +113,8 @@ class Sampled:
     logprobs: list[float]
     eos: bool
     text: str
+    #: ended on EOS or a stop string (False: cut off by max_new_tokens)
+    finished: bool = True
 
 
 class TurnSampler:
@@ -158,6 +160,7 @@ class TurnSampler:
     def _cut(self, row: list[int], lps: list[float]) -> Sampled:
         """Keep the turn up to its first EOS or the end of its first stop string (generate pads after)."""
         n = next((i + 1 for i, t in enumerate(row) if t in self.eos_ids), len(row))
+        stopped = n < len(row) or (bool(row) and row[-1] in self.eos_ids)
         if any(s in self.tok.decode(row[:n]) for s in self.stops):
             lo, hi = 1, n  # smallest prefix holding a stop string: the predicate is monotone in the length
             while lo < hi:
@@ -166,12 +169,13 @@ class TurnSampler:
                     hi = mid
                 else:
                     lo = mid + 1
-            n = lo
+            n, stopped = lo, True
         ids = row[:n]
         eos = bool(ids) and ids[-1] in self.eos_ids
         if any(not math.isfinite(x) for x in lps[:n]):
             raise Diverged("non-finite sampling logprobs")
-        return Sampled(ids, lps[:n], eos, self.tok.decode(ids[:-1] if eos else ids, skip_special_tokens=False))
+        text = self.tok.decode(ids[:-1] if eos else ids, skip_special_tokens=False)
+        return Sampled(ids, lps[:n], eos, text, finished=stopped)
 
 
 class Diverged(RuntimeError):

@@ -1,0 +1,222 @@
+"""harness train: config validation, curve/fault units, rollout tensors, CPU smoke run, resume, divergence."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.errors import ConfigError
+from harness.train.config import TrainConfig, resolve
+from harness.train.curve import CurveWriter, FaultMonitor
+
+runner = CliRunner()
+
+#: Small, fast settings shared by the CPU runs (tiny model nudged to the protocol, 1 thread).
+FAST = ["--model", "tiny", "--warm-start", "40", "--threads", "1", "--eval-limit", "4", "--max-new-tokens", "24",
+        "--max-turns", "3", "-G", "4", "--prompts-per-step", "2", "--no-report"]
+
+
+def train(*args: str) -> None:
+    res = runner.invoke(app, ["train", *args], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+
+
+def read_curve(run_dir) -> list[dict]:
+    with open(run_dir / "curve.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ----------------------------------------------------------------------------- config
+@pytest.mark.parametrize("values, message", [
+    ({"preset": "nope"}, "unknown preset"),
+    ({"reward_weights": "retry=abc"}, "not a number"),
+    ({"reward_weights": "bogus=1"}, "unknown reward"),
+    ({"reward_weights": "format=-1"}, ">= 0"),
+    ({"reward_weights": "correctness=0,format=0,retry=0,em_chunk=0,search_strategy=0,search_diversity=0"}, "every reward"),
+    ({"learning_rate": -1e-5}, "--learning-rate"),
+    ({"train_noise": 1.5}, "noise"),
+    ({"train_noise_mode": "sideways"}, "unknown noise mode"),
+    ({"eval_split": "dev"}, "unknown eval split"),
+    ({"lr_scheduler": "zigzag"}, "lr scheduler"),
+    ({"num_generations": 1}, "--num-generations"),
+    ({"vllm": True}, "not implemented"),
+])
+def test_malformed_config_is_rejected_before_any_model_loads(values, message, monkeypatch):
+    import harness.models
+
+    monkeypatch.setattr(harness.models, "resolve_model_path", lambda *a, **k: pytest.fail("a model was loaded"))
+    from harness.train.runner import TrainRun
+
+    with pytest.raises(ConfigError, match=message):
+        TrainRun(TrainConfig.build(**values))
+
+
+def test_cli_reports_a_bad_preset_without_a_traceback():
+    res = runner.invoke(app, ["train", "--preset", "nope"])
+    assert res.exit_code != 0
+    assert isinstance(res.exception, ConfigError) and "rezero" in str(res.exception)
+
+
+def test_presets_and_overrides_resolve():
+    r = resolve(TrainConfig(preset="baseline", reward_weights="format=0", train_noise=0.5, eval_noise=0.1))
+    assert r.weights.retry == 0 and r.weights.format == 0 and r.weights.correctness == 4
+    assert (r.train_noise.level, r.eval_noise.level) == (0.5, 0.1)
+    assert resolve(TrainConfig()).weights.retry == 1.0  # rezero keeps the retry reward
+
+
+# ----------------------------------------------------------------------------- curve and faults
+def test_curve_rows_merge_rewrite_and_resume(tmp_path):
+    path = tmp_path / "curve.csv"
+    c = CurveWriter(path)
+    c.upsert(0, {"accuracy": 0.25, "wall_time": 1.0})
+    c.upsert(1, {"loss": 0.5, "wall_time": 2.0})
+    c.upsert(2, {"loss": 0.4, "wall_time": 3.0})
+    c.upsert(2, {"accuracy": 0.5, "persistence": None})
+    rows = read_curve(tmp_path)
+    assert list(rows[0])[:2] == ["step", "accuracy"] and list(rows[0])[-1] == "wall_time"
+    assert [r["accuracy"] for r in rows] == ["0.25", "", "0.5"] and rows[2]["loss"] == "0.4"
+    assert c.peak() == {"step": 2, "accuracy": 0.5}
+    resumed = CurveWriter.resume(path, up_to_step=1)
+    assert [r["step"] for r in resumed.rows] == [0, 1] and resumed.rows[1]["loss"] == 0.5
+
+
+def test_fault_monitor():
+    m = FaultMonitor(kl_alarm=1.0, patience=3)
+    assert m.check(1, {"loss": 0.1, "kl": 0.5, "frac_reward_zero_std": 1.0}) == []
+    assert [f["kind"] for f in m.check(2, {"loss": 0.1, "kl": 5.0, "frac_reward_zero_std": 1.0})] == ["kl_explosion"]
+    assert [f["kind"] for f in m.check(3, {"loss": 0.1, "kl": 6.0, "frac_reward_zero_std": 1.0})] == \
+        ["zero_reward_variance"]  # the KL excursion is reported once
+    assert m.check(4, {"loss": 0.1, "kl": 0.1, "frac_reward_zero_std": 0.5}) == []
+    assert [f["kind"] for f in m.check(5, {"loss": float("nan")})] == ["non_finite"]
+
+
+# ----------------------------------------------------------------------------- rollout tensors
+@pytest.fixture(scope="module")
+def warm_tiny(data, task):
+    import torch
+
+    from harness.models import resolve_model_path
+    from harness.train.warmstart import cached_warm_start
+
+    torch.set_num_threads(1)
+    return cached_warm_start(resolve_model_path("tiny", data.corpus), task, data, steps=40)  # = FAST's model
+
+
+def test_rollout_masks_environment_tokens_and_aligns_logprobs(task, data, bm25, warm_tiny):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.env import Environment
+    from harness.train.rollout import EpisodeRollout
+
+    tok = AutoTokenizer.from_pretrained(warm_tiny)
+    model = AutoModelForCausalLM.from_pretrained(warm_tiny, dtype=torch.float32)
+    env = Environment.from_task(task, data, retriever=bm25, max_turns=3)
+    env.max_new_tokens = 24
+    qs = data.split("train")[:4]
+    ro = EpisodeRollout(env, tok, qs, task.presets["rezero"].reward_weights, num_generations=2)
+    episodes, traces, _ = ro.run(model, [q for q in qs for _ in range(2)], step=1)
+    assert any(len(ep.turns) >= 2 for ep in episodes), "no multi-turn episode: the test would prove nothing"
+    for ep, tr in zip(episodes, traces):
+        n = len(tr.completion_ids)
+        assert len(tr.logprobs) == n == len(tr.env_mask)
+        # the completion decodes to the conversation, up to the final end-of-turn closing
+        last = max(i for i, m in enumerate(ep.messages) if m["role"] == "assistant")
+        full = tok.apply_chat_template(ep.messages[: last + 1], tokenize=False)
+        decoded = tok.decode(tr.prompt_ids + tr.completion_ids)
+        assert full.startswith(decoded) and len(full) - len(decoded) <= len(tok.eos_token) + 1
+        # model spans are exactly the assistant turns; environment spans hold the <information> blocks
+        spans, start = [], 0
+        for i in range(1, n + 1):
+            if i == n or tr.env_mask[i] != tr.env_mask[start]:
+                spans.append((tr.env_mask[start], tok.decode(tr.completion_ids[start:i])))
+                start = i
+        model_text = [t.removesuffix(tok.eos_token) for m, t in spans if m == 1]
+        assert model_text == [t.text for t in ep.turns]
+        infos = [m["content"] for m in ep.messages[: last + 1] if m["content"].startswith("<information>")]
+        env_text = "".join(t for m, t in spans if m == 0)
+        assert all(info in env_text for info in infos) and "<information>" not in "".join(model_text)
+        assert all(lp == 0.0 for lp, m in zip(tr.logprobs, tr.env_mask) if m == 0)
+        # sampling logprobs equal the trainer's recomputation (temperature 1) on model tokens
+        ids = torch.tensor([tr.prompt_ids + tr.completion_ids])
+        with torch.no_grad():
+            lp = torch.log_softmax(model(ids).logits[0, len(tr.prompt_ids) - 1 : -1].float(), -1)
+        ref = lp.gather(-1, torch.tensor(tr.completion_ids)[:, None]).squeeze(-1)
+        got = torch.tensor(tr.logprobs)
+        mask = torch.tensor(tr.env_mask).bool()
+        assert torch.allclose(got[mask], ref[mask], atol=1e-3)
+
+
+# ----------------------------------------------------------------------------- CPU runs
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_smoke_run_trains_and_evaluates_at_steps_0_and_5(data, warm_tiny, tmp_path):
+    out = tmp_path / "smoke"
+    train("--task", "apollo3", *FAST, "--max-steps", "5", "--eval-every", "5", "-o", str(out))
+    rows = read_curve(out)
+    assert [r["step"] for r in rows] == ["0", "1", "2", "3", "4", "5"]
+    evals = {r["step"]: r for r in rows if r["accuracy"] != ""}
+    assert set(evals) == {"0", "5"}
+    for col in ("accuracy_ci_low", "persistence", "retry_rate", "searches_per_episode", "format_validity",
+                "answer_rate", "reward_retry_mean", "reward_retry_std", "reward_std", "loss", "kl", "entropy",
+                "grad_norm", "learning_rate", "clip_ratio", "completion_length", "wall_time"):
+        assert col in rows[0], col
+    assert rows[5]["loss"] != "" and rows[0]["loss"] == ""
+    res = json.loads((out / "results.json").read_text())
+    from harness.runinfo import RESULTS_KEYS
+
+    assert set(RESULTS_KEYS) <= set(res) and res["kind"] == "train" and res["status"] == "complete"
+    assert res["peak"]["step"] in (0, 5) and res["final"]["step"] == 5
+    assert len((out / "eval_samples" / "step_00005.jsonl").read_text().splitlines()) == 4
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["resolved"]["reward_weights"]["retry"] == 1.0 and cfg["train"]["max_steps"] == 5
+    before, after = _weights(warm_tiny), _weights(out / "model")
+    changed = [k for k in before if not (before[k] == after[k]).all()]
+    assert changed, "no parameter changed after 5 GRPO steps"
+
+
+def test_resume_reproduces_the_curve(data, warm_tiny, tmp_path):
+    args = [*FAST, "--max-steps", "4", "--eval-every", "2", "--save-every", "2"]
+    train(*args, "-o", str(tmp_path / "full"))
+    train(*args, "-o", str(tmp_path / "part"), "--stop-after", "2")
+    part = json.loads((tmp_path / "part" / "results.json").read_text())
+    assert part["status"] == "partial" and (tmp_path / "part" / "checkpoints" / "checkpoint-2").is_dir()
+    bad = runner.invoke(app, ["train", *args, "-o", str(tmp_path / "part")])
+    assert bad.exit_code != 0 and "--resume" in str(bad.exception)
+    train(*args, "-o", str(tmp_path / "part"), "--resume")
+    full, resumed = read_curve(tmp_path / "full"), read_curve(tmp_path / "part")
+    assert [r["step"] for r in resumed] == ["0", "1", "2", "3", "4"]
+    for a, b in zip(full, resumed):
+        a.pop("wall_time"), b.pop("wall_time")
+        assert a == b, f"step {a['step']} differs"
+    assert json.loads((tmp_path / "part" / "results.json").read_text())["status"] == "complete"
+
+
+def test_nan_weights_stop_the_run_as_diverged(data, warm_tiny, tmp_path):
+    from transformers import TrainerCallback
+
+    from harness.train.runner import TrainRun
+
+    class Poison(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if state.global_step == 1:
+                next(model.parameters()).data.fill_(float("nan"))
+
+    cfg = TrainConfig.build(model=str(warm_tiny), threads=1, eval_limit=4, max_new_tokens=16, max_turns=2,
+                            num_generations=2, prompts_per_step=1, max_steps=4, eval_every=2, report=False,
+                            output_dir=str(tmp_path / "nan"))
+    res = TrainRun(cfg, callbacks=[Poison()]).run()
+    assert res["status"] == "diverged"
+    assert any(f["kind"] == "non_finite" for f in res["faults"])
+    rows = read_curve(tmp_path / "nan")
+    assert rows[0]["step"] == "0" and rows[0]["accuracy"] != ""  # the curve is kept
+    assert all(math.isfinite(float(r["accuracy"])) for r in rows if r["accuracy"] != "")
