@@ -89,7 +89,11 @@ def build_tiny(corpus: Corpus, out_dir: Path | None = None, seed: int = 0, confi
 
 
 def resolve_model_path(model: str, corpus: Corpus | None = None) -> str:
-    """``tiny`` becomes a built local folder; anything else (path or hub id) is returned unchanged."""
+    """``tiny`` and ``micro`` become built local folders; anything else (path or hub id) is returned unchanged."""
+    if model == "micro":
+        from harness.micro.build import resolve_micro
+
+        return resolve_micro(corpus_checksum=corpus.checksum if corpus is not None else None)
     if model == "tiny":
         if corpus is None:
             raise ValueError("building the tiny model needs the task corpus")

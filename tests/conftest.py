@@ -53,3 +53,58 @@ def bm25(data):
     from harness.retrieval import build_retriever
 
     return build_retriever("bm25", data.corpus)
+
+
+def _pg_bin() -> "Path | None":
+    import glob
+    import shutil
+
+    hits = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if hits:
+        return Path(hits[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A throwaway PostgreSQL server on 127.0.0.1 (trust auth), stopped after the session.
+
+    Needs the Debian ``postgresql`` package (``.ci/run`` installs it); as root the server runs as the
+    ``postgres`` user, since PostgreSQL refuses to run as root.
+    """
+    import getpass
+    import shutil
+    import socket
+    import subprocess
+
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL binaries not found (apt-get install postgresql)")
+    pytest.importorskip("psycopg2", reason="psycopg2-binary is in the [dev] extra")
+    root = tmp_path_factory.mktemp("pg")
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    as_root = os.geteuid() == 0
+    user = "postgres" if as_root else getpass.getuser()
+    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    if as_root:
+        shutil.chown(root, "postgres")
+        shutil.chown(sock, "postgres")
+        os.chmod(root, 0o700)
+        for parent in root.parents:  # postgres must be able to traverse to its data directory
+            if parent == Path("/"):
+                break
+            os.chmod(parent, os.stat(parent).st_mode | 0o011)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", user, "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c max_connections=100"
+    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg2://{user}@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)

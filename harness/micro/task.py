@@ -50,9 +50,17 @@ _STOP = frozenset(
     "would could should will shall may might must have has had being can per".split())
 
 
+#: Candidate codes that are real words of the corpus (excluded from the pool).
+_IN_CORPUS = frozenset({"jima", "zero"})
+
+
 def _make_pool() -> tuple[str, ...]:
-    """256 pronounceable four-letter code words, fixed for all time (no RNG)."""
-    words = [c1 + v1 + c2 + v2 for c1 in _CONS for v1 in _VOWS for c2 in _CONS for v2 in "aiou"]
+    """256 pronounceable four-letter code words starting z/x/q/j, fixed for all time (no RNG).
+
+    None of them occurs as a word in the Apollo corpus (a test checks), so a code is never real text.
+    """
+    words = [c1 + v1 + c2 + v2 for c1 in "zxqj" for v1 in _VOWS for c2 in _CONS for v2 in "aiou"
+             if c1 + v1 + c2 + v2 not in _IN_CORPUS]
     step = 37  # a fixed stride through the list gives varied words
     return tuple(sorted({words[(i * step) % len(words)] for i in range(256)}))
 
@@ -78,7 +86,12 @@ class Fact:
     chunk_id: str
     sentence: str
     number: str
+    start: int
     keywords: tuple[str, ...]
+
+    def marked(self, code: str) -> str:
+        """The sentence with the number replaced by ``«code»``."""
+        return f"{self.sentence[:self.start]}«{code}»{self.sentence[self.start + len(self.number):]}"
 
 
 def question_text(keywords: tuple[str, ...]) -> str:
@@ -143,7 +156,8 @@ def derive_facts(data: TaskData, k: int, retriever=None) -> list[Fact]:
             if keys in seen_keys:
                 continue
             seen_keys.add(keys)
-            candidates.append(Fact(cid, s, _NUM.search(s).group(0), keys))
+            m = _NUM.search(s)
+            candidates.append(Fact(cid, s, m.group(0), m.start(), keys))
     retriever = retriever or build_retriever("bm25", corpus, stopwords=data.task.retrieval.bm25_stopwords)
     queries = [q for f in candidates for q in reformulations(f.keywords)]
     hits = retriever.search(queries, k)
@@ -223,8 +237,7 @@ class MicroEnvironment(Environment):
         fact = self.facts.get(ep.question.qid)
         query_words = {w.lower() for w in _WORD.findall(ep.turns[-1].action.query or "")} if ep.turns else set()
         if fact is not None and r.chunk_id in ep.question.gold_chunk_ids and r.noise != "paraphrase":
-            marked = fact.sentence.replace(fact.number, f"«{ep.question.answer}»", 1)
-            return _window(marked, set(fact.keywords))
+            return _window(fact.marked(ep.question.answer), set(fact.keywords))
         sents = _sentences(r.text) or [r.text]
         best = max(sents, key=lambda s: (len(query_words & {w.lower() for w in _WORD.findall(s)}), -sents.index(s)))
         return _window(best, query_words)
