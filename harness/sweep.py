@@ -7,7 +7,7 @@ collapse step and run directory become trial attributes.
 
 Storage is Optuna's RDB storage (the distributed engine; no scheduler of our own): a SQLite file in
 the study directory by default, any SQLAlchemy URL (e.g. ``postgresql://...``) for workers on many
-machines. Heartbeats mark a killed worker's trial failed and ``RetryFailedTrialCallback`` re-queues
+machines. Heartbeats mark a killed worker's trial failed and ``RetryHeartbeatStaleTrialCallback`` re-queues
 its parameters; ``load_if_exists`` makes a rerun resume the study without repeating finished trials.
 
     study dir/
@@ -34,8 +34,9 @@ from harness.ablation import Ablation, load_ablation
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5
-HEARTBEAT_S = 5
-GRACE_S = 15
+#: Heartbeat period and the silence after which a trial counts as dead (its worker was killed).
+HEARTBEAT_S = int(os.environ.get("HARNESS_SWEEP_HEARTBEAT", "10"))
+GRACE_S = int(os.environ.get("HARNESS_SWEEP_GRACE", "30"))
 
 
 def default_storage(study_dir: Path) -> str:
@@ -43,14 +44,16 @@ def default_storage(study_dir: Path) -> str:
 
 
 def make_storage(url: str):
-    import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    import warnings
 
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    warnings.filterwarnings("ignore", message=".*RetryHeartbeatStaleTrialCallback is experimental.*")
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
     return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                      failed_trial_callback=RetryFailedTrialCallback(max_retry=2), **kwargs)
+                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2), **kwargs)
 
 
 def make_sampler(ab: Ablation):
@@ -81,8 +84,9 @@ def open_study(ab: Ablation, storage_url: str, study_name: str):
 
     study = optuna.create_study(study_name=study_name, storage=make_storage(storage_url), sampler=make_sampler(ab),
                                 pruner=make_pruner(ab), directions=ab.directions, load_if_exists=True)
-    if not study.metric_names:
-        study.set_metric_names(["peak", "collapse_step"] if ab.objective == "peak_and_collapse" else [ab.objective])
+    if "objectives" not in study.user_attrs:
+        study.set_user_attr("objectives", ["peak", "collapse_step"] if ab.objective == "peak_and_collapse"
+                            else [ab.objective])
     return study
 
 
@@ -140,7 +144,10 @@ def _read_curve(path: Path):
         return None
     except pd.errors.ParserError:  # caught mid-write; next poll reads it whole
         return None
-    return df if {"step", "accuracy"} <= set(df.columns) and len(df) else None
+    if not {"step", "accuracy"} <= set(df.columns):
+        return None
+    df = df.dropna(subset=["accuracy"]).reset_index(drop=True)  # training-only rows carry no accuracy
+    return df if len(df) else None
 
 
 def objective_value(ab: Ablation, curve, analysis: dict) -> float | tuple[float, float]:
@@ -172,6 +179,10 @@ class TrialRunner:
         from harness.analysis import analyze
 
         params = suggest(trial, self.ab)
+        if self.ab.sampler.name == "grid" and self._duplicate(trial, params):
+            trial.set_user_attr("stopped", "duplicate")
+            trial.study.stop()
+            raise optuna.TrialPruned("grid cell already taken by another worker; the grid is exhausted")
         run_dir = self.study_dir / "trials" / f"trial_{trial.number:04d}"
         if run_dir.exists():  # a retried trial gets a fresh directory; the failed one is kept
             run_dir = run_dir.with_name(run_dir.name + f"_{int(time.time())}")
@@ -234,6 +245,14 @@ class TrialRunner:
         return objective_value(self.ab, curve, res)
 
     @staticmethod
+    def _duplicate(trial, params: dict[str, Any]) -> bool:
+        from optuna.trial import TrialState
+
+        taken = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED)
+        return any(t.number != trial.number and t.state in taken and t.params == params
+                   and t.user_attrs.get("stopped") != "duplicate" for t in trial.study.get_trials(deepcopy=False))
+
+    @staticmethod
     def _status(run_dir: Path) -> str | None:
         import json
 
@@ -279,23 +298,34 @@ def enqueue_baseline(study, ab: Ablation) -> None:
         study.enqueue_trial(params, skip_if_exists=True)
 
 
+def _claimed(study) -> int:
+    """Trials finished, running or queued: what counts towards the study's trial budget."""
+    from optuna.trial import TrialState
+
+    live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+    return sum(t.state in live for t in study.get_trials(deepcopy=False))
+
+
 def run_worker(ab_path: str, storage_url: str, study_name: str, study_dir: Path, n_trials: int,
                overrides: dict[str, Any], trial_timeout: float | None = None) -> None:
-    """One worker process: optimise until the study holds ``n_trials`` finished trials."""
+    """One worker process: run trials one at a time until the study's budget of ``n_trials`` is claimed.
+
+    Before each trial the worker marks stale trials (a killed worker's) failed, which re-queues their
+    parameters, then counts finished + running + queued trials, so workers sharing a study neither
+    overshoot the budget nor stop while a retry is pending.
+    """
     import optuna
-    from optuna.study import MaxTrialsCallback
-    from optuna.trial import TrialState
 
     ab = load_ablation(ab_path)
     study = open_study(ab, storage_url, study_name)
     enqueue_baseline(study, ab)
-    finished = (TrialState.COMPLETE, TrialState.PRUNED)
-    if sum(t.state in finished for t in study.trials) >= n_trials:
-        return
-    study.optimize(TrialRunner(ab, study_dir, overrides, trial_timeout),
-                   callbacks=[MaxTrialsCallback(n_trials, states=finished)],
-                   n_trials=n_trials * 3,            # a hard stop if trials keep failing
-                   catch=(RuntimeError, OSError, ValueError))
+    runner = TrialRunner(ab, study_dir, overrides, trial_timeout)
+    for _ in range(n_trials * 3):  # a hard stop if trials keep failing
+        optuna.storages.fail_stale_trials(study)
+        waiting = any(t.state.name == "WAITING" for t in study.get_trials(deepcopy=False))
+        if _claimed(study) >= n_trials and not waiting:
+            return
+        study.optimize(runner, n_trials=1, catch=(RuntimeError, OSError, ValueError))
 
 
 def run_sweep(ab_path: str, *, n_trials: int | None = None, storage: str | None = None, study_name: str | None = None,
@@ -322,6 +352,9 @@ def run_sweep(ab_path: str, *, n_trials: int | None = None, storage: str | None 
     summary = summarize(ab, url, name)
     summary["study_dir"] = str(study_dir)
     summary["storage"] = url
+    from harness.runinfo import write_json
+
+    write_json(study_dir / "summary.json", summary)
     if report:
         try:
             from harness.study_report import write_study_report
