@@ -90,7 +90,8 @@ def test_killed_worker_trial_fails_and_is_retried(data, tmp_path, postgres_url, 
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
-            if any(t.state.name == "RUNNING" for t in _trials(url, "killme")):
+            # kill it mid-trial: the trial has its parameters and its train subprocess is running
+            if any(t.state.name == "RUNNING" and "run_dir" in t.user_attrs for t in _trials(url, "killme")):
                 break
         except KeyError:
             pass
