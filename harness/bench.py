@@ -119,3 +119,39 @@ def bench_env(task: str = "apollo3", data_dir=None, model: str | None = "tiny", 
                      "mean_generated_tokens": sum(e.n_generated_tokens for e in eps) / len(eps)}
     out["peak_rss_mb"] = _rss_mb()
     return out
+
+
+def bench_sweep(ablation: str, overrides: dict, n_trials: int, output_dir: str) -> dict:
+    """Compute saved by pruning + collapse early-stop: the same micro-sweep with and without them.
+
+    Both arms use the same sampler seed, so they propose the same configurations in the same order
+    (for TPE only until the pruned arm's history diverges). Reported: training steps run, wall time,
+    best objective and best parameters of each arm, and the steps ratio.
+    """
+    from harness.ablation import load_ablation
+    from harness.sweep import run_sweep
+
+    ab = load_ablation(ablation)
+    src = Path(ablation)
+    out: dict = {"machine": machine_info(), "ablation": ab.name, "n_trials": n_trials, "overrides": overrides}
+    for arm, pruned in (("full", False), ("pruned", True)):
+        raw = src.read_text()
+        import yaml
+
+        cfg = yaml.safe_load(raw)
+        if not pruned:
+            cfg["pruner"] = {"name": "none"}
+            cfg["collapse_stop"] = {"enabled": False}
+        path = Path(output_dir) / f"{ab.name}-{arm}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(cfg))
+        t0 = time.perf_counter()
+        summary = run_sweep(str(path), n_trials=n_trials, output_dir=str(Path(output_dir) / arm), overrides=overrides,
+                            report=False)
+        best = summary["best"][0] if summary["best"] else {}
+        out[arm] = {"steps_run": summary["steps_run"], "wall_s": time.perf_counter() - t0,
+                    "states": summary["states"], "best_value": best.get("values"), "best_params": best.get("params")}
+    if out["full"]["steps_run"]:
+        out["steps_ratio_pruned_over_full"] = out["pruned"]["steps_run"] / out["full"]["steps_run"]
+    out["same_best_params"] = out["full"]["best_params"] == out["pruned"]["best_params"]
+    return out

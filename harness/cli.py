@@ -199,6 +199,8 @@ def search(
         typer.echo("No results found.")
     if res.noise_events:
         typer.echo(f"noise events: {', '.join(res.noise_events)}")
+    if noise > 0 and "drop_gold" in nz.modes and not question_id:
+        typer.echo("note: drop_gold needs --question-id to know which chunks are gold; nothing was dropped.", err=True)
 
 
 # ----------------------------------------------------------------------------- validate / analyze / report
@@ -214,7 +216,7 @@ def validate(files: list[Path] = typer.Argument(..., help="task.yaml or ablation
             typer.echo(f"ok      {f} ({kind})")
         except HarnessError as e:
             bad += 1
-            typer.secho(f"invalid {e}", fg=typer.colors.RED)
+            typer.secho(str(e), fg=typer.colors.RED)
     raise typer.Exit(1 if bad else 0)
 
 
@@ -339,6 +341,17 @@ def bench_train(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
                           default=str))
 
 
+@bench_app.command("sweep")
+def bench_sweep(ablation: Path = typer.Argument(..., help="Ablation file for the micro-sweep."),
+                n_trials: int = typer.Option(8, "--n-trials"),
+                output_dir: Path = typer.Option(Path("runs/bench-sweep"), "--output-dir", "-o"),
+                set_: list[str] = typer.Option([], "--set", help="harness train options, e.g. --set model=micro.")) -> None:
+    """Steps run and best objective of a micro-sweep with pruning + collapse stop vs without."""
+    from harness.bench import bench_sweep as b
+
+    typer.echo(json.dumps(b(str(ablation), _overrides(set_), n_trials, str(output_dir)), indent=2, default=str))
+
+
 def _register_optional_commands() -> None:
     """Commands that live in their own modules (light imports only at module level)."""
     import importlib
@@ -365,10 +378,17 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("bm25s", "httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from pydantic import ValidationError
+
     try:
         app(standalone_mode=True)
     except HarnessError as e:
-        _fail(str(e))
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except ValidationError as e:  # an option value out of range (e.g. --limit 0)
+        msgs = "; ".join(f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}" for err in e.errors())
+        typer.secho(f"error: invalid option value: {msgs}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

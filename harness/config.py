@@ -134,6 +134,15 @@ class JudgeConfig(_Strict):
     rule: str = "default"
     f1_threshold: float = Field(0.6, ge=0.0, le=1.0)
 
+    @field_validator("rule")
+    @classmethod
+    def _known_rule(cls, v: str) -> str:
+        from harness.judge import JUDGE_RULES  # pure stdlib module: cheap to import
+
+        if v not in JUDGE_RULES:
+            raise ValueError(f"unknown judge rule {v!r}; valid: {', '.join(JUDGE_RULES)}")
+        return v
+
 
 class HooksConfig(_Strict):
     """Code a task reaches through small named hooks (``module:function``), lm-eval style.

@@ -25,6 +25,9 @@ mean_generated_tokens  mean generated tokens per episode
 query_diversity        mean over episodes with >= 2 searches of unique queries / searches
 reward_<name>          mean of each reward (``reward_<name>_std`` its standard deviation)
 error_rate             P(episode ended by an error)
+judge_error_rate       P(the judge raised; such answers count as wrong and are flagged here)
+n_reward_errors        number of (episode, reward) pairs whose reward function raised (left out
+                       of that reward's mean, never scored 0)
 =====================  ===================================================================
 """
 
@@ -113,11 +116,14 @@ def compute_metrics(episodes: list[Episode], n_boot: int = 1000, seed: int = 0) 
         "query_diversity": _rate_mean([len({_norm_query(q) for q in ep.queries}) / ep.n_searches for ep in multi]),
         "end_reasons": dict(Counter(ep.end_reason or "running" for ep in episodes)),
     }
+    m["judge_error_rate"] = float(np.mean([bool(ep.judge) and ep.judge.get("rule") == "error" for ep in episodes]))
     names = sorted({k for ep in episodes for k in ep.rewards})
+    m["n_reward_errors"] = sum(v is None for ep in episodes for k, v in ep.rewards.items() if k != "total")
     for name in names:
-        vals = np.array([ep.rewards.get(name, 0.0) for ep in episodes], dtype=float)
-        m[f"reward_{name}"] = float(vals.mean())
-        m[f"reward_{name}_std"] = float(vals.std())
+        vals = np.array([np.nan if ep.rewards.get(name) is None else ep.rewards[name] for ep in episodes], dtype=float)
+        ok = vals[~np.isnan(vals)]
+        m[f"reward_{name}"] = float(ok.mean()) if ok.size else None
+        m[f"reward_{name}_std"] = float(ok.std()) if ok.size else None
     return m
 
 

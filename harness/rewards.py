@@ -20,14 +20,17 @@ format             mean over assistant turns of "well formed" (``<think>`` first
 retry              ReZero's rule: 0 unless the episode ended with an answer; else
                    ``min(0.2 + 0.15 * min(n_searches, 5), 1)`` for ``n_searches >= 1`` (one search
                    0.35, two 0.5, ... five or more 0.95), halved when any assistant turn holds
-                   more than one ``<search>``; 0 without searches
+                   more than one ``<search>``; 0 without searches. ``n_searches`` counts search
+                   turns (the environment runs one search per turn); ReZero counts tags
 em_chunk           1 if the gold passage (the question's last supporting paragraph, which lies
                    inside the gold chunk) appeared verbatim in any ``<information>`` block, else
                    0; a paraphrased result never counts (ReZero matches the whole chunk text)
 search_strategy    ReZero's rule: 0.2 if some turn thinks and searches; + 0.2 per search turn
                    that follows results and whose ``<think>`` analyses them (uses one of: based,
                    according, from, result(s), found, show(s), provided, information), at most
-                   0.4; + 0.4 if the final answer turn's ``<think>`` analyses the results
+                   0.4; + 0.4 if the final answer turn's ``<think>`` analyses the results and the
+                   episode searched at least once (ReZero gives this 0.4 without a search too;
+                   we do not, since "analysis" of no results is no search strategy)
 search_diversity   0 without searches, 0.2 for one; otherwise, clipped to [0, 1]:
                    ``min(0.4, 0.2 * unique queries) + 0.4 * (1 - mean pairwise similarity)
                    - 0.1 * near-duplicate pairs (similarity in [0.8, 1)) - 0.2 * exact
@@ -47,9 +50,12 @@ import itertools
 import re
 from typing import Callable
 
+import logging
+
 from harness.config import RewardWeights
 from harness.episode import Episode
 
+log = logging.getLogger(__name__)
 RewardFn = Callable[[Episode], float]
 REWARDS: dict[str, RewardFn] = {}
 
@@ -149,22 +155,25 @@ def search_diversity(ep: Episode) -> float:
     return round(min(1.0, max(0.0, score)), 3)
 
 
-def score_episode(ep: Episode, weights: RewardWeights | None = None) -> dict[str, float]:
+def score_episode(ep: Episode, weights: RewardWeights | None = None) -> dict[str, float | None]:
     """Every reward, plus ``total`` (the weighted sum used by GRPO) when weights are given.
 
-    A reward that raises is recorded as ``None`` under its name and counted in ``reward_errors``,
-    never silently scored 0.
+    A reward that raises is recorded as ``None`` under its name (metrics count it in
+    ``n_reward_errors`` and leave it out of means) and its error is added to ``ep.error``; it is
+    never silently scored 0. ``total`` is then ``None`` too when that reward has a nonzero weight.
     """
-    out: dict[str, float] = {}
+    out: dict[str, float | None] = {}
     errors = []
     for name, fn in REWARDS.items():
         try:
             out[name] = float(fn(ep))
         except Exception as e:  # recorded, not hidden
-            errors.append(f"{name}: {e!r}")
+            out[name] = None
+            errors.append(f"reward {name}: {e!r}")
     if weights is not None:
         w = weights.model_dump()
-        out["total"] = sum(w[k] * out.get(k, 0.0) for k in REWARDS)
+        broken = [k for k in REWARDS if out[k] is None and w[k] != 0.0]
+        out["total"] = None if broken else sum(w[k] * (out[k] or 0.0) for k in REWARDS if w[k] != 0.0)
     if errors:
         ep.error = "; ".join(filter(None, [ep.error, *errors]))
     return out
@@ -177,10 +186,17 @@ def trl_reward(name: str) -> Callable[..., list[float]]:
     """
     fn = REWARDS[name]
 
-    def reward(prompts=None, completions=None, episode=None, **kwargs) -> list[float]:
+    def reward(prompts=None, completions=None, episode=None, **kwargs) -> list[float | None]:
         if episode is None:
             raise ValueError(f"reward {name!r} needs the 'episode' column from the harness rollout function")
-        return [float(fn(ep)) for ep in episode]
+        out: list[float | None] = []
+        for ep in episode:
+            try:
+                out.append(float(fn(ep)))
+            except Exception as e:  # TRL treats None as "unscorable" (NaN), not as 0
+                log.error("reward %s raised on %s: %r", name, ep.question.qid, e)
+                out.append(None)
+        return out
 
     reward.__name__ = name
     return reward

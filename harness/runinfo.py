@@ -118,12 +118,36 @@ def clean_nans(obj: Any) -> Any:
     return obj
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a file back to its last newline: a killed writer's partial row must not prefix the next one."""
+    if not path.is_file():
+        return
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        block = min(size, 1 << 20)
+        while True:
+            f.seek(size - block)
+            chunk = f.read(block)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0 or block == size:
+                f.truncate(size - block + cut + 1 if cut >= 0 else 0)
+                return
+            block = min(size, block * 2)
+
+
 class JsonlAppender:
     """Append-only JSONL writer that flushes and fsyncs every row: a killed run keeps what it wrote."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _drop_torn_tail(self.path)
         self._f = open(self.path, "a", encoding="utf-8")
 
     def write(self, row: dict) -> None:

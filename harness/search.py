@@ -113,9 +113,13 @@ class SearchTool:
         if p <= 0.0 or not shown:
             return SearchResult(req.query, tuple(self._rerank(shown[: self.k])), ())
         rng = noise_rng(self.seed, req.qid, req.call_index)
-        # Draw every mode's randomness in a fixed order so enabling one mode never shifts another's draws.
+        # Draw every mode's randomness up front, in a fixed order, so enabling one mode never shifts
+        # another's draws (the random-chunk and paraphrase picks included).
         u_drop, u_shuffle = rng.random(), rng.random()
         u_rand, u_para = rng.random(self.k), rng.random(self.k)
+        pick_chunk = rng.integers(len(self.corpus), size=self.k)
+        pick_para = rng.random(self.k)
+        perm_key = rng.random(self.k)
         if "drop_gold" in modes and req.gold_chunk_ids and u_drop < p:
             kept = [s for s in shown if s.chunk_id not in req.gold_chunk_ids]
             if len(kept) != len(shown):
@@ -126,7 +130,7 @@ class SearchTool:
             taken = {s.chunk_id for s in shown}
             for i in range(len(shown)):
                 if u_rand[i] < p:
-                    j = int(rng.integers(len(self.corpus)))
+                    j = int(pick_chunk[i])
                     for _ in range(len(self.corpus)):
                         if self.corpus.chunk_ids[j] not in taken:
                             break
@@ -139,11 +143,11 @@ class SearchTool:
             for i, s in enumerate(shown):
                 variants = self.corpus.paraphrases.get(s.chunk_id)
                 if variants and u_para[i] < p:
-                    text = variants[int(rng.integers(len(variants)))]
+                    text = variants[int(pick_para[i] * len(variants))]
                     shown[i] = ShownResult(s.chunk_id, text, s.rank, s.score, "paraphrase")
                     events.append("paraphrase")
         if "shuffle" in modes and u_shuffle < p and len(shown) > 1:
-            shown = [shown[i] for i in rng.permutation(len(shown))]
+            shown = [shown[i] for i in np.argsort(perm_key[: len(shown)], kind="stable")]
             events.append("shuffle")
         return SearchResult(req.query, tuple(self._rerank(shown)), tuple(events))
 

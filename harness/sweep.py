@@ -388,14 +388,16 @@ def summarize(ab: Ablation, storage_url: str, study_name: str) -> dict[str, Any]
 
 
 def steps_run(study) -> int:
-    """Training steps actually run over all trials (from each trial's last reported step)."""
+    """Training steps actually run over all trials (the last step in each trial's curve, train rows included)."""
+    import pandas as pd
+
     total = 0
     for t in study.trials:
-        if t.intermediate_values:
-            total += max(t.intermediate_values)
-        elif t.user_attrs.get("run_dir"):
-            df = _read_curve(Path(t.user_attrs["run_dir"]) / "curve.csv")
-            total += int(df["step"].max()) if df is not None else 0
+        path = Path(t.user_attrs.get("run_dir", "")) / "curve.csv"
+        try:
+            total += int(pd.read_csv(path, usecols=["step"])["step"].max())
+        except (OSError, ValueError, KeyError, pd.errors.EmptyDataError):
+            continue
     return total
 
 

@@ -70,3 +70,9 @@ def test_weight_overrides():
 
 def test_noise_modes_from_string():
     assert NoiseConfig(level=0.3, modes="drop_gold,shuffle").modes == ("drop_gold", "shuffle")
+
+
+def test_unknown_judge_rule_rejected(tmp_path):
+    p = _write(tmp_path, lambda r: r["judge"].update(rule="exactmatch"))
+    with pytest.raises(ConfigError, match="unknown judge rule 'exactmatch'.*exact_match"):
+        load_task(p)

@@ -79,3 +79,23 @@ def test_trl_signature():
     assert f(prompts=["p", "p"], completions=["c", "c"], episode=eps) == [1.0, 0.0]
     with pytest.raises(ValueError, match="episode"):
         f(prompts=["p"], completions=["c"])
+
+
+def test_a_raising_reward_is_recorded_not_scored_zero(monkeypatch):
+    from harness.metrics import compute_metrics
+
+    def broken(ep):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(R, "search_diversity", broken)
+    w = RewardWeights(correctness=4, format=2, search_diversity=1)
+    ep = episode([S("a"), A("x")], correct=True)
+    s = score_episode(ep, w)
+    assert s["search_diversity"] is None and s["total"] is None and "boom" in ep.error
+    assert score_episode(episode([S("a"), A("x")], correct=True), RewardWeights(correctness=4))["total"] == 4.0
+    ok = episode([S("a"), A("x")], correct=True)
+    ok.rewards = {"correctness": 1.0, "search_diversity": 0.2}
+    ep.rewards = s
+    m = compute_metrics([ep, ok])
+    assert m["n_reward_errors"] == 1 and m["reward_search_diversity"] == 0.2   # mean over the scorable one
+    assert trl_reward("search_diversity")(episode=[ep]) == [None]

@@ -105,3 +105,27 @@ def test_llm_judge_verdicts_and_agreement_are_stored(data, tmp_path):
     assert {"llm_accuracy", "judge_agreement", "llm_unparsed"} <= set(m)
     # a random tiny model rarely writes Yes/No: unparsed replies are counted, never taken as "No"
     assert m["llm_unparsed"] + (0 if m["judge_agreement"] is None else 1) >= 1
+
+
+def test_cli_errors_exit_2_without_traceback(data, tmp_path):
+    for args in (["run", "--noise", "2"], ["run", "--limit", "0"], ["run", "--task", "nope"],
+                 ["search", "x", "--retriever", "foo"], ["run", "--reward-weights", "foo=1"]):
+        p = subprocess.run([sys.executable, "-m", "harness", *args, "-o", str(tmp_path / "e")] if args[0] == "run"
+                           else [sys.executable, "-m", "harness", *args], capture_output=True, text=True)
+        assert p.returncode == 2, (args, p.stderr)
+        assert "Traceback" not in p.stderr and p.stderr.startswith("error: "), (args, p.stderr)
+
+
+def test_resume_twice_after_torn_write_and_refuse_changed_config(data, tmp_path):
+    out = tmp_path / "r"
+    args = ["run", "--model", "one-search", "--limit", "6", "--no-report", "-o", str(out)]
+    invoke(*args)
+    full = json.loads((out / "results.json").read_text())["results"]
+    lines = (out / "samples.jsonl").read_text().splitlines()
+    (out / "samples.jsonl").write_text("\n".join(lines[:3]) + "\n" + lines[3][:40])
+    invoke(*args, "--resume")
+    invoke(*args, "--resume")                           # the torn row was cut, not glued to the next one
+    assert len(read_jsonl(out / "samples.jsonl")) == 6
+    assert json.loads((out / "results.json").read_text())["results"] == full
+    bad = runner.invoke(app, [*args, "--resume", "--seed", "7", "-k", "5"])
+    assert bad.exit_code != 0 and "seed: 0 -> 7" in str(bad.exception) and "k: None -> 5" in str(bad.exception)

@@ -192,6 +192,8 @@ def test_resume_reproduces_the_curve(data, warm_tiny, tmp_path):
     assert part["status"] == "partial" and (tmp_path / "part" / "checkpoints" / "checkpoint-2").is_dir()
     bad = runner.invoke(app, ["train", *args, "-o", str(tmp_path / "part")])
     assert bad.exit_code != 0 and "--resume" in str(bad.exception)
+    changed = runner.invoke(app, ["train", *args, "-o", str(tmp_path / "part"), "--resume", "--lr", "1e-3"])
+    assert changed.exit_code != 0 and "learning_rate" in str(changed.exception)
     train(*args, "-o", str(tmp_path / "part"), "--resume")
     full, resumed = read_curve(tmp_path / "full"), read_curve(tmp_path / "part")
     assert [r["step"] for r in resumed] == ["0", "1", "2", "3", "4"]

@@ -22,7 +22,7 @@ def _restore_stop(text: str) -> str:
 
 
 class LMEvalPolicy:
-    def __init__(self, model_type: str, model_args: str = "", lm=None):
+    def __init__(self, model_type: str, model_args: str = "", lm=None, temperature: float = 0.0):
         from lm_eval.api.registry import get_model
         from lm_eval.utils import simple_parse_args_string
 
@@ -34,6 +34,7 @@ class LMEvalPolicy:
             extra["device"] = "cuda" if torch.cuda.is_available() else "cpu"
         self.lm = lm or get_model(model_type).create_from_arg_string(model_args or "", extra)
         self.tokenizer = getattr(self.lm, "tokenizer", None)
+        self.gen_kwargs = {"do_sample": temperature > 0, **({"temperature": temperature} if temperature > 0 else {})}
 
     def _contexts(self, episodes: list[Episode]) -> list[str]:
         chats = [e.messages for e in episodes]
@@ -43,12 +44,17 @@ class LMEvalPolicy:
             return render_prompts(self.tokenizer, chats)
         return render_prompts(None, chats)
 
+    def _count(self, text: str) -> int:
+        if self.tokenizer is not None:
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(text.split())
+
     def generate(self, episodes: list[Episode], max_new_tokens: int) -> list[Generation]:
         from lm_eval.api.instance import Instance
 
         reqs = [
             Instance(request_type="generate_until", doc={}, idx=i,
-                     arguments=(ctx, {"until": list(STOP_STRINGS), "max_gen_toks": max_new_tokens, "do_sample": False}))
+                     arguments=(ctx, {"until": list(STOP_STRINGS), "max_gen_toks": max_new_tokens, **self.gen_kwargs}))
             for i, ctx in enumerate(self._contexts(episodes))
         ]
         import inspect
@@ -57,11 +63,12 @@ class LMEvalPolicy:
         texts = self.lm.generate_until(reqs, disable_tqdm=True) if quiet else self.lm.generate_until(reqs)
         out = []
         for t in texts:
-            t = _restore_stop(t)
-            n = len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) if self.tokenizer is not None else len(t.split())
+            n = self._count(t)
+            if n < max_new_tokens:  # stopped by a closing tag (which lm-eval strips), not by the token limit
+                t = _restore_stop(t)
             out.append(Generation(t, min(n, max_new_tokens)))  # re-tokenising decoded text can overcount
         return out
 
 
-def load(model: str, model_args: str = "", **_: object) -> LMEvalPolicy:
-    return LMEvalPolicy(model, model_args)
+def load(model: str, model_args: str = "", temperature: float = 0.0, **_: object) -> LMEvalPolicy:
+    return LMEvalPolicy(model, model_args, temperature=temperature)

@@ -5,7 +5,8 @@
 ``oracle-retry``  searches; while the gold passage has not been shown (it peeks at the gold data,
                   hence "oracle") and turns remain, searches again, alternating the question and its
                   keywords (each search re-draws the noise); then answers like one-search from the
-                  results that showed the gold passage (or the last results).
+                  results that showed the gold passage (or the last results). Without noise it
+                  stops after both formulations missed, since repeating them cannot help.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class ScriptedPolicy:
         if seen is not None:
             return self._answer_from(ep, seen)
         if len(ep.turns) + 1 >= self.max_turns:  # the last turn left: answer with what we have
+            return self._answer_from(ep, n - 1)
+        if n >= 2 and not ep.noise.get("level"):  # without noise, repeating a query cannot change its results
             return self._answer_from(ep, n - 1)
         query = keywords(q) if n % 2 == 1 else q
         return _say("The results do not contain the answer; I will search again.", "search", query or q)

@@ -13,6 +13,30 @@ from harness.episode import Episode
 from harness.backends.hf import STOP_STRINGS
 
 
+def _parse_args(spec: str) -> dict[str, Any]:
+    """``"a=1,b=0.5,c=x"`` -> ``{"a": 1, "b": 0.5, "c": "x"}`` (numbers and booleans typed).
+
+    >>> _parse_args("top_k=20,top_p=0.9,skip_special_tokens=false")
+    {'top_k': 20, 'top_p': 0.9, 'skip_special_tokens': False}
+    """
+    out: dict[str, Any] = {}
+    for item in filter(None, (x.strip() for x in (spec or "").split(","))):
+        k, _, v = item.partition("=")
+        low = v.lower()
+        if low in ("true", "false"):
+            out[k] = low == "true"
+            continue
+        for cast in (int, float):
+            try:
+                out[k] = cast(v)
+                break
+            except ValueError:
+                continue
+        else:
+            out[k] = v
+    return out
+
+
 class VLLMPolicy:
     def __init__(self, model: str, temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
                  gpu_memory_utilization: float = 0.85, max_model_len: int | None = None,
@@ -32,10 +56,18 @@ class VLLMPolicy:
         return [Generation(o.outputs[0].text, len(o.outputs[0].token_ids)) for o in outs]
 
 
-def load(model: str, corpus=None, temperature: float = 0.0, seed: int = 0, **kwargs: Any) -> VLLMPolicy:
+#: ``--model-args`` keys that configure the engine; every other key is a SamplingParams field.
+ENGINE_ARGS = ("gpu_memory_utilization", "max_model_len", "top_p")
+
+
+def load(model: str, corpus=None, temperature: float = 0.0, seed: int = 0, model_args: str = "",
+         **kwargs: Any) -> VLLMPolicy:
+    """``--model-args "gpu_memory_utilization=0.5,top_k=20,repetition_penalty=1.1"`` passes through."""
     from harness.models import resolve_model_path
 
-    known = {k: kwargs[k] for k in ("top_p", "gpu_memory_utilization", "max_model_len", "sampling_kwargs") if k in kwargs}
-    pol = VLLMPolicy(resolve_model_path(model, corpus), temperature=temperature, seed=seed, **known)
+    args = _parse_args(model_args)
+    known = {k: args.pop(k) for k in ENGINE_ARGS if k in args}
+    pol = VLLMPolicy(resolve_model_path(model, corpus), temperature=temperature, seed=seed, sampling_kwargs=args,
+                     **known)
     pol.name = model
     return pol

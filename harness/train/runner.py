@@ -118,11 +118,24 @@ class TrainRun:
         log.info("warm start: %d supervised steps on scripted demonstrations", self.cfg.warm_start)
         return str(cached_warm_start(path, self.resolved.task, self.data, self.cfg.warm_start, self.cfg.seed))
 
+    #: Options that may differ on --resume without changing the curve's prefix.
+    RESUME_FREE = {"resume", "report", "output_dir", "data_dir", "max_steps", "stop_after", "threads",
+                   "eval_batch_size", "save_every"}
+
     def _check_output_dir(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         if not self.cfg.resume and (self.out / "curve.csv").exists():
             raise ConfigError(f"{self.out} already holds a training run; pass --resume to continue it "
                               "or choose another --output-dir")
+        saved_path = self.out / "config.json"
+        if self.cfg.resume and saved_path.is_file():
+            saved = json.loads(saved_path.read_text()).get("train", {})
+            new = self.cfg.model_dump()
+            changed = sorted(k for k in new if k not in self.RESUME_FREE and saved.get(k) != new[k])
+            if changed:
+                diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {new[k]!r}" for k in changed)
+                raise ConfigError(f"cannot resume {self.out} with a different configuration ({diffs}); "
+                                  "the curve would mix two runs; use a new --output-dir")
 
     def _last_checkpoint(self) -> Path | None:
         ckpts = sorted((self.out / "checkpoints").glob("checkpoint-*"), key=checkpoint_step)
