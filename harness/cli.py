@@ -96,8 +96,10 @@ def run(
                     resume=resume, report=report)
     r = EvalRun(cfg, progress=_progress_factory())
     if model is None:
-        typer.echo("No --model given: evaluating the scripted reference policies "
-                   f"({', '.join(p for _, p in r.policies)}).", err=True)
+        typer.echo("No --model given: evaluating the scripted reference policies ("
+                   + ", ".join(p for b, p in r.policies if b == "scripted") + ")"
+                   + (" and the MICRO-SCALE policy 'micro' (1.15M parameters, trained on apollo3_micro; "
+                      "not comparable to the paper's 3B model)" if r.micro_scale else "") + ".", err=True)
     res = r.run()
     from harness.summary import print_results
 

@@ -18,7 +18,7 @@ from typing import Callable, Protocol
 from harness.config import NoiseConfig, TaskConfig
 from harness.data import Question, TaskData
 from harness.episode import Episode, Turn, squash
-from harness.protocol import Tags, parse_turn, truncate_after_action
+from harness.protocol import Action, Tags, parse_turn, truncate_after_action
 from harness.search import SearchRequest, SearchTool
 
 
@@ -104,6 +104,11 @@ class Environment:
         gold = squash(ep.question.gold_paragraph)
         return any(gold in squash(r.text) for r in result.results)
 
+    def resolve_action(self, ep: Episode, action: Action) -> Action:
+        """The action the environment carries out for a parsed turn (a task's environment may override,
+        e.g. to expand references in a query or an answer); the base environment takes it as written."""
+        return action
+
     def format_results(self, ep: Episode, result) -> str:
         """The body of the ``<information>`` block for one search (a task's environment may override)."""
         return self.tool.format(result)
@@ -114,7 +119,7 @@ class Environment:
         pending: list[tuple[Episode, Turn]] = []
         for ep, gen in zip(episodes, generations):
             text = truncate_after_action(gen.text, self.tags)
-            action = parse_turn(text, self.tags)
+            action = self.resolve_action(ep, parse_turn(text, self.tags))
             turn = Turn(text=text, n_tokens=gen.n_tokens, action=action)
             ep.turns.append(turn)
             ep.messages.append({"role": "assistant", "content": text})

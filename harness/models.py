@@ -36,22 +36,29 @@ TINY_VOCAB = 2048
 
 
 def _spec_hash(corpus: Corpus, spec: dict) -> str:
-    blob = json.dumps({"corpus": corpus.checksum, **spec, "template": CHAT_TEMPLATE}, sort_keys=True)
+    blob = json.dumps({"corpus": corpus.checksum, **spec, "template": CHAT_TEMPLATE, "tokenizer": 2}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def train_tokenizer(texts: list[str], vocab_size: int = TINY_VOCAB):
-    """Byte-level BPE over ``texts`` with protocol and role tags kept whole; returns a fast tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def train_tokenizer(texts: list[str], vocab_size: int = TINY_VOCAB, protocol_special: bool = False):
+    """Byte-level BPE over ``texts`` with protocol and role tags kept whole; returns a fast tokenizer.
+
+    The protocol tags are ordinary added tokens (``protocol_special=False``), so decoders that skip
+    special tokens (lm-eval does) keep ``<search>``/``<answer>``. ``protocol_special=True`` is the
+    older recipe, kept so the committed micro weights rebuild bit for bit.
+    """
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    specials = list(SPECIAL.values()) + ROLE_TOKENS + PROTOCOL_TOKENS
+    specials = list(SPECIAL.values()) + ROLE_TOKENS + (PROTOCOL_TOKENS if protocol_special else [])
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(texts, trainer=trainer)
+    if not protocol_special:
+        tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in PROTOCOL_TOKENS])
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=SPECIAL["bos"], eos_token=SPECIAL["eos"], pad_token=SPECIAL["pad"],
         unk_token=SPECIAL["unk"], additional_special_tokens=ROLE_TOKENS,

@@ -36,8 +36,20 @@ from harness.runinfo import (JsonlAppender, SCHEMA_VERSION, clean_nans, git_hash
 
 log = logging.getLogger(__name__)
 
-#: What ``harness run`` evaluates when no --model is given (until the micro policy lands).
-DEFAULT_POLICIES = ("closed-book", "one-search", "oracle-retry")
+#: What ``harness run`` evaluates when no --model is given: the scripted reference policies and the
+#: micro policy (``harness micro build``), a micro-scale model flagged as such in the results.
+DEFAULT_POLICIES = ("closed-book", "one-search", "oracle-retry", "micro")
+#: Model names that are micro-scale by construction (built by the harness on CPU).
+MICRO_SCALE_MODELS = ("micro", "tiny")
+
+
+def is_micro_scale(model: str) -> bool:
+    """True for the harness's own CPU-built models, by name or by their build record.
+
+    >>> is_micro_scale("micro"), is_micro_scale("Qwen/Qwen2.5-3B-Instruct")
+    (True, False)
+    """
+    return model in MICRO_SCALE_MODELS or (Path(model) / "harness_build.json").is_file()
 
 
 class RunConfig(BaseModel):
@@ -75,6 +87,25 @@ def default_output_dir(cfg: RunConfig, label: str) -> Path:
     return Path("runs") / f"{cfg.task}-{slug}-{stamp}"
 
 
+#: Options that may change between a run and its --resume (they do not change any episode).
+RESUME_FREE = {"resume", "report", "output_dir", "limit", "batch_size", "data_dir", "noise_levels"}
+
+
+def check_resume_config(path: Path, cfg: RunConfig) -> None:
+    """Refuse to resume a run directory under a different configuration (episodes would mix)."""
+    import json
+
+    if not path.is_file():
+        return
+    saved = json.loads(path.read_text()).get("run", {})
+    new = cfg.model_dump()
+    changed = sorted(k for k in new if k not in RESUME_FREE and saved.get(k) != new[k])
+    if changed:
+        diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {new[k]!r}" for k in changed)
+        raise ConfigError(f"cannot resume {path.parent} with a different configuration ({diffs}); "
+                          f"use a new --output-dir")
+
+
 def _noise_key(level: float) -> str:
     return f"noise={level:g}"
 
@@ -89,12 +120,13 @@ class EvalRun:
         modes = cfg.noise_modes if cfg.noise_modes is not None else list(self.task.noise.modes)
         self.noises = [make_noise(lv, modes) for lv in self.noise_levels]  # validates modes/levels
         self.weights = parse_weight_overrides(cfg.reward_weights, self.task.rewards.weights)
-        if cfg.model is None:
-            self.policies = [("scripted", m) for m in DEFAULT_POLICIES]
-        else:
-            from harness.backends import infer_backend
+        from harness.backends import infer_backend
 
+        if cfg.model is None:
+            self.policies = [(infer_backend(m), m) for m in DEFAULT_POLICIES]
+        else:
             self.policies = [(cfg.backend or infer_backend(cfg.model), cfg.model)]
+        self.micro_scale = any(is_micro_scale(m) for b, m in self.policies if b != "scripted")
         label = cfg.model or "reference"
         self.out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(cfg, label)
         self.progress = progress
@@ -111,8 +143,11 @@ class EvalRun:
         self.retriever = build_retriever(self.cfg.retriever or r.retriever, self.data.corpus, stopwords=r.bm25_stopwords,
                                          dense_model=r.dense_model, batch_size=r.dense_batch_size)
         self.out.mkdir(parents=True, exist_ok=True)
-        if not self.cfg.resume and (self.out / "samples.jsonl").exists():
+        samples = self.out / "samples.jsonl"
+        if not self.cfg.resume and samples.is_file() and samples.stat().st_size > 0:
             raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose --output-dir")
+        if self.cfg.resume:
+            check_resume_config(self.out / "config.json", self.cfg)
         write_json(self.out / "config.json", {"run": self.cfg.model_dump(), "task": self.task.model_dump()})
 
     def _policy(self, backend: str, model: str):
@@ -205,7 +240,7 @@ class EvalRun:
             "kind": "eval",
             "task": {"name": self.task.name, "version": self.task.version},
             "model": [{"backend": b, "model": m} for b, m in self.policies],
-            "micro_scale": False,
+            "micro_scale": self.micro_scale,
             "results": results,
             "n-samples": {m: {k: v.get("n", 0) for k, v in r.items()} for m, r in results.items()},
             "config": self.cfg.model_dump(),
@@ -224,6 +259,9 @@ class EvalRun:
         try:
             from harness.report import write_report
 
-            write_report([self.out], output=self.out / "report.html", title=f"harness run: {self.task.name}")
+            title = f"harness run: {self.task.name}"
+            if self.micro_scale:
+                title += " (micro-scale model: not comparable to the paper's 3B model)"
+            write_report([self.out], output=self.out / "report.html", title=title)
         except Exception as e:  # the results are already on disk; a report bug must not lose them
             log.error("report failed (results are safe in %s): %r", self.out, e)

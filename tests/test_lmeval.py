@@ -216,9 +216,6 @@ def test_lmeval_backend_runs_on_cpu_without_device_arg(tiny):
     LMEvalPolicy("hf", f"pretrained={tiny}")
 
 
-@pytest.mark.xfail(reason="the tiny tokenizer registers the protocol tags as special tokens, and lm-eval decodes "
-                          "with skip_special_tokens=True, so <search>/<answer> vanish (fix in harness/models.py)",
-                   strict=False)
 def test_protocol_tags_survive_lmeval_decoding(tiny):
     from transformers import AutoTokenizer
 

@@ -30,6 +30,7 @@ import numpy as np
 from harness.data import Question, TaskData
 from harness.env import Environment
 from harness.episode import Episode
+from harness.protocol import Action
 
 #: Words per question (the query the policy should copy) and words per shown result window.
 N_KEYWORDS = 4
@@ -95,7 +96,9 @@ class Fact:
 
 
 def question_text(keywords: tuple[str, ...]) -> str:
-    """>>> question_text(("oxygen", "tank", "pressure", "reading"))
+    """The micro question for a fact's words.
+
+    >>> question_text(("oxygen", "tank", "pressure", "reading"))
     'What value goes with: oxygen tank pressure reading?'
     """
     return f"What value goes with: {' '.join(keywords)}?"
@@ -202,10 +205,48 @@ def _window(sentence: str, anchor_words: set[str], width: int = WINDOW_WORDS) ->
     words = sentence.split()
     if len(words) <= width:
         return sentence
-    hits = [i for i, w in enumerate(words) if w.strip("«»,.;:()").lower() in anchor_words or "«" in w]
-    centre = hits[len(hits) // 2] if hits else 0
+    marked = [i for i, w in enumerate(words) if "«" in w]
+    hits = marked or [i for i, w in enumerate(words) if w.strip("«»,.;:()").lower() in anchor_words]
+    centre = hits[len(hits) // 2] if hits else 0  # a marked value is always inside the window
     lo = max(0, min(centre - width // 2, len(words) - width))
     return " ".join(words[lo:lo + width])
+
+
+#: The answer that cites the value marked in the results (the latest one shown in the episode).
+MARKED_REF = "«»"
+_REF = re.compile(r"#(\d+)")
+_MARKED = re.compile(r"«([a-z]+)»")
+
+
+def expand_query(query: str, keywords: tuple[str, ...]) -> str:
+    """Replace ``#n`` by the question's n-th word (invalid references are dropped).
+
+    >>> expand_query("#2 #4 tank", ("oxygen", "surge", "pound", "valve"))
+    'surge valve tank'
+    """
+    def word(m: re.Match) -> str:
+        i = int(m.group(1)) - 1
+        return keywords[i] if 0 <= i < len(keywords) else ""
+
+    return " ".join(_REF.sub(word, query).split()) if "#" in query else query
+
+
+def resolve_answer(answer: str, messages: list[dict]) -> str:
+    """``«»`` becomes the latest value marked ``«code»`` in the episode's results (else stays ``«»``).
+
+    >>> resolve_answer("«»", [{"role": "user", "content": "[1] about «zobu» pound"}])
+    'zobu'
+    >>> resolve_answer("«»", [{"role": "user", "content": "[1] nothing here"}])
+    '«»'
+    """
+    if answer.strip() != MARKED_REF:
+        return answer
+    for m in reversed(messages):
+        if m["role"] == "user":
+            found = _MARKED.findall(m["content"])
+            if found:
+                return found[-1]
+    return answer
 
 
 class MicroEnvironment(Environment):
@@ -232,6 +273,15 @@ class MicroEnvironment(Environment):
         ep = super().new_episode(dataclasses.replace(q, answer=code))
         ep.noise["episode"] = nonce
         return ep
+
+    def resolve_action(self, ep: Episode, action: Action) -> Action:
+        """Expand the micro protocol's references (see :func:`expand_query` and :func:`resolve_answer`)."""
+        fact = self.facts.get(ep.question.qid)
+        if action.kind == "search" and fact is not None:
+            return dataclasses.replace(action, query=expand_query(action.query or "", fact.keywords))
+        if action.kind == "answer":
+            return dataclasses.replace(action, answer=resolve_answer(action.answer or "", ep.messages))
+        return action
 
     def _show(self, ep: Episode, r) -> str:
         fact = self.facts.get(ep.question.qid)

@@ -1,0 +1,190 @@
+"""The micro task (apollo3_micro) and the micro policy build: fast checks plus one real reduced build."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+
+import pytest
+
+from harness.config import NoiseConfig, load_task
+
+
+@pytest.fixture(scope="module")
+def micro_task():
+    return load_task("apollo3_micro")
+
+
+@pytest.fixture(scope="module")
+def micro_data(data, micro_task):  # `data` skips the module when the Apollo files are absent
+    from harness.data import load_task_data
+
+    return load_task_data(micro_task)
+
+
+def _env(micro_data, level=0.0, seed=0):
+    from harness.env import Environment
+
+    return Environment.from_task(micro_data.task, micro_data, noise=NoiseConfig(level=level, modes=("drop_gold",)),
+                                 seed=seed)
+
+
+def test_task_config_hooks(micro_task, task):
+    assert micro_task.hooks.process_data == "harness.micro.task:process_data"
+    assert micro_task.hooks.environment == "harness.micro.task:MicroEnvironment"
+    assert task.hooks.process_data is None and task.hooks.environment is None  # apollo3 untouched
+    assert micro_task.data.files.chunks == task.data.files.chunks
+    assert set(micro_task.presets) == {"rezero", "baseline"}
+    assert micro_task.presets["rezero"].train_noise.level == 0.5
+
+
+def test_bad_hook_is_a_clear_error():
+    from harness.config import HooksConfig, import_hook
+    from harness.errors import ConfigError
+
+    with pytest.raises(ValueError, match="package.module:name"):
+        HooksConfig(process_data="not a hook")
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        import_hook("harness.nowhere:fn")
+
+
+def test_code_pool_is_fixed_and_never_real_text(data):
+    from harness.micro.task import CODE_POOL
+
+    assert len(CODE_POOL) == len(set(CODE_POOL)) == 256
+    text = " ".join(data.corpus.texts).lower()
+    assert not [c for c in CODE_POOL if re.search(rf"\b{c}\b", text)]
+
+
+def test_micro_questions_and_split(micro_data, bm25):
+    from harness.micro.task import reformulations
+    from harness.micro.demos import keywords_of
+
+    test, train = micro_data.split("test"), micro_data.split("train")
+    assert len(test) == 100 and len(train) > 300
+    facts = micro_data.micro_facts
+    assert not {facts[q.qid].chunk_id for q in test} & {facts[q.qid].chunk_id for q in train}
+    assert len({q.question for q in micro_data.questions}) == len(micro_data.questions)
+    # every query a demonstration may use retrieves the gold chunk in the top k at noise 0
+    for q in test[:30]:
+        for query in reformulations(keywords_of(q.question)):
+            assert {h.chunk_id for h in bm25.search([query], micro_data.task.retrieval.k)[0]} & set(q.gold_chunk_ids)
+
+
+def test_value_redrawn_per_episode_shown_only_with_gold(micro_data):
+    from harness.micro.demos import Demonstrator
+
+    q = micro_data.split("test")[0]
+    env = _env(micro_data)
+    eps = env.rollout(Demonstrator(p_retry=0.0), [q, q, q])
+    codes = [ep.question.answer for ep in eps]
+    assert len(set(codes)) > 1 and all(ep.correct for ep in eps)
+    assert all(f"«{ep.question.answer}»" in ep.messages[3]["content"] for ep in eps)
+    # the same run seed replays the same values; gold dropped every time means no value is ever shown
+    assert [ep.question.answer for ep in _env(micro_data).rollout(Demonstrator(p_retry=0.0), [q, q, q])] == codes
+    dropped = _env(micro_data, level=1.0).rollout(Demonstrator(p_retry=1.0), [q])[0]
+    assert dropped.n_searches == 4 and not dropped.gold_seen and not dropped.correct
+    assert not any("«" in m["content"] for m in dropped.messages if m["role"] == "user")
+
+
+def test_retrying_recovers_and_answering_anyway_does_not(micro_data):
+    from harness.metrics import compute_metrics
+    from harness.micro.demos import Demonstrator
+
+    qs = micro_data.split("test")
+    m_once = compute_metrics(_env(micro_data, 0.5).rollout(Demonstrator(p_retry=0.0), qs))
+    m_retry = compute_metrics(_env(micro_data, 0.5).rollout(Demonstrator(p_retry=1.0), qs))
+    m_clean = compute_metrics(_env(micro_data, 0.0).rollout(Demonstrator(p_retry=0.0), qs))
+    assert m_clean["accuracy"] == 1.0
+    assert 0.3 < m_once["accuracy"] < 0.7 and m_once["persistence"] == 0.0
+    assert m_retry["accuracy"] > 0.85 and m_retry["persistence"] == 1.0 and m_retry["recovery"] > 0.7
+
+
+def test_encoding_matches_the_chat_template(micro_data):
+    from harness.micro.build import BuildSpec, build_tokenizer, demonstrations, encode_conversation
+
+    spec = BuildSpec()
+    tok = build_tokenizer(micro_data.corpus.texts, spec.vocab)
+    for conv in demonstrations(micro_data, replace(spec, p_retry=0.5), 20):
+        ids, mask = encode_conversation(tok, conv)
+        assert ids == tok(tok.apply_chat_template(conv, tokenize=False), add_special_tokens=False)["input_ids"]
+        learned = tok.decode([t for t, m in zip(ids, mask) if m])
+        assert learned.count("<|end|>") == sum(m["role"] == "assistant" for m in conv)
+        assert "<information>" not in learned
+    from harness.micro.task import CODE_POOL
+
+    code = CODE_POOL[0]
+    assert tok.tokenize(f"«{code}»").count(code) == 1  # a code word is one token
+
+
+def test_reduced_build_is_deterministic_and_runs_end_to_end(micro_data, tmp_path):
+    """The real path at toy size: build twice (same bytes), then `harness run --model <folder>`."""
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+    from harness.micro.build import BuildSpec, build_micro, weights_digest
+
+    spec = BuildSpec(steps=4, batch_size=4, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                     num_attention_heads=2, vocab=600, warmup_steps=1)
+    a = build_micro(tmp_path / "a", spec=spec, data=micro_data)
+    b = build_micro(tmp_path / "b", spec=spec, data=micro_data)
+    assert weights_digest(a) == weights_digest(b)
+    info = json.loads((a / "harness_build.json").read_text())
+    assert info["spec"]["steps"] == 4 and info["log"][0]["loss"] > 0
+    res = CliRunner().invoke(app, ["run", "--task", "apollo3_micro", "--model", str(a), "--limit", "3",
+                                   "--noise", "0", "--max-turns", "2", "--max-new-tokens", "8", "-o",
+                                   str(tmp_path / "run"), "--no-report"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    out = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert out["results"][str(a)]["noise=0"]["n"] == 3
+
+
+@pytest.mark.slow
+def test_micro_policy_learned_the_task(micro_data):
+    """The whole eval split: accurate at noise 0, clearly hurt by drop_gold 0.5 (it does not retry)."""
+    from harness.backends.hf import load
+    from harness.metrics import compute_metrics
+
+    policy = load("micro")
+    qs = micro_data.split("test")
+    clean = compute_metrics(_env(micro_data, 0.0).rollout(policy, qs))
+    noisy = compute_metrics(_env(micro_data, 0.5).rollout(policy, qs))
+    assert clean["accuracy"] >= 0.8
+    assert noisy["accuracy"] <= clean["accuracy"] - 0.2
+
+
+def test_shipped_micro_policy_reads_and_does_not_retry(micro_data):
+    """The committed warm-start weights: right whenever the value is shown, never retries greedily."""
+    from harness.backends.hf import load
+    from harness.metrics import compute_metrics
+    from harness.micro.build import SHIPPED, BuildSpec, _shipped_matches, resolve_micro
+    from harness.models import resolve_model_path
+
+    assert _shipped_matches(BuildSpec()) and resolve_micro() == str(SHIPPED)
+    assert resolve_model_path("micro", micro_data.corpus) == str(SHIPPED)
+    assert (SHIPPED / "model.safetensors").stat().st_size < 20 * 2**20
+    policy = load("micro")
+    qs = micro_data.split("test")[:16]
+    clean = compute_metrics(_env(micro_data, 0.0).rollout(policy, qs))
+    dropped = compute_metrics(_env(micro_data, 1.0).rollout(policy, qs))
+    assert clean["accuracy"] == 1.0 and clean["format_validity"] == 1.0
+    assert dropped["accuracy"] == 0.0 and dropped["persistence"] == 0.0 and dropped["answer_rate"] == 1.0
+
+
+def test_default_run_flags_micro_scale():
+    from harness.run import DEFAULT_POLICIES, EvalRun, RunConfig, is_micro_scale
+
+    assert "micro" in DEFAULT_POLICIES and is_micro_scale("micro") and not is_micro_scale("one-search")
+    assert EvalRun(RunConfig(output_dir="/nonexistent/x")).micro_scale
+    assert not EvalRun(RunConfig(model="one-search", output_dir="/nonexistent/x")).micro_scale
+
+
+@pytest.mark.slow
+def test_shipped_weights_rebuild_bit_for_bit(micro_data, tmp_path):
+    """`harness micro build` reproduces the committed weights exactly (about 8 minutes on 2 busy cores)."""
+    from harness.micro.build import SHIPPED, BuildSpec, build_micro, weights_digest
+
+    built = build_micro(tmp_path / "micro", spec=BuildSpec(), data=micro_data)
+    assert weights_digest(built) == weights_digest(SHIPPED)
+    assert (built / "tokenizer.json").read_bytes() == (SHIPPED / "tokenizer.json").read_bytes()
