@@ -36,8 +36,7 @@ from functools import lru_cache
 from harness.judge import (
     _OCR_RE,
     _OCR_TABLE,
-    _UNIT_ALIASES,
-    _UNIT_ATOM_RE,
+    _read_unit,
     extract_quantities,
     normalize_answer,
 )
@@ -120,8 +119,6 @@ _NUMBER_RE = re.compile(
     r"(?:\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+(?![\d.])|\d+)(?:\.\d+|[- ]\d/\d{1,2}(?!\d))?"
     r"(?![A-Za-z]{2}|[\d-]*[A-Za-z]-)"
     r"|\b" + _WORD_NUMBER + r"(?:\s+and\s+(?:one|a)[- ]half)?\b", re.I)
-_UNIT_LEAD_RE = re.compile(r"[ \t]?-?[ \t]?")
-_UNIT_PER_RE = re.compile(r"\s*(?:/|per\s+)\s*")
 _RANGE_TAIL_RE = re.compile(r"\s?(?:\s(?:to|or|and)\s|\u00b1|\+/-)\s?")
 _DURATION_TAIL_RE = re.compile(r"\s+(?:and\s+)?(?=\d)")
 _CAP = r"(?:[A-Z][a-zA-Z]+\.?|[A-Z]\.)"
@@ -235,21 +232,6 @@ def _rank_sentences(question: str, prepared: list[tuple[str, tuple[str, ...]]]) 
     return ranked
 
 
-def _unit_at(text: str, pos: int) -> tuple[str | None, int]:
-    lead = _UNIT_LEAD_RE.match(text, pos)
-    start = lead.end() if lead else pos
-    m = _UNIT_ATOM_RE.match(text, start)
-    if not m or m.end() == start:
-        return None, pos
-    unit, end = _UNIT_ALIASES[m.lastindex - 1][1], m.end()
-    per = _UNIT_PER_RE.match(text, end)
-    if per:
-        m2 = _UNIT_ATOM_RE.match(text, per.end())
-        if m2 and m2.end() > per.end():
-            unit, end = f"{unit}/{_UNIT_ALIASES[m2.lastindex - 1][1]}", m2.end()
-    return unit, end
-
-
 @lru_cache(maxsize=4096)
 def _wanted_units(question: str) -> tuple[frozenset[str], bool]:
     """Units that suit the question, and whether it asks for a duration."""
@@ -290,17 +272,17 @@ def _number_spans(kind: str, text: str, question: str) -> list[tuple[int, int, f
     for m in _NUMBER_RE.finditer(text):
         if not free(m.start(), m.end()):
             continue
-        unit, end = _unit_at(text, m.end())
+        unit, end = _read_unit(text, m.end())
         if unit is None:  # "4 or 5 seconds", "1900 ± 20 psia": the range takes the unit after it
             tail = _RANGE_TAIL_RE.match(text, m.end())
             nxt = _NUMBER_RE.match(text, tail.end()) if tail else None
             if nxt:
-                unit, end2 = _unit_at(text, nxt.end())
+                unit, end2 = _read_unit(text, nxt.end())
                 end = end2 if unit else end
         while unit in _TIME_UNITS:  # "9 minutes 57 seconds"
             tail = _DURATION_TAIL_RE.match(text, end)
             nxt = _NUMBER_RE.match(text, tail.end()) if tail else None
-            unit2, end2 = _unit_at(text, nxt.end()) if nxt else (None, end)
+            unit2, end2 = _read_unit(text, nxt.end()) if nxt else (None, end)
             if unit2 not in _TIME_UNITS or unit2 == unit:
                 break
             unit, end = unit2, end2
