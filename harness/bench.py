@@ -131,13 +131,12 @@ def bench_sweep(ablation: str, overrides: dict, n_trials: int, output_dir: str) 
     from harness.ablation import load_ablation
     from harness.sweep import run_sweep
 
+    import yaml
+
     ab = load_ablation(ablation)
-    src = Path(ablation)
+    raw = Path(ablation).read_text()
     out: dict = {"machine": machine_info(), "ablation": ab.name, "n_trials": n_trials, "overrides": overrides}
     for arm, pruned in (("full", False), ("pruned", True)):
-        raw = src.read_text()
-        import yaml
-
         cfg = yaml.safe_load(raw)
         if not pruned:
             cfg["pruner"] = {"name": "none"}

@@ -29,6 +29,17 @@ REWARD_NAMES = ("correctness", "format", "retry", "em_chunk", "search_strategy",
 RETRIEVERS = ("bm25", "dense")
 
 
+def one_of(value: str, choices: tuple[str, ...], what: str) -> str:
+    """Validate a name against its valid choices, naming them in the error.
+
+    >>> one_of("bm25", RETRIEVERS, "retriever")
+    'bm25'
+    """
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(choices)}")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -73,9 +84,7 @@ class RetrievalConfig(_Strict):
     @field_validator("retriever")
     @classmethod
     def _known_retriever(cls, v: str) -> str:
-        if v not in RETRIEVERS:
-            raise ValueError(f"unknown retriever {v!r}; valid: {', '.join(RETRIEVERS)}")
-        return v
+        return one_of(v, RETRIEVERS, "retriever")
 
 
 class NoiseConfig(_Strict):
@@ -139,9 +148,7 @@ class JudgeConfig(_Strict):
     def _known_rule(cls, v: str) -> str:
         from harness.judge import JUDGE_RULES  # pure stdlib module: cheap to import
 
-        if v not in JUDGE_RULES:
-            raise ValueError(f"unknown judge rule {v!r}; valid: {', '.join(JUDGE_RULES)}")
-        return v
+        return one_of(v, JUDGE_RULES, "judge rule")
 
 
 class HooksConfig(_Strict):

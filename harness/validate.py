@@ -16,10 +16,8 @@ def validate_file(path: Path) -> str:
         load_task(path)
         return "task"
     if "search_space" in raw or "objective" in raw:
-        try:
-            from harness.ablation import load_ablation
-        except ImportError:
-            raise ConfigError(f"{path}: ablation files need harness.ablation (not available in this version)") from None
+        from harness.ablation import load_ablation
+
         load_ablation(path)
         return "ablation"
     raise ConfigError(f"{path}: neither a task (needs 'data' and 'prompt') nor an ablation (needs 'search_space')")
