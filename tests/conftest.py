@@ -34,7 +34,7 @@ def _session_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def task():
-    from harness.config import load_task
+    from harness.core.config import load_task
 
     return load_task("apollo3")
 
@@ -45,14 +45,14 @@ def data(task):
         if os.environ.get("CI"):  # CI has ../shared/apollo3: a missing copy must not turn into a green skip
             pytest.fail(NO_DATA)
         pytest.skip(NO_DATA)
-    from harness.data import load_task_data
+    from harness.data.loading import load_task_data
 
     return load_task_data(task)
 
 
 @pytest.fixture(scope="session")
 def bm25(data):
-    from harness.retrieval import build_retriever
+    from harness.data.retrieval import build_retriever
 
     return build_retriever("bm25", data.corpus)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from harness.data import Question
-from harness.episode import Episode, Turn
-from harness.protocol import parse_turn
-from harness.search import SearchResult, ShownResult
+from harness.data.loading import Question
+from harness.data.search import SearchResult, ShownResult
+from harness.episode.protocol import parse_turn
+from harness.episode.record import Episode, Turn
 
 GOLD_PARAGRAPH = "The oxygen tank 2 pressure dropped to zero at 55:54:53."
 Q = Question(qid="q0001", line=1, question="When did the tank 2 pressure drop?", answer="55:54:53",

@@ -3,10 +3,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.ablation import load_ablation
-from harness.errors import ConfigError
-from harness.sweep import train_command
-from harness.validate import validate_file
+from harness.cli.validate import validate_file
+from harness.core.errors import ConfigError
+from harness.sweep.ablation import load_ablation
+from harness.sweep.runner import train_command
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((REPO / "ablations").glob("*.yaml"))

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.config import NoiseConfig, RewardWeights, load_task, parse_weight_overrides
-from harness.errors import ConfigError
+from harness.core.config import NoiseConfig, RewardWeights, load_task, parse_weight_overrides
+from harness.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -2,12 +2,10 @@ import json
 import shutil
 
 import pytest
-
-from harness.config import load_task
-from harness.data import load_task_data, paper_test_lines, resolve_data_dir, sha256_file
-from harness.errors import DataError
-
 from conftest import NO_DATA, data_dir
+
+from harness.core.errors import DataError
+from harness.data.loading import load_task_data, paper_test_lines, resolve_data_dir, sha256_file
 
 
 def test_paper_split_matches_datasets(data):
@@ -88,7 +86,7 @@ def test_offline_download_error_names_variable(task, tmp_path, monkeypatch):
 
 
 def test_malformed_question_row_names_file_and_line(task, data_copy, monkeypatch):
-    from harness.data import _read_questions
+    from harness.data.loading import _read_questions
 
     p = data_copy / "bad.jsonl"
     p.write_text('{"question": "q", "answer": "a", "supporting_paragraphs": ["x"]}\n{"question": "q2"\n')

@@ -1,4 +1,4 @@
-"""Tests for harness.judge: normalisation, F1, containment, number matching, rules, real data."""
+"""Tests for harness.scoring.judge: normalisation, F1, containment, number matching, rules, real data."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import harness.judge as judge_module
-from harness.judge import (
+import harness.scoring.judge as judge_module
+from harness.scoring.judge import (
     JUDGE_RULES,
     JudgeResult,
     contains_answer,

@@ -1,7 +1,7 @@
-from harness.env import Generation
-from harness.llm_judge import agreement_metrics, llm_judge, parse_verdict
-
 from episodes import A, S, episode
+
+from harness.environment.env import Generation
+from harness.scoring.llm_judge import agreement_metrics, llm_judge, parse_verdict
 
 
 class FixedReplies:

@@ -17,9 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.hf import STOP_STRINGS
-from harness.lmeval_tasks import (LMEVAL_TASK_DIR, METRICS, VARIANTS, build_docs, extract_answer,
-                                  process_results, render_messages, score, task_config)
+from harness.evaluation.lmeval_tasks import (
+    LMEVAL_TASK_DIR,
+    METRICS,
+    VARIANTS,
+    build_docs,
+    extract_answer,
+    process_results,
+    render_messages,
+    score,
+    task_config,
+)
+from harness.policies.hf import STOP_STRINGS
 
 REPO = Path(__file__).resolve().parent.parent
 TASKS = [f"apollo3_{v}" for v in VARIANTS]
@@ -40,13 +49,13 @@ def test_include_path_finds_exactly_our_tasks(root):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_task_yaml_binds_to_harness_hooks(variant):
-    import harness.lmeval_tasks as hooks
+    import harness.evaluation.lmeval_tasks as hooks
 
     cfg = task_config(variant)
     assert cfg["task"] == f"apollo3_{variant}" and cfg["output_type"] == "generate_until"
     for key in ("custom_dataset", "process_results"):
         module, _, fn = cfg[key].rpartition(".")
-        assert module == "harness.lmeval_tasks" and callable(getattr(hooks, fn)), cfg[key]
+        assert module == "harness.evaluation.lmeval_tasks" and callable(getattr(hooks, fn)), cfg[key]
     assert [m["metric"] for m in cfg["metric_list"]] == list(METRICS)
     gen = cfg["generation_kwargs"]
     assert set(gen["until"]) == set(STOP_STRINGS) and gen["do_sample"] is False and gen["max_gen_toks"] > 0
@@ -66,7 +75,7 @@ def test_extract_answer_follows_the_agentic_rule():
 
 
 def test_scores_come_from_the_judge():
-    from harness.judge import judge
+    from harness.scoring.judge import judge
 
     for reply, gold in [("<answer>1,200 ft</answer>", "1200 feet"), ("<answer>Fra Mauro", "the Fra Mauro highlands"),
                         ("no tags at all", "Fra Mauro")]:
@@ -139,7 +148,7 @@ def test_lmeval_pipeline_with_a_scripted_model(data):
 def tiny(data, tmp_path_factory):
     """The tiny model with untied embeddings: with tied ones a random init only repeats '\\n',
     which would make the lm-eval/harness comparison below trivially equal."""
-    from harness.models import build_tiny
+    from harness.models.tiny import build_tiny
 
     return build_tiny(data.corpus, tmp_path_factory.mktemp("tiny") / "model",
                       config_overrides={"tie_word_embeddings": False})
@@ -147,7 +156,7 @@ def tiny(data, tmp_path_factory):
 
 def test_lmeval_matches_harness_single_shot(tiny):
     """lm_eval --apply_chat_template and the harness's HF backend: same prompts, replies and scores."""
-    from harness.lmeval_tasks import run_single_shot
+    from harness.evaluation.lmeval_tasks import run_single_shot
 
     n, toks = 4, 12
     res = _lmeval("hf", TASKS, model_args=f"pretrained={tiny}", device="cpu", apply_chat_template=True,
@@ -170,7 +179,7 @@ def test_lmeval_matches_harness_single_shot(tiny):
 def _run(*args):
     from typer.testing import CliRunner
 
-    from harness.cli import app
+    from harness.cli.app import app
 
     res = CliRunner().invoke(app, ["run", *args, "--no-report"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
@@ -179,7 +188,7 @@ def _run(*args):
 
 def test_harness_run_through_lmeval_backend_matches_hf_backend(tiny, tmp_path):
     """The agentic loop driven by lm-eval's `hf` model writes the same turns as the `hf` backend."""
-    from harness.runinfo import read_jsonl
+    from harness.core.results import read_jsonl
 
     common = ["--limit", "3", "--max-new-tokens", "16", "--max-turns", "2"]
     _run("--backend", "lm-eval", "--model", "hf", "--model-args", f"pretrained={tiny},device=cpu",
@@ -195,7 +204,7 @@ def test_harness_run_through_lmeval_backend_matches_hf_backend(tiny, tmp_path):
 def test_harness_lmeval_command(tiny, tmp_path):
     from typer.testing import CliRunner
 
-    from harness.cli import app
+    from harness.cli.app import app
 
     out = tmp_path / "single.json"
     res = CliRunner().invoke(app, ["lmeval", "-m", str(tiny), "--variants", "goldcontext,rag", "--limit", "2",
@@ -211,7 +220,7 @@ def test_lmeval_backend_runs_on_cpu_without_device_arg(tiny):
 
     if torch.cuda.is_available():
         pytest.skip("only meaningful without CUDA")
-    from harness.backends.lmeval_backend import LMEvalPolicy
+    from harness.policies.lmeval import LMEvalPolicy
 
     LMEvalPolicy("hf", f"pretrained={tiny}")
 

@@ -1,10 +1,9 @@
 import math
 
 import pytest
-
-from harness.metrics import bootstrap_ci, compute_metrics
-
 from episodes import A, S, episode
+
+from harness.scoring.metrics import bootstrap_ci, compute_metrics
 
 
 @pytest.fixture

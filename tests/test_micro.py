@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from harness.config import NoiseConfig, load_task
+from harness.core.config import NoiseConfig, load_task
 
 
 @pytest.fixture(scope="module")
@@ -18,21 +18,21 @@ def micro_task():
 
 @pytest.fixture(scope="module")
 def micro_data(data, micro_task):  # `data` skips the module when the Apollo files are absent
-    from harness.data import load_task_data
+    from harness.data.loading import load_task_data
 
     return load_task_data(micro_task)
 
 
 def _env(micro_data, level=0.0, seed=0):
-    from harness.env import Environment
+    from harness.environment.env import Environment
 
     return Environment.from_task(micro_data.task, micro_data, noise=NoiseConfig(level=level, modes=("drop_gold",)),
                                  seed=seed)
 
 
 def test_task_config_hooks(micro_task, task):
-    assert micro_task.hooks.process_data == "harness.micro.task:process_data"
-    assert micro_task.hooks.environment == "harness.micro.task:MicroEnvironment"
+    assert micro_task.hooks.process_data == "harness.environment.micro:process_data"
+    assert micro_task.hooks.environment == "harness.environment.micro:MicroEnvironment"
     assert task.hooks.process_data is None and task.hooks.environment is None  # apollo3 untouched
     assert micro_task.data.files.chunks == task.data.files.chunks
     assert set(micro_task.presets) == {"rezero", "baseline"}
@@ -40,8 +40,8 @@ def test_task_config_hooks(micro_task, task):
 
 
 def test_bad_hook_is_a_clear_error():
-    from harness.config import HooksConfig, import_hook
-    from harness.errors import ConfigError
+    from harness.core.config import HooksConfig, import_hook
+    from harness.core.errors import ConfigError
 
     with pytest.raises(ValueError, match="package.module:name"):
         HooksConfig(process_data="not a hook")
@@ -50,7 +50,7 @@ def test_bad_hook_is_a_clear_error():
 
 
 def test_code_pool_is_fixed_and_never_real_text(data):
-    from harness.micro.task import CODE_POOL
+    from harness.environment.micro import CODE_POOL
 
     assert len(CODE_POOL) == len(set(CODE_POOL)) == 256
     text = " ".join(data.corpus.texts).lower()
@@ -58,8 +58,8 @@ def test_code_pool_is_fixed_and_never_real_text(data):
 
 
 def test_micro_questions_and_split(micro_data, bm25):
-    from harness.micro.task import reformulations
-    from harness.micro.demos import keywords_of
+    from harness.environment.micro import reformulations
+    from harness.models.micro_demos import keywords_of
 
     test, train = micro_data.split("test"), micro_data.split("train")
     assert len(test) == 100 and len(train) > 300
@@ -73,7 +73,7 @@ def test_micro_questions_and_split(micro_data, bm25):
 
 
 def test_value_redrawn_per_episode_shown_only_with_gold(micro_data):
-    from harness.micro.demos import Demonstrator
+    from harness.models.micro_demos import Demonstrator
 
     q = micro_data.split("test")[0]
     env = _env(micro_data)
@@ -89,8 +89,8 @@ def test_value_redrawn_per_episode_shown_only_with_gold(micro_data):
 
 
 def test_retrying_recovers_and_answering_anyway_does_not(micro_data):
-    from harness.metrics import compute_metrics
-    from harness.micro.demos import Demonstrator
+    from harness.models.micro_demos import Demonstrator
+    from harness.scoring.metrics import compute_metrics
 
     qs = micro_data.split("test")
     m_once = compute_metrics(_env(micro_data, 0.5).rollout(Demonstrator(p_retry=0.0), qs))
@@ -102,7 +102,7 @@ def test_retrying_recovers_and_answering_anyway_does_not(micro_data):
 
 
 def test_encoding_matches_the_chat_template(micro_data):
-    from harness.micro.build import BuildSpec, build_tokenizer, demonstrations, encode_conversation
+    from harness.models.micro import BuildSpec, build_tokenizer, demonstrations, encode_conversation
 
     spec = BuildSpec()
     tok = build_tokenizer(micro_data.corpus.texts, spec.vocab)
@@ -112,7 +112,7 @@ def test_encoding_matches_the_chat_template(micro_data):
         learned = tok.decode([t for t, m in zip(ids, mask) if m])
         assert learned.count("<|end|>") == sum(m["role"] == "assistant" for m in conv)
         assert "<information>" not in learned
-    from harness.micro.task import CODE_POOL
+    from harness.environment.micro import CODE_POOL
 
     code = CODE_POOL[0]
     assert tok.tokenize(f"«{code}»").count(code) == 1  # a code word is one token
@@ -122,8 +122,8 @@ def test_reduced_build_is_deterministic_and_runs_end_to_end(micro_data, tmp_path
     """The real path at toy size: build twice (same bytes), then `harness run --model <folder>`."""
     from typer.testing import CliRunner
 
-    from harness.cli import app
-    from harness.micro.build import BuildSpec, build_micro, weights_digest
+    from harness.cli.app import app
+    from harness.models.micro import BuildSpec, build_micro, weights_digest
 
     spec = BuildSpec(steps=4, batch_size=4, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                      num_attention_heads=2, vocab=600, warmup_steps=1)
@@ -143,8 +143,8 @@ def test_reduced_build_is_deterministic_and_runs_end_to_end(micro_data, tmp_path
 @pytest.mark.slow
 def test_micro_policy_learned_the_task(micro_data):
     """The whole eval split: accurate at noise 0, clearly hurt by drop_gold 0.5 (it does not retry)."""
-    from harness.backends.hf import load
-    from harness.metrics import compute_metrics
+    from harness.policies.hf import load
+    from harness.scoring.metrics import compute_metrics
 
     policy = load("micro")
     qs = micro_data.split("test")
@@ -156,10 +156,10 @@ def test_micro_policy_learned_the_task(micro_data):
 
 def test_shipped_micro_policy_reads_and_does_not_retry(micro_data):
     """The committed warm-start weights: right whenever the value is shown, never retries greedily."""
-    from harness.backends.hf import load
-    from harness.metrics import compute_metrics
-    from harness.micro.build import SHIPPED, BuildSpec, _shipped_matches, resolve_micro
-    from harness.models import resolve_model_path
+    from harness.models.micro import SHIPPED, BuildSpec, _shipped_matches, resolve_micro
+    from harness.models.resolve import resolve_model_path
+    from harness.policies.hf import load
+    from harness.scoring.metrics import compute_metrics
 
     assert _shipped_matches(BuildSpec()) and resolve_micro() == str(SHIPPED)
     assert resolve_model_path("micro", micro_data.corpus) == str(SHIPPED)
@@ -173,7 +173,7 @@ def test_shipped_micro_policy_reads_and_does_not_retry(micro_data):
 
 
 def test_default_run_flags_micro_scale():
-    from harness.run import DEFAULT_POLICIES, EvalRun, RunConfig, is_micro_scale
+    from harness.evaluation.run import DEFAULT_POLICIES, EvalRun, RunConfig, is_micro_scale
 
     assert "micro" in DEFAULT_POLICIES and is_micro_scale("micro") and not is_micro_scale("one-search")
     assert EvalRun(RunConfig(output_dir="/nonexistent/x")).micro_scale
@@ -183,7 +183,7 @@ def test_default_run_flags_micro_scale():
 @pytest.mark.slow
 def test_shipped_weights_rebuild_bit_for_bit(micro_data, tmp_path):
     """`harness micro build` reproduces the committed weights exactly (about 8 minutes on 2 busy cores)."""
-    from harness.micro.build import SHIPPED, BuildSpec, build_micro, weights_digest
+    from harness.models.micro import SHIPPED, BuildSpec, build_micro, weights_digest
 
     built = build_micro(tmp_path / "micro", spec=BuildSpec(), data=micro_data)
     assert weights_digest(built) == weights_digest(SHIPPED)

@@ -1,6 +1,6 @@
 import pytest
 
-from harness.protocol import parse_turn, truncate_after_action
+from harness.episode.protocol import parse_turn, truncate_after_action
 
 
 @pytest.mark.parametrize("text,kind,problems", [

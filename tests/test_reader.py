@@ -1,4 +1,4 @@
-"""Tests for harness.reader: question typing, typed extraction, fallbacks and real-data accuracy."""
+"""Tests for harness.policies.reader: question typing, typed extraction, fallbacks and real-data accuracy."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import harness.reader as reader_module
-from harness.judge import judge, normalize_answer
-from harness.reader import QUESTION_TYPES, extract_answer, question_type
+import harness.policies.reader as reader_module
+from harness.policies.reader import QUESTION_TYPES, extract_answer, question_type
+from harness.scoring.judge import judge, normalize_answer
 
 DATA_DIR = Path(os.environ.get("HARNESS_DATA_DIR") or "/work/shared/apollo3")
 needs_data = pytest.mark.skipif(

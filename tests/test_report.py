@@ -1,4 +1,4 @@
-"""Self-contained HTML reports (harness.report), including a headless-chromium render."""
+"""Self-contained HTML reports (harness.analysis.report), including a headless-chromium render."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import harness.report
-from harness.report import highlight_protocol, load_run, render_report_html, summary_table, write_report
+import harness.analysis.report
+from harness.analysis.report import highlight_protocol, load_run, render_report_html, summary_table, write_report
 
 XSS = "<script>alert(1)</script>"
 PWN = "document.body.setAttribute('data-pwned','1')"
@@ -165,14 +165,14 @@ def test_curve_only_and_eval_only_dirs(tmp_path: Path):
 
 
 def test_hostile_field_types_are_rendered_as_text():
-    page = harness.report.episode_html({
+    page = harness.analysis.report.episode_html({
         "qid": ["<blink>"], "correct": [1], "messages": "<script>x</script>", "rewards": [1],
         "answer": {"a": "<iframe>"}, "question": 3,
     })
     assert "<script" not in page and "<blink>" not in page and "<iframe>" not in page
     assert "&lt;blink&gt;" in page and "&lt;iframe&gt;" in page
     assert "&lt;script&gt;x&lt;/script&gt;" in page and "<summary>? " in page
-    role = harness.report.episode_html({"messages": [{"role": '"><script>', "content": None}]})
+    role = harness.analysis.report.episode_html({"messages": [{"role": '"><script>', "content": None}]})
     assert 'class="msg msg-other"' in role and "&quot;&gt;&lt;script&gt;" in role
 
 
@@ -230,7 +230,7 @@ def test_highlight_escapes_before_tagging():
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(harness.report)
+    result = doctest.testmod(harness.analysis.report)
     assert result.attempted >= 2 and result.failed == 0
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from harness.retrieval import DenseRetriever, build_retriever, recall_at
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
+from harness.data.retrieval import DenseRetriever, build_retriever, recall_at
 
 
 def test_bm25_recall_on_all_questions(data, bm25):

@@ -1,9 +1,8 @@
 import pytest
-
-from harness.config import RewardWeights
-from harness.rewards import REWARDS, score_episode, trl_reward
-
 from episodes import A, S, episode
+
+from harness.core.config import RewardWeights
+from harness.scoring.rewards import REWARDS, score_episode, trl_reward
 
 R = REWARDS
 
@@ -82,7 +81,7 @@ def test_trl_signature():
 
 
 def test_a_raising_reward_is_recorded_not_scored_zero(monkeypatch):
-    from harness.metrics import compute_metrics
+    from harness.scoring.metrics import compute_metrics
 
     def broken(ep):
         raise RuntimeError("boom")

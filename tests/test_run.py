@@ -7,8 +7,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.runinfo import RESULTS_KEYS, read_jsonl
+from harness.cli.app import app
+from harness.core.results import RESULTS_KEYS, read_jsonl
 
 runner = CliRunner()
 
@@ -83,7 +83,7 @@ def test_tiny_model_end_to_end(data, tmp_path):
 
 
 def test_help_imports_nothing_heavy():
-    code = ("import sys; from typer.testing import CliRunner; from harness.cli import app; "
+    code = ("import sys; from typer.testing import CliRunner; from harness.cli.app import app; "
             "r = CliRunner().invoke(app, ['run', '--help']); assert r.exit_code == 0, r.output; "
             "heavy = [m for m in ('torch', 'transformers', 'trl', 'vllm', 'faiss', 'bm25s') if m in sys.modules]; "
             "assert not heavy, heavy")

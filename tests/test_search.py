@@ -1,7 +1,7 @@
 import pytest
 
-from harness.config import NoiseConfig
-from harness.search import SearchRequest, SearchTool
+from harness.core.config import NoiseConfig
+from harness.data.search import SearchRequest, SearchTool
 
 
 @pytest.fixture(scope="module")

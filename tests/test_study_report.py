@@ -1,4 +1,4 @@
-"""The sweep's study report (harness.study_report) on real SQLite Optuna studies built in tmp_path."""
+"""The sweep's study report (harness.analysis.study_report) on real SQLite Optuna studies built in tmp_path."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-import harness.study_report
-from harness.analysis import analyze
-from harness.study_report import study_summary, t_interval, write_study_report
+import harness.analysis.study_report
+from harness.analysis.curves import analyze
+from harness.analysis.study_report import study_summary, t_interval, write_study_report
 
 STEPS = list(range(0, 301, 25))
 EVIL = "<script>alert(1)</script> OOM & died"
@@ -171,11 +171,11 @@ def test_storage_errors_name_the_studies(tmp_path: Path):
 
 
 def test_password_is_masked():
-    assert harness.study_report.mask_url("postgresql://u:hunter2@host/db") == "postgresql://u:***@host/db"
+    assert harness.analysis.study_report.mask_url("postgresql://u:hunter2@host/db") == "postgresql://u:***@host/db"
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(harness.study_report, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(harness.analysis.study_report, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 2 and result.failed == 0
 
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from harness.cli import app
+from harness.cli.app import app
 
 REPO = Path(__file__).resolve().parent.parent
 #: A trial small enough for CI: warm start (cached after the first trial), 2 GRPO steps, 4 eval questions.
@@ -74,7 +74,6 @@ def test_two_workers_share_a_postgres_study(data, tmp_path, postgres_url):
 
 @pytest.mark.postgres
 def test_killed_worker_trial_fails_and_is_retried(data, tmp_path, postgres_url, monkeypatch):
-    import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
 
     monkeypatch.setenv("HARNESS_SWEEP_HEARTBEAT", "1")
@@ -84,7 +83,7 @@ def test_killed_worker_trial_fails_and_is_retried(data, tmp_path, postgres_url, 
     overrides = {"model": "tiny", "max_steps": "2", "eval_every": "2", "eval_limit": "4", "warm_start": "40",
                  "threads": "1", "max_new_tokens": "16", "max_turns": "2", "num_generations": "2",
                  "prompts_per_step": "2"}
-    worker = [sys.executable, "-m", "harness.sweep", str(ab), url, "killme", str(tmp_path / "s"), "4",
+    worker = [sys.executable, "-m", "harness.sweep.runner", str(ab), url, "killme", str(tmp_path / "s"), "4",
               json.dumps(overrides), ""]
     victim = subprocess.Popen(worker, env=os.environ.copy())
     deadline = time.time() + 120

@@ -9,8 +9,8 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.errors import ConfigError
+from harness.cli.app import app
+from harness.core.errors import ConfigError
 from harness.train.config import TrainConfig, resolve
 from harness.train.curve import CurveWriter, FaultMonitor
 
@@ -47,9 +47,9 @@ def read_curve(run_dir) -> list[dict]:
     ({"vllm": True}, "not implemented"),
 ])
 def test_malformed_config_is_rejected_before_any_model_loads(values, message, monkeypatch):
-    import harness.models
+    import harness.models.resolve
 
-    monkeypatch.setattr(harness.models, "resolve_model_path", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(harness.models.resolve, "resolve_model_path", lambda *a, **k: pytest.fail("a model was loaded"))
     from harness.train.runner import TrainRun
 
     with pytest.raises(ConfigError, match=message):
@@ -100,7 +100,7 @@ def test_fault_monitor():
 def warm_tiny(data, task):
     import torch
 
-    from harness.models import resolve_model_path
+    from harness.models.resolve import resolve_model_path
     from harness.train.warmstart import cached_warm_start
 
     torch.set_num_threads(1)
@@ -111,7 +111,7 @@ def test_rollout_masks_environment_tokens_and_aligns_logprobs(task, data, bm25, 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.env import Environment
+    from harness.environment.env import Environment
     from harness.train.rollout import EpisodeRollout
 
     tok = AutoTokenizer.from_pretrained(warm_tiny)
@@ -172,7 +172,7 @@ def test_smoke_run_trains_and_evaluates_at_steps_0_and_5(data, warm_tiny, tmp_pa
         assert col in rows[0], col
     assert rows[5]["loss"] != "" and rows[0]["loss"] == ""
     res = json.loads((out / "results.json").read_text())
-    from harness.runinfo import RESULTS_KEYS
+    from harness.core.results import RESULTS_KEYS
 
     assert set(RESULTS_KEYS) <= set(res) and res["kind"] == "train" and res["status"] == "complete"
     assert res["peak"]["step"] in (0, 5) and res["final"]["step"] == 5

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.config import NoiseConfig
-from harness.data import Question, TaskData
-from harness.env import Environment
-from harness.rewards import trl_reward
+from harness.core.config import NoiseConfig
+from harness.data.loading import Question, TaskData
+from harness.environment.env import Environment
+from harness.scoring.rewards import trl_reward
 from harness.train.config import ResolvedTrain, TrainConfig
 
 

@@ -11,14 +11,11 @@ from __future__ import annotations
 import logging
 import math
 import sys
-from typing import TYPE_CHECKING
+from typing import Any
 
 from transformers import TrainerCallback
 
 from harness.train.curve import train_columns
-
-if TYPE_CHECKING:
-    from harness.train.runner import TrainRun
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +27,8 @@ def weights_finite(model) -> bool:
 
 
 class HarnessCallback(TrainerCallback):
-    def __init__(self, run: "TrainRun", start_step: int = 0):
+    def __init__(self, run: Any, start_step: int = 0):
+        """``run`` is the :class:`harness.train.runner.TrainRun` driving this callback (not imported: no cycle)."""
         from tqdm.auto import tqdm
 
         self.run = run

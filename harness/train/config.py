@@ -2,7 +2,7 @@
 
 Layering: task defaults < preset (``tasks/<task>/task.yaml`` ``presets:``) < command-line values.
 :func:`resolve` turns a :class:`TrainConfig` into a :class:`ResolvedTrain` (reward weights, train and
-eval noise, protocol limits) and raises :class:`~harness.errors.ConfigError` with one clear message on
+eval noise, protocol limits) and raises :class:`~harness.core.errors.ConfigError` with one clear message on
 anything malformed, so a bad preset name or weight never costs a model load.
 
 >>> cfg = TrainConfig(preset="baseline", reward_weights="format=0")
@@ -19,8 +19,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.config import NoiseConfig, RewardWeights, TaskConfig, load_task, make_noise, parse_weight_overrides
-from harness.errors import ConfigError
+from harness.core.config import NoiseConfig, RewardWeights, TaskConfig, load_task, make_noise, parse_weight_overrides
+from harness.core.errors import ConfigError
 
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 SPLITS = ("train", "test", "all")

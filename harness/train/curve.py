@@ -2,7 +2,7 @@
 
 One row per optimisation step with the training statistics TRL logged; rows of eval steps (and the
 step-0 row, which has no training statistics) also carry the held-out metrics. Column names are
-the ones :mod:`harness.report` and :mod:`harness.analysis` read:
+the ones :mod:`harness.analysis.report` and :mod:`harness.analysis.curves` read:
 
     step, accuracy, accuracy_ci_low, accuracy_ci_high, <every scalar metric of compute_metrics>,
     reward_<name>_mean, reward_<name>_std (within-group), reward, reward_std, frac_reward_zero_std,
@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from harness.data import atomic_write_text
+from harness.core.io import atomic_write_text
 
 #: Columns always written first, in this order.
 LEADING = ("step", "accuracy", "accuracy_ci_low", "accuracy_ci_high")
@@ -32,7 +32,7 @@ TRL_KEYS = {"reward": "reward", "reward_std": "reward_std", "frac_reward_zero_st
 
 
 def eval_columns(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The scalar metrics of :func:`harness.metrics.compute_metrics` (eval reward stats are left to the
+    """The scalar metrics of :func:`harness.scoring.metrics.compute_metrics` (eval reward stats are left to the
     eval samples, so ``reward_<name>_std`` always means the training within-group std)."""
     return {k: v for k, v in metrics.items()
             if not isinstance(v, (dict, list)) and not k.startswith("reward_")}

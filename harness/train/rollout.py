@@ -5,7 +5,7 @@ speak the chat template's JSON tool calling (the model emits a tool-call block, 
 the template's response schema and inserts a ``tool`` message). Our protocol is ReZero's tag
 protocol: ``<think>``, then ``<search>query</search>`` or ``<answer>…</answer>``, with results
 returned as a *user* message wrapped in ``<information>``. Only ``rollout_func`` lets the harness run
-its own :class:`~harness.env.Environment` (parser, batched retrieval, noise, judge — the same code
+its own :class:`~harness.environment.env.Environment` (parser, batched retrieval, noise, judge — the same code
 ``harness run`` evaluates with) and hand TRL the finished token sequences.
 
 What the function returns, per prompt received (TRL 1.16 passes prompts already repeated
@@ -15,7 +15,7 @@ What the function returns, per prompt received (TRL 1.16 passes prompts already 
     completion_ids  every assistant turn with the environment's turns and template glue in between
     logprobs        sampling logprob per completion token (0.0 on environment tokens)
     env_mask        1 = sampled by the model (gets loss), 0 = environment / template (never trained)
-    episode         the finished, judged :class:`~harness.episode.Episode` — reward functions read it
+    episode         the finished, judged :class:`~harness.episode.record.Episode` — reward functions read it
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import time
 
 import numpy as np
 
-from harness.config import RewardWeights
-from harness.data import Question
-from harness.env import Environment, Generation
-from harness.episode import Episode
-from harness.rewards import score_episode
+from harness.core.config import RewardWeights
+from harness.data.loading import Question
+from harness.environment.env import Environment, Generation
+from harness.episode.record import Episode
+from harness.scoring.rewards import score_episode
 from harness.train.tokens import ChatGlue, Trace, TurnSampler
 
 

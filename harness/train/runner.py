@@ -7,8 +7,8 @@ Run directory::
     eval_samples/step_NNNNN.jsonl   the held-out episodes of each eval step (Episode.to_dict rows)
     checkpoints/checkpoint-N/   TRL/transformers checkpoints (model, optimiser, scheduler, RNG): --resume
     model/                      the final weights (or adapter, with --lora-rank) of a complete run
-    results.json                harness.runinfo.RESULTS_KEYS with kind 'train', peak, faults, status
-    report.html                 harness.report, when importable
+    results.json                harness.core.results.RESULTS_KEYS with kind 'train', peak, faults, status
+    report.html                 harness.analysis.report, when importable
 
 Status: ``complete``; ``partial`` (Ctrl-C / SIGTERM / --stop-after: a checkpoint and the curve are
 saved, --resume continues); ``diverged`` (NaN/inf weights, logits or loss: the curve is kept);
@@ -19,18 +19,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import signal
 import threading
 import time
 from pathlib import Path
 
-from harness.config import load_task
-from harness.data import load_task_data
-from harness.errors import ConfigError
-from harness.metrics import compute_metrics
-from harness.rewards import score_episode
-from harness.runinfo import SCHEMA_VERSION, clean_nans, git_hash, machine_info, now, package_versions, write_json
+from harness.core.config import load_task
+from harness.core.errors import ConfigError
+from harness.core.io import slug
+from harness.core.results import SCHEMA_VERSION, clean_nans, git_hash, machine_info, now, package_versions, write_json
+from harness.data.loading import load_task_data
+from harness.scoring.metrics import compute_metrics
+from harness.scoring.rewards import score_episode
 from harness.train.config import TrainConfig, resolve
 from harness.train.curve import CurveWriter, FaultMonitor, eval_columns
 
@@ -38,8 +38,7 @@ log = logging.getLogger(__name__)
 
 
 def default_output_dir(cfg: TrainConfig) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", cfg.model).strip("_")[-40:]
-    return Path("runs") / f"train-{cfg.task}-{cfg.preset}-{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path("runs") / f"train-{cfg.task}-{cfg.preset}-{slug(cfg.model, 40, keep='tail')}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def checkpoint_step(path: Path) -> int:
@@ -80,8 +79,8 @@ class TrainRun:
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
-        from harness.models import resolve_model_path
-        from harness.retrieval import build_retriever
+        from harness.data.retrieval import build_retriever
+        from harness.models.resolve import resolve_model_path
         from harness.train.build import load_tokenizer, make_dataset, make_env
         from harness.train.rollout import EpisodeRollout
 
@@ -162,8 +161,8 @@ class TrainRun:
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, model, step: int) -> dict:
         """The held-out split through the same code as ``harness run``: greedy, fixed seed and noise."""
-        from harness.backends.hf import HFPolicy, SamplingConfig
-        from harness.runinfo import JsonlAppender
+        from harness.core.results import JsonlAppender
+        from harness.policies.hf import HFPolicy, SamplingConfig
 
         t0 = time.perf_counter()
         was_training = model.training
@@ -273,7 +272,7 @@ class TrainRun:
 
     def _report(self) -> None:
         try:
-            from harness.report import write_report
+            from harness.analysis.report import write_report
 
             write_report([self.out], output=self.out / "report.html", title=f"harness train: {self.out.name}")
         except Exception as e:  # the curve and results are on disk; a report bug must not lose them

@@ -3,7 +3,7 @@
 A randomly initialised model never writes ``<think>…</think><search>…</search>``, so every episode
 scores 0 on every reward, no GRPO group has reward variance and no update happens. Smoke tests and
 the training benchmark therefore start from a model nudged towards the protocol: the ``oracle-retry``
-scripted policy runs through the real :class:`~harness.env.Environment` (with noise, so some
+scripted policy runs through the real :class:`~harness.environment.env.Environment` (with noise, so some
 demonstrations retry) and the model is trained briefly on those conversations (loss on assistant
 tokens of the first turn). It stays far from solving the task, which keeps rewards varied within groups.
 """
@@ -15,14 +15,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from harness.config import TaskConfig, make_noise
-from harness.data import TaskData
+from harness.core.config import TaskConfig, make_noise
+from harness.data.loading import TaskData
 
 
 def demonstrations(task: TaskConfig, data: TaskData, n: int = 64, noise: float = 0.5) -> list[list[dict]]:
     """Conversations of the oracle-retry policy on the first ``n`` train questions."""
-    from harness.backends.scripted import ScriptedPolicy
-    from harness.env import Environment
+    from harness.environment.env import Environment
+    from harness.policies.scripted import ScriptedPolicy
 
     env = Environment.from_task(task, data, noise=make_noise(noise, ["drop_gold"]), max_turns=4)
     episodes = env.rollout(ScriptedPolicy("oracle-retry", max_turns=4), data.split("train")[:n])
@@ -82,7 +82,7 @@ def cached_warm_start(model_path: str, task: TaskConfig, data: TaskData, steps: 
     """:func:`warm_start` into the user cache, keyed by the source model, steps and seed."""
     import hashlib
 
-    from harness.data import cache_root
+    from harness.data.loading import cache_root
 
     key = hashlib.sha256(f"{Path(model_path).resolve()}|{steps}|{seed}".encode()).hexdigest()[:12]
     return warm_start(model_path, task, data, cache_root() / "models" / f"warm-{key}", steps=steps, seed=seed)

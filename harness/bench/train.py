@@ -1,0 +1,67 @@
+"""``harness bench train``: what one GRPO step costs and where the time goes.
+
+Runs a short ``harness train`` in a temporary directory and times every step from ``on_step_begin``
+to ``on_optimizer_step`` (so the held-out evaluations are excluded). Each step splits into
+generation (sampling turns), the environment (parsing, retrieval, judging, glue tokenisation) and the
+training update (TRL's logprob/reference passes, loss, backward, optimiser), which is the rest.
+Nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import tempfile
+import time
+
+from harness.core.results import machine_info, package_versions
+
+
+def _timer_callback(run, steps: list[dict]):
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_optimizer_step(self, args, state, control, **kw):
+            stats = run.rollout.stats.get(state.global_step + 1, {})
+            steps.append({"step_s": time.perf_counter() - self.t0, "generate_s": stats.get("generate_s", 0.0),
+                          "env_s": stats.get("env_s", 0.0)})
+
+    return StepTimer()
+
+
+def bench_train(task: str = "apollo3", data_dir=None, model: str = "tiny", steps: int = 6, num_generations: int = 4,
+                prompts_per_step: int = 2, max_turns: int = 3, max_new_tokens: int = 24, warm_start: int = 40,
+                threads: int | None = 1, seed: int = 0) -> dict:
+    """Per-step time (mean over steps after the first), peak RSS and the generation/update/env split."""
+    from harness.train.config import TrainConfig
+    from harness.train.runner import TrainRun
+
+    timed: list[dict] = []
+    with tempfile.TemporaryDirectory() as out:
+        cfg = TrainConfig.build(task=task, model=model, data_dir=str(data_dir) if data_dir else None,
+                                max_steps=steps, eval_every=steps, eval_limit=4, num_generations=num_generations,
+                                prompts_per_step=prompts_per_step, max_turns=max_turns,
+                                max_new_tokens=max_new_tokens, warm_start=warm_start, threads=threads, seed=seed,
+                                report=False, output_dir=out)
+        run = TrainRun(cfg)
+        run.extra_callbacks.append(_timer_callback(run, timed))
+        t0 = time.perf_counter()
+        res = run.run()
+        wall = time.perf_counter() - t0
+    body = timed[1:] or timed
+    step_s = statistics.mean(s["step_s"] for s in body)
+    gen = statistics.mean(s["generate_s"] for s in body)
+    env = statistics.mean(s["env_s"] for s in body)
+    update = max(step_s - gen - env, 0.0)
+    return {
+        "machine": machine_info(), "versions": package_versions(), "model": model,
+        "episodes_per_step": num_generations * prompts_per_step, "max_turns": max_turns,
+        "max_new_tokens": max_new_tokens, "steps": steps, "status": res["status"],
+        "first_step_s": timed[0]["step_s"] if timed else None, "step_s": step_s,
+        "fraction": {"generation": gen / step_s, "update": update / step_s, "environment": env / step_s},
+        "eval_s_total": res["timing"]["eval_s"], "wall_s": wall,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }

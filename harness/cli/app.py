@@ -1,0 +1,398 @@
+"""The ``harness`` command line. Heavy imports (torch, TRL, vLLM, FAISS) happen inside commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from harness.core.errors import HarnessError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Evaluation and ablation harness for retry-aware retrieval RL (ReZero-style search agents).")
+data_app = typer.Typer(no_args_is_help=True, help="Verify/fetch task data, build indexes, print statistics.")
+bench_app = typer.Typer(no_args_is_help=True, help="Measured performance figures (ratios and per-unit costs).")
+app.add_typer(data_app, name="data")
+app.add_typer(bench_app, name="bench")
+
+TaskOpt = typer.Option("apollo3", "--task", "-t", help="Task name (a folder under tasks/) or path to a task.yaml.")
+DataDirOpt = typer.Option(None, "--data-dir", help="Folder with the task's data files (else $HARNESS_DATA_DIR, else the cache).")
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _floats(spec: Optional[str]) -> Optional[list[float]]:
+    if spec is None:
+        return None
+    try:
+        return [float(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        _fail(f"--noise expects numbers separated by commas, got {spec!r}")
+
+
+def _progress_factory():
+    from tqdm.auto import tqdm
+
+    bars = []
+
+    def make(desc: str, total: int):
+        bar = tqdm(total=total, desc=desc, unit="ep", leave=True, file=sys.stderr)
+        bars.append(bar)
+
+        def tick(n: int) -> None:
+            bar.update(n)
+            if bar.n >= bar.total:
+                bar.close()
+
+        return tick
+
+    return make
+
+
+# ----------------------------------------------------------------------------- run
+@app.command()
+def run(
+    task: str = TaskOpt,
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model path or hub id, 'tiny', a scripted policy "
+                                        "(closed-book, one-search, oracle-retry), or an lm-eval model type. "
+                                        "Default: the reference policies."),
+    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="scripted | hf | vllm | lm-eval (inferred)."),
+    model_args: str = typer.Option("", "--model-args", help="lm-eval style 'k=v,k=v' arguments for --backend lm-eval."),
+    split: str = typer.Option("test", "--split", help="test (the paper's 32), train (286) or all (318)."),
+    noise: Optional[str] = typer.Option(None, "--noise", help="Noise level(s) in [0,1], comma-separated: '0,0.5'."),
+    noise_mode: Optional[str] = typer.Option(None, "--noise-mode", help="drop_gold, paraphrase, random, shuffle (comma-separated)."),
+    retriever: Optional[str] = typer.Option(None, "--retriever", help="bm25 or dense (task default: bm25)."),
+    k: Optional[int] = typer.Option(None, "-k", help="Results per search (task default: 3)."),
+    max_turns: Optional[int] = typer.Option(None, "--max-turns"),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Per assistant turn."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate only the first N questions of the split."),
+    seed: int = typer.Option(0, "--seed"),
+    temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Episodes rolled out together."),
+    reward_weights: Optional[str] = typer.Option(None, "--reward-weights", help="Overrides, e.g. 'retry=0,format=1'."),
+    llm_judge: Optional[str] = typer.Option(None, "--llm-judge", help="Also grade answers with this model "
+                                            "(Yes/No prompt); verdicts and agreement are stored."),
+    llm_judge_backend: Optional[str] = typer.Option(None, "--llm-judge-backend"),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o"),
+    data_dir: Optional[Path] = DataDirOpt,
+    resume: bool = typer.Option(False, "--resume", help="Continue a run directory, skipping finished episodes."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),
+) -> None:
+    """Evaluate a model (or the reference policies) on a task with retry-aware metrics."""
+    from harness.evaluation.run import EvalRun, RunConfig
+
+    cfg = RunConfig(task=task, model=model, backend=backend, model_args=model_args, split=split,
+                    noise_levels=_floats(noise), noise_modes=noise_mode.split(",") if noise_mode else None,
+                    retriever=retriever, k=k, max_turns=max_turns, max_new_tokens=max_new_tokens, limit=limit,
+                    seed=seed, temperature=temperature, batch_size=batch_size, reward_weights=reward_weights,
+                    llm_judge=llm_judge, llm_judge_backend=llm_judge_backend, output_dir=str(output_dir) if output_dir else None, data_dir=str(data_dir) if data_dir else None,
+                    resume=resume, report=report)
+    r = EvalRun(cfg, progress=_progress_factory())
+    if model is None:
+        typer.echo("No --model given: evaluating the scripted reference policies ("
+                   + ", ".join(p for b, p in r.policies if b == "scripted") + ")"
+                   + (" and the MICRO-SCALE policy 'micro' (1.15M parameters, trained on apollo3_micro; "
+                      "not comparable to the paper's 3B model)" if r.micro_scale else "") + ".", err=True)
+    res = r.run()
+    from harness.analysis.summary import print_results
+
+    print_results(res)
+    typer.echo(f"\nrun directory: {r.out}")
+
+
+# ----------------------------------------------------------------------------- data
+@data_app.command("prepare")
+def data_prepare(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
+                 dense: bool = typer.Option(True, "--dense/--no-dense", help="Also build the dense index cache.")) -> None:
+    """Verify (or download) the data and build the retrieval indexes."""
+    from harness.core.config import load_task
+    from harness.data.loading import load_task_data
+    from harness.data.retrieval import build_retriever
+
+    t = load_task(task)
+    d = load_task_data(t, data_dir)
+    typer.echo(f"data verified in {d.root}: {len(d.corpus)} chunks, {len(d.questions)} questions")
+    build_retriever("bm25", d.corpus, stopwords=t.retrieval.bm25_stopwords)
+    typer.echo("bm25 index built")
+    if dense:
+        r = build_retriever("dense", d.corpus, dense_model=t.retrieval.dense_model, show_progress=True)
+        typer.echo(f"dense index {'loaded from' if r.cache_hit else 'built and cached in'} {r.index_dir}")
+
+
+@data_app.command("stats")
+def data_stats(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
+               retrievers: str = typer.Option("bm25,dense", "--retrievers"),
+               as_json: bool = typer.Option(False, "--json")) -> None:
+    """Corpus and split sizes, and recall@1/3/5 of the gold chunk per retriever (question as query)."""
+    from harness.core.config import load_task
+    from harness.data.loading import load_task_data
+    from harness.data.retrieval import build_retriever, recall_at
+
+    t = load_task(task)
+    d = load_task_data(t, data_dir)
+    out = {"chunks": len(d.corpus), "questions": len(d.questions),
+           "splits": {s: len(d.split(s)) for s in ("train", "test", "all")},
+           "paraphrased_chunks": len(d.corpus.paraphrases),
+           "gold_chunks_per_question": {str(n): sum(len(q.gold_chunk_ids) == n for q in d.questions)
+                                        for n in sorted({len(q.gold_chunk_ids) for q in d.questions})},
+           "recall": {}}
+    qs = [q.question for q in d.questions]
+    gold = [q.gold_chunk_ids for q in d.questions]
+    for name in retrievers.split(","):
+        r = build_retriever(name, d.corpus, stopwords=t.retrieval.bm25_stopwords, dense_model=t.retrieval.dense_model)
+        out["recall"][name] = {f"@{k}": round(v, 3) for k, v in recall_at(r, qs, gold).items()}
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+        return
+    typer.echo(f"task {t.name} v{t.version}: {out['chunks']} chunks, {out['questions']} questions "
+               f"(train {out['splits']['train']}, test {out['splits']['test']}); "
+               f"{out['paraphrased_chunks']} chunks have paraphrases")
+    typer.echo(f"gold chunks per question: {out['gold_chunks_per_question']}")
+    typer.echo(f"recall of the gold chunk, all {len(qs)} questions, question text as query:")
+    for name, rec in out["recall"].items():
+        typer.echo(f"  {name:6s} " + "  ".join(f"{k}={v:.3f}" for k, v in rec.items()))
+
+
+# ----------------------------------------------------------------------------- search
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="The search query."),
+    task: str = TaskOpt,
+    retriever: str = typer.Option("bm25", "--retriever"),
+    k: Optional[int] = typer.Option(None, "-k"),
+    noise: float = typer.Option(0.0, "--noise", min=0.0, max=1.0),
+    noise_mode: str = typer.Option("drop_gold", "--noise-mode"),
+    question_id: Optional[str] = typer.Option(None, "--question-id", help="Treat the query as this question's search "
+                                              "(e.g. q0019) so drop_gold knows its gold chunks."),
+    call_index: int = typer.Option(0, "--call-index", help="Which search of the episode (noise is re-drawn per call)."),
+    seed: int = typer.Option(0, "--seed"),
+    data_dir: Optional[Path] = DataDirOpt,
+) -> None:
+    """Search the task corpus and print the results as the agent would see them."""
+    from harness.core.config import load_task, make_noise
+    from harness.data.loading import load_task_data
+    from harness.data.retrieval import build_retriever
+    from harness.data.search import SearchTool
+
+    t = load_task(task)
+    nz = make_noise(noise, noise_mode)
+    d = load_task_data(t, data_dir)
+    gold: tuple[str, ...] = ()
+    if question_id:
+        match = [q for q in d.questions if q.qid == question_id]
+        if not match:
+            _fail(f"no question {question_id!r}; ids look like q0000..q{len(d.questions) - 1:04d}")
+        gold = match[0].gold_chunk_ids
+    r = build_retriever(retriever, d.corpus, stopwords=t.retrieval.bm25_stopwords, dense_model=t.retrieval.dense_model)
+    tool = SearchTool(r, d.corpus, k=k or t.retrieval.k, noise=nz, seed=seed, result_template=t.prompt.result)
+    res = tool.search(query, qid=question_id or "", gold_chunk_ids=gold, call_index=call_index)
+    for hit in res.results:
+        tag = f" [{hit.noise}]" if hit.noise else ""
+        typer.secho(f"#{hit.rank + 1} chunk {hit.chunk_id} score {hit.score:.3f}{tag}", bold=True)
+        typer.echo(hit.text + "\n")
+    if not res.results:
+        typer.echo("No results found.")
+    if res.noise_events:
+        typer.echo(f"noise events: {', '.join(res.noise_events)}")
+    if noise > 0 and "drop_gold" in nz.modes and not question_id:
+        typer.echo("note: drop_gold needs --question-id to know which chunks are gold; nothing was dropped.", err=True)
+
+
+# ----------------------------------------------------------------------------- validate / analyze / report
+@app.command()
+def validate(files: list[Path] = typer.Argument(..., help="task.yaml or ablation YAML files.")) -> None:
+    """Validate config files against the schemas they will bind to."""
+    from harness.cli.validate import validate_file
+
+    bad = 0
+    for f in files:
+        try:
+            kind = validate_file(f)
+            typer.echo(f"ok      {f} ({kind})")
+        except HarnessError as e:
+            bad += 1
+            typer.secho(str(e), fg=typer.colors.RED)
+    raise typer.Exit(1 if bad else 0)
+
+
+@app.command()
+def analyze(run_dir: Path = typer.Argument(..., help="A run directory or a curve.csv."),
+            delta: float = typer.Option(0.5, "--delta", help="Collapse when accuracy < (1-delta) x peak."),
+            m: int = typer.Option(2, "--m", help="... for at least m consecutive evals (or to the end)."),
+            smooth: Optional[int] = typer.Option(None, "--smooth", help="Rolling-mean window before analysis."),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+    """Peak-accuracy step, collapse onset and leading indicators of a training curve."""
+    from harness.analysis.curves import analyze as analyze_curve
+    from harness.analysis.curves import load_curve
+
+    try:
+        res = analyze_curve(load_curve(run_dir), delta=delta, m=m, smooth=smooth)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    if as_json:
+        typer.echo(json.dumps(res, indent=2, default=str))
+        return
+    typer.echo(f"peak accuracy {res['peak']:.4f} at step {res['peak_step']}")
+    typer.echo(f"collapse onset: {res['collapse_step'] if res['collapse_step'] is not None else 'no collapse'}")
+    typer.echo(f"persistent zero from: {res['zero_step'] if res['zero_step'] is not None else 'never'}")
+    for name, ind in (res.get("indicators") or {}).items():
+        typer.echo(f"  {name:24s} onset {ind.get('onset_step')}  lead {ind.get('lead_time')}")
+
+
+@app.command()
+def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to compare side by side, or one study "
+                                               "directory of `harness sweep` (holding study.db)."),
+           output: Optional[Path] = typer.Option(None, "--output", "-o", help="HTML file (default: reports/...)."),
+           title: Optional[str] = typer.Option(None, "--title"),
+           storage: Optional[str] = typer.Option(None, "--storage", help="Study storage URL (e.g. postgresql://...)."),
+           study_name: Optional[str] = typer.Option(None, "--study-name"),
+           as_json: bool = typer.Option(False, "--json", help="For a study: print its summary tables as JSON.")) -> None:
+    """Write one self-contained HTML report for runs, or for an Optuna ablation study."""
+    for d in run_dirs:
+        if not d.exists():
+            _fail(f"{d} does not exist")
+    if storage or (len(run_dirs) == 1 and (run_dirs[0] / "study.db").is_file()):
+        from harness.analysis.study_report import study_summary, write_study_report
+
+        url = storage or f"sqlite:///{(run_dirs[0] / 'study.db').resolve()}"
+        if as_json:
+            typer.echo(json.dumps(study_summary(url, study_name), indent=2, default=str))
+            return
+        path = write_study_report(run_dirs[0], storage=url, study_name=study_name, output=output)
+    else:
+        from harness.analysis.report import write_report
+
+        path = write_report(list(run_dirs), output=output, title=title)
+    typer.echo(f"report written: {path}")
+
+
+# ----------------------------------------------------------------------------- sweep
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for item in pairs:
+        if "=" not in item:
+            _fail(f"--set expects KEY=VALUE (a harness train option), got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip().lstrip("-").replace("-", "_")] = v
+    return out
+
+
+@app.command()
+def sweep(
+    ablation: Path = typer.Argument(..., help="An ablations/*.yaml file."),
+    n_trials: Optional[int] = typer.Option(None, "--n-trials", help="Finished trials wanted (grid: the grid size)."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="SQLAlchemy URL; default sqlite in the study dir. "
+                                          "Use postgresql://... to share one study between machines."),
+    study_name: Optional[str] = typer.Option(None, "--study-name", help="Default: the ablation's name."),
+    workers: int = typer.Option(1, "--workers", help="Worker processes on this machine."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Study directory (default runs/sweeps/NAME)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Override the base config's model."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every"),
+    eval_limit: Optional[int] = typer.Option(None, "--eval-limit"),
+    set_: list[str] = typer.Option([], "--set", help="Any other harness train option: --set num_generations=4."),
+    trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help="Seconds before a trial is failed."),
+    report: bool = typer.Option(True, "--report/--no-report"),
+) -> None:
+    """Run (or resume) an Optuna ablation study whose trials are short harness train runs."""
+    from harness.sweep.runner import run_sweep
+
+    ov = {k: v for k, v in (("model", model), ("max_steps", max_steps), ("eval_every", eval_every),
+                            ("eval_limit", eval_limit)) if v is not None}
+    ov.update(_overrides(set_))
+    summary = run_sweep(str(ablation), n_trials=n_trials, storage=storage, study_name=study_name, workers=workers,
+                        output_dir=str(output_dir) if output_dir else None, overrides=ov,
+                        trial_timeout=trial_timeout, report=report)
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+# ----------------------------------------------------------------------------- bench
+@bench_app.command("retrieval")
+def bench_retrieval(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
+                    repeats: int = typer.Option(20, "--repeats")) -> None:
+    """BM25 and dense throughput (batched and one at a time), index build and cold/warm start."""
+    from harness.bench.benches import bench_retrieval as b
+
+    typer.echo(json.dumps(b(task, data_dir, repeats=repeats), indent=2))
+
+
+@bench_app.command("env")
+def bench_env(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
+              model: Optional[str] = typer.Option("tiny", "--model", help="hf model for the overhead share ('' to skip)."),
+              limit: int = typer.Option(32, "--limit")) -> None:
+    """Environment overhead: episodes/s with scripted policies, share of wall time outside generate, RSS."""
+    from harness.bench.benches import bench_env as b
+
+    typer.echo(json.dumps(b(task, data_dir, model=model or None, limit=limit), indent=2))
+
+
+@bench_app.command("train")
+def bench_train(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
+                model: str = typer.Option("tiny", "--model"), steps: int = typer.Option(6, "--steps"),
+                threads: int = typer.Option(1, "--threads")) -> None:
+    """GRPO step cost on a small model: per-step time, peak RSS, generation/update/environment split."""
+    from harness.bench.train import bench_train as b
+
+    typer.echo(json.dumps(b(task=task, data_dir=data_dir, model=model, steps=steps, threads=threads), indent=2,
+                          default=str))
+
+
+@bench_app.command("sweep")
+def bench_sweep(ablation: Path = typer.Argument(..., help="Ablation file for the micro-sweep."),
+                n_trials: int = typer.Option(8, "--n-trials"),
+                output_dir: Path = typer.Option(Path("runs/bench-sweep"), "--output-dir", "-o"),
+                set_: list[str] = typer.Option([], "--set", help="harness train options, e.g. --set model=micro.")) -> None:
+    """Steps run and best objective of a micro-sweep with pruning + collapse stop vs without."""
+    from harness.bench.benches import bench_sweep as b
+
+    typer.echo(json.dumps(b(str(ablation), _overrides(set_), n_trials, str(output_dir)), indent=2, default=str))
+
+
+def _register_optional_commands() -> None:
+    """Commands that live in their own modules (light imports only at module level)."""
+    import importlib
+
+    for module, name in (("harness.cli.train", "train"), ("harness.cli.lmeval", "lmeval"),
+                         ("harness.cli.micro", "micro")):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            continue
+        obj = getattr(mod, name)
+        if isinstance(obj, typer.Typer):   # a command group, e.g. `harness micro build`
+            app.add_typer(obj, name=name)
+        else:
+            app.command(name)(obj)
+
+
+_register_optional_commands()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("bm25s", "httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from pydantic import ValidationError
+
+    try:
+        app(standalone_mode=True)
+    except HarnessError as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except ValidationError as e:  # an option value out of range (e.g. --limit 0)
+        msgs = "; ".join(f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}" for err in e.errors())
+        typer.secho(f"error: invalid option value: {msgs}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""``harness lmeval``: the Apollo 3 single-shot lm-eval tasks, run by the harness's own HF backend.
+
+Registered by ``harness.cli.app`` when present. Only typer is imported here; torch, transformers and
+lm-eval load inside the command.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def lmeval(
+    model: str = typer.Option(..., "--model", "-m", help="Model path, hub id or 'tiny'."),
+    variants: str = typer.Option("closedbook,goldcontext,rag", "--variants",
+                                 help="Comma-separated: closedbook, goldcontext, rag."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N test questions."),
+    max_gen_toks: Optional[int] = typer.Option(None, "--max-gen-toks", help="Default: the task YAML's (256)."),
+    batch_size: int = typer.Option(1, "--batch-size"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Else $HARNESS_DATA_DIR, else the cache."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write metrics and samples as JSON here."),
+) -> None:
+    """Single-shot Apollo 3 (the lm-eval tasks apollo3_*) with the harness's HF backend and judge.
+
+    Same rows, prompts and scorer as `lm_eval --include_path tasks/apollo3 --apply_chat_template`,
+    so the two agree on the same model; see docs/lm-eval.md.
+    """
+    from harness.evaluation.lmeval_tasks import VARIANTS, run_single_shot
+
+    chosen = [v.strip() for v in variants.split(",") if v.strip()]
+    bad = [v for v in chosen if v not in VARIANTS]
+    if bad:
+        typer.secho(f"error: unknown variant(s) {bad}; valid: {', '.join(VARIANTS)}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    from harness.core.config import load_task
+    from harness.data.loading import load_task_data
+    from harness.policies.hf import load as load_hf
+
+    dd = str(data_dir) if data_dir else None
+    corpus = load_task_data(load_task("apollo3"), dd).corpus if model == "tiny" else None
+    policy = load_hf(model, corpus=corpus, batch_size=batch_size)  # loaded once for all variants
+    runs = [run_single_shot(model, v, limit=limit, max_gen_toks=max_gen_toks, data_dir=dd, policy=policy)
+            for v in chosen]
+    typer.echo(f"{'task':<22}{'n':>4}  {'exact_match':>11}  {'f1':>6}  {'correct':>7}")
+    for r in runs:
+        m = r["metrics"]
+        typer.echo(f"{r['task']:<22}{r['n']:>4}  {m['exact_match']:>11.4f}  {m['f1']:>6.4f}  {m['correct']:>7.4f}")
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps({"model": model, "runs": runs}, indent=2))
+        typer.echo(f"written: {output}")

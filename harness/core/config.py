@@ -1,0 +1,302 @@
+"""Typed task configuration, loaded from ``tasks/<name>/task.yaml``.
+
+A task is data: this module validates it (unknown keys are errors that name the key and the file)
+and exposes one pydantic model per concept. Nothing here imports torch or touches the network.
+
+Example:
+    >>> task = load_task("apollo3")
+    >>> task.retrieval.k, task.protocol.max_turns
+    (3, 20)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from harness.core.errors import ConfigError
+
+#: Noise modes understood by :mod:`harness.data.search`.
+NOISE_MODES = ("drop_gold", "paraphrase", "random", "shuffle")
+#: Reward names (the registry in :mod:`harness.scoring.rewards` holds the functions).
+REWARD_NAMES = ("correctness", "format", "retry", "em_chunk", "search_strategy", "search_diversity")
+#: Answer-judge rules implemented by :mod:`harness.scoring.judge`.
+JUDGE_RULES: tuple[str, ...] = ("default", "exact_match", "f1", "contains", "number")
+#: Retrievers understood by :mod:`harness.data.retrieval`.
+RETRIEVERS = ("bm25", "dense")
+
+
+def one_of(value: str, choices: tuple[str, ...], what: str) -> str:
+    """Validate a name against its valid choices, naming them in the error.
+
+    >>> one_of("bm25", RETRIEVERS, "retriever")
+    'bm25'
+    """
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(choices)}")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataFile(_Strict):
+    name: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int | None = None
+
+
+class DataFiles(_Strict):
+    chunks: DataFile
+    questions: DataFile
+    paraphrases: DataFile
+    report: DataFile | None = None
+
+
+class DataConfig(_Strict):
+    url_pattern: str
+    commit: str
+    files: DataFiles
+
+
+class PaperSplit(_Strict):
+    test_size: float = Field(0.1, gt=0, lt=1)
+    seed: int = 42
+    expected_test_lines: list[int] | None = None
+
+
+class SplitsConfig(_Strict):
+    paper: PaperSplit = PaperSplit()
+    default_eval: str = "test"
+
+
+class RetrievalConfig(_Strict):
+    retriever: str = "bm25"
+    k: int = Field(3, ge=1, le=50)
+    bm25_stopwords: str = "en"
+    dense_model: str = "all-MiniLM-L6-v2"
+    dense_batch_size: int = Field(64, ge=1)
+
+    @field_validator("retriever")
+    @classmethod
+    def _known_retriever(cls, v: str) -> str:
+        return one_of(v, RETRIEVERS, "retriever")
+
+
+class NoiseConfig(_Strict):
+    """Noise injected into search results: level p in [0, 1] and the modes it applies to."""
+
+    level: float = Field(0.0, ge=0.0, le=1.0)
+    modes: tuple[str, ...] = ("drop_gold",)
+
+    @field_validator("modes", mode="before")
+    @classmethod
+    def _known_modes(cls, v: Any) -> tuple[str, ...]:
+        if isinstance(v, str):
+            v = [m for m in v.split(",") if m]
+        bad = [m for m in v if m not in NOISE_MODES]
+        if bad:
+            raise ValueError(f"unknown noise mode(s) {bad}; valid: {', '.join(NOISE_MODES)}")
+        return tuple(v)
+
+
+class ProtocolConfig(_Strict):
+    think_tag: str = "think"
+    search_tag: str = "search"
+    answer_tag: str = "answer"
+    information_tag: str = "information"
+    max_turns: int = Field(20, ge=1)
+    max_new_tokens: int = Field(512, ge=1)
+    max_episode_tokens: int = Field(8192, ge=1)
+
+
+class PromptConfig(_Strict):
+    system: str
+    user: str
+    information: str
+    result: str
+
+
+class RewardWeights(_Strict):
+    """Weight per reward; 0 disables a reward. Names are those in :data:`harness.scoring.rewards.REWARDS`."""
+
+    correctness: float = 0.0
+    format: float = 0.0
+    retry: float = 0.0
+    em_chunk: float = 0.0
+    search_strategy: float = 0.0
+    search_diversity: float = 0.0
+
+    def active(self) -> dict[str, float]:
+        return {k: v for k, v in self.model_dump().items() if v != 0.0}
+
+
+class RewardsConfig(_Strict):
+    weights: RewardWeights
+
+
+class JudgeConfig(_Strict):
+    rule: str = "default"
+    f1_threshold: float = Field(0.6, ge=0.0, le=1.0)
+
+    @field_validator("rule")
+    @classmethod
+    def _known_rule(cls, v: str) -> str:
+        return one_of(v, JUDGE_RULES, "judge rule")
+
+
+class HooksConfig(_Strict):
+    """Code a task reaches through small named hooks (``module:function``), lm-eval style.
+
+    ``process_data``  called as ``fn(data: TaskData) -> TaskData`` right after the files are parsed
+                      (e.g. to derive the task's own questions and split from the corpus);
+    ``environment``   a subclass of :class:`harness.environment.env.Environment` that
+                      :meth:`~harness.environment.env.Environment.from_task` builds instead of the base class.
+
+    Hooks are imported only when data is loaded or an environment is built, never at config load.
+    """
+
+    process_data: str | None = None
+    environment: str | None = None
+
+    @field_validator("process_data", "environment")
+    @classmethod
+    def _dotted(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", v):
+            raise ValueError(f"hook {v!r} must look like 'package.module:name'")
+        return v
+
+
+def import_hook(spec: str) -> Any:
+    """Import ``package.module:name`` and return the object, raising ConfigError if it is missing.
+
+    >>> import_hook("harness.core.config:load_task").__name__
+    'load_task'
+    """
+    import importlib
+
+    module, _, name = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"task hook {spec!r} cannot be imported: {e}") from None
+
+
+class Preset(_Strict):
+    reward_weights: RewardWeights
+    train_noise: NoiseConfig = NoiseConfig()
+
+
+class TaskConfig(_Strict):
+    name: str
+    version: int
+    description: str = ""
+    data: DataConfig
+    splits: SplitsConfig = SplitsConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    noise: NoiseConfig = NoiseConfig()
+    protocol: ProtocolConfig = ProtocolConfig()
+    prompt: PromptConfig
+    rewards: RewardsConfig
+    judge: JudgeConfig = JudgeConfig()
+    presets: dict[str, Preset] = {}
+    hooks: HooksConfig = HooksConfig()
+    #: Where the YAML came from (set by the loader, not by the file).
+    source: str | None = None
+
+
+def make_noise(level: float, modes: Any) -> NoiseConfig:
+    """Build a NoiseConfig from command-line values, raising ConfigError (not a pydantic trace)."""
+    try:
+        return NoiseConfig(level=level, modes=modes)
+    except ValidationError as e:
+        raise ConfigError("; ".join(f"noise: {err['msg']}" for err in e.errors())) from None
+
+
+def tasks_root() -> Path:
+    """Directory holding task folders: ``$HARNESS_TASKS_DIR`` or the repository's ``tasks/``."""
+    env = os.environ.get("HARNESS_TASKS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "tasks"
+
+
+def available_tasks() -> list[str]:
+    root = tasks_root()
+    return sorted(p.parent.name for p in root.glob("*/task.yaml")) if root.is_dir() else []
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid task config {source}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  unknown key '{loc}'")
+        else:
+            lines.append(f"  {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping, raising :class:`ConfigError` that names the file on any problem."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def load_task(name_or_path: str | Path) -> TaskConfig:
+    """Load and validate a task by name (``apollo3``) or by path to a folder or YAML file."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") and p.is_file():
+        path = p
+    elif p.is_dir() and (p / "task.yaml").is_file():
+        path = p / "task.yaml"
+    else:
+        path = tasks_root() / str(name_or_path) / "task.yaml"
+        if not path.is_file():
+            raise ConfigError(
+                f"unknown task {str(name_or_path)!r}; available: {', '.join(available_tasks()) or 'none'}"
+                f" (looked in {tasks_root()})"
+            )
+    raw = read_yaml(path)
+    try:
+        return TaskConfig(**raw, source=str(path))
+    except ValidationError as e:
+        raise ConfigError(_format_validation_error(e, str(path))) from None
+
+
+def parse_weight_overrides(spec: str | None, base: RewardWeights) -> RewardWeights:
+    """Apply ``"retry=0,format=1.5"`` overrides to reward weights.
+
+    >>> w = parse_weight_overrides("retry=0", RewardWeights(correctness=4, retry=1))
+    >>> (w.correctness, w.retry)
+    (4.0, 0.0)
+    """
+    if not spec:
+        return base
+    values = base.model_dump()
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if "=" not in item:
+            raise ConfigError(f"reward weight override {item!r} must look like name=value")
+        k, v = (s.strip() for s in item.split("=", 1))
+        if k not in values:
+            raise ConfigError(f"unknown reward {k!r} in overrides; valid: {', '.join(values)}")
+        try:
+            values[k] = float(v)
+        except ValueError:
+            raise ConfigError(f"reward weight {k}={v!r} is not a number") from None
+    return RewardWeights(**values)

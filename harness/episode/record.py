@@ -1,0 +1,121 @@
+"""Episodes: the record of one question answered (or not) through the search protocol.
+
+An :class:`Episode` keeps every message, each turn's parsed action, the search results with their
+chunk ids and noise events, whether the gold passage was shown, and why the episode ended. Rewards
+and metrics are pure functions of it; ``to_dict`` is the ``samples.jsonl`` row.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.data.loading import Question
+from harness.data.search import SearchResult
+from harness.episode.protocol import Action
+
+
+def _turn_from_dict(d: dict[str, Any]) -> "Turn":
+    s = d.get("search")
+    return Turn(d["text"], d["n_tokens"], Action.from_dict(d["action"]), SearchResult.from_dict(s) if s else None,
+                d.get("gold_seen", False))
+
+#: Why an episode ended.
+END_REASONS = ("answer", "no_action", "max_turns", "token_budget", "error")
+
+_WS = re.compile(r"\s+")
+
+
+def squash(text: str) -> str:
+    """Collapse whitespace so passage containment is robust to line breaks."""
+    return _WS.sub(" ", text).strip()
+
+
+@dataclass
+class Turn:
+    text: str
+    n_tokens: int
+    action: Action
+    search: SearchResult | None = None
+    gold_seen: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "n_tokens": self.n_tokens, "action": self.action.to_dict(),
+                "search": self.search.to_dict() if self.search else None, "gold_seen": self.gold_seen}
+
+
+@dataclass
+class Episode:
+    question: Question
+    messages: list[dict[str, str]]
+    turns: list[Turn] = field(default_factory=list)
+    end_reason: str | None = None
+    error: str | None = None
+    judge: dict[str, Any] | None = None
+    rewards: dict[str, float] = field(default_factory=dict)
+    noise: dict[str, Any] = field(default_factory=dict)
+
+    # ---- state
+    @property
+    def done(self) -> bool:
+        return self.end_reason is not None
+
+    @property
+    def n_generated_tokens(self) -> int:
+        return sum(t.n_tokens for t in self.turns)
+
+    # ---- derived facts used by rewards and metrics
+    @property
+    def answer(self) -> str | None:
+        """The final answer, only when the episode ended on an answer turn."""
+        if self.end_reason == "answer" and self.turns and self.turns[-1].action.kind == "answer":
+            return self.turns[-1].action.answer
+        return None
+
+    @property
+    def searches(self) -> list[Turn]:
+        return [t for t in self.turns if t.action.kind == "search"]
+
+    @property
+    def n_searches(self) -> int:
+        return len(self.searches)
+
+    @property
+    def queries(self) -> list[str]:
+        return [t.action.query or "" for t in self.searches]
+
+    @property
+    def first_gold_search(self) -> int | None:
+        """0-based index (among searches) of the first search whose results showed the gold passage."""
+        for i, t in enumerate(self.searches):
+            if t.gold_seen:
+                return i
+        return None
+
+    @property
+    def gold_seen(self) -> bool:
+        return self.first_gold_search is not None
+
+    @property
+    def correct(self) -> bool:
+        return bool(self.judge and self.judge.get("correct")) and self.answer is not None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], question: Question) -> "Episode":
+        """Rebuild an episode from its ``samples.jsonl`` row (used to resume a run)."""
+        return cls(question=question, messages=d["messages"], turns=[_turn_from_dict(t) for t in d["turns"]],
+                   end_reason=d["end_reason"], error=d.get("error"), judge=d.get("judge"),
+                   rewards=d.get("rewards", {}), noise=d.get("noise", {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        q = self.question
+        return {
+            "qid": q.qid, "line": q.line, "question": q.question, "gold_answer": q.answer,
+            "gold_chunk_ids": list(q.gold_chunk_ids), "messages": self.messages,
+            "turns": [t.to_dict() for t in self.turns], "answer": self.answer, "correct": self.correct,
+            "end_reason": self.end_reason, "error": self.error, "n_searches": self.n_searches,
+            "queries": self.queries, "gold_seen": self.gold_seen, "first_gold_search": self.first_gold_search,
+            "n_generated_tokens": self.n_generated_tokens, "judge": self.judge, "rewards": self.rewards,
+            "noise": self.noise,
+        }

@@ -1,0 +1,1 @@
+"""``harness run`` (policies x noise levels -> run directory) and the lm-eval task hooks."""

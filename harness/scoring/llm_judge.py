@@ -1,0 +1,66 @@
+"""Optional LLM judge (the paper graded answers with a Yes/No prompt), through any generation backend.
+
+The deterministic judge stays the one that decides ``correct``; the LLM judge's verdicts and raw
+replies are stored beside it in each episode's ``judge["llm"]``, and the run reports how often the
+two agree (``judge_agreement``) and the LLM judge's accuracy (``llm_accuracy``).
+
+>>> parse_verdict("Yes, the answer matches.")
+True
+>>> parse_verdict("no") , parse_verdict("maybe") is None
+(False, True)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from harness.episode.record import Episode
+
+PROMPT = (
+    "You grade answers to questions about the Apollo 13 mission report.\n"
+    "Question: {question}\nReference answer: {gold}\nStudent answer: {answer}\n"
+    "Does the student answer state the same fact as the reference answer? Reply with Yes or No only."
+)
+_VERDICT = re.compile(r"\b(yes|no)\b", re.I)
+
+
+def parse_verdict(reply: str) -> bool | None:
+    """First Yes/No word in the reply; ``None`` when there is none (counted as unparsed, not as No)."""
+    m = _VERDICT.search(reply or "")
+    return None if m is None else m.group(1).lower() == "yes"
+
+
+@dataclass
+class _Prompt:
+    """Just enough of an episode for a backend's ``generate``: its messages."""
+
+    messages: list[dict[str, str]]
+
+
+def llm_judge(policy, episodes: list[Episode], max_new_tokens: int = 8) -> None:
+    """Ask ``policy`` to grade every answered episode; store verdict and raw reply in ``ep.judge['llm']``."""
+    todo = [ep for ep in episodes if ep.answer is not None]
+    prompts = [_Prompt([{"role": "user", "content": PROMPT.format(question=ep.question.question,
+                                                                   gold=ep.question.answer, answer=ep.answer)}])
+               for ep in todo]
+    replies = policy.generate(prompts, max_new_tokens) if prompts else []
+    for ep, rep in zip(todo, replies):
+        ep.judge = {**(ep.judge or {}), "llm": {"verdict": parse_verdict(rep.text), "raw": rep.text}}
+    for ep in episodes:
+        if ep.answer is None:
+            ep.judge = {**(ep.judge or {}), "llm": {"verdict": False, "raw": None}}
+
+
+def agreement_metrics(episodes: list[Episode]) -> dict[str, float | int | None]:
+    """LLM-judge accuracy and its agreement with the deterministic judge (unparsed replies excluded)."""
+    pairs = [(ep.correct, ep.judge["llm"]["verdict"]) for ep in episodes
+             if ep.judge and "llm" in ep.judge and ep.judge["llm"]["verdict"] is not None]
+    n_unparsed = sum(1 for ep in episodes if ep.judge and "llm" in ep.judge and ep.judge["llm"]["verdict"] is None)
+    if not pairs:
+        return {"llm_accuracy": None, "judge_agreement": None, "llm_unparsed": n_unparsed}
+    return {
+        "llm_accuracy": sum(v for _, v in pairs) / len(episodes),
+        "judge_agreement": sum(a == b for a, b in pairs) / len(pairs),
+        "llm_unparsed": n_unparsed,
+    }

@@ -1,0 +1,1 @@
+"""Optuna sweeps: ablation files (what is varied) and the trial runner."""
