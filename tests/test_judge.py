@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import doctest
 import json
-import os
-from pathlib import Path
 
 import pytest
 
@@ -23,17 +21,22 @@ from harness.scoring.judge import (
     token_f1,
 )
 
-DATA_DIR = Path(os.environ.get("HARNESS_DATA_DIR") or "/work/shared/apollo3")
-QUESTIONS = DATA_DIR / "questions.jsonl"
-needs_data = pytest.mark.skipif(
-    not QUESTIONS.is_file(), reason=f"Apollo data not found at {DATA_DIR} (set HARNESS_DATA_DIR)"
-)
+
+
+@pytest.fixture(scope="module")
+def golds(data) -> list[str]:
+    """The 318 gold answers, read from the data folder the conftest fixture found (or skipped without)."""
+    with (data.root / "questions.jsonl").open(encoding="utf-8") as fh:
+        return [json.loads(line)["answer"] for line in fh if line.strip()]
 
 
 def test_doctests_pass() -> None:
-    result = doctest.testmod(judge_module)
-    assert result.attempted >= 15
-    assert result.failed == 0
+    import harness.scoring.normalize as normalize_module
+    import harness.scoring.quantities as quantities_module
+
+    results = [doctest.testmod(m) for m in (judge_module, normalize_module, quantities_module)]
+    assert sum(r.attempted for r in results) >= 15
+    assert sum(r.failed for r in results) == 0
 
 
 @pytest.mark.parametrize(
@@ -206,23 +209,14 @@ def test_deterministic() -> None:
     assert judge(*args) == judge(*args)
 
 
-def _golds() -> list[str]:
-    with QUESTIONS.open(encoding="utf-8") as fh:
-        return [json.loads(line)["answer"] for line in fh if line.strip()]
-
-
-@needs_data
-def test_real_data_self_agreement() -> None:
-    golds = _golds()
+def test_real_data_self_agreement(golds) -> None:
     assert len(golds) == 318
     failures = [g for g in golds if not judge(g, g).correct]
     assert failures == []
 
 
-@needs_data
-def test_real_data_false_positive_rate() -> None:
+def test_real_data_false_positive_rate(golds) -> None:
     """Another question's gold answer should almost never be judged correct (measured: 0/1271)."""
-    golds = _golds()
     pairs = wrong = 0
     for shift in (1, 7, 31, 101):
         for i, gold in enumerate(golds):

@@ -32,28 +32,20 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 
-# the reader shares the judge's unit vocabulary and OCR repair so that its spans parse the same way
-from harness.scoring.judge import (
-    _OCR_RE,
-    _OCR_TABLE,
-    _read_unit,
-    extract_quantities,
-    normalize_answer,
-)
+# the reader shares the judge's normalisation, unit vocabulary and OCR repair so that its spans parse the same way
+from harness.scoring.normalize import STOPWORDS, normalize_answer
+from harness.scoring.quantities import extract_quantities, read_unit, repair_ocr_digits
 
 __all__ = ["QUESTION_TYPES", "extract_answer", "question_type"]
 
 QUESTION_TYPES: tuple[str, ...] = ("number", "time", "person", "location", "yesno", "other")
 
-_STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further had has
-    have having he her here hers him his how i if in into is it its itself just me more most my no nor
-    not now of off on once only or other our out over own same she should so some such than that the
-    their them then there these they this those through to too under until up very was we were what
-    when where which while who whom why will with would you your yours mission apollo 13 report text
-    mentioned described shown listed given used type kind name value amount total number""".split()
+#: Words of the Apollo report's questions that never pick out a sentence, beside the English stopwords.
+DOMAIN_STOPWORDS = frozenset(
+    """mission apollo 13 report text mentioned described shown listed given used type kind name value amount
+    total number""".split()
 )
+_STOPWORDS = STOPWORDS | DOMAIN_STOPWORDS
 # head nouns of "what was the <noun>" questions whose answer is a quantity
 _MEASURE_NOUNS = (
     "pressure temperature altitude distance velocity speed rate percentage percent duration weight mass "
@@ -196,7 +188,7 @@ def question_type(question: str) -> str:
 def _prepared(passage: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """Sentences of one passage with their content stems (cached: retrieval repeats chunks)."""
     # NFKC, then the judge's length-preserving OCR repair of digits ("l2" -> "12")
-    text = _OCR_RE.sub(lambda m: m.group(0).translate(_OCR_TABLE), unicodedata.normalize("NFKC", passage))
+    text = repair_ocr_digits(unicodedata.normalize("NFKC", passage))
     sentences = (s.strip() for s in _SENT_SPLIT_RE.split(text) if s and s.strip())
     return tuple((s, tuple(_content_stems(s))) for s in sentences)
 
@@ -272,17 +264,17 @@ def _number_spans(kind: str, text: str, question: str) -> list[tuple[int, int, f
     for m in _NUMBER_RE.finditer(text):
         if not free(m.start(), m.end()):
             continue
-        unit, end = _read_unit(text, m.end())
+        unit, end = read_unit(text, m.end())
         if unit is None:  # "4 or 5 seconds", "1900 ± 20 psia": the range takes the unit after it
             tail = _RANGE_TAIL_RE.match(text, m.end())
             nxt = _NUMBER_RE.match(text, tail.end()) if tail else None
             if nxt:
-                unit, end2 = _read_unit(text, nxt.end())
+                unit, end2 = read_unit(text, nxt.end())
                 end = end2 if unit else end
         while unit in _TIME_UNITS:  # "9 minutes 57 seconds"
             tail = _DURATION_TAIL_RE.match(text, end)
             nxt = _NUMBER_RE.match(text, tail.end()) if tail else None
-            unit2, end2 = _read_unit(text, nxt.end()) if nxt else (None, end)
+            unit2, end2 = read_unit(text, nxt.end()) if nxt else (None, end)
             if unit2 not in _TIME_UNITS or unit2 == unit:
                 break
             unit, end = unit2, end2

@@ -16,13 +16,10 @@ import re
 from harness.environment.env import Generation
 from harness.episode.record import Episode
 from harness.policies.reader import extract_answer
+from harness.scoring.normalize import STOPWORDS
 
 SCRIPTED = ("closed-book", "one-search", "oracle-retry")
 
-_STOP = frozenset(
-    "a an the of in on at to for from by with and or is are was were be been what which who whom whose when where "
-    "why how did does do during this that these those it its as into than then there their about".split()
-)
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-:]*")
 
 
@@ -32,7 +29,7 @@ def keywords(question: str) -> str:
     >>> keywords("What was the pressure in oxygen tank 2 at 55:54?")
     'pressure oxygen tank 2 55:54'
     """
-    return " ".join(w.rstrip(".") for w in _WORD.findall(question) if w.lower() not in _STOP)
+    return " ".join(w.rstrip(".") for w in _WORD.findall(question) if w.lower() not in STOPWORDS)
 
 
 def _say(think: str, tag: str, body: str) -> Generation:
@@ -49,7 +46,7 @@ class ScriptedPolicy:
         self.name = name
         self.max_turns = max_turns
 
-    def generate(self, episodes: list[Episode], max_new_tokens: int) -> list[Generation]:
+    def generate(self, episodes: list[Episode], max_new_tokens: int, stop=None) -> list[Generation]:
         return [self._act(ep) for ep in episodes]
 
     def _answer_from(self, ep: Episode, turn_index: int | None) -> Generation:

@@ -25,7 +25,7 @@ mean_generated_tokens  mean generated tokens per episode
 query_diversity        mean over episodes with >= 2 searches of unique queries / searches
 reward_<name>          mean of each reward (``reward_<name>_std`` its standard deviation)
 error_rate             P(episode ended by an error)
-judge_error_rate       P(the judge raised; such answers count as wrong and are flagged here)
+judge_error_rate       P(the judge raised: such answers count as wrong, and are counted here)
 n_reward_errors        number of (episode, reward) pairs whose reward function raised (left out
                        of that reward's mean, never scored 0)
 =====================  ===================================================================
@@ -39,6 +39,7 @@ from typing import Iterable
 import numpy as np
 
 from harness.episode.record import Episode
+from harness.scoring.normalize import normalize_query
 
 
 def bootstrap_ci(values: Iterable[float], n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
@@ -60,10 +61,6 @@ def bootstrap_ci(values: Iterable[float], n_boot: int = 1000, alpha: float = 0.0
 
 def _rate(flags: list[bool]) -> float | None:
     return float(np.mean(flags)) if flags else None
-
-
-def _norm_query(q: str) -> str:
-    return " ".join(q.lower().split())
 
 
 def searched_after_gold(ep: Episode) -> bool:
@@ -113,7 +110,7 @@ def compute_metrics(episodes: list[Episode], n_boot: int = 1000, seed: int = 0) 
         "format_validity": float(np.mean([t.action.well_formed for t in turns])) if turns else None,
         "mean_turns": float(np.mean([len(ep.turns) for ep in episodes])),
         "mean_generated_tokens": float(np.mean([ep.n_generated_tokens for ep in episodes])),
-        "query_diversity": _rate_mean([len({_norm_query(q) for q in ep.queries}) / ep.n_searches for ep in multi]),
+        "query_diversity": _rate_mean([len({normalize_query(q) for q in ep.queries}) / ep.n_searches for ep in multi]),
         "end_reasons": dict(Counter(ep.end_reason or "running" for ep in episodes)),
     }
     m["judge_error_rate"] = float(np.mean([bool(ep.judge) and ep.judge.get("rule") == "error" for ep in episodes]))
