@@ -2,7 +2,9 @@
 
 The deterministic judge stays the one that decides ``correct``; the LLM judge's verdicts and raw
 replies are stored beside it in each episode's ``judge["llm"]``, and the run reports how often the
-two agree (``judge_agreement``) and the LLM judge's accuracy (``llm_accuracy``).
+two agree (``judge_agreement``) and the LLM judge's accuracy (``llm_accuracy``). ReZero's own
+correctness reward asks the policy model itself such a question (``"yes" in reply.lower()``); here
+any model can be the judge (``harness run --llm-judge MODEL``).
 
 >>> parse_verdict("Yes, the answer matches.")
 True
@@ -53,7 +55,22 @@ def llm_judge(policy, episodes: list[Episode], max_new_tokens: int = 8) -> None:
 
 
 def agreement_metrics(episodes: list[Episode]) -> dict[str, float | int | None]:
-    """LLM-judge accuracy and its agreement with the deterministic judge (unparsed replies excluded)."""
+    """LLM-judge accuracy and its agreement with the deterministic judge.
+
+    ``llm_accuracy`` is over *all* episodes, like ``accuracy``: a reply without Yes/No (unparsed) is
+    not a Yes, so it counts as wrong, as in ReZero, whose verifier accepts only replies containing
+    "yes"; excluding them would let a judge that rambles look more accurate than one that answers.
+    ``judge_agreement`` compares verdicts, so it is over the parsed replies only (an unparsed reply
+    agrees or disagrees with nothing). ``llm_unparsed`` counts the unparsed replies; ``None`` rates
+    mean no reply parsed at all.
+
+    >>> from harness.episode.record import Episode
+    >>> from harness.data.loading import Question
+    >>> q = Question("q1", 0, "?", "4", ("p",), ("1",))
+    >>> eps = [Episode(q, [], judge={"llm": {"verdict": v}}) for v in (True, None, False, False)]
+    >>> agreement_metrics(eps)  # no episode answered: the judge says wrong to all
+    {'llm_accuracy': 0.25, 'judge_agreement': 0.6666666666666666, 'llm_unparsed': 1}
+    """
     pairs = [(ep.correct, ep.judge["llm"]["verdict"]) for ep in episodes
              if ep.judge and "llm" in ep.judge and ep.judge["llm"]["verdict"] is not None]
     n_unparsed = sum(1 for ep in episodes if ep.judge and "llm" in ep.judge and ep.judge["llm"]["verdict"] is None)
