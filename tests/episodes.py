@@ -1,4 +1,4 @@
-"""Hand-written episodes for reward and metric tests (no retriever, no model)."""
+"""Hand-written episodes for reward and metric tests (no retriever, no model), shaped as the environment writes them."""
 
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ def episode(turns: list[str | tuple[str, bool]], correct: bool | None = None, en
         text, shown = item if isinstance(item, tuple) else (item, False)
         action = parse_turn(text)
         t = Turn(text=text, n_tokens=len(text.split()), action=action)
-        if action.kind == "search":
+        ep.turns.append(t)
+        ep.messages.append({"role": "assistant", "content": text})
+        if action.kind == "search":  # the environment's reply, as Environment.step writes it
             body = GOLD_PARAGRAPH if shown else "Unrelated passage about the lunar module."
             t.search = SearchResult(action.query or "", (ShownResult("7" if shown else "9", body, 0, 1.0),))
             t.gold_seen = shown
-        ep.turns.append(t)
-        ep.messages.append({"role": "assistant", "content": text})
+            ep.messages.append({"role": "user", "content": f"<information>\n[1] {body}\n</information>"})
     last = ep.turns[-1].action.kind if ep.turns else "none"
     ep.end_reason = end or {"answer": "answer", "none": "no_action"}.get(last, "max_turns")
     if correct is not None:

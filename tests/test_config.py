@@ -60,12 +60,14 @@ def test_not_yaml(tmp_path):
 
 
 def test_weight_overrides():
-    w = parse_weight_overrides("retry=0, format=1.5", RewardWeights(correctness=4, format=2, retry=1))
-    assert (w.correctness, w.format, w.retry) == (4.0, 1.5, 0.0)
-    with pytest.raises(ConfigError, match="unknown reward 'retri'"):
-        parse_weight_overrides("retri=0", RewardWeights())
+    from harness.scoring.rewards import check_weights
+
+    w = parse_weight_overrides("retry=0, format=1.5", RewardWeights({"correctness": 4, "format": 2, "retry": 1}))
+    assert (w["correctness"], w["format"], w["retry"]) == (4.0, 1.5, 0.0)
+    with pytest.raises(ConfigError, match="unknown reward 'retri'"):  # names: checked against the registry
+        check_weights(parse_weight_overrides("retri=0", RewardWeights({})))
     with pytest.raises(ConfigError, match="not a number"):
-        parse_weight_overrides("retry=x", RewardWeights())
+        parse_weight_overrides("retry=x", RewardWeights({}))
 
 
 def test_noise_modes_from_string():

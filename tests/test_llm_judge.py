@@ -11,7 +11,7 @@ class FixedReplies:
         self.replies = replies
         self.prompts = []
 
-    def generate(self, episodes, max_new_tokens):
+    def generate(self, episodes, max_new_tokens, stop=None):
         self.prompts += [e.messages[0]["content"] for e in episodes]
         return [Generation(r, 1) for r in self.replies[: len(episodes)]]
 

@@ -64,9 +64,29 @@ def test_cli_reports_a_bad_preset_without_a_traceback():
 
 def test_presets_and_overrides_resolve():
     r = resolve(TrainConfig(preset="baseline", reward_weights="format=0", train_noise=0.5, eval_noise=0.1))
-    assert r.weights.retry == 0 and r.weights.format == 0 and r.weights.correctness == 4
+    assert r.weights["retry"] == 0 and r.weights["format"] == 0 and r.weights["correctness"] == 4
     assert (r.train_noise.level, r.eval_noise.level) == (0.5, 0.1)
-    assert resolve(TrainConfig()).weights.retry == 1.0  # rezero keeps the retry reward
+    assert resolve(TrainConfig()).weights["retry"] == 1.0  # rezero keeps the retry reward
+
+
+@pytest.mark.parametrize("values, semantics, stop", [
+    ({}, "rezero", False),                                                  # the preset's
+    ({"reward_semantics": "strict"}, "strict", False),
+    ({"stop_after_action": True}, "rezero", True),
+    ({"preset": "baseline", "reward_semantics": "strict", "stop_after_action": True}, "strict", True),
+])
+def test_reward_semantics_and_protocol_resolve(values, semantics, stop):
+    r = resolve(TrainConfig(**values))
+    assert (r.semantics, r.stop_after_action) == (semantics, stop)
+    assert r.to_dict(TrainConfig(**values))["resolved"]["reward_semantics"] == semantics
+
+
+@pytest.mark.parametrize("spec", ["retry=nan", "retry=inf", "format=-inf"])
+def test_non_finite_weights_refused_before_any_model_loads(spec):
+    with pytest.raises(ConfigError, match="not a finite number"):
+        resolve(TrainConfig(reward_weights=spec))
+    with pytest.raises(ValueError):
+        TrainConfig(reward_semantics="loose")
 
 
 # ----------------------------------------------------------------------------- curve and faults
@@ -179,9 +199,24 @@ def test_smoke_run_trains_and_evaluates_at_steps_0_and_5(data, warm_tiny, tmp_pa
     assert len((out / "eval_samples" / "step_00005.jsonl").read_text().splitlines()) == 4
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["resolved"]["reward_weights"]["retry"] == 1.0 and cfg["train"]["max_steps"] == 5
+    # the rezero preset trains with ReZero's rewards on whole messages
+    assert cfg["resolved"]["reward_semantics"] == "rezero" and cfg["resolved"]["stop_after_action"] is False
+    assert res["reward_semantics"] == "rezero" and res["protocol"] == {"stop_after_action": False}
     before, after = _weights(warm_tiny), _weights(out / "model")
     changed = [k for k in before if not (before[k] == after[k]).all()]
     assert changed, "no parameter changed after 5 GRPO steps"
+
+
+def test_strict_semantics_with_the_search_r1_protocol_trains(data, warm_tiny, tmp_path):
+    out = tmp_path / "strict"
+    train("--task", "apollo3", *FAST, "--max-steps", "2", "--eval-every", "2", "--reward-semantics", "strict",
+          "--stop-after-action", "-o", str(out))
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["resolved"]["reward_semantics"] == "strict" and cfg["resolved"]["stop_after_action"] is True
+    res = json.loads((out / "results.json").read_text())
+    assert res["status"] == "complete" and res["reward_semantics"] == "strict"
+    rows = read_curve(out)
+    assert rows[2]["loss"] != "" and all(0 <= float(rows[i]["reward_format_mean"]) <= 1 for i in (1, 2))
 
 
 def test_resume_reproduces_the_curve(data, warm_tiny, tmp_path):

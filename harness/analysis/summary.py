@@ -39,6 +39,9 @@ def print_results(res: dict) -> None:
 
     header, rows = results_table(res)
     title = f"{res.get('task', {}).get('name')} | status {res.get('status')} | seed {res.get('seed')}"
+    if res.get("reward_semantics"):
+        stop = (res.get("protocol") or {}).get("stop_after_action")
+        title += f" | rewards: {res['reward_semantics']} semantics, stop_after_action={str(stop).lower()}"
     if res.get("micro_scale"):
         title += " | MICRO-SCALE MODEL (not comparable to the paper's 3B model)"
     table = Table(title=title)

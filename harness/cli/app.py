@@ -84,6 +84,9 @@ def run(
     data_dir: Optional[Path] = DataDirOpt,
     resume: bool = typer.Option(False, "--resume", help="Continue a run directory, skipping finished episodes."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),
+    reward_semantics: Optional[str] = typer.Option(None, "--reward-semantics", help="rezero | strict (task default)."),
+    stop_after_action: Optional[bool] = typer.Option(None, "--stop-after-action/--no-stop-after-action",
+                                                     help="Protocol (task default): stop a turn at its first action."),
 ) -> None:
     """Evaluate a model (or the reference policies) on a task with retry-aware metrics."""
     from harness.evaluation.run import EvalRun, RunConfig
@@ -93,7 +96,8 @@ def run(
                     retriever=retriever, k=k, max_turns=max_turns, max_new_tokens=max_new_tokens, limit=limit,
                     seed=seed, temperature=temperature, batch_size=batch_size, reward_weights=reward_weights,
                     llm_judge=llm_judge, llm_judge_backend=llm_judge_backend, output_dir=str(output_dir) if output_dir else None, data_dir=str(data_dir) if data_dir else None,
-                    resume=resume, report=report)
+                    resume=resume, report=report, reward_semantics=reward_semantics,
+                    stop_after_action=stop_after_action)
     r = EvalRun(cfg, progress=_progress_factory())
     if model is None:
         typer.echo("No --model given: evaluating the scripted reference policies ("
@@ -342,6 +346,15 @@ def bench_train(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
 
     typer.echo(json.dumps(b(task=task, data_dir=data_dir, model=model, steps=steps, threads=threads), indent=2,
                           default=str))
+
+
+@bench_app.command("protocol")
+def bench_protocol(sizes: str = typer.Option("1000,2000,5000", "--sizes", help="Unclosed <think> tags per turn."),
+                   repeats: int = typer.Option(3, "--repeats")) -> None:
+    """Turn parsing cost on unclosed tags: the linear parser vs the lazy regex it replaced (us per tag)."""
+    from harness.bench.protocol import bench_protocol as b
+
+    typer.echo(json.dumps(b(tuple(int(x) for x in sizes.split(",")), repeats=repeats), indent=2))
 
 
 @bench_app.command("sweep")

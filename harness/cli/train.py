@@ -53,6 +53,9 @@ def train(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Task data folder (else $HARNESS_DATA_DIR, else the cache)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --output-dir."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),
+    reward_semantics: Optional[str] = typer.Option(None, "--reward-semantics", help="rezero | strict (preset default)."),
+    stop_after_action: Optional[bool] = typer.Option(None, "--stop-after-action/--no-stop-after-action",
+                                                     help="Protocol (preset default): stop a turn at its first action."),
 ) -> None:
     """Train a policy with GRPO over multi-turn search episodes; evaluate on held-out questions as it goes."""
     values = {k: v for k, v in locals().items()}
@@ -62,6 +65,8 @@ def train(
     from harness.train.runner import TrainRun
 
     run = TrainRun(TrainConfig.build(**values))
+    r = run.resolved
+    typer.echo(f"rewards: {r.semantics} semantics, stop_after_action={str(r.stop_after_action).lower()}", err=True)
     res = run.run()
     peak, final = res.get("peak") or {}, res.get("final") or {}
     line = (f"{res['status']}: peak accuracy {peak.get('accuracy', float('nan')):.4f} at step {peak.get('step')}; "

@@ -13,7 +13,9 @@ def validate_file(path: Path) -> str:
     path = Path(path)
     raw = read_yaml(path)
     if "data" in raw and "prompt" in raw:
-        load_task(path)
+        from harness.scoring.rewards import check_task_weights
+
+        check_task_weights(load_task(path))
         return "task"
     if "search_space" in raw or "objective" in raw:
         from harness.sweep.ablation import load_ablation

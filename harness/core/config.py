@@ -11,20 +11,23 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
 from harness.core.errors import ConfigError
 
 #: Noise modes understood by :mod:`harness.data.search`.
 NOISE_MODES = ("drop_gold", "paraphrase", "random", "shuffle")
-#: Reward names (the registry in :mod:`harness.scoring.rewards` holds the functions).
-REWARD_NAMES = ("correctness", "format", "retry", "em_chunk", "search_strategy", "search_diversity")
+#: How the rewards read an episode: ``rezero`` (ReZero's code, rule for rule) or ``strict`` (the
+#: project's stricter rules); :mod:`harness.scoring.rewards` implements both (docs/rewards.md).
+REWARD_SEMANTICS: tuple[str, ...] = ("rezero", "strict")
+RewardSemantics = Literal["rezero", "strict"]
 #: Answer-judge rules implemented by :mod:`harness.scoring.judge`.
 JUDGE_RULES: tuple[str, ...] = ("default", "exact_match", "f1", "contains", "number")
 #: Retrievers understood by :mod:`harness.data.retrieval`.
@@ -114,6 +117,9 @@ class ProtocolConfig(_Strict):
     max_turns: int = Field(20, ge=1)
     max_new_tokens: int = Field(512, ge=1)
     max_episode_tokens: int = Field(8192, ge=1)
+    #: True: generation stops at the first ``</search>``/``</answer>`` (Search-R1); False: the whole
+    #: message is kept and acted on as ReZero's agent does (see harness.episode.protocol).
+    stop_after_action: bool = True
 
 
 class PromptConfig(_Strict):
@@ -123,22 +129,51 @@ class PromptConfig(_Strict):
     result: str
 
 
-class RewardWeights(_Strict):
-    """Weight per reward; 0 disables a reward. Names are those in :data:`harness.scoring.rewards.REWARDS`."""
+_REWARD_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
-    correctness: float = 0.0
-    format: float = 0.0
-    retry: float = 0.0
-    em_chunk: float = 0.0
-    search_strategy: float = 0.0
-    search_diversity: float = 0.0
+
+class RewardWeights(RootModel[dict[str, float]]):
+    """Weight per reward name; 0 (or leaving a name out) disables a reward.
+
+    Core checks the shape only (names are lower-case identifiers, weights finite numbers); whether
+    each name is a registered reward is checked where the registry is visible:
+    :func:`harness.scoring.rewards.check_weights`.
+
+    >>> w = RewardWeights({"correctness": 4, "retry": 0})
+    >>> w.active(), w["retry"], w["format"]
+    ({'correctness': 4.0}, 0.0, 0.0)
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    @field_validator("root", mode="after")
+    @classmethod
+    def _shape(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, w in v.items():
+            if not _REWARD_NAME.fullmatch(name):
+                raise ValueError(f"reward name {name!r} must be a lower-case identifier")
+            if not math.isfinite(w):
+                raise ValueError(f"reward weight {name}={w} is not a finite number")
+        return v
+
+    def __getitem__(self, name: str) -> float:
+        return float(self.root.get(name, 0.0))
+
+    def __iter__(self):
+        return iter(self.root)
+
+    def names(self) -> list[str]:
+        return list(self.root)
 
     def active(self) -> dict[str, float]:
-        return {k: v for k, v in self.model_dump().items() if v != 0.0}
+        """The nonzero weights, in declaration order."""
+        return {k: float(v) for k, v in self.root.items() if v != 0.0}
 
 
 class RewardsConfig(_Strict):
     weights: RewardWeights
+    #: The semantics ``harness run`` scores with (presets may choose their own for training).
+    semantics: RewardSemantics = "rezero"
 
 
 class JudgeConfig(_Strict):
@@ -191,6 +226,10 @@ def import_hook(spec: str) -> Any:
 class Preset(_Strict):
     reward_weights: RewardWeights
     train_noise: NoiseConfig = NoiseConfig()
+    #: Reward semantics of training runs with this preset (None: the task's ``rewards.semantics``).
+    reward_semantics: RewardSemantics | None = None
+    #: The protocol of training runs with this preset (None: the task's ``protocol.stop_after_action``).
+    stop_after_action: bool | None = None
 
 
 class TaskConfig(_Strict):
@@ -277,15 +316,20 @@ def load_task(name_or_path: str | Path) -> TaskConfig:
 
 
 def parse_weight_overrides(spec: str | None, base: RewardWeights) -> RewardWeights:
-    """Apply ``"retry=0,format=1.5"`` overrides to reward weights.
+    """Apply ``"retry=0,format=1.5"`` overrides to reward weights (names are checked against the
+    registry by :func:`harness.scoring.rewards.check_weights`, values here: numbers, finite).
 
-    >>> w = parse_weight_overrides("retry=0", RewardWeights(correctness=4, retry=1))
-    >>> (w.correctness, w.retry)
+    >>> w = parse_weight_overrides("retry=0", RewardWeights({"correctness": 4, "retry": 1}))
+    >>> (w["correctness"], w["retry"])
     (4.0, 0.0)
+    >>> parse_weight_overrides("retry=inf", w)
+    Traceback (most recent call last):
+    ...
+    harness.core.errors.ConfigError: reward weight retry=inf is not a finite number
     """
     if not spec:
         return base
-    values = base.model_dump()
+    values = dict(base.root)
     for item in spec.split(","):
         item = item.strip()
         if not item:
@@ -293,10 +337,22 @@ def parse_weight_overrides(spec: str | None, base: RewardWeights) -> RewardWeigh
         if "=" not in item:
             raise ConfigError(f"reward weight override {item!r} must look like name=value")
         k, v = (s.strip() for s in item.split("=", 1))
-        if k not in values:
-            raise ConfigError(f"unknown reward {k!r} in overrides; valid: {', '.join(values)}")
         try:
             values[k] = float(v)
         except ValueError:
             raise ConfigError(f"reward weight {k}={v!r} is not a number") from None
-    return RewardWeights(**values)
+    return make_weights(values)
+
+
+def make_weights(values: dict[str, Any]) -> RewardWeights:
+    """RewardWeights from plain values, raising ConfigError with one line (not a pydantic trace).
+
+    >>> make_weights({"Retry": 1})
+    Traceback (most recent call last):
+    ...
+    harness.core.errors.ConfigError: reward name 'Retry' must be a lower-case identifier
+    """
+    try:
+        return RewardWeights(values)
+    except ValidationError as e:
+        raise ConfigError("; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())) from None

@@ -38,6 +38,9 @@ RESULTS_KEYS = {
     "started_at": "UTC ISO time", "finished_at": "UTC ISO time",
     "status": "'complete', 'partial' (interrupted), 'diverged' or 'failed'",
     "micro_scale": "true when a micro-scale model was evaluated (not comparable to the paper's 3B model)",
+    "reward_weights": "{reward name: weight} used for the rewards' 'total'",
+    "reward_semantics": "'rezero' or 'strict': how the rewards read an episode (docs/rewards.md)",
+    "protocol": "{'stop_after_action': bool}: whether each turn stopped at its first action (docs/rewards.md)",
 }
 #: Extra keys of a training run's ``results.json`` (kind 'train').
 TRAIN_RESULTS_KEYS = {

@@ -4,6 +4,15 @@ At each turn every live episode generates in one batch (one ``policy.generate`` 
 their searches go to the retriever in one batched call. Malformed output never raises: the turn's
 :class:`~harness.episode.protocol.Action` records the problems and the episode ends or goes on by rule.
 
+The protocol (``protocol.stop_after_action`` of the task, overridable per run):
+
+``True``   backends stop generating at the first ``</search>`` or ``</answer>`` (text past it is
+           cut); that first action is the turn's action (Search-R1);
+``False``  the whole message is kept (backends stop only at end of turn or ``max_new_tokens``) and
+           acted on as ReZero's agent acts: a message with any complete ``<search>`` searches its last
+           query and the episode goes on; any other message ends the episode (on its first
+           ``<answer>``, if any). Rewards see the whole message, as ReZero's do.
+
     setup:  env = Environment.from_task(task, data, noise=..., seed=...)
     run:    episodes = env.rollout(policy, questions)
     score:  rewards and metrics are pure functions of the episodes
@@ -13,12 +22,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 from harness.core.config import NoiseConfig, TaskConfig
 from harness.data.loading import Question, TaskData
 from harness.data.search import SearchRequest, SearchTool
-from harness.episode.protocol import Action, Tags, parse_turn, truncate_after_action
+from harness.episode.protocol import Action, Tags, action_stops, parse_turn, truncate_after_action
 from harness.episode.record import Episode, Turn, squash
 
 
@@ -29,11 +38,16 @@ class Generation:
 
 
 class Policy(Protocol):
-    """Anything that writes the next assistant message for a batch of live episodes."""
+    """Anything that writes the next assistant message for a batch of live episodes.
+
+    ``stop``: strings at which to stop generating (kept in the output); ``[]`` means stop only at
+    the end of the turn; ``None`` means the backend's default (the closing action tags).
+    """
 
     name: str
 
-    def generate(self, episodes: list[Episode], max_new_tokens: int) -> list[Generation]:
+    def generate(self, episodes: list[Episode], max_new_tokens: int,
+                 stop: Sequence[str] | None = None) -> list[Generation]:
         ...
 
 
@@ -52,7 +66,8 @@ class Timers:
 
 
 class Environment:
-    def __init__(self, task: TaskConfig, search_tool: SearchTool, judge_fn: Callable[[str | None, str], dict]):
+    def __init__(self, task: TaskConfig, search_tool: SearchTool, judge_fn: Callable[[str | None, str], dict],
+                 stop_after_action: bool | None = None):
         self.task = task
         self.tool = search_tool
         self.judge_fn = judge_fn
@@ -61,12 +76,19 @@ class Environment:
         self.max_turns = p.max_turns
         self.max_new_tokens = p.max_new_tokens
         self.max_episode_tokens = p.max_episode_tokens
+        #: The protocol (module docstring); ``None`` takes the task's.
+        self.stop_after_action = p.stop_after_action if stop_after_action is None else stop_after_action
         self.timers = Timers()
+
+    @property
+    def stop_strings(self) -> list[str]:
+        """Where a backend stops generating a turn: the closing action tags, or only at its end."""
+        return action_stops(self.tags) if self.stop_after_action else []
 
     @classmethod
     def from_task(cls, task: TaskConfig, data: TaskData, *, noise: NoiseConfig | None = None, seed: int = 0,
                   retriever=None, retriever_name: str | None = None, k: int | None = None,
-                  max_turns: int | None = None) -> "Environment":
+                  max_turns: int | None = None, stop_after_action: bool | None = None) -> "Environment":
         """Factory: builds the retriever (unless given), search tool and judge from the task config."""
         from harness.data.retrieval import build_retriever
         from harness.scoring.judge import judge
@@ -76,7 +98,8 @@ class Environment:
 
             sub = import_hook(task.hooks.environment)
             return sub.from_task(task, data, noise=noise, seed=seed, retriever=retriever,
-                                 retriever_name=retriever_name, k=k, max_turns=max_turns)
+                                 retriever_name=retriever_name, k=k, max_turns=max_turns,
+                                 stop_after_action=stop_after_action)
         r = task.retrieval
         if retriever is None:
             retriever = build_retriever(retriever_name or r.retriever, data.corpus, stopwords=r.bm25_stopwords,
@@ -88,7 +111,7 @@ class Environment:
         def judge_fn(pred: str | None, gold: str) -> dict:
             return judge(pred, gold, rule=jc.rule, f1_threshold=jc.f1_threshold).to_dict()
 
-        env = cls(task, tool, judge_fn)
+        env = cls(task, tool, judge_fn, stop_after_action=stop_after_action)
         if max_turns:
             env.max_turns = max_turns
         return env
@@ -101,7 +124,10 @@ class Environment:
         return Episode(question=q, messages=messages, noise={"level": n.level, "modes": list(n.modes), "seed": self.tool.seed})
 
     def _gold_in(self, ep: Episode, result) -> bool:
-        gold = squash(ep.question.gold_paragraph)
+        paras = ep.question.supporting_paragraphs
+        if not paras or not paras[-1].strip():
+            return False  # no gold passage: never "seen" (the empty string is in every text)
+        gold = squash(paras[-1])
         return any(gold in squash(r.text) for r in result.results)
 
     def resolve_action(self, ep: Episode, action: Action) -> Action:
@@ -118,8 +144,8 @@ class Environment:
         """Apply one turn of generations to live episodes: parse, search (batched), end or continue."""
         pending: list[tuple[Episode, Turn]] = []
         for ep, gen in zip(episodes, generations):
-            text = truncate_after_action(gen.text, self.tags)
-            action = self.resolve_action(ep, parse_turn(text, self.tags))
+            text = truncate_after_action(gen.text, self.tags) if self.stop_after_action else gen.text
+            action = self.resolve_action(ep, parse_turn(text, self.tags, stop_after_action=self.stop_after_action))
             turn = Turn(text=text, n_tokens=gen.n_tokens, action=action)
             ep.turns.append(turn)
             ep.messages.append({"role": "assistant", "content": text})
@@ -164,7 +190,7 @@ class Environment:
                 break
             t0 = time.perf_counter()
             try:
-                gens = policy.generate(live, self.max_new_tokens)
+                gens = policy.generate(live, self.max_new_tokens, stop=self.stop_strings)
             except Exception as e:
                 for ep in live:
                     ep.end_reason, ep.error = "error", f"policy.generate failed: {e!r}"

@@ -270,7 +270,10 @@ class MicroEnvironment(Environment):
         nonce = self._nonce[q.qid]
         self._nonce[q.qid] += 1
         code = code_for(self.tool.seed, q.qid, nonce)
-        ep = super().new_episode(dataclasses.replace(q, answer=code))
+        fact = self.facts.get(q.qid)
+        # the gold passage of this episode is the marked window it shows (what em_chunk looks for)
+        shown = (_window(fact.marked(code), set(fact.keywords)),) if fact is not None else q.supporting_paragraphs
+        ep = super().new_episode(dataclasses.replace(q, answer=code, supporting_paragraphs=shown))
         ep.noise["episode"] = nonce
         return ep
 

@@ -12,14 +12,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.data.loading import Question
-from harness.data.search import SearchResult
-from harness.episode.protocol import Action
+from harness.data.search import SearchResult, ShownResult
+from harness.episode.protocol import Action, Tags, parse_turn
 
 
 def _turn_from_dict(d: dict[str, Any]) -> "Turn":
     s = d.get("search")
     return Turn(d["text"], d["n_tokens"], Action.from_dict(d["action"]), SearchResult.from_dict(s) if s else None,
                 d.get("gold_seen", False))
+
+def _text(message: dict) -> str:
+    c = message.get("content")
+    return c if isinstance(c, str) else ""
+
 
 #: Why an episode ended.
 END_REASONS = ("answer", "no_action", "max_turns", "token_budget", "error")
@@ -100,6 +105,43 @@ class Episode:
     @property
     def correct(self) -> bool:
         return bool(self.judge and self.judge.get("correct")) and self.answer is not None
+
+    @classmethod
+    def from_messages(cls, messages: list[dict[str, str]], question: Question, *, tags: Tags = Tags(),
+                      stop_after_action: bool = False) -> "Episode":
+        """The episode a conversation records (e.g. a ReZero chat state), as the environment plays it.
+
+        Each assistant message becomes a turn parsed under the protocol; a search turn's results are
+        the ``<information>`` message that follows it (whose text marks the gold passage as seen or
+        not). The episode ends on the last turn's action: ``answer``, ``no_action``, or ``max_turns``
+        when it was still searching. The answer is not judged here (the judge is a higher layer).
+
+        >>> q = Question("q1", 0, "When?", "noon", ("It was at noon.",), ("1",))
+        >>> ep = Episode.from_messages([
+        ...     {"role": "assistant", "content": "<think>look</think><search>time</search>"},
+        ...     {"role": "user", "content": "<information>It was at noon.</information>"},
+        ...     {"role": "assistant", "content": "<think>found</think><answer>noon</answer>"}], q)
+        >>> ep.n_searches, ep.gold_seen, ep.answer, ep.end_reason
+        (1, True, 'noon', 'answer')
+        """
+        paras = question.supporting_paragraphs
+        gold = squash(paras[-1]) if paras and paras[-1] else None
+        ep = cls(question=question, messages=[dict(m) for m in messages])
+        for i, m in enumerate(messages):
+            if m.get("role") != "assistant":
+                continue
+            text = _text(m)
+            action = parse_turn(text, tags, stop_after_action=stop_after_action)
+            turn = Turn(text=text, n_tokens=len(text.split()), action=action)
+            nxt = messages[i + 1] if i + 1 < len(messages) else None
+            if action.kind == "search" and nxt is not None and nxt.get("role") in ("user", "ipython"):
+                shown = _text(nxt)
+                turn.search = SearchResult(action.query or "", (ShownResult("", shown, 0, 0.0),))
+                turn.gold_seen = gold is not None and gold in squash(shown)
+            ep.turns.append(turn)
+        last = ep.turns[-1].action.kind if ep.turns else "none"
+        ep.end_reason = {"answer": "answer", "search": "max_turns"}.get(last, "no_action")
+        return ep
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], question: Question) -> "Episode":

@@ -24,7 +24,7 @@ from typing import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.core.config import NoiseConfig, TaskConfig, load_task, make_noise, parse_weight_overrides
+from harness.core.config import NoiseConfig, RewardSemantics, TaskConfig, load_task, make_noise, parse_weight_overrides
 from harness.core.errors import ConfigError
 from harness.core.io import slug
 from harness.core.results import (
@@ -41,7 +41,7 @@ from harness.core.results import (
 from harness.data.loading import TaskData, load_task_data
 from harness.episode.record import Episode
 from harness.scoring.metrics import compute_metrics
-from harness.scoring.rewards import score_episode
+from harness.scoring.rewards import check_task_weights, check_weights, score_episode
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,12 @@ class RunConfig(BaseModel):
     data_dir: str | None = None
     resume: bool = False
     report: bool = True
+    reward_semantics: RewardSemantics | None = Field(
+        None, description="reward semantics: 'rezero' (ReZero's reward code, rule for rule) or 'strict' (the "
+        "project's stricter rules); see docs/rewards.md (default: the task's)")
+    stop_after_action: bool | None = Field(
+        None, description="protocol: stop each turn at its first action (true, Search-R1) or keep the whole "
+        "message as ReZero's agent does (false) (default: the task's)")
 
 
 def default_output_dir(cfg: RunConfig, label: str) -> Path:
@@ -127,7 +133,12 @@ class EvalRun:
         self.noise_levels = cfg.noise_levels if cfg.noise_levels is not None else [self.task.noise.level]
         modes = cfg.noise_modes if cfg.noise_modes is not None else list(self.task.noise.modes)
         self.noises = [make_noise(lv, modes) for lv in self.noise_levels]  # validates modes/levels
-        self.weights = parse_weight_overrides(cfg.reward_weights, self.task.rewards.weights)
+        check_task_weights(self.task)
+        self.weights = check_weights(parse_weight_overrides(cfg.reward_weights, self.task.rewards.weights),
+                                     "--reward-weights")
+        self.semantics = cfg.reward_semantics or self.task.rewards.semantics
+        p = self.task.protocol
+        self.stop_after_action = p.stop_after_action if cfg.stop_after_action is None else cfg.stop_after_action
         from harness.policies import infer_backend
 
         if cfg.model is None:
@@ -177,7 +188,8 @@ class EvalRun:
         from harness.environment.env import Environment
 
         env = Environment.from_task(self.task, self.data, noise=noise, seed=self.cfg.seed, retriever=self.retriever,
-                                    k=self.cfg.k, max_turns=self.cfg.max_turns)
+                                    k=self.cfg.k, max_turns=self.cfg.max_turns,
+                                    stop_after_action=self.stop_after_action)
         if self.cfg.max_new_tokens:
             env.max_new_tokens = self.cfg.max_new_tokens
         return env
@@ -234,7 +246,7 @@ class EvalRun:
 
                 llm_judge(self._judge_policy(), episodes)
             for ep in episodes:
-                ep.rewards = score_episode(ep, self.weights)
+                ep.rewards = score_episode(ep, self.weights, self.semantics)
                 have[ep.question.qid] = ep
                 sink.write({**ep.to_dict(), "policy": model, "noise_level": noise.level})
         for k in ("generate_s", "env_s", "turns"):
@@ -253,6 +265,8 @@ class EvalRun:
             "n-samples": {m: {k: v.get("n", 0) for k, v in r.items()} for m, r in results.items()},
             "config": self.cfg.model_dump(),
             "reward_weights": self.weights.model_dump(),
+            "reward_semantics": self.semantics,
+            "protocol": {"stop_after_action": self.stop_after_action},
             "seed": self.cfg.seed,
             "versions": package_versions(),
             "git_hash": git_hash(),

@@ -51,13 +51,15 @@ class HFPolicy:
         self.model = model.eval()
         self._gen = torch.Generator(device="cpu").manual_seed(self.sampling.seed)
 
-    def generate(self, episodes: list[Episode], max_new_tokens: int) -> list[Generation]:
+    def generate(self, episodes: list[Episode], max_new_tokens: int, stop=None) -> list[Generation]:
+        stops = list(STOP_STRINGS if stop is None else stop) or None  # [] = only at the end of the turn
         out: list[Generation] = []
         for i in range(0, len(episodes), self.batch_size):
-            out.extend(self._generate_batch([e.messages for e in episodes[i : i + self.batch_size]], max_new_tokens))
+            out.extend(self._generate_batch([e.messages for e in episodes[i : i + self.batch_size]], max_new_tokens,
+                                            stops))
         return out
 
-    def _generate_batch(self, conversations: list[list[dict]], max_new_tokens: int) -> list[Generation]:
+    def _generate_batch(self, conversations: list[list[dict]], max_new_tokens: int, stops=None) -> list[Generation]:
         torch = self.torch
         prompts = render_prompts(self.tokenizer, conversations)
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
@@ -69,7 +71,7 @@ class HFPolicy:
                 **enc, max_new_tokens=max_new_tokens, do_sample=not greedy,
                 temperature=self.sampling.temperature if not greedy else None,
                 top_p=self.sampling.top_p if not greedy else None,
-                stop_strings=STOP_STRINGS, tokenizer=self.tokenizer,
+                stop_strings=stops, tokenizer=self.tokenizer,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
         new = seqs[:, enc["input_ids"].shape[1]:]

@@ -49,12 +49,13 @@ class LMEvalPolicy:
             return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         return len(text.split())
 
-    def generate(self, episodes: list[Episode], max_new_tokens: int) -> list[Generation]:
+    def generate(self, episodes: list[Episode], max_new_tokens: int, stop=None) -> list[Generation]:
         from lm_eval.api.instance import Instance
 
+        until = list(STOP_STRINGS if stop is None else stop)
         reqs = [
             Instance(request_type="generate_until", doc={}, idx=i,
-                     arguments=(ctx, {"until": list(STOP_STRINGS), "max_gen_toks": max_new_tokens, **self.gen_kwargs}))
+                     arguments=(ctx, {"until": until, "max_gen_toks": max_new_tokens, **self.gen_kwargs}))
             for i, ctx in enumerate(self._contexts(episodes))
         ]
         import inspect
@@ -64,7 +65,7 @@ class LMEvalPolicy:
         out = []
         for t in texts:
             n = self._count(t)
-            if n < max_new_tokens:  # stopped by a closing tag (which lm-eval strips), not by the token limit
+            if until and n < max_new_tokens:  # stopped by a closing tag (which lm-eval strips), not by the token limit
                 t = _restore_stop(t)
             out.append(Generation(t, min(n, max_new_tokens)))  # re-tokenising decoded text can overcount
         return out

@@ -50,8 +50,9 @@ class VLLMPolicy:
                             include_stop_str_in_output=True, **(sampling_kwargs or {}))
         self._SamplingParams = SamplingParams
 
-    def generate(self, episodes: list[Episode], max_new_tokens: int) -> list[Generation]:
-        params = self._SamplingParams(max_tokens=max_new_tokens, **self._params)
+    def generate(self, episodes: list[Episode], max_new_tokens: int, stop=None) -> list[Generation]:
+        params = self._SamplingParams(max_tokens=max_new_tokens,
+                                      **{**self._params, "stop": list(STOP_STRINGS if stop is None else stop)})
         outs = self.llm.chat([e.messages for e in episodes], params, use_tqdm=False)
         return [Generation(o.outputs[0].text, len(o.outputs[0].token_ids)) for o in outs]
 

@@ -23,8 +23,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.core.config import REWARD_NAMES, load_task, read_yaml
+from harness.core.config import load_task, read_yaml
 from harness.core.errors import ConfigError
+from harness.scoring.rewards import REWARDS
 
 OBJECTIVES = ("peak", "auc", "final", "peak_and_collapse")
 #: Train options a search-space or base entry may set (checked so typos fail before any trial runs).
@@ -33,7 +34,7 @@ TRAIN_OPTIONS = {
     "train_noise", "train_noise_mode", "learning_rate", "lr_scheduler", "warmup_steps", "beta", "epsilon",
     "num_generations", "prompts_per_step", "max_turns", "max_new_tokens", "temperature", "top_p", "seed",
     "save_every", "lora_rank", "lora_alpha", "reward_weights", "max_grad_norm", "loss_type", "warm_start",
-    "threads", "eval_batch_size", "kl_alarm", "zero_std_patience",
+    "threads", "eval_batch_size", "kl_alarm", "zero_std_patience", "reward_semantics", "stop_after_action",
 }
 
 
@@ -114,8 +115,8 @@ class Ablation(_Strict):
         for key in list(self.base) + list(self.search_space):
             k = key.replace("-", "_")
             if k.startswith("reward."):
-                if k[len("reward."):] not in REWARD_NAMES:
-                    raise ValueError(f"unknown reward in '{key}'; valid: {', '.join(REWARD_NAMES)}")
+                if k[len("reward."):] not in REWARDS:
+                    raise ValueError(f"unknown reward in '{key}'; valid: {', '.join(REWARDS)}")
             elif k not in TRAIN_OPTIONS:
                 raise ValueError(f"unknown training option '{key}'; valid: {', '.join(sorted(TRAIN_OPTIONS))}")
         if self.sampler.name == "grid":

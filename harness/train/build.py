@@ -22,7 +22,8 @@ def make_dataset(env: Environment, questions: list[Question]):
 
 
 def make_env(r: ResolvedTrain, data: TaskData, retriever, noise: NoiseConfig, seed: int) -> Environment:
-    env = Environment.from_task(r.task, data, noise=noise, seed=seed, retriever=retriever, max_turns=r.max_turns)
+    env = Environment.from_task(r.task, data, noise=noise, seed=seed, retriever=retriever, max_turns=r.max_turns,
+                                stop_after_action=r.stop_after_action)
     env.max_new_tokens = r.max_new_tokens
     return env
 
@@ -67,7 +68,7 @@ def make_trainer(cfg: TrainConfig, r: ResolvedTrain, out: Path, model_path: str,
     from trl import GRPOTrainer
 
     trainer = GRPOTrainer(
-        model=model_path, reward_funcs=[trl_reward(n) for n in r.weights.active()], args=grpo_config(cfg, r, out),
+        model=model_path, reward_funcs=[trl_reward(n, r.semantics) for n in r.weights.active()], args=grpo_config(cfg, r, out),
         train_dataset=dataset, processing_class=tokenizer, rollout_func=rollout, peft_config=lora_config(cfg),
         callbacks=callbacks,
     )

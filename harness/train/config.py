@@ -11,6 +11,8 @@ anything malformed, so a bad preset name or weight never costs a model load.
 ['correctness', 'em_chunk']
 >>> r.train_noise.level, r.eval_noise.level
 (0.3, 0.0)
+>>> r.semantics, r.stop_after_action
+('rezero', False)
 """
 
 from __future__ import annotations
@@ -19,8 +21,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.core.config import NoiseConfig, RewardWeights, TaskConfig, load_task, make_noise, parse_weight_overrides
+from harness.core.config import (
+    NoiseConfig,
+    RewardSemantics,
+    RewardWeights,
+    TaskConfig,
+    load_task,
+    make_noise,
+    parse_weight_overrides,
+)
 from harness.core.errors import ConfigError
+from harness.scoring.rewards import check_task_weights, check_weights
 
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 SPLITS = ("train", "test", "all")
@@ -73,6 +84,12 @@ class TrainConfig(BaseModel):
     data_dir: str | None = None
     resume: bool = False
     report: bool = True
+    reward_semantics: RewardSemantics | None = Field(
+        None, description="reward semantics: 'rezero' (ReZero's reward code, rule for rule) or 'strict' (the "
+        "project's stricter rules); see docs/rewards.md (default: the preset's)")
+    stop_after_action: bool | None = Field(
+        None, description="protocol: stop each turn at its first action (true, Search-R1) or keep the whole "
+        "message as ReZero's agent does (false) (default: the preset's)")
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
@@ -107,10 +124,13 @@ class ResolvedTrain(BaseModel):
     max_turns: int
     max_new_tokens: int
     save_every: int
+    semantics: RewardSemantics
+    stop_after_action: bool
 
     def to_dict(self, cfg: TrainConfig) -> dict:
         return {"train": cfg.model_dump(), "resolved": {
             "reward_weights": self.weights.model_dump(), "active_rewards": list(self.weights.active()),
+            "reward_semantics": self.semantics, "stop_after_action": self.stop_after_action,
             "train_noise": self.train_noise.model_dump(), "eval_noise": self.eval_noise.model_dump(),
             "max_turns": self.max_turns, "max_new_tokens": self.max_new_tokens, "save_every": self.save_every,
         }, "task": self.task.model_dump()}
@@ -127,7 +147,8 @@ def resolve(cfg: TrainConfig, task: TaskConfig | None = None) -> ResolvedTrain:
                           "with environment turns and generate with transformers (see harness.train.rollout). "
                           "Use the default transformers generation, or --lora-rank to cut memory on a GPU.")
     preset = task.presets[cfg.preset]
-    weights = parse_weight_overrides(cfg.reward_weights, preset.reward_weights)
+    check_task_weights(task)
+    weights = check_weights(parse_weight_overrides(cfg.reward_weights, preset.reward_weights), "--reward-weights")
     bad = {k: v for k, v in weights.model_dump().items() if v < 0}
     if bad:
         raise ConfigError(f"reward weights must be >= 0 (0 disables a reward); got {bad}")
@@ -137,7 +158,10 @@ def resolve(cfg: TrainConfig, task: TaskConfig | None = None) -> ResolvedTrain:
                              cfg.train_noise_mode or preset.train_noise.modes)
     eval_noise = make_noise(task.noise.level if cfg.eval_noise is None else cfg.eval_noise,
                             cfg.eval_noise_mode or task.noise.modes)
+    semantics = cfg.reward_semantics or preset.reward_semantics or task.rewards.semantics
+    stop = next(v for v in (cfg.stop_after_action, preset.stop_after_action, task.protocol.stop_after_action)
+                if v is not None)
     return ResolvedTrain(task=task, weights=weights, train_noise=train_noise, eval_noise=eval_noise,
                          max_turns=cfg.max_turns or task.protocol.max_turns,
                          max_new_tokens=cfg.max_new_tokens or task.protocol.max_new_tokens,
-                         save_every=cfg.save_every or cfg.eval_every)
+                         save_every=cfg.save_every or cfg.eval_every, semantics=semantics, stop_after_action=stop)

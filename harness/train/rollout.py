@@ -45,11 +45,12 @@ class EpisodeRollout:
     """Callable ``rollout_func(prompts, trainer) -> dict``; also usable directly via :meth:`run`."""
 
     def __init__(self, env: Environment, tokenizer, questions: list[Question], weights: RewardWeights, *,
-                 num_generations: int, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0):
+                 num_generations: int, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
+                 semantics: str = "rezero"):
         self.env = env
+        self.semantics = semantics
         self.glue = ChatGlue(tokenizer)
-        t = env.tags
-        self.sampler = TurnSampler(tokenizer, [f"</{t.search}>", f"</{t.answer}>"], temperature, top_p)
+        self.sampler = TurnSampler(tokenizer, env.stop_strings, temperature, top_p)
         self.weights = weights
         self.num_generations = num_generations
         self.seed = seed
@@ -107,7 +108,7 @@ class EpisodeRollout:
         finally:
             model.train(was_training)
         for ep in episodes:
-            ep.rewards = score_episode(ep, self.weights)
+            ep.rewards = score_episode(ep, self.weights, self.semantics)
         return episodes, traces, timing
 
     def _apply(self, episodes: list[Episode], traces: list[Trace], live: list[int], samples) -> None:

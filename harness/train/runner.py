@@ -102,7 +102,7 @@ class TrainRun:
         self.dataset = make_dataset(self.train_env, self.train_questions)
         self.rollout = EpisodeRollout(self.train_env, self.tokenizer, self.train_questions, r.weights,
                                       num_generations=cfg.num_generations, temperature=cfg.temperature,
-                                      top_p=cfg.top_p, seed=cfg.seed)
+                                      top_p=cfg.top_p, seed=cfg.seed, semantics=r.semantics)
         self.checkpoint = self._last_checkpoint() if cfg.resume else None
         start = checkpoint_step(self.checkpoint) if self.checkpoint else 0
         self.curve = CurveWriter.resume(self.out / "curve.csv", start) if cfg.resume else \
@@ -174,7 +174,7 @@ class TrainRun:
         finally:
             model.train(was_training)
         for ep in episodes:
-            ep.rewards = score_episode(ep, self.resolved.weights)
+            ep.rewards = score_episode(ep, self.resolved.weights, self.resolved.semantics)
         path = self.out / "eval_samples" / f"step_{step:05d}.jsonl"
         path.unlink(missing_ok=True)
         with JsonlAppender(path) as sink:
@@ -258,7 +258,8 @@ class TrainRun:
             "model": [{"backend": "hf", "model": cfg.model}], "micro_scale": cfg.model == "tiny",
             "results": {cfg.model: {noise_key: self.last_metrics}} if self.last_metrics else {},
             "n-samples": {cfg.model: {noise_key: self.last_metrics.get("n", 0)}},
-            "config": r.to_dict(cfg), "reward_weights": r.weights.model_dump(), "seed": cfg.seed,
+            "config": r.to_dict(cfg), "reward_weights": r.weights.model_dump(), "reward_semantics": r.semantics,
+            "protocol": {"stop_after_action": r.stop_after_action}, "seed": cfg.seed,
             "versions": package_versions(), "git_hash": git_hash(), "machine": machine_info(),
             "timing": {**self.timing, "wall_s": self.elapsed(), "steps": self.step if hasattr(self, "trainer") else 0},
             "started_at": getattr(self, "started", None), "finished_at": now(),

@@ -143,7 +143,7 @@ class TurnSampler:
         ids = torch.tensor([[self.pad_id] * (width - len(c)) + c for c in contexts], device=model.device)
         mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in contexts], device=model.device)
         gc = GenerationConfig(do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=0,
-                              max_new_tokens=max_new_tokens, stop_strings=self.stops, pad_token_id=self.pad_id,
+                              max_new_tokens=max_new_tokens, stop_strings=self.stops or None, pad_token_id=self.pad_id,
                               eos_token_id=sorted(self.eos_ids), suppress_tokens=self.suppress or None,
                               output_logits=True, return_dict_in_generate=True)
         try:
