@@ -188,3 +188,40 @@ def test_shipped_weights_rebuild_bit_for_bit(micro_data, tmp_path):
     built = build_micro(tmp_path / "micro", spec=BuildSpec(), data=micro_data)
     assert weights_digest(built) == weights_digest(SHIPPED)
     assert (built / "tokenizer.json").read_bytes() == (SHIPPED / "tokenizer.json").read_bytes()
+
+
+@pytest.mark.parametrize("stop_after_action", [True, False], ids=["stop", "whole"])
+@pytest.mark.parametrize("semantics", ["rezero", "strict"])
+def test_micro_rewards_under_both_semantics(micro_data, semantics, stop_after_action):
+    """Demonstrations score as they should under both semantics: right answers pay, the gold window
+    counts for em_chunk (it is the episode's gold passage), a retry pays more than none."""
+    from harness.environment.env import Environment
+    from harness.models.micro_demos import Demonstrator
+    from harness.scoring.rewards import score_episode
+
+    qs = micro_data.split("test")[:12]
+    env = Environment.from_task(micro_data.task, micro_data, noise=NoiseConfig(level=0.5, modes=("drop_gold",)),
+                                seed=0, stop_after_action=stop_after_action)
+    for ep in env.rollout(Demonstrator(p_retry=1.0), qs):
+        s = score_episode(ep, micro_data.task.rewards.weights, semantics)
+        assert all(v is not None and 0.0 <= v <= 1.0 for k, v in s.items() if k != "total"), s
+        assert s["correctness"] == float(ep.correct) and s["em_chunk"] == float(ep.gold_seen)
+        assert s["format"] == 1.0 and ep.answer is not None
+        assert s["retry"] == pytest.approx(min(1.0, 0.2 + 0.15 * min(ep.n_searches, 5)))  # one search a turn
+
+
+@pytest.mark.parametrize("semantics", ["rezero", "strict"])
+def test_micro_policy_run_under_each_semantics(micro_data, tmp_path, semantics):
+    from typer.testing import CliRunner
+
+    from harness.cli.app import app
+
+    out = tmp_path / semantics
+    res = CliRunner().invoke(app, ["run", "--task", "apollo3_micro", "--model", "micro", "--limit", "6",
+                                   "--noise", "0", "--reward-semantics", semantics, "-o", str(out), "--no-report"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    saved = json.loads((out / "results.json").read_text())
+    m = saved["results"]["micro"]["noise=0"]
+    assert saved["reward_semantics"] == semantics and m["accuracy"] == 1.0
+    assert m["reward_correctness"] == 1.0 and m["reward_em_chunk"] == 1.0 and m["reward_format"] == 1.0

@@ -135,3 +135,30 @@ def test_resume_twice_after_torn_write_and_refuse_changed_config(data, tmp_path)
     assert json.loads((out / "results.json").read_text())["results"] == full
     bad = runner.invoke(app, [*args, "--resume", "--seed", "7", "-k", "5"])
     assert bad.exit_code != 0 and "seed: 0 -> 7" in str(bad.exception) and "k: None -> 5" in str(bad.exception)
+
+
+@pytest.mark.parametrize("semantics", ["rezero", "strict"])
+def test_run_reports_its_reward_semantics_and_protocol(data, tmp_path, semantics):
+    """The issue's command, under each semantics: results.json and the printed table name it."""
+    out = tmp_path / semantics
+    res = invoke("run", "--model", "oracle-retry", "--noise", "0.5", "--noise-mode", "drop_gold", "--limit", "8",
+                 "--reward-semantics", semantics, "--no-report", "-o", str(out))
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["reward_semantics"] == semantics and saved["protocol"] == {"stop_after_action": True}
+    assert saved["config"]["reward_semantics"] == semantics
+    assert f"rewards: {semantics} semantics, stop_after_action=true" in " ".join(res.output.split())
+    m = saved["results"]["oracle-retry"]["noise=0.5"]
+    assert all(0.0 <= m[f"reward_{k}"] <= 1.0 for k in ("correctness", "format", "retry", "em_chunk",
+                                                         "search_strategy", "search_diversity"))
+    assert m["n_reward_errors"] == 0
+
+
+def test_whole_message_protocol_leaves_one_action_policies_unchanged(data, tmp_path):
+    """The scripted policies write one action per turn: keeping whole messages changes no episode."""
+    args = ["run", "--model", "oracle-retry", "--noise", "0.5", "--limit", "8", "--no-report"]
+    invoke(*args, "-o", str(tmp_path / "stop"))
+    invoke(*args, "--no-stop-after-action", "-o", str(tmp_path / "whole"))
+    a = json.loads((tmp_path / "stop" / "results.json").read_text())
+    b = json.loads((tmp_path / "whole" / "results.json").read_text())
+    assert b["protocol"] == {"stop_after_action": False}
+    assert a["results"] == b["results"]
