@@ -31,7 +31,7 @@ import logging
 import re
 from typing import Callable
 
-from harness.core.config import REWARD_SEMANTICS, RewardWeights
+from harness.core.config import REWARD_SEMANTICS, RewardWeights, TaskConfig
 from harness.core.errors import ConfigError
 from harness.episode.protocol import blocks_of, find_blocks
 from harness.episode.record import Episode
@@ -64,6 +64,8 @@ def reward_fn(name: str, semantics: str = "rezero") -> RewardFn:
         raise ConfigError(f"unknown reward semantics {semantics!r}; valid: {', '.join(REWARD_SEMANTICS)}")
     if name not in REWARDS:
         raise ConfigError(f"unknown reward {name!r}; valid: {', '.join(REWARDS)}")
+    if semantics not in REWARDS[name]:
+        raise ConfigError(f"reward {name!r} has no {semantics!r} rule; register one (or one for both semantics)")
     return REWARDS[name][semantics]
 
 
@@ -83,7 +85,7 @@ def check_weights(weights: RewardWeights, where: str = "reward weights") -> Rewa
     return weights
 
 
-def check_task_weights(task) -> None:
+def check_task_weights(task: TaskConfig) -> None:
     """:func:`check_weights` for a task's default weights and every preset's (a task file is data)."""
     check_weights(task.rewards.weights, f"{task.source or task.name}: rewards.weights")
     for name, preset in task.presets.items():
