@@ -305,7 +305,8 @@ class OnlineDetector:
 
     A pure function of the evals seen so far, so a resumed run that replays its curve reaches the
     same decisions (:meth:`replay`). ``patience`` (None: off) stops a run after that many evals
-    without a significantly better one. Once a stop is decided it stays decided. A sweep can keep
+    without a significantly better one; ``collapse=False`` turns the collapse rule off. Once a stop
+    is decided it stays decided. A sweep can keep
     one detector per trial and call :meth:`update` with each intermediate value.
 
     >>> det = OnlineDetector()
@@ -317,6 +318,8 @@ class OnlineDetector:
 
     config: DetectorConfig = field(default_factory=DetectorConfig)
     patience: int | None = None
+    #: Stop on a collapse (False: only patience stops; the peak estimate is kept either way).
+    collapse: bool = True
     points: list[EvalPoint] = field(default_factory=list)
     decision: Decision | None = None
     _anchor: int = field(default=0, init=False, repr=False)
@@ -338,7 +341,7 @@ class OnlineDetector:
         since = t - self._anchor
         if self.decision is not None and self.decision.stop:  # latched: a stop stays a stop
             self.decision = Decision(step, self.decision.action, peak, since, self.decision.reason)
-        elif collapse_at(self.points, t, peak, self.config):
+        elif self.collapse and collapse_at(self.points, t, peak, self.config):
             self.decision = Decision(step, "collapse", peak, since,
                                      f"accuracy {self.points[t].accuracy:.4f} at step {step} is significantly "
                                      f"below {self.config.fraction:g} x the peak level {peak.level:.4f}")

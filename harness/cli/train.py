@@ -53,6 +53,12 @@ def train(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Task data folder (else $HARNESS_DATA_DIR, else the cache)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --output-dir."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),
+    stop_on_collapse: bool = typer.Option(False, "--stop-on-collapse", help="End the run when the online collapse "
+                                          "detector fires (status stopped_collapse)."),
+    patience: Optional[int] = typer.Option(None, "--patience", help="End the run after N evals without a "
+                                           "statistically better one (status stopped_patience)."),
+    keep_peak: bool = typer.Option(True, "--keep-peak/--no-keep-peak", help="Keep the best eval's model in "
+                                   "RUN_DIR/peak/ (LoRA merged, tokenizer included)."),
 ) -> None:
     """Train a policy with GRPO over multi-turn search episodes; evaluate on held-out questions as it goes."""
     values = {k: v for k, v in locals().items()}
@@ -64,12 +70,15 @@ def train(
     run = TrainRun(TrainConfig.build(**values))
     res = run.run()
     peak, final = res.get("peak") or {}, res.get("final") or {}
-    line = (f"{res['status']}: peak accuracy {peak.get('accuracy', float('nan')):.4f} at step {peak.get('step')}; "
-            f"final {final.get('accuracy', float('nan')):.4f} at step {final.get('step')}")
+    line = (f"{res['status']}: peak accuracy {peak.get('accuracy', float('nan')):.4f} at step {peak.get('step')}"
+            + (f" [95% CI {peak['interval'][0]:.3f}, {peak['interval'][1]:.3f}]" if peak.get("interval") else "")
+            + f"; final {final.get('accuracy', float('nan')):.4f} at step {final.get('step')}")
+    if (res.get("stopping") or {}).get("reason"):
+        line += f"; stopped: {res['stopping']['reason']}"
     if res.get("faults"):
         line += f"; faults: {', '.join(sorted({f['kind'] for f in res['faults']}))}"
     typer.echo(line)
-    typer.echo(f"run directory: {run.out}")
+    typer.echo(f"run directory: {run.out}" + (f" (best model: {run.out / 'peak'})" if peak.get("checkpoint") else ""))
     if res["status"] == "diverged":
         raise typer.Exit(3)
     if res["status"] == "partial" and run.stop_requested:  # interrupted; --stop-after is a normal exit

@@ -73,6 +73,12 @@ class TrainConfig(BaseModel):
     data_dir: str | None = None
     resume: bool = False
     report: bool = True
+    stop_on_collapse: bool = Field(False, description="end the run when the online collapse detector fires "
+                                   "(harness.analysis.detect; status stopped_collapse)")
+    patience: int | None = Field(None, ge=1, description="end the run after N evals without a statistically better "
+                                 "one (status stopped_patience)")
+    keep_peak: bool = Field(True, description="keep the best eval's model in RUN_DIR/peak/ (LoRA merged, tokenizer "
+                            "included) with peak.json")
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
