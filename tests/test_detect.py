@@ -258,3 +258,51 @@ def test_eval_run_outcomes_need_one_policy(tmp_path: Path):
     with pytest.raises(DataError, match="choose one"):
         run_outcomes(tmp_path)
     assert run_outcomes(tmp_path, policy="y").outcomes == {"q0": True, "q1": False, "q2": True, "q3": False}
+
+
+# ----------------------------------------------------------------------------- leading indicators against chance
+def _indicator_case(name, collapse, kl_jump_at=None):
+    from harness.analysis.indicators import RunCase
+
+    steps = np.arange(0, 41)
+    acc = np.full(41, np.nan)
+    acc[::4] = [0.3, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]
+    if collapse is not None:
+        acc[(steps % 4 == 0) & (steps >= collapse)] = 0.0
+    kl = np.where(steps >= (kl_jump_at or 10**6), 1.0, 0.01)
+    return RunCase(name, pd.DataFrame({"step": steps, "accuracy": acc, "kl": kl}), 8, collapse, 4)
+
+
+def test_indicator_rates_count_early_warnings_and_false_ones():
+    from harness.analysis.indicators import indicator_rates
+
+    rates = indicator_rates([_indicator_case("a", 32, kl_jump_at=20), _indicator_case("b", 32, kl_jump_at=30),
+                             _indicator_case("c", None, kl_jump_at=20), _indicator_case("d", None)])["kl"]
+    assert (rates["collapsing"], rates["warned_early"], rates["non_collapsing"], rates["false_warnings"]) == (2, 1, 2, 1)
+    assert rates["runs"]["b"]["outcome"] == "late" and rates["runs"]["d"]["outcome"] == "quiet"
+
+
+def test_null_model_matches_scale_and_autocorrelation():
+    from harness.analysis.indicators import NullModel, fit_null, null_curve
+
+    model = NullModel(mean=1.0, sd=0.2, rho=0.8, low=0.0, high=5.0, every_step=True)
+    x = model.sample(np.random.default_rng(0), 20000)
+    assert x.mean() == pytest.approx(1.0, abs=0.03) and x.std() == pytest.approx(0.2, rel=0.05)
+    assert np.corrcoef(x[:-1], x[1:])[0, 1] == pytest.approx(0.8, abs=0.03)
+    curves = [pd.DataFrame({"step": np.arange(50), "accuracy": 0.5, "kl": model.sample(np.random.default_rng(s), 50)})
+              for s in range(3)]
+    fitted = fit_null(curves)["kl"]
+    assert fitted.every_step and 0.5 < fitted.rho < 0.95
+    frame = null_curve(np.random.default_rng(1), np.array([0, 10, 20]), np.array([0.1, 0.5, 0.4]), {"kl": fitted})
+    assert len(frame) == 21 and frame["accuracy"].notna().sum() == 3 and frame["kl"].notna().all()
+
+
+def test_verdicts_keep_only_what_beats_chance():
+    from harness.analysis.indicators import verdicts
+
+    real = {"kl": {"collapsing": 10, "warned_early": 9, "false_warning_rate": 0.1},
+            "entropy": {"collapsing": 10, "warned_early": 5, "false_warning_rate": 0.1}}
+    chance = {"kl": {"warned_early_rate": 0.3, "false_warning_rate": 0.3},
+              "entropy": {"warned_early_rate": 0.5, "false_warning_rate": 0.3}}
+    v = verdicts(real, chance)
+    assert v["kl"]["verdict"] == "keep" and v["entropy"]["verdict"] == "demote"

@@ -22,3 +22,32 @@ def test_calibration_rates_hold_at_a_relaxed_threshold():
         assert online["found"]["rate"] >= found_min, (n, online["found"])
         assert offline["found"]["rate"] >= 0.85, (n, offline["found"])
     assert res["sizes"]["32"]["legacy"]["false_collapse"]["rate"] > 0.10  # the rule the issue reports
+
+
+def test_indicator_bench_scores_runs_against_chance(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from harness.bench.detect import bench_indicators, format_indicators
+
+    rng = np.random.default_rng(0)
+    runs = []
+    for i, collapse in enumerate([24, 28, 32, None, None]):
+        steps = np.arange(0, 41)
+        acc = np.full(41, np.nan)
+        acc[::2] = 0.6
+        acc[0], acc[4] = 0.3, 0.7  # the peak at step 4
+        kl = 0.01 + rng.normal(0, 0.002, 41)
+        if collapse is not None:
+            acc[(steps % 2 == 0) & (steps >= collapse)] = 0.0
+            kl[steps >= collapse - 8] = 1.0  # this indicator leads by four eval intervals
+        run = tmp_path / f"run{i}"
+        run.mkdir()
+        pd.DataFrame({"step": steps, "accuracy": acc, "n": 100, "kl": kl}).to_csv(run / "curve.csv", index=False)
+        runs.append(str(run))
+    res = bench_indicators(runs, count=40)
+    kl = res["real"]["kl"]
+    assert res["collapsing_runs"] == 3 and kl["warned_early"] == 3 and kl["false_warnings"] == 0
+    assert res["chance"]["kl"]["collapsing"] == 40
+    assert res["verdicts"]["kl"]["p_value"] is not None
+    assert "kl" in format_indicators(res)

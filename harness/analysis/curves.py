@@ -282,7 +282,7 @@ INDICATORS: tuple[Indicator, ...] = (
 )
 
 
-def _indicator_series(curve: pd.DataFrame, indicator: Indicator) -> pd.Series | None:
+def indicator_series(curve: pd.DataFrame, indicator: Indicator) -> pd.Series | None:
     """The indicator's values indexed by step (NaN rows dropped), or None when not logged.
 
     ``reward_std`` falls back to the row mean of the per-component ``reward_<name>_std`` columns.
@@ -319,7 +319,7 @@ def indicator_onsets(
     """
     out: dict[str, dict[str, Any]] = {}
     for indicator in INDICATORS:
-        series = _indicator_series(curve, indicator)
+        series = indicator_series(curve, indicator)
         if series is None:
             continue
         onset, ref = None, None

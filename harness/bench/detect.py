@@ -132,3 +132,71 @@ def format_table(result: dict[str, Any]) -> str:
 
 def _fmt(r: dict[str, Any]) -> str:
     return f"{r['rate']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]"
+
+
+# ----------------------------------------------------------------------------- leading indicators
+
+
+def bench_indicators(run_dirs: list[str], count: int = 300, seed: int = 0, m: int = 2) -> dict[str, Any]:
+    """Warned-early share and false-warning rate of each indicator on real runs, against chance.
+
+    Each run's collapse is the offline binomial detector's (there is no true curve); the chance rates
+    come from synthetic curves shaped like the runs (their eval size, interval and number of evals)
+    with each indicator replaced by noise fitted on the runs before their collapse
+    (:mod:`harness.analysis.indicators`).
+    """
+    import statistics
+
+    import numpy as np
+
+    from harness.analysis.curves import analyze, load_curve
+    from harness.analysis.indicators import RunCase, fit_null, indicator_rates, null_curve, verdicts
+
+    cases, pre_collapse, sizes, intervals, n_evals = [], [], [], [], []
+    for d in run_dirs:
+        curve = load_curve(d)
+        a = analyze(curve)
+        evals = curve[curve["accuracy"].notna()]
+        interval = float(statistics.median(np.diff(evals["step"].to_numpy()))) if len(evals) > 1 else 1.0
+        cases.append(RunCase(str(d), curve, a["peak_step"], a["collapse_step"], interval))
+        cut = curve if a["collapse_step"] is None else curve[curve["step"] <= a["collapse_step"]]
+        pre_collapse.append(cut)
+        sizes.append((a.get("eval_n") or {}).get("max") or 100)
+        intervals.append(int(interval))
+        n_evals.append(len(evals))
+    real = indicator_rates(cases, m)
+    models = fit_null(pre_collapse)
+    spec = SyntheticSpec(n=int(statistics.median(sizes)), interval=(min(intervals), max(intervals)),
+                         evals=(min(n_evals), max(n_evals)))
+    rng = np.random.default_rng(seed)
+    chance_cases = []
+    for collapse in (False, True):
+        for i, c in enumerate(synthetic_set(count, spec, seed, collapse=collapse)):
+            frame = null_curve(rng, c.steps, c.accuracy, models)
+            peak = int(c.steps[int(np.argmax(c.accuracy))])
+            chance_cases.append(RunCase(f"synthetic-{int(collapse)}-{i}", frame, peak, c.collapse_step, c.interval))
+    chance = indicator_rates(chance_cases, m)
+    for row in chance.values():
+        row.pop("runs")
+    return {"runs": [str(d) for d in run_dirs], "collapsing_runs": sum(c.collapse_step is not None for c in cases),
+            "spec": asdict(spec), "count": count, "m": m,
+            "null_models": {k: asdict(v) for k, v in models.items()},
+            "real": real, "chance": chance, "verdicts": verdicts(real, chance)}
+
+
+def format_indicators(result: dict[str, Any]) -> str:
+    """One line per indicator: real warned-early and false-warning rates, chance rates, verdict."""
+    lines = [f"leading indicators on {len(result['runs'])} runs ({result['collapsing_runs']} collapsing); chance "
+             f"from {result['count']} + {result['count']} synthetic curves with noise indicators",
+             f"{'indicator':22}  {'warned early':>12}  {'false warn':>10}  {'chance early':>12}  "
+             f"{'chance false':>12}  verdict"]
+    for name, r in result["real"].items():
+        c, v = result["chance"].get(name, {}), result["verdicts"][name]
+        lines.append(f"{name:22}  {r['warned_early']:>5}/{r['collapsing']:<6}  "
+                     f"{r['false_warnings']:>4}/{r['non_collapsing']:<5}  {_rate(c.get('warned_early_rate')):>12}  "
+                     f"{_rate(c.get('false_warning_rate')):>12}  {v['verdict']} ({v['reason']})")
+    return "\n".join(lines)
+
+
+def _rate(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"

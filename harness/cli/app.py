@@ -388,13 +388,21 @@ def bench_train(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
 def bench_detect(count: int = typer.Option(1000, "--count", help="Curves per kind (never-collapsing, collapsing) and n."),
                  sizes: str = typer.Option("32,100", "--n", help="Eval sizes, comma-separated."),
                  seed: int = typer.Option(0, "--seed"),
+                 runs: list[Path] = typer.Option([], "--runs", help="Training runs (repeat) on which to score the "
+                                                 "leading indicators against chance."),
                  as_json: bool = typer.Option(False, "--json", help="Everything, with rates per stratum.")) -> None:
-    """False-collapse and detection rates of the collapse detectors on synthetic binomial curves."""
-    from harness.bench.detect import bench_detect as b
-    from harness.bench.detect import format_table
+    """False-collapse and detection rates of the collapse detectors on synthetic binomial curves;
+    with --runs, the leading indicators' warning rates on those runs against chance."""
+    from harness.bench import detect
 
-    res = b(count=count, sizes=tuple(int(x) for x in sizes.split(",") if x.strip()), seed=seed)
-    typer.echo(json.dumps(res, indent=2) if as_json else format_table(res))
+    res = detect.bench_detect(count=count, sizes=tuple(int(x) for x in sizes.split(",") if x.strip()), seed=seed)
+    ind = detect.bench_indicators([str(r) for r in runs], seed=seed) if runs else None
+    if as_json:
+        typer.echo(json.dumps({**res, "indicators": ind}, indent=2, default=str))
+        return
+    typer.echo(detect.format_table(res))
+    if ind is not None:
+        typer.echo("\n" + detect.format_indicators(ind))
 
 
 @bench_app.command("sweep")
