@@ -248,6 +248,9 @@ class Indicator:
     factor: float
     floor: float = 0.0
     description: str = ""
+    #: True when the indicator has not been shown to warn of collapse better than chance
+    #: (``harness bench detect --runs``; docs/detection.md): still computed, never to be relied on.
+    demoted: bool = False
 
     def rule(self, m: int) -> str:
         """The rule in words, as recorded in the analysis output."""
@@ -268,17 +271,19 @@ class Indicator:
         return values >= max(self.factor * ref, ref + self.floor)
 
 
+#: Every indicator is demoted until real runs show it beats chance (docs/detection.md: on the micro
+#: runs measured so far, none warned early significantly more often than the same rule on noise).
 INDICATORS: tuple[Indicator, ...] = (
     Indicator("reward_std", "reward_std", "fall", 0.1,
-              description="within-group reward std collapses to ~0 (no GRPO advantage signal)"),
-    Indicator("entropy", "entropy", "fall", 0.5, description="policy entropy halves"),
-    Indicator("kl", "kl", "rise", 3.0, floor=1e-3, description="KL to the reference spikes (x3)"),
+              description="within-group reward std collapses to ~0 (no GRPO advantage signal)", demoted=True),
+    Indicator("entropy", "entropy", "fall", 0.5, description="policy entropy halves", demoted=True),
+    Indicator("kl", "kl", "rise", 3.0, floor=1e-3, description="KL to the reference spikes (x3)", demoted=True),
     Indicator("completion_length", "completion_length", "rise", 2.0, floor=1.0,
-              description="completion length doubles"),
+              description="completion length doubles", demoted=True),
     Indicator("searches_per_episode", "searches_per_episode", "rise", 2.0, floor=1.0,
-              description="searches per episode double, at least +1 (retry hacking)"),
+              description="searches per episode double, at least +1 (retry hacking)", demoted=True),
     Indicator("format_validity", "format_validity", "fall", 0.8,
-              description="format validity drops by 20%"),
+              description="format validity drops by 20%", demoted=True),
 )
 
 
@@ -334,6 +339,7 @@ def indicator_onsets(
             "lead_time": lead,
             "reference": _scalar(ref),
             "rule": indicator.rule(m),
+            "demoted": indicator.demoted,
         }
     return out
 
