@@ -29,23 +29,33 @@ NO_RETRY_K = [2, 3, 4, 4, 5, 6, 7, 8, 7, 6, 3, 2, 1, 1] + [0] * 7
 NO_RETRY = curve(range(0, 1050, 50), np.array(NO_RETRY_K) / 32)
 
 
-def test_paper_retry_curve():
-    result = analyze(RETRY)
+@pytest.mark.parametrize("n", [None, 32])  # None: the eval size is inferred from the k/32 accuracies
+def test_paper_retry_curve(n):
+    result = analyze(RETRY, n=n)
+    assert result["method"] == "binomial" and result["n_source"] == ("inferred" if n is None else "argument")
     assert result["peak_step"] == 250
     assert result["peak"] == pytest.approx(0.46875)
+    assert result["peak_interval"][0] < 0.46875 < result["peak_interval"][1]
+    assert 250 in result["tied_steps"] and 0 not in result["tied_steps"]
     assert result["zero_step"] == 450
     assert 250 < result["collapse_step"] <= 450
-    assert result["collapse_step"] == 325  # 7/32 is the first eval below 7.5/32 and it never recovers
+    assert result["collapse_step"] == 350  # 5/32 is the first of two evals below half the pooled peak level
+    assert 250 < result["collapse_alarm_step"] <= 450
     assert result["final_step"] == 600 and result["final_accuracy"] == 0.0
+    exact = analyze(RETRY, method="exact")
+    assert exact["collapse_step"] == 325  # 7/32 is the first eval below 7.5/32 and it never recovers
 
 
-def test_paper_no_retry_curve():
-    result = analyze(NO_RETRY)
+@pytest.mark.parametrize("n", [None, 32])
+def test_paper_no_retry_curve(n):
+    result = analyze(NO_RETRY, n=n)
+    assert result["method"] == "binomial"
     assert result["peak_step"] == 350
     assert result["peak"] == pytest.approx(0.25)
     assert result["zero_step"] == 700
     assert 350 < result["collapse_step"] <= 700
-    assert result["collapse_step"] == 500
+    assert 350 < result["collapse_alarm_step"] <= 700
+    assert analyze(NO_RETRY, method="exact")["collapse_step"] == 500
 
 
 def synthetic(peak_step: int, collapse_step: int, seed: int, peak: float = 0.5) -> pd.DataFrame:
@@ -91,7 +101,7 @@ def test_isolated_dips_need_m_consecutive_evals():
     c = curve(range(0, 350, 50), acc)
     assert find_collapse(c) is None
     assert find_collapse(c, m=1) == 100
-    assert analyze(c, m=1)["collapse_step"] == 100
+    assert analyze(c, m=1, method="exact")["collapse_step"] == 100
 
 
 def test_fall_reaching_the_end_counts_even_if_shorter_than_m():
@@ -101,10 +111,10 @@ def test_fall_reaching_the_end_counts_even_if_shorter_than_m():
 
 def test_delta_and_m_are_configurable_and_recorded():
     c = curve(range(0, 400, 50), [0.2, 0.5, 0.45, 0.34, 0.33, 0.32, 0.3, 0.3])
-    assert analyze(c)["collapse_step"] is None  # never below 0.25
-    result = analyze(c, delta=0.3, m=3)  # below 0.35 from step 150 on
+    assert analyze(c, method="exact")["collapse_step"] is None  # never below 0.25
+    result = analyze(c, delta=0.3, m=3, method="exact")  # below 0.35 from step 150 on
     assert result["collapse_step"] == 150
-    assert result["params"] == {"delta": 0.3, "m": 3, "smooth": None}
+    assert result["params"] == {"delta": 0.3, "m": 3, "smooth": None, "n": None, "mode": "offline"}
     assert result["collapse_threshold"] == pytest.approx(0.35)
 
 

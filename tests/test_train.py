@@ -46,14 +46,34 @@ def read_curve(run_dir) -> list[dict]:
     ({"num_generations": 1}, "--num-generations"),
     ({"vllm": True}, "not implemented"),
 ])
-def test_malformed_config_is_rejected_before_any_model_loads(values, message, monkeypatch):
+def test_malformed_config_is_rejected_before_any_model_loads(values, message, monkeypatch, tmp_path):
+    """The whole run (construction, setup, training) is attempted: it must fail on the config, never
+    reach the model (the guard below is wired: see test_the_model_guard_fires_on_a_valid_config)."""
     import harness.models.resolve
 
-    monkeypatch.setattr(harness.models.resolve, "resolve_model_path", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(harness.models.resolve, "resolve_model_path", _model_loaded)
     from harness.train.runner import TrainRun
 
     with pytest.raises(ConfigError, match=message):
-        TrainRun(TrainConfig.build(**values))
+        TrainRun(TrainConfig.build(**values, output_dir=str(tmp_path / "run"))).run()
+    assert not (tmp_path / "run").exists()  # nothing written either
+
+
+class ModelLoaded(Exception):
+    pass
+
+
+def _model_loaded(*args, **kwargs):
+    raise ModelLoaded
+
+
+def test_the_model_guard_fires_on_a_valid_config(data, monkeypatch, tmp_path):
+    import harness.models.resolve
+    from harness.train.runner import TrainRun
+
+    monkeypatch.setattr(harness.models.resolve, "resolve_model_path", _model_loaded)
+    with pytest.raises(ModelLoaded):
+        TrainRun(TrainConfig.build(output_dir=str(tmp_path / "run"), threads=1)).run()
 
 
 def test_cli_reports_a_bad_preset_without_a_traceback():
@@ -103,6 +123,32 @@ def test_curve_rows_merge_rewrite_and_resume(tmp_path):
     assert c.peak() == {"step": 2, "accuracy": 0.5}
     resumed = CurveWriter.resume(path, up_to_step=1)
     assert [r["step"] for r in resumed.rows] == [0, 1] and resumed.rows[1]["loss"] == 0.5
+
+
+def test_fault_monitor_state_round_trips():
+    m = FaultMonitor(kl_alarm=1.0, patience=3)
+    m.check(1, {"kl": 5.0, "frac_reward_zero_std": 1.0})
+    m.check(2, {"kl": 5.0, "frac_reward_zero_std": 1.0})
+    resumed = FaultMonitor(kl_alarm=1.0, patience=3)
+    resumed.load_state_dict(json.loads(json.dumps(m.state_dict())))
+    # the KL excursion continues (not reported again) and the third zero-variance step completes the streak
+    assert [f["kind"] for f in resumed.check(3, {"kl": 6.0, "frac_reward_zero_std": 1.0})] == ["zero_reward_variance"]
+
+
+def test_incomplete_checkpoints_are_detected(tmp_path):
+    from harness.train.runner import checkpoint_problems
+
+    ck = tmp_path / "checkpoint-4"
+    ck.mkdir()
+    for name in ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth"):
+        (ck / name).write_bytes(b"x")
+    (ck / "trainer_state.json").write_text("{}")
+    (ck / "harness_state.json").write_text("{\"step\": ")  # torn write
+    assert checkpoint_problems(ck) == ["harness_state.json is not valid JSON"]
+    (ck / "harness_state.json").write_text("{}")
+    assert checkpoint_problems(ck) == []
+    (ck / "optimizer.pt").unlink()
+    assert checkpoint_problems(ck) == ["no optimizer.pt"]
 
 
 def test_fault_monitor():
@@ -219,9 +265,23 @@ def test_strict_semantics_with_the_search_r1_protocol_trains(data, warm_tiny, tm
     assert rows[2]["loss"] != "" and all(0 <= float(rows[i]["reward_format_mean"]) <= 1 for i in (1, 2))
 
 
-def test_resume_reproduces_the_curve(data, warm_tiny, tmp_path):
+def _curves_equal(a_dir, b_dir, steps):
+    full, resumed = read_curve(a_dir), read_curve(b_dir)
+    assert [r["step"] for r in resumed] == steps
+    for a, b in zip(full, resumed):
+        a.pop("wall_time"), b.pop("wall_time")
+        assert a == b, f"step {a['step']} differs"
+
+
+def test_resume_reproduces_the_curve(data, warm_tiny, tmp_path, caplog):
+    import warnings
+
+    import torch
+
     args = [*FAST, "--max-steps", "4", "--eval-every", "2", "--save-every", "2"]
+    filters, threads = list(warnings.filters), torch.get_num_threads()
     train(*args, "-o", str(tmp_path / "full"))
+    assert warnings.filters == filters and torch.get_num_threads() == threads  # the run's filters are scoped
     train(*args, "-o", str(tmp_path / "part"), "--stop-after", "2")
     part = json.loads((tmp_path / "part" / "results.json").read_text())
     assert part["status"] == "partial" and (tmp_path / "part" / "checkpoints" / "checkpoint-2").is_dir()
@@ -230,12 +290,21 @@ def test_resume_reproduces_the_curve(data, warm_tiny, tmp_path):
     changed = runner.invoke(app, ["train", *args, "-o", str(tmp_path / "part"), "--resume", "--lr", "1e-3"])
     assert changed.exit_code != 0 and "learning_rate" in str(changed.exception)
     train(*args, "-o", str(tmp_path / "part"), "--resume")
-    full, resumed = read_curve(tmp_path / "full"), read_curve(tmp_path / "part")
-    assert [r["step"] for r in resumed] == ["0", "1", "2", "3", "4"]
-    for a, b in zip(full, resumed):
-        a.pop("wall_time"), b.pop("wall_time")
-        assert a == b, f"step {a['step']} differs"
+    _curves_equal(tmp_path / "full", tmp_path / "part", ["0", "1", "2", "3", "4"])
     assert json.loads((tmp_path / "part" / "results.json").read_text())["status"] == "complete"
+    assert json.loads((tmp_path / "part" / "checkpoints" / "checkpoint-4" / "harness_state.json").read_text())[
+        "step"] == 4
+
+    # Issue 15: a kill while saving checkpoint-4 left it without its optimizer state. --resume falls
+    # back to checkpoint-2 (and says so), cuts the curve to step 2 and trains steps 3-4 again.
+    (tmp_path / "part" / "checkpoints" / "checkpoint-4" / "optimizer.pt").unlink()
+    with caplog.at_level("WARNING"):
+        train(*args, "-o", str(tmp_path / "part"), "--resume", "--stop-after", "3", "--max-steps", "4")
+    assert "checkpoint-4 is incomplete (no optimizer.pt)" in caplog.text
+    assert list((tmp_path / "part" / "checkpoints").glob("incomplete-checkpoint-4-*"))
+    assert [r["step"] for r in read_curve(tmp_path / "part")] == ["0", "1", "2", "3"]  # cut to 2, then step 3
+    train(*args, "-o", str(tmp_path / "part"), "--resume")
+    _curves_equal(tmp_path / "full", tmp_path / "part", ["0", "1", "2", "3", "4"])
 
 
 def test_nan_weights_stop_the_run_as_diverged(data, warm_tiny, tmp_path):
@@ -257,3 +326,118 @@ def test_nan_weights_stop_the_run_as_diverged(data, warm_tiny, tmp_path):
     rows = read_curve(tmp_path / "nan")
     assert rows[0]["step"] == "0" and rows[0]["accuracy"] != ""  # the curve is kept
     assert all(math.isfinite(float(r["accuracy"])) for r in rows if r["accuracy"] != "")
+
+
+# ----------------------------------------------------------------------------- peak, stopping rules
+class _ScriptedRun:
+    """A TrainRun whose eval accuracies are scripted (the real evaluation still runs), so the stopping
+    rules and the peak folder are tested on known curves."""
+
+    @staticmethod
+    def make(script: dict[int, float], n: int = 40):
+        from harness.train.runner import TrainRun
+
+        class Scripted(TrainRun):
+            def evaluate(self, model, step):
+                return {**super().evaluate(model, step), "accuracy": script[step], "n": n}
+
+        return Scripted
+
+
+def _scripted_config(out, **extra):
+    return TrainConfig.build(model="tiny", warm_start=40, threads=1, eval_limit=4, max_new_tokens=24, max_turns=3,
+                             num_generations=4, prompts_per_step=2, report=False, max_steps=8, eval_every=2,
+                             output_dir=str(out), **extra)
+
+
+@pytest.mark.parametrize("script, extra, status, stop", [
+    ({0: 0.5, 2: 0.55, 4: 0.05, 6: 0.0, 8: 0.0}, {"stop_on_collapse": True}, "stopped_collapse", 4),
+    ({0: 0.5, 2: 0.5, 4: 0.55, 6: 0.5, 8: 0.5}, {"patience": 2}, "stopped_patience", 4),
+])
+def test_stopping_rules_keep_the_peak_and_survive_resume(data, warm_tiny, tmp_path, script, extra, status, stop):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "run"
+    res = _ScriptedRun.make(script)(_scripted_config(out, **extra)).run()
+    assert res["status"] == status and res["stopping"]["stop_step"] == stop
+    assert [r["step"] for r in read_curve(out)][-1] == str(stop)  # the run ended at the stop
+    assert (out / "checkpoints" / f"checkpoint-{stop}").is_dir()
+    peak = json.loads((out / "peak" / "peak.json").read_text())
+    best = max(script[s] for s in range(0, stop + 1, 2))
+    assert peak["step"] == min(s for s in range(0, stop + 1, 2) if script[s] == best)
+    assert peak["accuracy"] == best and peak["n"] == 40 and peak["interval"][0] < best < peak["interval"][1]
+    assert peak["seed"] == 0 and peak["eval_noise"]["level"] == 0.0 and peak["micro_scale"] is True
+    assert res["peak"]["step"] == peak["step"] and res["peak"]["checkpoint"] == "peak"
+    assert res["micro_scale"] is True
+    weights = load_file(str(out / "peak" / "model.safetensors"))
+    assert weights and not any("lora" in k for k in weights)
+    assert (out / "peak" / "tokenizer.json").is_file() and (out / "peak" / "config.json").is_file()
+
+    # resumed with the same config: the curve replays to the same decision, nothing is trained
+    again = _ScriptedRun.make(script)(_scripted_config(out, resume=True, **extra)).run()
+    assert again["status"] == status and again["stopping"]["stop_step"] == stop
+    assert [r["step"] for r in read_curve(out)][-1] == str(stop)
+
+
+def test_peak_folder_is_a_model_harness_run_evaluates(data, warm_tiny, tmp_path):
+    out = tmp_path / "run"
+    train(*FAST, "--max-steps", "2", "--eval-every", "2", "-o", str(out))
+    peak = json.loads((out / "peak" / "peak.json").read_text())
+    res = json.loads((out / "results.json").read_text())
+    assert peak["step"] == res["peak"]["step"] and peak["accuracy"] == res["peak"]["accuracy"]
+    ev = runner.invoke(app, ["run", "--model", str(out / "peak"), "--limit", "4", "--max-turns", "3",
+                             "--max-new-tokens", "24", "--no-report", "-o", str(tmp_path / "eval")],
+                       catch_exceptions=False)
+    assert ev.exit_code == 0, ev.output
+    evaluated = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert evaluated["micro_scale"] is True  # one micro-scale decision: the peak of a tiny run is micro-scale
+    assert evaluated["n-samples"][str(out / "peak")]
+
+
+@pytest.mark.integration
+def test_lora_adapters_are_merged_into_the_peak_model(tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from harness.train.peak import merged_copy
+
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=4))
+    base.save_pretrained(tmp_path / "base")
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)  # a trained adapter (B starts at zero)
+    ids = torch.randint(0, 64, (2, 7))
+    merged = merged_copy(model, str(tmp_path / "base"))
+    assert not any("lora" in k for k in merged.state_dict())
+    plain = LlamaForCausalLM.from_pretrained(tmp_path / "base")
+    with torch.no_grad():
+        want, got = model(ids).logits, merged(ids).logits
+        assert not torch.allclose(want, plain(ids).logits, atol=1e-3)  # the adapter matters
+        assert torch.allclose(want, got, atol=1e-4)
+    assert any("lora_B" in n for n, _ in model.named_parameters())  # the training model is untouched
+
+
+def test_resumed_micro_run_replays_the_same_answer_codes(data, tmp_path):
+    """apollo3_micro draws a fresh code per episode from a per-question counter; the counter is checkpointed."""
+    args = ["--task", "apollo3_micro", "--model", "micro", "--threads", "1", "--eval-limit", "4", "-G", "2",
+            "--prompts-per-step", "2", "--max-turns", "3", "--no-report", "--max-steps", "4", "--eval-every", "2",
+            "--save-every", "2", "--lr", "5e-4"]
+    train(*args, "-o", str(tmp_path / "full"))
+    train(*args, "-o", str(tmp_path / "part"), "--stop-after", "2")
+    state = json.loads((tmp_path / "part" / "checkpoints" / "checkpoint-2" / "harness_state.json").read_text())
+    assert state["train_env"]["nonce"] and state["eval_env"]["nonce"]
+    train(*args, "-o", str(tmp_path / "part"), "--resume")
+    _curves_equal(tmp_path / "full", tmp_path / "part", ["0", "1", "2", "3", "4"])
+    states = [json.loads((tmp_path / d / "checkpoints" / "checkpoint-4" / "harness_state.json").read_text())
+              for d in ("full", "part")]
+    assert states[0] == states[1]  # same episode counters in both environments, same fault streaks
+    for step in (2, 4):  # the held-out episodes saw the same codes
+        codes = [[json.loads(line)["gold_answer"] for line in (tmp_path / d / "eval_samples" /
+                                                               f"step_{step:05d}.jsonl").read_text().splitlines()]
+                 for d in ("full", "part")]
+        assert codes[0] == codes[1]

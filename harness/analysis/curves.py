@@ -8,23 +8,34 @@ A curve is a DataFrame with one row per logged step. Only ``step`` and ``accurac
 ``accuracy`` may be blank on rows that logged training statistics but ran no evaluation, and those
 rows are ignored by the accuracy detectors ("eval steps" are the rows with an accuracy).
 
-Everything here is pure (no I/O except :func:`load_curve`) and imports only numpy and pandas.
+Each eval is a binomial draw: ``n`` (questions evaluated, a column ``harness train`` writes) lets
+:func:`analyze` use the noise-aware detectors of :mod:`harness.analysis.detect` (method
+``binomial``). A curve without ``n`` (older runs, hand-made curves) gets ``n`` inferred when every
+accuracy is a multiple of one ``1/d`` with 16 <= d <= 1000 (``n_source: inferred``; 15/32 gives 32),
+else the exact-point rule below (method ``exact``: :func:`find_collapse`, delta and m), which treats
+every eval as exact. Pass ``n=`` to state it.
+
+Everything here is pure (no I/O except :func:`load_curve`) and imports only numpy and pandas
+(scipy inside the binomial tests).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from harness.analysis.detect import DetectorConfig, EvalPoint, detect_offline
+
 __all__ = [
     "INDICATORS",
     "analyze",
+    "eval_points",
     "find_collapse",
     "find_peak",
     "find_zero_step",
@@ -34,6 +45,8 @@ __all__ = [
 ]
 
 REQUIRED_COLUMNS = ("step", "accuracy")
+#: Denominators tried when ``n`` must be inferred from the accuracies of an old curve.
+INFER_N = (16, 1000)
 REFERENCE_WINDOW = 3  # indicator reference: median of the last 3 values logged at or before the peak
 
 
@@ -59,6 +72,8 @@ def load_curve(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"{csv}: column 'step' has missing or non-numeric values")
     curve["step"] = steps.astype("int64") if (steps == steps.round()).all() else steps
     curve["accuracy"] = pd.to_numeric(curve["accuracy"], errors="coerce")
+    if "n" in curve.columns:
+        curve["n"] = pd.to_numeric(curve["n"], errors="coerce")
     return curve.sort_values("step", kind="mergesort").reset_index(drop=True)
 
 
@@ -100,6 +115,52 @@ def _accuracy(rows: pd.DataFrame, smooth: int | None) -> pd.Series:
     if smooth and smooth > 1:
         acc = acc.rolling(smooth, center=True, min_periods=1).mean()
     return acc
+
+
+def infer_n(accuracies: Any, low: int = INFER_N[0], high: int = INFER_N[1]) -> int | None:
+    """The smallest ``d`` in ``[low, high]`` such that every accuracy is a multiple of ``1/d``, else None.
+
+    It is a lower bound of the true ``n`` (an eval on 64 questions whose counts are all even reads as 32),
+    so the detectors it feeds are, if anything, too cautious.
+
+    >>> infer_n([15 / 32, 0.25, 0.0])
+    32
+    >>> infer_n([0.1, 0.4]) is None  # a multiple of 1/10 only: too coarse to be an eval size
+    True
+    """
+    acc = np.asarray(list(accuracies), dtype=float)
+    if acc.size == 0 or not np.isfinite(acc).all() or (acc < 0).any() or (acc > 1).any():
+        return None
+    for d in range(1, high + 1):
+        x = acc * d
+        if np.all(np.abs(x - np.round(x)) < 1e-6):
+            return d if d >= low else None
+    return None
+
+
+def eval_points(curve: pd.DataFrame, n: int | None = None) -> tuple[list[EvalPoint] | None, str]:
+    """The eval rows as binomial points and where their ``n`` came from.
+
+    ``n`` given: every eval has that size (``argument``); else the ``n`` column when every eval row has
+    one (``column``); else :func:`infer_n` (``inferred``); else ``(None, "unknown")``.
+
+    >>> c = pd.DataFrame({"step": [0, 10], "accuracy": [0.25, 0.5], "n": [32, 32]})
+    >>> points, source = eval_points(c)
+    >>> points[1], source
+    (EvalPoint(step=10, correct=16, n=32), 'column')
+    """
+    rows = _eval_rows(curve)
+    steps, acc = rows["step"].tolist(), rows["accuracy"].astype(float).tolist()
+    if n is not None:
+        sizes, source = [n] * len(rows), "argument"
+    elif "n" in rows.columns and rows["n"].notna().all() and (rows["n"] >= 1).all():
+        sizes, source = [int(v) for v in rows["n"]], "column"
+    else:
+        inferred = infer_n(acc)
+        if inferred is None:
+            return None, "unknown"
+        sizes, source = [inferred] * len(rows), "inferred"
+    return [EvalPoint.from_accuracy(_scalar(s), a, int(k)) for s, a, k in zip(steps, acc, sizes)], source
 
 
 def find_peak(curve: pd.DataFrame, smooth: int | None = None) -> dict[str, Any]:
@@ -187,6 +248,9 @@ class Indicator:
     factor: float
     floor: float = 0.0
     description: str = ""
+    #: True when the indicator has not been shown to warn of collapse better than chance
+    #: (``harness bench detect --runs``; docs/detection.md): still computed, never to be relied on.
+    demoted: bool = False
 
     def rule(self, m: int) -> str:
         """The rule in words, as recorded in the analysis output."""
@@ -207,21 +271,23 @@ class Indicator:
         return values >= max(self.factor * ref, ref + self.floor)
 
 
+#: Every indicator is demoted until real runs show it beats chance (docs/detection.md: on the micro
+#: runs measured so far, none warned early significantly more often than the same rule on noise).
 INDICATORS: tuple[Indicator, ...] = (
     Indicator("reward_std", "reward_std", "fall", 0.1,
-              description="within-group reward std collapses to ~0 (no GRPO advantage signal)"),
-    Indicator("entropy", "entropy", "fall", 0.5, description="policy entropy halves"),
-    Indicator("kl", "kl", "rise", 3.0, floor=1e-3, description="KL to the reference spikes (x3)"),
+              description="within-group reward std collapses to ~0 (no GRPO advantage signal)", demoted=True),
+    Indicator("entropy", "entropy", "fall", 0.5, description="policy entropy halves", demoted=True),
+    Indicator("kl", "kl", "rise", 3.0, floor=1e-3, description="KL to the reference spikes (x3)", demoted=True),
     Indicator("completion_length", "completion_length", "rise", 2.0, floor=1.0,
-              description="completion length doubles"),
+              description="completion length doubles", demoted=True),
     Indicator("searches_per_episode", "searches_per_episode", "rise", 2.0, floor=1.0,
-              description="searches per episode double, at least +1 (retry hacking)"),
+              description="searches per episode double, at least +1 (retry hacking)", demoted=True),
     Indicator("format_validity", "format_validity", "fall", 0.8,
-              description="format validity drops by 20%"),
+              description="format validity drops by 20%", demoted=True),
 )
 
 
-def _indicator_series(curve: pd.DataFrame, indicator: Indicator) -> pd.Series | None:
+def indicator_series(curve: pd.DataFrame, indicator: Indicator) -> pd.Series | None:
     """The indicator's values indexed by step (NaN rows dropped), or None when not logged.
 
     ``reward_std`` falls back to the row mean of the per-component ``reward_<name>_std`` columns.
@@ -258,7 +324,7 @@ def indicator_onsets(
     """
     out: dict[str, dict[str, Any]] = {}
     for indicator in INDICATORS:
-        series = _indicator_series(curve, indicator)
+        series = indicator_series(curve, indicator)
         if series is None:
             continue
         onset, ref = None, None
@@ -273,43 +339,86 @@ def indicator_onsets(
             "lead_time": lead,
             "reference": _scalar(ref),
             "rule": indicator.rule(m),
+            "demoted": indicator.demoted,
         }
     return out
 
 
 def analyze(
-    curve: pd.DataFrame | str | Path, delta: float = 0.5, m: int = 2, smooth: int | None = None
+    curve: pd.DataFrame | str | Path, delta: float = 0.5, m: int = 2, smooth: int | None = None,
+    n: int | None = None, mode: str = "offline", config: DetectorConfig | None = None, method: str = "auto",
 ) -> dict[str, Any]:
     """Peak, collapse, persistent-zero step, final accuracy and leading indicators of one curve.
 
-    The result is JSON-serialisable: numbers are Python ints/floats, missing values are None.
+    With a known eval size (see :func:`eval_points`) and no ``smooth``, the peak comes with its Wilson
+    interval, the steps tied with it and the pooled peak level, and the collapse is the noise-aware one
+    of :mod:`harness.analysis.detect` (``method: binomial``; collapse below ``(1 - delta)`` x the peak
+    level, the fall confirmed over ``m`` evals offline). Otherwise the exact-point rule
+    (``method: exact``). ``mode="offline"`` reports the collapse onset of the whole curve (a dip that
+    recovers is not a collapse); ``mode="online"`` reports the step at which a run watching the curve
+    would have stopped (``collapse_alarm_step`` is always there). ``method`` forces ``exact`` or
+    ``binomial`` (the latter raises ValueError when no eval size is known). The result is JSON-serialisable.
     ``curve`` may also be a path accepted by :func:`load_curve`.
 
     >>> c = pd.DataFrame({"step": [0, 50, 100, 150, 200], "accuracy": [0.1, 0.5, 0.2, 0.1, 0.0]})
-    >>> r = analyze(c)
-    >>> r["peak_step"], r["peak"], r["collapse_step"], r["zero_step"], r["params"]
-    (50, 0.5, 100, 200, {'delta': 0.5, 'm': 2, 'smooth': None})
+    >>> r = analyze(c)  # accuracies in tenths: no eval size can be inferred, so the exact rule
+    >>> r["method"], r["peak_step"], r["peak"], r["collapse_step"], r["zero_step"]
+    ('exact', 50, 0.5, 100, 200)
+    >>> r = analyze(c, n=100)
+    >>> r["method"], r["collapse_step"], [round(x, 3) for x in r["peak_interval"]], r["tied_steps"]
+    ('binomial', 100, [0.404, 0.596], [50])
     """
     if not isinstance(curve, pd.DataFrame):
         curve = load_curve(curve)
     _check_params(delta, m, smooth)
+    if mode not in ("offline", "online"):
+        raise ValueError(f"mode must be 'offline' or 'online', got {mode!r}")
+    if method not in ("auto", "binomial", "exact"):
+        raise ValueError(f"method must be 'auto', 'binomial' or 'exact', got {method!r}")
     rows = _eval_rows(curve)
     peak = find_peak(curve, smooth)
-    collapse = find_collapse(curve, delta, m, smooth)
-    return {
-        "peak_step": peak["step"],
-        "peak": peak["accuracy"],
-        "peak_raw": peak["raw_accuracy"],
-        "peak_ci": peak["ci"],
+    points, n_source = (None, "unknown") if smooth or method == "exact" else eval_points(curve, n)
+    if method == "binomial" and (points is None or delta >= 1):
+        raise ValueError("the binomial method needs the eval size: an 'n' column, n=..., or accuracies that are "
+                         "multiples of 1/n; and delta < 1" + ("; smoothing is exact-only" if smooth else ""))
+    out: dict[str, Any] = {"method": "exact", "mode": mode, "n_source": n_source, "peak_step": peak["step"],
+                           "peak": peak["accuracy"], "peak_raw": peak["raw_accuracy"], "peak_ci": peak["ci"],
+                           "peak_interval": None, "tied_steps": None, "peak_level": None,
+                           "peak_level_interval": None}
+    if points is not None and delta < 1:
+        cfg = replace(config or DetectorConfig(), fraction=1 - delta, confirm=m)
+        off = detect_offline(points, cfg)
+        p = off["peak"]
+        out.update(method="binomial", peak_interval=p["interval"], tied_steps=p["tied_steps"],
+                   peak_level=p["level"], peak_level_interval=p["level_interval"],
+                   eval_n={"min": min(x.n for x in points), "max": max(x.n for x in points)})
+        alarm, offline, threshold = off["alarm_step"], off["collapse_step"], off["threshold"]
+    else:
+        offline = find_collapse(curve, delta, m, smooth)
+        alarm = _exact_alarm(curve, delta, m, smooth)
+        threshold = (1 - delta) * peak["accuracy"]
+    collapse = alarm if mode == "online" else offline
+    out.update({
         "collapse_step": collapse,
-        "collapse_threshold": _scalar((1 - delta) * peak["accuracy"]),
+        "collapse_alarm_step": alarm,
+        "collapse_threshold": _scalar(threshold),
         "zero_step": find_zero_step(curve),
         "final_step": _scalar(rows["step"].iloc[-1]),
         "final_accuracy": _scalar(rows["accuracy"].iloc[-1]),
         "n_evals": len(rows),
-        "params": {"delta": delta, "m": m, "smooth": smooth},
+        "params": {"delta": delta, "m": m, "smooth": smooth, "n": n, "mode": mode},
         "indicators": indicator_onsets(curve, peak["step"], collapse, m),
-    }
+    })
+    return out
+
+
+def _exact_alarm(curve: pd.DataFrame, delta: float, m: int, smooth: int | None) -> int | float | None:
+    """The exact rule run online: the first eval at which the curve so far shows a collapse."""
+    rows = _eval_rows(curve)
+    for t in range(1, len(rows)):
+        if find_collapse(rows.iloc[: t + 1], delta, m, smooth) is not None:
+            return _scalar(rows["step"].iloc[t])
+    return None
 
 
 def _check_params(delta: float, m: int, smooth: int | None) -> None:

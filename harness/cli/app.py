@@ -227,27 +227,68 @@ def validate(files: list[Path] = typer.Argument(..., help="task.yaml or ablation
 
 
 @app.command()
-def analyze(run_dir: Path = typer.Argument(..., help="A run directory or a curve.csv."),
-            delta: float = typer.Option(0.5, "--delta", help="Collapse when accuracy < (1-delta) x peak."),
-            m: int = typer.Option(2, "--m", help="... for at least m consecutive evals (or to the end)."),
-            smooth: Optional[int] = typer.Option(None, "--smooth", help="Rolling-mean window before analysis."),
+def analyze(run_dirs: list[Path] = typer.Argument(..., help="Run directories or curve.csv files; with --vs, the runs "
+                                                "of arm A (one per seed)."),
+            delta: float = typer.Option(0.5, "--delta", help="Collapse when accuracy < (1-delta) x peak (level)."),
+            m: int = typer.Option(2, "--m", help="... confirmed over m consecutive evals (or to the end)."),
+            smooth: Optional[int] = typer.Option(None, "--smooth", help="Rolling-mean window (exact method only)."),
+            n: Optional[int] = typer.Option(None, "--n", help="Questions per eval, for curves without an 'n' column."),
+            mode: str = typer.Option("offline", "--mode", help="offline (whole curve) or online (where a run "
+                                     "watching the curve would stop)."),
+            method: str = typer.Option("auto", "--method", help="auto, binomial (noise-aware) or exact (each eval "
+                                       "taken as exact)."),
+            vs: list[Path] = typer.Option([], "--vs", help="Runs of arm B (repeat, one per seed, same order as "
+                                          "arm A): compare paired on shared questions at each run's peak."),
+            names: str = typer.Option("A,B", "--names", help="Labels of the two arms: 'retry,baseline'."),
             as_json: bool = typer.Option(False, "--json")) -> None:
-    """Peak-accuracy step, collapse onset and leading indicators of a training curve."""
+    """Peak (with interval and tied steps), collapse onset and leading indicators; or a paired comparison."""
     from harness.analysis.curves import analyze as analyze_curve
     from harness.analysis.curves import load_curve
 
-    try:
-        res = analyze_curve(load_curve(run_dir), delta=delta, m=m, smooth=smooth)
-    except (ValueError, FileNotFoundError) as e:
-        _fail(str(e))
-    if as_json:
-        typer.echo(json.dumps(res, indent=2, default=str))
+    if vs:
+        from harness.analysis.outcomes import compare_runs, run_outcomes
+
+        labels = [x.strip() for x in names.split(",")]
+        if len(labels) != 2:
+            _fail(f"--names expects two labels separated by a comma, got {names!r}")
+        cmp = compare_runs([run_outcomes(d) for d in run_dirs], [run_outcomes(d) for d in vs], *labels)
+        typer.echo(json.dumps(cmp.to_dict(), indent=2) if as_json else cmp.sentence())
         return
-    typer.echo(f"peak accuracy {res['peak']:.4f} at step {res['peak_step']}")
-    typer.echo(f"collapse onset: {res['collapse_step'] if res['collapse_step'] is not None else 'no collapse'}")
+    results = {}
+    for run_dir in run_dirs:
+        try:
+            results[str(run_dir)] = analyze_curve(load_curve(run_dir), delta=delta, m=m, smooth=smooth, n=n,
+                                                  mode=mode, method=method)
+        except (ValueError, FileNotFoundError) as e:
+            _fail(str(e))
+    if as_json:
+        typer.echo(json.dumps(results[str(run_dirs[0])] if len(run_dirs) == 1 else results, indent=2, default=str))
+        return
+    for run_dir, res in results.items():
+        if len(results) > 1:
+            typer.secho(str(run_dir), bold=True)
+        _print_analysis(res)
+
+
+def _print_analysis(res: dict) -> None:
+    line = f"peak accuracy {res['peak']:.4f} at step {res['peak_step']}"
+    if res["method"] == "binomial":
+        lo, hi = res["peak_interval"]
+        line += (f" [95% CI {lo:.3f}, {hi:.3f}]; tied with the peak: steps {', '.join(map(str, res['tied_steps']))} "
+                 f"(pooled level {res['peak_level']:.4f}); n per eval {res['eval_n']['min']}"
+                 + (f"-{res['eval_n']['max']}" if res["eval_n"]["max"] != res["eval_n"]["min"] else "")
+                 + f" ({res['n_source']})")
+    else:
+        line += " (each eval taken as exact: eval size unknown; pass --n to use the noise-aware detector)"
+    typer.echo(line)
+    typer.echo(f"collapse onset ({res['mode']}): "
+               f"{res['collapse_step'] if res['collapse_step'] is not None else 'no collapse'}"
+               f"; an online run would have stopped at: "
+               f"{res['collapse_alarm_step'] if res['collapse_alarm_step'] is not None else 'never'}")
     typer.echo(f"persistent zero from: {res['zero_step'] if res['zero_step'] is not None else 'never'}")
     for name, ind in (res.get("indicators") or {}).items():
-        typer.echo(f"  {name:24s} onset {ind.get('onset_step')}  lead {ind.get('lead_time')}")
+        typer.echo(f"  {name:24s} onset {ind.get('onset_step')}  lead {ind.get('lead_time')}"
+                   + ("  (demoted: not shown to beat chance)" if ind.get("demoted") else ""))
 
 
 @app.command()
@@ -355,6 +396,25 @@ def bench_protocol(sizes: str = typer.Option("1000,2000,5000", "--sizes", help="
     from harness.bench.protocol import bench_protocol as b
 
     typer.echo(json.dumps(b(tuple(int(x) for x in sizes.split(",")), repeats=repeats), indent=2))
+@bench_app.command("detect")
+def bench_detect(count: int = typer.Option(1000, "--count", help="Curves per kind (never-collapsing, collapsing) and n."),
+                 sizes: str = typer.Option("32,100", "--n", help="Eval sizes, comma-separated."),
+                 seed: int = typer.Option(0, "--seed"),
+                 runs: list[Path] = typer.Option([], "--runs", help="Training runs (repeat) on which to score the "
+                                                 "leading indicators against chance."),
+                 as_json: bool = typer.Option(False, "--json", help="Everything, with rates per stratum.")) -> None:
+    """False-collapse and detection rates of the collapse detectors on synthetic binomial curves;
+    with --runs, the leading indicators' warning rates on those runs against chance."""
+    from harness.bench import detect
+
+    res = detect.bench_detect(count=count, sizes=tuple(int(x) for x in sizes.split(",") if x.strip()), seed=seed)
+    ind = detect.bench_indicators([str(r) for r in runs], seed=seed) if runs else None
+    if as_json:
+        typer.echo(json.dumps({**res, "indicators": ind}, indent=2, default=str))
+        return
+    typer.echo(detect.format_table(res))
+    if ind is not None:
+        typer.echo("\n" + detect.format_indicators(ind))
 
 
 @bench_app.command("sweep")

@@ -56,6 +56,12 @@ def train(
     reward_semantics: Optional[str] = typer.Option(None, "--reward-semantics", help="rezero | strict (preset default)."),
     stop_after_action: Optional[bool] = typer.Option(None, "--stop-after-action/--no-stop-after-action",
                                                      help="Protocol (preset default): stop a turn at its first action."),
+    stop_on_collapse: bool = typer.Option(False, "--stop-on-collapse", help="End the run when the online collapse "
+                                          "detector fires (status stopped_collapse)."),
+    patience: Optional[int] = typer.Option(None, "--patience", help="End the run after N evals without a "
+                                           "statistically better one (status stopped_patience)."),
+    keep_peak: bool = typer.Option(True, "--keep-peak/--no-keep-peak", help="Keep the best eval's model in "
+                                   "RUN_DIR/peak/ (LoRA merged, tokenizer included)."),
 ) -> None:
     """Train a policy with GRPO over multi-turn search episodes; evaluate on held-out questions as it goes."""
     values = {k: v for k, v in locals().items()}
@@ -69,12 +75,15 @@ def train(
     typer.echo(f"rewards: {r.semantics} semantics, stop_after_action={str(r.stop_after_action).lower()}", err=True)
     res = run.run()
     peak, final = res.get("peak") or {}, res.get("final") or {}
-    line = (f"{res['status']}: peak accuracy {peak.get('accuracy', float('nan')):.4f} at step {peak.get('step')}; "
-            f"final {final.get('accuracy', float('nan')):.4f} at step {final.get('step')}")
+    line = (f"{res['status']}: peak accuracy {peak.get('accuracy', float('nan')):.4f} at step {peak.get('step')}"
+            + (f" [95% CI {peak['interval'][0]:.3f}, {peak['interval'][1]:.3f}]" if peak.get("interval") else "")
+            + f"; final {final.get('accuracy', float('nan')):.4f} at step {final.get('step')}")
+    if (res.get("stopping") or {}).get("reason"):
+        line += f"; stopped: {res['stopping']['reason']}"
     if res.get("faults"):
         line += f"; faults: {', '.join(sorted({f['kind'] for f in res['faults']}))}"
     typer.echo(line)
-    typer.echo(f"run directory: {run.out}")
+    typer.echo(f"run directory: {run.out}" + (f" (best model: {run.out / 'peak'})" if peak.get("checkpoint") else ""))
     if res["status"] == "diverged":
         raise typer.Exit(3)
     if res["status"] == "partial" and run.stop_requested:  # interrupted; --stop-after is a normal exit

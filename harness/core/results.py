@@ -36,7 +36,8 @@ RESULTS_KEYS = {
     "machine": "platform, cpu count, accelerator",
     "timing": "wall seconds and the generate/environment split",
     "started_at": "UTC ISO time", "finished_at": "UTC ISO time",
-    "status": "'complete', 'partial' (interrupted), 'diverged' or 'failed'",
+    "status": "'complete', 'partial' (interrupted), 'diverged' or 'failed'; training runs also "
+              "'stopped_collapse' or 'stopped_patience' (--stop-on-collapse, --patience)",
     "micro_scale": "true when a micro-scale model was evaluated (not comparable to the paper's 3B model)",
     "reward_weights": "{reward name: weight} used for the rewards' 'total'",
     "reward_semantics": "'rezero' or 'strict': how the rewards read an episode (docs/rewards.md)",
@@ -44,7 +45,9 @@ RESULTS_KEYS = {
 }
 #: Extra keys of a training run's ``results.json`` (kind 'train').
 TRAIN_RESULTS_KEYS = {
-    "peak": "{'step': ..., 'accuracy': ...}: the best held-out accuracy so far",
+    "peak": "the best held-out accuracy so far: step, accuracy, Wilson 95% interval, n, the steps tied with it, "
+            "their pooled level, and 'checkpoint': 'peak' when RUN_DIR/peak/ holds its model",
+    "stopping": "stop_on_collapse, patience, the online detector's decision, stop_step and reason",
     "final": "the last evaluation's step and metrics",
     "faults": "list of detected faults (NaN/inf, KL spikes, groups without reward variance) with their steps",
 }

@@ -116,6 +116,15 @@ class Environment:
             env.max_turns = max_turns
         return env
 
+    # ------------------------------------------------------------------ resumable state
+    def state_dict(self) -> dict:
+        """State a resumed training run must restore to replay the same episodes (none here: the search
+        noise is seeded per call; a task's environment with counters, e.g. MicroEnvironment, adds its own)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
     # ------------------------------------------------------------------ episode construction
     def new_episode(self, q: Question) -> Episode:
         pr = self.task.prompt

@@ -250,10 +250,18 @@ def resolve_answer(answer: str, messages: list[dict]) -> str:
 
 
 class MicroEnvironment(Environment):
-    """Environment of ``apollo3_micro``: a fresh value per episode, shown only where the gold chunk is."""
+    """Environment of ``apollo3_micro``: a fresh value per episode, shown only where the gold chunk is.
 
-    facts: dict[str, Fact]
-    _nonce: Counter
+    The value of a question's episode depends on the search tool's seed and on how many episodes of
+    that question this environment has started (its *nonce*); :meth:`state_dict` carries those counts
+    so that a resumed training run draws the same values as an uninterrupted one.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.facts: dict[str, Fact] = {}
+        self._nonce: Counter = Counter()
+        self.corpus = None
 
     @classmethod
     def from_task(cls, task, data, **kwargs) -> "MicroEnvironment":
@@ -262,9 +270,21 @@ class MicroEnvironment(Environment):
         if facts is None:
             raise ValueError("MicroEnvironment needs data loaded with the micro task's process_data hook")
         env.facts = facts
-        env._nonce = Counter()
         env.corpus = data.corpus
         return env
+
+    def state_dict(self) -> dict:
+        """Episodes started per question (the nonces of the next values drawn).
+
+        >>> env = MicroEnvironment.__new__(MicroEnvironment)
+        >>> env._nonce = Counter({"m0001": 3})
+        >>> env.state_dict()
+        {'nonce': {'m0001': 3}}
+        """
+        return {"nonce": dict(sorted(self._nonce.items()))}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._nonce = Counter({str(k): int(v) for k, v in state.get("nonce", {}).items()})
 
     def new_episode(self, q: Question) -> Episode:
         nonce = self._nonce[q.qid]

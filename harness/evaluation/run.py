@@ -40,6 +40,7 @@ from harness.core.results import (
 )
 from harness.data.loading import TaskData, load_task_data
 from harness.episode.record import Episode
+from harness.models.resolve import MICRO_SCALE_MODELS, is_micro_scale  # noqa: F401 (one decision with harness train)
 from harness.scoring.metrics import compute_metrics
 from harness.scoring.rewards import check_task_weights, check_weights, score_episode
 
@@ -48,17 +49,6 @@ log = logging.getLogger(__name__)
 #: What ``harness run`` evaluates when no --model is given: the scripted reference policies and the
 #: micro policy (``harness micro build``), a micro-scale model flagged as such in the results.
 DEFAULT_POLICIES = ("closed-book", "one-search", "oracle-retry", "micro")
-#: Model names that are micro-scale by construction (built by the harness on CPU).
-MICRO_SCALE_MODELS = ("micro", "tiny")
-
-
-def is_micro_scale(model: str) -> bool:
-    """True for the harness's own CPU-built models, by name or by their build record.
-
-    >>> is_micro_scale("micro"), is_micro_scale("Qwen/Qwen2.5-3B-Instruct")
-    (True, False)
-    """
-    return model in MICRO_SCALE_MODELS or (Path(model) / "harness_build.json").is_file()
 
 
 class RunConfig(BaseModel):

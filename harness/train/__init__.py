@@ -4,9 +4,10 @@
     rollout.py    the TRL ``rollout_func``: episodes from our Environment as prompt/completion token ids,
                   sampling logprobs and an env_mask that keeps ``<information>`` tokens out of the loss
     curve.py      curve.csv (one row per step, evaluation columns at eval steps) and fault detection
-    callbacks.py  the TrainerCallback that evaluates, logs, detects faults and stops cleanly
-    runner.py     TrainRun: setup -> train -> results.json -> report
-    bench.py      per-step time, peak RSS and the generation / update / environment split
+    callbacks.py  the TrainerCallback that evaluates, logs, detects faults, applies the stopping rules and
+                  checkpoints the harness state
+    peak.py       RUN_DIR/peak/: the best eval's model as a ready HF folder (LoRA merged) with peak.json
+    runner.py     TrainRun: setup (resume from the newest complete checkpoint) -> train -> results.json -> report
 
 Nothing here imports torch at package import; the modules that need it import it inside functions.
 """

@@ -1,9 +1,11 @@
 """The TrainerCallback that turns a TRL run into a harness run: evals, curve rows, faults, clean stops.
 
 Order within one optimisation step (transformers' Trainer): ``on_step_end`` (here: stop requests,
-divergence check, held-out evaluation at eval steps) -> ``on_log`` (here: the curve row, with the
-evaluation merged in, and fault detection) -> checkpoint save. A row is therefore on disk before
-the checkpoint of its step, and a resumed run keeps exactly the rows up to its checkpoint.
+divergence check, held-out evaluation at eval steps, the peak model and the stopping rules) ->
+``on_log`` (here: the curve row, with the evaluation merged in, and fault detection) -> checkpoint
+save -> ``on_save`` (here: the harness state a resume needs, into the checkpoint folder). A row is
+therefore on disk before the checkpoint of its step, and a resumed run keeps exactly the rows up to
+its checkpoint.
 """
 
 from __future__ import annotations
@@ -11,13 +13,40 @@ from __future__ import annotations
 import logging
 import math
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from transformers import TrainerCallback
 
-from harness.train.curve import train_columns
+from harness.train.config import ResolvedTrain, TrainConfig
+from harness.train.curve import CurveWriter, FaultMonitor, train_columns
 
 log = logging.getLogger(__name__)
+
+
+class RunHooks(Protocol):
+    """What the callback needs from the run driving it (:class:`harness.train.runner.TrainRun`, not
+    imported here: the runner imports this module)."""
+
+    cfg: TrainConfig
+    resolved: ResolvedTrain
+    status: str
+    stop_requested: bool
+    monitor: FaultMonitor
+    curve: CurveWriter
+    rollout: Any
+
+    def evaluate(self, model, step: int) -> dict: ...
+
+    def after_eval(self, model, step: int, metrics: dict) -> str | None: ...
+
+    def save_state(self, checkpoint: Path, step: int) -> None: ...
+
+    def add_fault(self, fault: dict) -> None: ...
+
+    def add_timing(self, stats: dict) -> None: ...
+
+    def elapsed(self) -> float: ...
 
 
 def weights_finite(model) -> bool:
@@ -27,8 +56,7 @@ def weights_finite(model) -> bool:
 
 
 class HarnessCallback(TrainerCallback):
-    def __init__(self, run: Any, start_step: int = 0):
-        """``run`` is the :class:`harness.train.runner.TrainRun` driving this callback (not imported: no cycle)."""
+    def __init__(self, run: RunHooks, start_step: int = 0):
         from tqdm.auto import tqdm
 
         self.run = run
@@ -56,6 +84,11 @@ class HarnessCallback(TrainerCallback):
                 control.should_save = False
             else:
                 self.pending_eval = self.run.evaluate(model, step)
+                stop = self.run.after_eval(model, step, self.pending_eval)
+                if stop is not None and step < cfg.max_steps:
+                    self.run.status = stop
+                    control.should_save = True  # a resumed run replays the curve to the same decision
+                    control.should_training_stop = True
         return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -78,6 +111,10 @@ class HarnessCallback(TrainerCallback):
         row["wall_time"] = self.run.elapsed()
         self.run.curve.upsert(step, row)
         self._postfix(row)
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        self.run.save_state(Path(args.output_dir) / f"checkpoint-{state.global_step}", state.global_step)
         return control
 
     def _postfix(self, row: dict) -> None:

@@ -90,6 +90,12 @@ class TrainConfig(BaseModel):
     stop_after_action: bool | None = Field(
         None, description="protocol: stop each turn at its first action (true, Search-R1) or keep the whole "
         "message as ReZero's agent does (false) (default: the preset's)")
+    stop_on_collapse: bool = Field(False, description="end the run when the online collapse detector fires "
+                                   "(harness.analysis.detect; status stopped_collapse)")
+    patience: int | None = Field(None, ge=1, description="end the run after N evals without a statistically better "
+                                 "one (status stopped_patience)")
+    keep_peak: bool = Field(True, description="keep the best eval's model in RUN_DIR/peak/ (LoRA merged, tokenizer "
+                            "included) with peak.json")
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":

@@ -4,7 +4,8 @@ One row per optimisation step with the training statistics TRL logged; rows of e
 step-0 row, which has no training statistics) also carry the held-out metrics. Column names are
 the ones :mod:`harness.analysis.report` and :mod:`harness.analysis.curves` read:
 
-    step, accuracy, accuracy_ci_low, accuracy_ci_high, <every scalar metric of compute_metrics>,
+    step, accuracy, accuracy_ci_low, accuracy_ci_high, n (questions evaluated),
+    <every other scalar metric of compute_metrics>,
     reward_<name>_mean, reward_<name>_std (within-group), reward, reward_std, frac_reward_zero_std,
     loss, kl, entropy, grad_norm, learning_rate, clip_ratio, completion_length, wall_time
 
@@ -22,8 +23,9 @@ from typing import Any
 
 from harness.core.io import atomic_write_text
 
-#: Columns always written first, in this order.
-LEADING = ("step", "accuracy", "accuracy_ci_low", "accuracy_ci_high")
+#: Columns always written first, in this order. ``n`` (questions evaluated) makes every eval a binomial
+#: draw the detectors of :mod:`harness.analysis.detect` can weigh.
+LEADING = ("step", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "n")
 #: Training statistics: our column <- TRL's logged key.
 TRL_KEYS = {"reward": "reward", "reward_std": "reward_std", "frac_reward_zero_std": "frac_reward_zero_std",
             "loss": "loss", "kl": "kl", "entropy": "entropy", "grad_norm": "grad_norm",
@@ -155,3 +157,17 @@ class FaultMonitor:
         else:
             self._zero_streak = 0
         return faults
+
+    def state_dict(self) -> dict[str, Any]:
+        """The streaks in progress, checkpointed so a resumed run reports the same faults.
+
+        >>> m = FaultMonitor(patience=3)
+        >>> _ = m.check(1, {"frac_reward_zero_std": 1.0})
+        >>> m.state_dict()
+        {'zero_streak': 1, 'kl_high': False}
+        """
+        return {"zero_streak": self._zero_streak, "kl_high": self._kl_high}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._zero_streak = int(state.get("zero_streak", 0))
+        self._kl_high = bool(state.get("kl_high", False))

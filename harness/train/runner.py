@@ -5,36 +5,57 @@ Run directory::
     config.json                 the TrainConfig and everything it resolved to (weights, noises, limits)
     curve.csv                   one row per step; eval steps carry the held-out metrics (harness.train.curve)
     eval_samples/step_NNNNN.jsonl   the held-out episodes of each eval step (Episode.to_dict rows)
-    checkpoints/checkpoint-N/   TRL/transformers checkpoints (model, optimiser, scheduler, RNG): --resume
+    checkpoints/checkpoint-N/   TRL/transformers checkpoints (model, optimiser, scheduler, RNG) plus
+                                harness_state.json (environment counters, fault streaks): --resume
+    peak/                       the best eval's model as a HF folder, LoRA merged, with peak.json (harness.train.peak)
     model/                      the final weights (or adapter, with --lora-rank) of a complete run
-    results.json                harness.core.results.RESULTS_KEYS with kind 'train', peak, faults, status
+    results.json                harness.core.results.RESULTS_KEYS with kind 'train', peak, stopping, faults, status
     report.html                 harness.analysis.report, when importable
 
 Status: ``complete``; ``partial`` (Ctrl-C / SIGTERM / --stop-after: a checkpoint and the curve are
-saved, --resume continues); ``diverged`` (NaN/inf weights, logits or loss: the curve is kept);
-``failed`` (any other error, re-raised after results.json is written).
+saved, --resume continues); ``stopped_collapse`` / ``stopped_patience`` (--stop-on-collapse /
+--patience: the online detector of harness.analysis.detect ended the run; a checkpoint is saved and a
+resumed run replays the curve to the same decision); ``diverged`` (NaN/inf weights, logits or loss:
+the curve is kept); ``failed`` (any other error, re-raised after results.json is written).
+
+--resume continues from the newest *complete* checkpoint (one a kill during saving left without its
+trainer state, optimiser, scheduler, RNG or harness state is set aside, and said so), with the curve,
+eval samples and faults cut to its step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
+from harness.analysis.detect import OnlineDetector
 from harness.core.config import load_task
 from harness.core.errors import ConfigError
-from harness.core.io import slug
+from harness.core.io import atomic_write_text, slug
 from harness.core.results import SCHEMA_VERSION, clean_nans, git_hash, machine_info, now, package_versions, write_json
 from harness.data.loading import load_task_data
+from harness.models.resolve import is_micro_scale
 from harness.scoring.metrics import compute_metrics
 from harness.scoring.rewards import score_episode
 from harness.train.config import TrainConfig, resolve
 from harness.train.curve import CurveWriter, FaultMonitor, eval_columns
+from harness.train.peak import PeakKeeper
 
 log = logging.getLogger(__name__)
+
+#: The harness's own state in a checkpoint folder (written by HarnessCallback.on_save).
+HARNESS_STATE = "harness_state.json"
+#: Files every complete checkpoint has besides the weights (a kill during saving leaves some out).
+CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", HARNESS_STATE)
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors", "pytorch_model.bin")
+#: Statuses of a run ended by a stopping rule, by detector action.
+STOP_STATUS = {"collapse": "stopped_collapse", "patience": "stopped_patience"}
 
 
 def default_output_dir(cfg: TrainConfig) -> Path:
@@ -45,19 +66,50 @@ def checkpoint_step(path: Path) -> int:
     return int(path.name.rsplit("-", 1)[1])
 
 
-def _quiet_libraries(threads: int | None) -> None:
-    """Silence per-file progress bars and deprecation chatter of the libraries; set torch threads."""
+def checkpoint_problems(path: Path) -> list[str]:
+    """What a checkpoint folder lacks to be resumed from (empty: complete).
+
+    >>> import tempfile
+    >>> checkpoint_problems(Path(tempfile.mkdtemp()))[:2]
+    ['no weights', 'no trainer_state.json']
+    """
+    problems = [] if any((path / f).is_file() for f in WEIGHT_FILES) else ["no weights"]
+    problems += [f"no {f}" for f in CHECKPOINT_FILES if not (path / f).is_file()]
+    if not any(path.glob("rng_state*.pth")):
+        problems.append("no RNG state")
+    for name in ("trainer_state.json", HARNESS_STATE):
+        if (path / name).is_file():
+            try:
+                json.loads((path / name).read_text())
+            except ValueError:
+                problems.append(f"{name} is not valid JSON")
+    return problems
+
+
+@contextlib.contextmanager
+def quiet_libraries(threads: int | None) -> Iterator[None]:
+    """While a run lasts: no per-file progress bars, library logging at ERROR, the library warnings the
+    harness knows about silenced, torch at ``threads`` CPU threads. Everything is restored on exit."""
     import warnings
 
     import torch
     from transformers.utils import logging as hf_logging
 
+    bars, verbosity, n_threads = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity(), torch.get_num_threads()
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
-    warnings.filterwarnings("ignore", message=".*rollout_func.*experimental.*")
-    if threads:
-        torch.set_num_threads(threads)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
+            warnings.filterwarnings("ignore", message=".*rollout_func.*experimental.*")
+            if threads:
+                torch.set_num_threads(threads)
+            yield
+    finally:
+        torch.set_num_threads(n_threads)
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 class TrainRun:
@@ -76,6 +128,21 @@ class TrainRun:
         self.last_metrics: dict = {}
         self._t0 = time.time()
         self._wall_offset = 0.0
+        self.started: str | None = None
+        self.curve = CurveWriter(self.out / "curve.csv")  # replaced by the resumed rows in setup()
+        self.detector = OnlineDetector(patience=cfg.patience, collapse=cfg.stop_on_collapse)
+        self.peak = PeakKeeper(self.out, cfg.keep_peak, {
+            "task": cfg.task, "source_model": cfg.model, "seed": cfg.seed, "micro_scale": is_micro_scale(cfg.model),
+            "eval_noise": self.resolved.eval_noise.model_dump(), "eval_split": cfg.eval_split})
+        # built by setup(): data, environments, model path, tokenizer, rollout, trainer
+        self.data = self.train_env = self.eval_env = self.tokenizer = self.dataset = self.rollout = None
+        self.train_questions: list = []
+        self.eval_questions: list = []
+        self.model_path: str | None = None
+        self.checkpoint: Path | None = None
+        self.start_step = 0
+        self.trainer = None
+        self.callback = None
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -86,7 +153,6 @@ class TrainRun:
 
         cfg, r = self.cfg, self.resolved
         self._check_output_dir()
-        _quiet_libraries(cfg.threads)
         self.data = load_task_data(r.task, cfg.data_dir)
         rc = r.task.retrieval
         retriever = build_retriever(rc.retriever, self.data.corpus, stopwords=rc.bm25_stopwords,
@@ -104,9 +170,10 @@ class TrainRun:
                                       num_generations=cfg.num_generations, temperature=cfg.temperature,
                                       top_p=cfg.top_p, seed=cfg.seed, semantics=r.semantics)
         self.checkpoint = self._last_checkpoint() if cfg.resume else None
-        start = checkpoint_step(self.checkpoint) if self.checkpoint else 0
-        self.curve = CurveWriter.resume(self.out / "curve.csv", start) if cfg.resume else \
-            CurveWriter(self.out / "curve.csv")
+        start = self.start_step = checkpoint_step(self.checkpoint) if self.checkpoint else 0
+        if cfg.resume:
+            self.curve = CurveWriter.resume(self.out / "curve.csv", start)
+            self.curve.write()  # a resumed run's curve.csv is cut to its checkpoint at once
         self._restore_state(start)
         write_json(self.out / "config.json", r.to_dict(cfg))
         self._build_trainer(start)
@@ -137,18 +204,57 @@ class TrainRun:
                                   "the curve would mix two runs; use a new --output-dir")
 
     def _last_checkpoint(self) -> Path | None:
-        ckpts = sorted((self.out / "checkpoints").glob("checkpoint-*"), key=checkpoint_step)
-        if not ckpts:
-            log.warning("--resume: no checkpoint in %s; starting from step 0", self.out / "checkpoints")
-        return ckpts[-1] if ckpts else None
+        """The newest complete checkpoint; incomplete ones (a kill during saving) are moved aside."""
+        folder = self.out / "checkpoints"
+        ckpts = sorted((p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name[11:].isdigit()),
+                       key=checkpoint_step)
+        for path in reversed(ckpts):
+            problems = checkpoint_problems(path)
+            if not problems:
+                return path
+            aside = folder / f"incomplete-{path.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+            path.rename(aside)
+            log.warning("--resume: %s is incomplete (%s), probably killed while saving; moved to %s and falling "
+                        "back to the previous checkpoint", path.name, ", ".join(problems), aside.name)
+        log.warning("--resume: no complete checkpoint in %s; starting from step 0", folder)
+        return None
 
     def _restore_state(self, start: int) -> None:
-        """Faults and wall time recorded up to the resumed step."""
+        """Everything a resumed run carries over from its checkpoint: faults, wall time, environment
+        counters and fault streaks (harness_state.json), the stopping decisions (replayed from the
+        curve), the best eval so far and the peak folder; eval samples past the checkpoint are dropped."""
         prev = self.out / "results.json"
         if start and prev.is_file():
             self.faults = [f for f in json.loads(prev.read_text()).get("faults", []) if f["step"] <= start]
         walls = [r["wall_time"] for r in self.curve.rows if isinstance(r.get("wall_time"), (int, float))]
         self._wall_offset = max(walls, default=0.0)
+        if self.checkpoint is not None:
+            state = json.loads((self.checkpoint / HARNESS_STATE).read_text())
+            self.train_env.load_state_dict(state.get("train_env", {}))
+            self.eval_env.load_state_dict(state.get("eval_env", {}))
+            self.monitor.load_state_dict(state.get("fault_monitor", {}))
+        for path in (self.out / "eval_samples").glob("step_*.jsonl"):
+            if int(path.stem.split("_")[1]) > start:
+                path.unlink()
+        evals = [r for r in self.curve.rows if isinstance(r.get("accuracy"), (int, float))]
+        self.detector.replay((r["step"], r["accuracy"], self._eval_n(r)) for r in evals)
+        self.peak.seed_from_curve(evals)
+        if self.cfg.resume:
+            self.peak.reconcile(start, self.out / "checkpoints", self.model_path, self.tokenizer,
+                                self._eval_n(next((r for r in evals if r["step"] == self.peak.best_step), {})))
+
+    def _eval_n(self, row: dict) -> int:
+        """Questions of an eval row (older curves lack the column: the eval split's size)."""
+        n = row.get("n")
+        return int(n) if isinstance(n, (int, float)) and n >= 1 else len(self.eval_questions)
+
+    def save_state(self, checkpoint: Path, step: int) -> None:
+        """The harness state a resume needs, into the checkpoint folder just saved (HarnessCallback.on_save)."""
+        if not checkpoint.is_dir():
+            return
+        state = {"step": step, "train_env": self.train_env.state_dict(), "eval_env": self.eval_env.state_dict(),
+                 "fault_monitor": self.monitor.state_dict()}
+        atomic_write_text(checkpoint / HARNESS_STATE, json.dumps(state, sort_keys=True) + "\n")
 
     def _build_trainer(self, start: int) -> None:
         from harness.train.build import make_trainer
@@ -185,16 +291,39 @@ class TrainRun:
         self._write_results()
         return eval_columns(self.last_metrics)
 
+    def after_eval(self, model, step: int, metrics: dict) -> str | None:
+        """Keep the model when this eval is the best so far; the stop status when a stopping rule fires."""
+        acc, n = metrics.get("accuracy"), int(metrics.get("n") or 0)
+        if acc is None or n < 1:
+            return None
+        self.peak.consider(model, self.tokenizer, step, acc, n, self.model_path)
+        decision = self.detector.update(step, acc, n)
+        if decision.stop:
+            log.warning("stopping at step %d: %s", step, decision.reason)
+            return STOP_STATUS[decision.action]
+        return None
+
     # ------------------------------------------------------------------ run
     def run(self) -> dict:
+        with quiet_libraries(self.cfg.threads):
+            return self._run()
+
+    def _run(self) -> dict:
         self.setup()
         self._t0 = time.time()
         self.started = now()
         restore = self._install_signal_handlers()
         try:
             if not any(r["step"] == 0 for r in self.curve.rows):
-                self.curve.upsert(0, {**self.evaluate(self.trainer.model, 0), "wall_time": self.elapsed()})
-            self.trainer.train(resume_from_checkpoint=str(self.checkpoint) if self.checkpoint else None)
+                metrics = self.evaluate(self.trainer.model, 0)
+                self.curve.upsert(0, {**metrics, "wall_time": self.elapsed()})
+                self.after_eval(self.trainer.model, 0, metrics)
+            if self.detector.stop_step is not None and self.start_step < self.cfg.max_steps:
+                self.status = STOP_STATUS[self.detector.decision.action]
+                log.warning("--resume: the run was stopped at step %s (%s); nothing to train",
+                            self.detector.stop_step, self.detector.decision.reason)
+            else:
+                self.trainer.train(resume_from_checkpoint=str(self.checkpoint) if self.checkpoint else None)
             if self.status == "running":
                 self.status = "complete"
                 self.trainer.save_model(str(self.out / "model"))
@@ -212,7 +341,8 @@ class TrainRun:
             self.add_fault({"step": self.step + 1, "kind": "non_finite", "detail": str(e)})
         finally:
             restore()
-            self.callback.bar.close()
+            if self.callback is not None:
+                self.callback.bar.close()
         res = self._write_results()
         if self.cfg.report:
             self._report()
@@ -220,7 +350,7 @@ class TrainRun:
 
     @property
     def step(self) -> int:
-        return self.trainer.state.global_step
+        return max(self.trainer.state.global_step if self.trainer is not None else 0, self.start_step)
 
     def elapsed(self) -> float:
         return self._wall_offset + time.time() - self._t0
@@ -250,26 +380,46 @@ class TrainRun:
     # ------------------------------------------------------------------ results
     def _write_results(self) -> dict:
         cfg, r = self.cfg, self.resolved
-        last = self.curve.last_eval() if hasattr(self, "curve") else None
+        last = self.curve.last_eval()
         noise_key = f"noise={r.eval_noise.level:g}"
         res = clean_nans({
             "schema_version": SCHEMA_VERSION, "kind": "train",
             "task": {"name": r.task.name, "version": r.task.version},
-            "model": [{"backend": "hf", "model": cfg.model}], "micro_scale": cfg.model == "tiny",
+            "model": [{"backend": "hf", "model": cfg.model}], "micro_scale": is_micro_scale(cfg.model),
             "results": {cfg.model: {noise_key: self.last_metrics}} if self.last_metrics else {},
             "n-samples": {cfg.model: {noise_key: self.last_metrics.get("n", 0)}},
             "config": r.to_dict(cfg), "reward_weights": r.weights.model_dump(), "reward_semantics": r.semantics,
             "protocol": {"stop_after_action": r.stop_after_action}, "seed": cfg.seed,
             "versions": package_versions(), "git_hash": git_hash(), "machine": machine_info(),
-            "timing": {**self.timing, "wall_s": self.elapsed(), "steps": self.step if hasattr(self, "trainer") else 0},
-            "started_at": getattr(self, "started", None), "finished_at": now(),
+            "timing": {**self.timing, "wall_s": self.elapsed(), "steps": self.step},
+            "started_at": self.started, "finished_at": now(),
             "status": "partial" if self.status == "running" else self.status,
-            "peak": self.curve.peak() if hasattr(self, "curve") else None,
+            "peak": self._peak_summary(),
+            "stopping": self._stopping_summary(),
             "final": {"step": last["step"], "accuracy": last["accuracy"]} if last else None,
             "faults": self.faults,
         })
         write_json(self.out / "results.json", res)
         return res
+
+    def _peak_summary(self) -> dict | None:
+        """The best eval with its Wilson interval, the steps tied with it and their pooled level;
+        ``checkpoint``: the ``peak/`` folder holding its model (None when not kept)."""
+        decision = self.detector.decision
+        if decision is None:
+            return None
+        p = decision.peak.to_dict()
+        kept = self.peak.info()
+        return {"step": p["step"], "accuracy": p["accuracy"], "interval": p["interval"], "n": p["n"],
+                "tied_steps": p["tied_steps"], "level": p["level"], "level_interval": p["level_interval"],
+                "checkpoint": "peak" if kept and kept.get("step") == p["step"] else None}
+
+    def _stopping_summary(self) -> dict:
+        d = self.detector.decision
+        return {"stop_on_collapse": self.cfg.stop_on_collapse, "patience": self.cfg.patience,
+                "decision": d.action if d else None, "stop_step": self.detector.stop_step,
+                "reason": d.reason if d and d.stop else None,
+                "evals_since_better": d.since_better if d else None}
 
     def _report(self) -> None:
         try:

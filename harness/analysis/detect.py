@@ -1,0 +1,424 @@
+"""Peak and collapse detection that knows each eval is a binomial draw of ``n`` questions.
+
+An eval on the paper's 32 questions at a true accuracy of 0.3 has a standard deviation of about
+0.08, so a rule that treats every eval point as exact (:func:`harness.analysis.curves.find_collapse`)
+calls noise a collapse in about one run in four. Here each eval point carries ``k`` correct out of
+``n`` and every decision is a test. ``docs/detection.md`` gives the method, its assumptions and the
+calibration (``harness bench detect``).
+
+=====================  ==========================================================================
+quantity               definition (evals up to now: online; the whole curve: offline)
+=====================  ==========================================================================
+peak                   the eval with the highest accuracy (earliest on ties), with its Wilson
+                       95% interval (it is the maximum of noisy draws, so it is biased upward)
+tied steps             evals whose accuracy is not significantly different from the peak's
+                       (two-sided Agresti–Caffo 95% interval of the difference contains 0)
+peak level             pooled accuracy of the tied evals (sum of k / sum of n): the plateau,
+                       far less biased than the single best point
+threshold ``h``        ``fraction`` x peak level (``fraction`` = 0.5: "below half the peak")
+``h_low``              ``fraction`` x the one-sided ``level_alpha`` Wilson lower bound of the level
+online collapse        at eval t after the peak: accuracy_t < h, and for some window of the last
+                       w = 1..``window`` evals (all after the peak) the pooled count is significantly
+                       below ``h_low``: exact binomial P(X <= k_w | n_w, h_low) < ``alpha``
+offline collapse       the first eval j after the peak such that accuracy < h at j and at the next
+                       ``confirm`` - 1 evals (or up to the end), the pooled tail (j..end) is
+                       significantly below ``h_low`` (same test), and no window of 1..3 evals of the
+                       tail is significantly above ``h`` (exact, ``recovery_alpha``): a dip that
+                       recovers is not a collapse
+patience               evals since the last eval that was significantly better than the previous
+                       such eval (one-sided Agresti–Caffo at ``tie_alpha`` / 2)
+=====================  ==========================================================================
+
+The per-check levels (``alpha`` etc.) are not the per-run false-collapse rate: a run is checked at
+every eval. That rate is measured on synthetic curves (:mod:`harness.analysis.synthetic`) by
+``harness bench detect``, and the defaults of :class:`DetectorConfig` are the calibrated ones.
+
+Everything here is pure; it imports numpy, and scipy (binomial tails) inside functions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "Decision",
+    "DetectorConfig",
+    "EvalPoint",
+    "OnlineDetector",
+    "PeakEstimate",
+    "detect_offline",
+    "estimate_peak",
+    "significantly_better",
+    "tied_with",
+    "wilson_interval",
+]
+
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class EvalPoint:
+    """One held-out evaluation: ``correct`` of ``n`` questions at ``step``."""
+
+    step: int | float
+    correct: int
+    n: int
+
+    def __post_init__(self) -> None:
+        if self.n < 1 or not 0 <= self.correct <= self.n:
+            raise ValueError(f"eval at step {self.step}: need 0 <= correct <= n and n >= 1, got "
+                             f"{self.correct} of {self.n}")
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.n
+
+    @classmethod
+    def from_accuracy(cls, step: int | float, accuracy: float, n: int) -> "EvalPoint":
+        """The point whose accuracy is ``accuracy`` on ``n`` questions (``correct = round(accuracy * n)``).
+
+        >>> EvalPoint.from_accuracy(250, 0.46875, 32)
+        EvalPoint(step=250, correct=15, n=32)
+        """
+        if not (isinstance(n, (int, np.integer)) or float(n).is_integer()) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        if not 0.0 <= accuracy <= 1.0:
+            raise ValueError(f"accuracy must be in [0, 1], got {accuracy!r} at step {step}")
+        return cls(step, int(round(accuracy * int(n))), int(n))
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Parameters of the detectors; the defaults are the calibrated ones (``harness bench detect``)."""
+
+    #: Collapse means below this fraction of the peak level (0.5: "below half the peak").
+    fraction: float = 0.5
+    #: One-sided level of each collapse test (exact binomial), per check.
+    alpha: float = 0.2
+    #: One-sided level of the peak level's lower bound that the collapse tests compare against.
+    level_alpha: float = 0.3
+    #: Two-sided level of "tied with the peak" (and, one-sided at half, of "significantly better").
+    tie_alpha: float = 0.05
+    #: Online: the collapse test pools the last 1..window evals (each window tried).
+    window: int = 2
+    #: Offline: a window of 1..3 tail evals significantly above the threshold at this level is a recovery.
+    recovery_alpha: float = 0.05
+    #: Offline: the fall's first eval and the next ``confirm - 1`` (or those up to the end) are below ``h``.
+    confirm: int = 2
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fraction < 1:
+            raise ValueError(f"fraction must be in (0, 1), got {self.fraction!r}")
+        for name in ("alpha", "level_alpha", "tie_alpha", "recovery_alpha"):
+            v = getattr(self, name)
+            if not 0 < v < 1:
+                raise ValueError(f"{name} must be in (0, 1), got {v!r}")
+        for name in ("window", "confirm"):
+            v = getattr(self, name)
+            if int(v) != v or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+
+# ----------------------------------------------------------------------------- binomial helpers
+
+
+def wilson_interval(correct: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Two-sided Wilson score interval of a binomial proportion.
+
+    >>> lo, hi = wilson_interval(15, 32)
+    >>> round(lo, 3), round(hi, 3)
+    (0.309, 0.636)
+    >>> wilson_interval(0, 32)[0]
+    0.0
+    """
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    return _wilson(correct, n, z)
+
+
+def wilson_lower(correct: int, n: int, alpha: float) -> float:
+    """One-sided ``1 - alpha`` Wilson lower bound (``alpha`` >= 0.5 gives the estimate itself or above)."""
+    from statistics import NormalDist
+
+    if alpha >= 0.5:
+        return correct / n
+    return _wilson(correct, n, NormalDist().inv_cdf(1 - alpha))[0]
+
+
+def _wilson(k: int, n: int, z: float) -> tuple[float, float]:
+    p = k / n
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    den = 1 + z * z / n
+    return max(0.0, (centre - half) / den), min(1.0, (centre + half) / den)
+
+
+def binom_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p)."""
+    from scipy.stats import binom
+
+    return float(binom.cdf(k, n, min(max(p, 0.0), 1.0)))
+
+
+def binom_sf_incl(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p)."""
+    from scipy.stats import binom
+
+    return float(binom.sf(k - 1, n, min(max(p, 0.0), 1.0)))
+
+
+def _ac_diff(k1: Any, n1: Any, k2: Any, n2: Any) -> tuple[Any, Any]:
+    """Agresti–Caffo difference p1 - p2 (one pseudo-success and failure added to each) and its s.e."""
+    p1 = (np.asarray(k1) + 1) / (np.asarray(n1) + 2)
+    p2 = (np.asarray(k2) + 1) / (np.asarray(n2) + 2)
+    se = np.sqrt(p1 * (1 - p1) / (np.asarray(n1) + 2) + p2 * (1 - p2) / (np.asarray(n2) + 2))
+    return p1 - p2, se
+
+
+def tied_with(points: Sequence[EvalPoint], i: int, alpha: float = 0.05) -> list[bool]:
+    """For each point: is its accuracy not significantly different from that of point ``i``?
+
+    >>> pts = [EvalPoint(0, 5, 32), EvalPoint(10, 14, 32), EvalPoint(20, 12, 32)]
+    >>> tied_with(pts, 1)
+    [False, True, True]
+    """
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    k = np.array([p.correct for p in points])
+    n = np.array([p.n for p in points])
+    diff, se = _ac_diff(points[i].correct, points[i].n, k, n)
+    return [bool(x) for x in np.abs(diff) <= z * se]
+
+
+def significantly_better(new: EvalPoint, old: EvalPoint, alpha: float = 0.05) -> bool:
+    """Is ``new`` significantly better than ``old`` (one-sided Agresti–Caffo at ``alpha`` / 2)?
+
+    >>> significantly_better(EvalPoint(10, 20, 32), EvalPoint(0, 8, 32))
+    True
+    >>> significantly_better(EvalPoint(10, 12, 32), EvalPoint(0, 8, 32))
+    False
+    """
+    from statistics import NormalDist
+
+    diff, se = _ac_diff(new.correct, new.n, old.correct, old.n)
+    return bool(diff > NormalDist().inv_cdf(1 - alpha / 2) * se)
+
+
+# ----------------------------------------------------------------------------- the peak
+
+
+@dataclass(frozen=True)
+class PeakEstimate:
+    """The best eval, its interval, the evals tied with it and the pooled level of those."""
+
+    step: int | float
+    accuracy: float
+    interval: tuple[float, float]
+    n: int
+    index: int
+    tied_steps: tuple
+    level: float
+    level_interval: tuple[float, float]
+    level_correct: int
+    level_n: int
+
+    def threshold(self, config: DetectorConfig) -> float:
+        """``h``: the collapse threshold on a point estimate."""
+        return config.fraction * self.level
+
+    def threshold_low(self, config: DetectorConfig) -> float:
+        """``h_low``: the collapse tests' null value (the threshold on the level's lower bound)."""
+        return config.fraction * wilson_lower(self.level_correct, self.level_n, config.level_alpha)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("index")
+        d["interval"], d["level_interval"] = list(self.interval), list(self.level_interval)
+        d["tied_steps"] = list(self.tied_steps)
+        return d
+
+
+def estimate_peak(points: Sequence[EvalPoint], config: DetectorConfig | None = None) -> PeakEstimate:
+    """The peak of ``points`` (earliest best accuracy) with its interval, tied steps and pooled level.
+
+    >>> pts = [EvalPoint(s, k, 32) for s, k in [(0, 4), (25, 9), (50, 15), (75, 13), (100, 3)]]
+    >>> p = estimate_peak(pts)
+    >>> p.step, p.accuracy, p.tied_steps, round(p.level, 4)
+    (50, 0.46875, (25, 50, 75), 0.3854)
+    """
+    config = config or DetectorConfig()
+    if not points:
+        raise ValueError("no evaluated steps")
+    acc = np.array([p.accuracy for p in points])
+    i = int(np.argmax(acc))  # the first maximum: the earliest step on ties
+    tied = tied_with(points, i, config.tie_alpha)
+    k = sum(p.correct for p, t in zip(points, tied) if t)
+    n = sum(p.n for p, t in zip(points, tied) if t)
+    best = points[i]
+    return PeakEstimate(step=best.step, accuracy=best.accuracy, interval=wilson_interval(best.correct, best.n),
+                        n=best.n, index=i, tied_steps=tuple(p.step for p, t in zip(points, tied) if t),
+                        level=k / n, level_interval=wilson_interval(k, n), level_correct=k, level_n=n)
+
+
+# ----------------------------------------------------------------------------- online
+
+
+def collapse_at(points: Sequence[EvalPoint], t: int, peak: PeakEstimate, config: DetectorConfig) -> bool:
+    """The online collapse test at eval ``t`` given the peak of ``points[: t + 1]`` (see the module table)."""
+    if t <= peak.index or points[t].accuracy >= peak.threshold(config):
+        return False
+    h_low = peak.threshold_low(config)
+    for w in range(1, config.window + 1):
+        if t - w + 1 <= peak.index:
+            break
+        window = points[t - w + 1 : t + 1]
+        if binom_cdf(sum(p.correct for p in window), sum(p.n for p in window), h_low) < config.alpha:
+            return True
+    return False
+
+
+@dataclass
+class Decision:
+    """What the online detector says after an eval: ``continue``, ``collapse`` or ``patience``."""
+
+    step: int | float
+    action: str
+    peak: PeakEstimate
+    #: Evals since the last significantly better eval.
+    since_better: int
+    reason: str = ""
+
+    @property
+    def stop(self) -> bool:
+        return self.action != "continue"
+
+
+@dataclass
+class OnlineDetector:
+    """What is known at step t: feed evals in order with :meth:`update`; stop when ``decision.stop``.
+
+    A pure function of the evals seen so far, so a resumed run that replays its curve reaches the
+    same decisions (:meth:`replay`). ``patience`` (None: off) stops a run after that many evals
+    without a significantly better one; ``collapse=False`` turns the collapse rule off. Once a stop
+    is decided it stays decided. A sweep can keep
+    one detector per trial and call :meth:`update` with each intermediate value.
+
+    >>> det = OnlineDetector()
+    >>> for step, k in [(0, 5), (25, 14), (50, 15), (75, 13), (100, 2), (125, 0)]:
+    ...     d = det.update(step, k / 32, 32)
+    >>> d.action, det.stop_step, d.peak.step
+    ('collapse', 100, 50)
+    """
+
+    config: DetectorConfig = field(default_factory=DetectorConfig)
+    patience: int | None = None
+    #: Stop on a collapse (False: only patience stops; the peak estimate is kept either way).
+    collapse: bool = True
+    points: list[EvalPoint] = field(default_factory=list)
+    decision: Decision | None = None
+    _anchor: int = field(default=0, init=False, repr=False)
+    _stopped_at: int | float | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.patience is not None and (int(self.patience) != self.patience or self.patience < 1):
+            raise ValueError(f"patience must be a positive integer or None, got {self.patience!r}")
+
+    def update(self, step: int | float, accuracy: float, n: int) -> Decision:
+        """Add the eval of ``step`` (accuracy on ``n`` questions) and return the decision after it."""
+        if self.points and step <= self.points[-1].step:
+            raise ValueError(f"evals must come in increasing step order: {step} after {self.points[-1].step}")
+        self.points.append(EvalPoint.from_accuracy(step, accuracy, n))
+        t = len(self.points) - 1
+        if t and significantly_better(self.points[t], self.points[self._anchor], self.config.tie_alpha):
+            self._anchor = t
+        peak = estimate_peak(self.points, self.config)
+        since = t - self._anchor
+        if self.decision is not None and self.decision.stop:  # latched: a stop stays a stop
+            self.decision = Decision(step, self.decision.action, peak, since, self.decision.reason)
+        elif self.collapse and collapse_at(self.points, t, peak, self.config):
+            self.decision = Decision(step, "collapse", peak, since,
+                                     f"accuracy {self.points[t].accuracy:.4f} at step {step} is significantly "
+                                     f"below {self.config.fraction:g} x the peak level {peak.level:.4f}")
+        elif self.patience is not None and since >= self.patience:
+            self.decision = Decision(step, "patience", peak, since,
+                                     f"{since} evals since step {self.points[self._anchor].step} without a "
+                                     "significantly better one")
+        else:
+            self.decision = Decision(step, "continue", peak, since)
+        if self.decision.stop and self._stopped_at is None:
+            self._stopped_at = step
+        return self.decision
+
+    def replay(self, evals: Iterable[tuple[int | float, float, int]]) -> Decision | None:
+        """:meth:`update` with each ``(step, accuracy, n)`` in turn; the last decision (None if no evals)."""
+        for step, acc, n in evals:
+            self.update(step, acc, n)
+        return self.decision
+
+    @property
+    def stop_step(self) -> int | float | None:
+        """The step at which a stop was first decided (None while running)."""
+        return self._stopped_at
+
+
+def online_alarm(points: Sequence[EvalPoint], config: DetectorConfig | None = None) -> int | float | None:
+    """The step at which the online detector first signals a collapse on ``points`` (None if never).
+
+    >>> pts = [EvalPoint(s, k, 32) for s, k in [(0, 5), (25, 14), (50, 15), (75, 13), (100, 2), (125, 0)]]
+    >>> online_alarm(pts)
+    100
+    """
+    config = config or DetectorConfig()
+    for t in range(1, len(points)):
+        if collapse_at(points, t, estimate_peak(points[: t + 1], config), config):
+            return points[t].step
+    return None
+
+
+# ----------------------------------------------------------------------------- offline
+
+
+def detect_offline(points: Sequence[EvalPoint], config: DetectorConfig | None = None) -> dict[str, Any]:
+    """The whole curve: peak, tied steps, level, collapse onset (a dip that recovers is not one).
+
+    ``collapse_step`` is the first eval of the sustained fall (see the module table); ``alarm_step``
+    is where the online detector, fed the same evals, would have stopped the run.
+
+    >>> pts = [EvalPoint(s, k, 32) for s, k in [(0, 5), (25, 14), (50, 15), (75, 13), (100, 3), (125, 12),
+    ...                                          (150, 14), (175, 13), (200, 4), (225, 1), (250, 0)]]
+    >>> r = detect_offline(pts)
+    >>> r["collapse_step"], r["alarm_step"]  # the dip at 100 recovers; the fall from 200 does not
+    (200, 100)
+    """
+    config = config or DetectorConfig()
+    peak = estimate_peak(points, config)
+    h, h_low = peak.threshold(config), peak.threshold_low(config)
+    collapse = None
+    for j in range(peak.index + 1, len(points)):
+        if any(p.accuracy >= h for p in points[j : j + config.confirm]):
+            continue
+        tail = points[j:]
+        if binom_cdf(sum(p.correct for p in tail), sum(p.n for p in tail), h_low) >= config.alpha:
+            continue
+        if _recovers(tail, h, config.recovery_alpha):
+            continue
+        collapse = points[j].step
+        break
+    return {"peak": peak.to_dict(), "threshold": h, "collapse_step": collapse,
+            "alarm_step": online_alarm(points, config), "config": asdict(config)}
+
+
+def _recovers(tail: Sequence[EvalPoint], h: float, alpha: float, max_window: int = 3) -> bool:
+    """Does some window of 1..max_window consecutive evals of ``tail`` sit significantly above ``h``?"""
+    for w in range(1, max_window + 1):
+        for s in range(0, len(tail) - w + 1):
+            window = tail[s : s + w]
+            if binom_sf_incl(sum(p.correct for p in window), sum(p.n for p in window), h) < alpha:
+                return True
+    return False

@@ -1,0 +1,171 @@
+"""Do the leading indicators of :data:`harness.analysis.curves.INDICATORS` warn of a collapse early?
+
+For a set of runs, each with its collapse step (None: it never collapsed) and eval interval:
+
+==================  ========================================================================
+outcome             definition (onset: :func:`harness.analysis.curves.indicator_onsets`)
+==================  ========================================================================
+warned early        collapsing run, onset at least one eval interval before the collapse step
+false warning       non-collapsing run, any onset
+chance              the same two rates for an indicator that carries no information: its series
+                    replaced by noise with the scale and lag-1 autocorrelation it shows on real
+                    runs (:func:`fit_null`), on the synthetic curves of :mod:`harness.analysis.synthetic`
+==================  ========================================================================
+
+An indicator *beats chance* when its warned-early share on real runs is significantly above its
+chance share (one-sided exact binomial test) without a higher false-warning rate. The synthetic set
+cannot say whether an indicator leads (any lead planted there would be the modeller's assumption):
+it only gives the chance rates. Pure: numpy, pandas (scipy for the binomial test).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from harness.analysis.curves import INDICATORS, indicator_series, indicator_onsets
+
+__all__ = ["NullModel", "RunCase", "fit_null", "indicator_rates", "null_curve", "verdicts"]
+
+#: Indicators computed from the held-out evaluation (logged at eval steps only); the others are
+#: training statistics logged every step.
+EVAL_ONLY = ("searches_per_episode", "format_validity")
+
+
+@dataclass(frozen=True)
+class RunCase:
+    """A run to score: its curve, its collapse step (None: never collapsed) and its eval interval."""
+
+    name: str
+    curve: pd.DataFrame
+    peak_step: float
+    collapse_step: float | None
+    interval: float
+
+
+def outcome(onset: float | None, case: RunCase) -> str:
+    """``early`` / ``late`` / ``none`` for a collapsing run; ``false`` / ``quiet`` for the others.
+
+    >>> c = RunCase("x", pd.DataFrame(), 0, 40, 10)
+    >>> outcome(30, c), outcome(35, c), outcome(None, c)
+    ('early', 'late', 'none')
+    """
+    if case.collapse_step is None:
+        return "quiet" if onset is None else "false"
+    if onset is None:
+        return "none"
+    return "early" if onset <= case.collapse_step - case.interval else "late"
+
+
+def indicator_rates(cases: Iterable[RunCase], m: int = 2) -> dict[str, dict[str, Any]]:
+    """Per indicator: collapsing runs, how many it warned early; non-collapsing runs, how many it warned."""
+    out: dict[str, dict[str, Any]] = {}
+    for case in cases:
+        onsets = indicator_onsets(case.curve, case.peak_step, case.collapse_step, m)
+        for name, info in onsets.items():
+            row = out.setdefault(name, {"collapsing": 0, "warned_early": 0, "non_collapsing": 0,
+                                        "false_warnings": 0, "runs": {}})
+            o = outcome(info["onset_step"], case)
+            row["runs"][case.name] = {"outcome": o, "onset_step": info["onset_step"], "lead": info["lead_time"]}
+            if case.collapse_step is None:
+                row["non_collapsing"] += 1
+                row["false_warnings"] += o == "false"
+            else:
+                row["collapsing"] += 1
+                row["warned_early"] += o == "early"
+    for row in out.values():
+        row["warned_early_rate"] = row["warned_early"] / row["collapsing"] if row["collapsing"] else None
+        row["false_warning_rate"] = row["false_warnings"] / row["non_collapsing"] if row["non_collapsing"] else None
+    return out
+
+
+# ----------------------------------------------------------------------------- the null (chance) model
+
+
+@dataclass(frozen=True)
+class NullModel:
+    """Stationary AR(1) noise with an indicator's mean, standard deviation and lag-1 autocorrelation."""
+
+    mean: float
+    sd: float
+    rho: float
+    low: float
+    high: float
+    every_step: bool
+
+    def sample(self, rng: np.random.Generator, length: int) -> np.ndarray:
+        """``length`` values of the stationary process, clipped to the observed range."""
+        from scipy.signal import lfilter
+
+        eps = rng.normal(0.0, self.sd * np.sqrt(max(1 - self.rho**2, 1e-9)), length)
+        eps[0] = rng.normal(0.0, self.sd)  # start in the stationary distribution
+        x = lfilter([1.0], [1.0, -self.rho], eps, zi=[0.0])[0] if length else eps
+        return np.clip(self.mean + x, self.low, self.high)
+
+
+def fit_null(curves: Sequence[pd.DataFrame]) -> dict[str, NullModel]:
+    """Each logged indicator's scale and autocorrelation on real runs (after step 0), pooled over runs.
+
+    Bounds: every value stays within the range observed. Indicators logged in fewer than two runs,
+    or constant, are left out.
+    """
+    models: dict[str, NullModel] = {}
+    for ind in INDICATORS:
+        series = [s for c in curves if (s := indicator_series(c, ind)) is not None]
+        series = [s[s.index > 0].to_numpy(dtype=float) for s in series]
+        series = [s for s in series if len(s) >= 3]
+        if len(series) < 2:
+            continue
+        values = np.concatenate(series)
+        sd = float(values.std())
+        if not sd > 0:
+            continue
+        rhos = [np.corrcoef(s[:-1], s[1:])[0, 1] for s in series if s.std() > 0 and s[:-1].std() > 0
+                and s[1:].std() > 0]
+        rho = float(np.clip(np.nanmean(rhos), -0.95, 0.95)) if rhos else 0.0
+        models[ind.name] = NullModel(float(values.mean()), sd, rho, float(values.min()), float(values.max()),
+                                     ind.name not in EVAL_ONLY)
+    return models
+
+
+def null_curve(rng: np.random.Generator, steps: np.ndarray, accuracy: np.ndarray,
+               models: dict[str, NullModel]) -> pd.DataFrame:
+    """A curve with the synthetic accuracy at its eval steps and null indicator series beside it."""
+    every = np.arange(int(steps[-1]) + 1)
+    acc = pd.Series(accuracy, index=steps).reindex(every).to_numpy()
+    frame = {"step": every, "accuracy": acc}
+    for name, model in models.items():
+        column = next(i.column for i in INDICATORS if i.name == name)
+        if model.every_step:
+            frame[column] = model.sample(rng, len(every))
+        else:
+            values = np.full(len(every), np.nan)
+            values[steps.astype(int)] = model.sample(rng, len(steps))
+            frame[column] = values
+    return pd.DataFrame(frame)
+
+
+def verdicts(real: dict[str, dict[str, Any]], chance: dict[str, dict[str, Any]],
+             alpha: float = 0.05) -> dict[str, dict[str, Any]]:
+    """For each indicator: does its real warned-early share beat its chance share (one-sided exact
+    binomial test), without more false warnings than chance? ``keep`` or ``demote``, with the reason."""
+    from scipy.stats import binomtest
+
+    out = {}
+    for name, r in real.items():
+        c = chance.get(name)
+        if c is None or not r["collapsing"] or c["warned_early_rate"] is None:
+            out[name] = {"verdict": "demote", "p_value": None, "reason": "no chance rate or no collapsing run"}
+            continue
+        p0 = min(max(c["warned_early_rate"], 1e-6), 1 - 1e-6)
+        p = float(binomtest(r["warned_early"], r["collapsing"], p0, alternative="greater").pvalue)
+        more_false = (r["false_warning_rate"] is not None and c["false_warning_rate"] is not None
+                      and r["false_warning_rate"] > c["false_warning_rate"])
+        keep = p < alpha and not more_false
+        reason = (f"warned early {r['warned_early']}/{r['collapsing']} vs chance {c['warned_early_rate']:.2f} "
+                  f"(p = {p:.3f})" + ("; more false warnings than chance" if more_false else ""))
+        out[name] = {"verdict": "keep" if keep else "demote", "p_value": p, "reason": reason}
+    return out

@@ -1,0 +1,155 @@
+"""Paired comparison of two arms evaluated on the same questions (and, optionally, several seeds).
+
+Each arm is a 0/1 matrix ``seeds x questions`` (question order shared by both arms; seed ``i`` of
+one arm is paired with seed ``i`` of the other, e.g. same seed, same eval noise draws).
+
+==============  ===========================================================================
+quantity        definition
+==============  ===========================================================================
+accuracy        mean of the arm's matrix (over seeds and questions)
+difference      accuracy(A) - accuracy(B)
+95% interval    percentile bootstrap of the difference, resampling questions (the same draw for
+                both arms, which keeps the pairing) and, with two or more seed pairs, seed pairs
+p-value         one seed pair: McNemar's exact test (two-sided binomial test on the discordant
+                questions); several: a sign-flip permutation test on the per-question
+                differences summed over seeds (two-sided; exact when 2^questions is small)
+significant     ``p < alpha`` (default 0.05)
+==============  ===========================================================================
+
+Pure: numpy, and scipy for the binomial test; no I/O (:func:`harness.analysis.outcomes` reads runs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["PairedComparison", "compare_paired", "mcnemar_exact"]
+
+
+def mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts (A right and B wrong; the reverse).
+
+    >>> round(mcnemar_exact(10, 2), 4)
+    0.0386
+    >>> mcnemar_exact(0, 0)
+    1.0
+    """
+    total = a_only + b_only
+    if total == 0:
+        return 1.0
+    from scipy.stats import binomtest
+
+    return float(binomtest(a_only, total, 0.5, alternative="two-sided").pvalue)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """The result of :func:`compare_paired` (see the module table)."""
+
+    name_a: str
+    name_b: str
+    accuracy_a: float
+    accuracy_b: float
+    difference: float
+    interval: tuple[float, float]
+    p_value: float
+    test: str
+    seeds: int
+    questions: int
+    alpha: float = 0.05
+    label: str = "peak"
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < self.alpha
+
+    def sentence(self) -> str:
+        """The compact statement a reader can quote.
+
+        >>> PairedComparison("retry", "baseline", 0.88, 0.94, -0.06, (-0.15, 0.03), 0.21, "permutation",
+        ...                  3, 100).sentence()
+        'retry vs baseline: peak 0.88 vs 0.94, difference -0.06 [-0.15, 0.03], p = 0.21 (paired, 3 seeds x 100 questions): not significant'
+        """
+        seeds = f"{self.seeds} seed{'s' if self.seeds != 1 else ''} x " if self.seeds > 1 else ""
+        verdict = "significant" if self.significant else "not significant"
+        lo, hi = self.interval
+        return (f"{self.name_a} vs {self.name_b}: {self.label} {self.accuracy_a:.2f} vs {self.accuracy_b:.2f}, "
+                f"difference {_num(self.difference)} [{_num(lo)}, {_num(hi)}], "
+                f"p = {_p(self.p_value)} (paired, {seeds}{self.questions} questions): {verdict}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "interval": list(self.interval), "significant": self.significant,
+                "sentence": self.sentence()}
+
+
+def _num(x: float) -> str:
+    """Two decimals, no "-0.00"."""
+    text = f"{x:.2f}"
+    return "0.00" if text == "-0.00" else text
+
+
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
+
+
+def compare_paired(a: Sequence, b: Sequence, name_a: str = "A", name_b: str = "B", *, n_boot: int = 4000,
+                   n_perm: int = 20000, alpha: float = 0.05, seed: int = 0, label: str = "peak") -> PairedComparison:
+    """Compare two arms' 0/1 outcomes on shared questions: difference, 95% interval, p-value.
+
+    ``a`` and ``b``: one outcome list per seed (or a single list for one seed), equal shapes.
+
+    >>> a = [1] * 30 + [0] * 10   # 40 questions: A right on 30
+    >>> b = [1] * 20 + [0] * 20   # B right on the first 20 (all of which A also gets)
+    >>> r = compare_paired(a, b, "retry", "baseline")
+    >>> r.difference, r.test, round(r.p_value, 4), r.significant
+    (0.25, 'mcnemar', 0.002, True)
+    """
+    x, y = _matrix(a), _matrix(b)
+    if x.shape != y.shape:
+        raise ValueError(f"arms differ in shape: {x.shape} vs {y.shape} (seeds x shared questions)")
+    if x.shape[1] == 0:
+        raise ValueError("no shared questions to compare")
+    seeds, questions = x.shape
+    diff = float(x.mean() - y.mean())
+    rng = np.random.default_rng(seed)
+    qi = rng.integers(0, questions, size=(n_boot, questions))
+    if seeds > 1:
+        si = rng.integers(0, seeds, size=(n_boot, seeds))
+        d = x - y  # seeds x questions
+        boots = np.array([d[si[i]][:, qi[i]].mean() for i in range(n_boot)])
+    else:
+        d = (x - y)[0]
+        boots = d[qi].mean(axis=1)
+    lo, hi = (float(v) for v in np.quantile(boots, [0.025, 0.975]))
+    if seeds == 1:
+        p = mcnemar_exact(int(((x == 1) & (y == 0)).sum()), int(((x == 0) & (y == 1)).sum()))
+        test = "mcnemar"
+    else:
+        p, test = _sign_flip(d.sum(axis=0), n_perm, rng), "permutation"
+    return PairedComparison(name_a, name_b, float(x.mean()), float(y.mean()), diff, (lo, hi), p, test, seeds,
+                            questions, alpha, label)
+
+
+def _matrix(arm: Sequence) -> np.ndarray:
+    m = np.asarray(arm, dtype=float)
+    if m.ndim == 1:
+        m = m[None, :]
+    if m.ndim != 2 or not np.isin(m, (0.0, 1.0)).all():
+        raise ValueError("outcomes must be 0/1, one list per seed")
+    return m
+
+
+def _sign_flip(per_question: np.ndarray, n_perm: int, rng: np.random.Generator) -> float:
+    """Two-sided sign-flip permutation p-value of sum(per_question) (exact when 2^k <= n_perm)."""
+    nz = per_question[per_question != 0]
+    if nz.size == 0:
+        return 1.0
+    observed = abs(nz.sum())
+    if 2 ** nz.size <= n_perm:
+        signs = ((np.arange(2 ** nz.size)[:, None] >> np.arange(nz.size)) & 1) * 2 - 1
+        return float(np.mean(np.abs(signs @ nz) >= observed - 1e-12))
+    signs = rng.choice((-1.0, 1.0), size=(n_perm, nz.size))
+    return float((np.sum(np.abs(signs @ nz) >= observed - 1e-12) + 1) / (n_perm + 1))

@@ -1,0 +1,202 @@
+"""``harness bench detect``: false-collapse and detection rates of the detectors on synthetic curves.
+
+For each eval size ``n`` (default 32, the paper's test split, and 100, the micro eval), generates
+``count`` never-collapsing curves and ``count`` curves with a planted collapse
+(:mod:`harness.analysis.synthetic`) and runs three detectors on the observed counts:
+
+``online``   :func:`harness.analysis.detect.online_alarm` (what a run or a sweep trial stops on)
+``offline``  :func:`harness.analysis.detect.detect_offline` (what reports show)
+``legacy``   the exact-point rule (delta 0.5, m 2 against the raw maximum;
+             :func:`harness.analysis.curves.find_collapse`), for reference
+
+Rates: *false collapse* = share of never-collapsing curves with any collapse reported; *found* =
+share of planted collapses reported within one eval interval of the true collapse step (*early*:
+more than one interval before it; *late*: more than one after; *missed*: none). Each rate comes with
+its Wilson 95% interval. Nothing here is timed; the figures depend only on the seed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict
+from typing import Any, Callable
+
+from harness.analysis.curves import find_collapse
+from harness.analysis.detect import (
+    DetectorConfig,
+    detect_offline,
+    online_alarm,
+    wilson_interval,
+)
+from harness.analysis.synthetic import SyntheticCurve, SyntheticSpec, synthetic_set
+
+#: The issue's targets.
+TARGET_FALSE = 0.05
+TARGET_FOUND = 0.90
+
+
+def _legacy(curve: SyntheticCurve) -> int | None:
+    return find_collapse(curve.frame(), delta=0.5, m=2)
+
+
+def _online(config: DetectorConfig) -> Callable[[SyntheticCurve], int | None]:
+    return lambda c: online_alarm(c.points(), config)
+
+
+def _offline(config: DetectorConfig) -> Callable[[SyntheticCurve], int | None]:
+    return lambda c: detect_offline(c.points(), config)["collapse_step"]
+
+
+def rate(hits: int, total: int) -> dict[str, Any]:
+    """A share with its Wilson 95% interval.
+
+    >>> rate(9, 10)["rate"], [round(x, 3) for x in rate(9, 10)["ci"]]
+    (0.9, [0.596, 0.982])
+    """
+    lo, hi = wilson_interval(hits, total) if total else (float("nan"), float("nan"))
+    return {"rate": hits / total if total else float("nan"), "ci": [lo, hi], "hits": hits, "n": total}
+
+
+def outcome(curve: SyntheticCurve, step: int | None) -> str:
+    """``found`` / ``early`` / ``late`` / ``missed`` for a planted collapse; ``false`` / ``quiet`` otherwise."""
+    if curve.collapse_step is None:
+        return "quiet" if step is None else "false"
+    if step is None:
+        return "missed"
+    if step < curve.collapse_step - curve.interval:
+        return "early"
+    if step > curve.collapse_step + curve.interval:
+        return "late"
+    return "found"
+
+
+def _band(plateau: float) -> str:
+    return "0.25-0.40" if plateau < 0.4 else "0.40-0.55" if plateau < 0.55 else "0.55-0.70"
+
+
+def evaluate(never: list[SyntheticCurve], collapsing: list[SyntheticCurve],
+             detector: Callable[[SyntheticCurve], int | None]) -> dict[str, Any]:
+    """Both rates of one detector, the outcome counts and the rates per stratum."""
+    by_shape: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for c in never:
+        by_shape[c.shape][0] += detector(c) is not None
+        by_shape[c.shape][1] += 1
+    counts: dict[str, int] = defaultdict(int)
+    by_band: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    by_fall: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for c in collapsing:
+        o = outcome(c, detector(c))
+        counts[o] += 1
+        for table, key in ((by_band, _band(c.plateau)), (by_fall, str(c.fall))):
+            table[key][0] += o == "found"
+            table[key][1] += 1
+    return {
+        "false_collapse": rate(sum(v[0] for v in by_shape.values()), len(never)),
+        "found": rate(counts["found"], len(collapsing)),
+        "outcomes": dict(counts),
+        "false_by_shape": {k: rate(*v) for k, v in sorted(by_shape.items())},
+        "found_by_plateau": {k: rate(*v) for k, v in sorted(by_band.items())},
+        "found_by_fall_evals": {k: rate(*v) for k, v in sorted(by_fall.items(), key=lambda kv: int(kv[0]))},
+    }
+
+
+def bench_detect(count: int = 1000, sizes: tuple[int, ...] = (32, 100), seed: int = 0,
+                 config: DetectorConfig | None = None) -> dict[str, Any]:
+    """Calibration of the detectors at each eval size (see the module docstring)."""
+    config = config or DetectorConfig()
+    out: dict[str, Any] = {"count": count, "seed": seed, "config": asdict(config),
+                           "targets": {"false_collapse_max": TARGET_FALSE, "found_min": TARGET_FOUND},
+                           "spec": asdict(SyntheticSpec()), "sizes": {}}
+    for n in sizes:
+        spec = SyntheticSpec(n=n)
+        never = synthetic_set(count, spec, seed, collapse=False)
+        collapsing = synthetic_set(count, spec, seed, collapse=True)
+        out["sizes"][str(n)] = {name: evaluate(never, collapsing, det) for name, det in
+                                (("online", _online(config)), ("offline", _offline(config)), ("legacy", _legacy))}
+    return out
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The two rates per eval size and detector, as printed by ``harness bench detect``."""
+    lines = [f"synthetic curves: {result['count']} never-collapsing + {result['count']} collapsing per n "
+             f"(seed {result['seed']}); targets: false collapse <= {TARGET_FALSE:.0%}, "
+             f"found within one eval interval >= {TARGET_FOUND:.0%}",
+             f"{'n':>4}  {'detector':8}  {'false collapse [95% CI]':26}  {'found [95% CI]':26}  early / late / missed"]
+    for n, by_det in result["sizes"].items():
+        for name, r in by_det.items():
+            f, d, o = r["false_collapse"], r["found"], r["outcomes"]
+            lines.append(f"{n:>4}  {name:8}  {_fmt(f):26}  {_fmt(d):26}  "
+                         f"{o.get('early', 0)} / {o.get('late', 0)} / {o.get('missed', 0)}")
+    return "\n".join(lines)
+
+
+def _fmt(r: dict[str, Any]) -> str:
+    return f"{r['rate']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]"
+
+
+# ----------------------------------------------------------------------------- leading indicators
+
+
+def bench_indicators(run_dirs: list[str], count: int = 300, seed: int = 0, m: int = 2) -> dict[str, Any]:
+    """Warned-early share and false-warning rate of each indicator on real runs, against chance.
+
+    Each run's collapse is the offline binomial detector's (there is no true curve); the chance rates
+    come from synthetic curves shaped like the runs (their eval size, interval and number of evals)
+    with each indicator replaced by noise fitted on the runs before their collapse
+    (:mod:`harness.analysis.indicators`).
+    """
+    import statistics
+
+    import numpy as np
+
+    from harness.analysis.curves import analyze, load_curve
+    from harness.analysis.indicators import RunCase, fit_null, indicator_rates, null_curve, verdicts
+
+    cases, pre_collapse, sizes, intervals, n_evals = [], [], [], [], []
+    for d in run_dirs:
+        curve = load_curve(d)
+        a = analyze(curve)
+        evals = curve[curve["accuracy"].notna()]
+        interval = float(statistics.median(np.diff(evals["step"].to_numpy()))) if len(evals) > 1 else 1.0
+        cases.append(RunCase(str(d), curve, a["peak_step"], a["collapse_step"], interval))
+        cut = curve if a["collapse_step"] is None else curve[curve["step"] <= a["collapse_step"]]
+        pre_collapse.append(cut)
+        sizes.append((a.get("eval_n") or {}).get("max") or 100)
+        intervals.append(int(interval))
+        n_evals.append(len(evals))
+    real = indicator_rates(cases, m)
+    models = fit_null(pre_collapse)
+    spec = SyntheticSpec(n=int(statistics.median(sizes)), interval=(min(intervals), max(intervals)),
+                         evals=(min(n_evals), max(n_evals)))
+    rng = np.random.default_rng(seed)
+    chance_cases = []
+    for collapse in (False, True):
+        for i, c in enumerate(synthetic_set(count, spec, seed, collapse=collapse)):
+            frame = null_curve(rng, c.steps, c.accuracy, models)
+            peak = int(c.steps[int(np.argmax(c.accuracy))])
+            chance_cases.append(RunCase(f"synthetic-{int(collapse)}-{i}", frame, peak, c.collapse_step, c.interval))
+    chance = indicator_rates(chance_cases, m)
+    for row in chance.values():
+        row.pop("runs")
+    return {"runs": [str(d) for d in run_dirs], "collapsing_runs": sum(c.collapse_step is not None for c in cases),
+            "spec": asdict(spec), "count": count, "m": m,
+            "null_models": {k: asdict(v) for k, v in models.items()},
+            "real": real, "chance": chance, "verdicts": verdicts(real, chance)}
+
+
+def format_indicators(result: dict[str, Any]) -> str:
+    """One line per indicator: real warned-early and false-warning rates, chance rates, verdict."""
+    lines = [f"leading indicators on {len(result['runs'])} runs ({result['collapsing_runs']} collapsing); chance "
+             f"from {result['count']} + {result['count']} synthetic curves with noise indicators",
+             f"{'indicator':22}  {'warned early':>12}  {'false warn':>10}  {'chance early':>12}  "
+             f"{'chance false':>12}  verdict"]
+    for name, r in result["real"].items():
+        c, v = result["chance"].get(name, {}), result["verdicts"][name]
+        lines.append(f"{name:22}  {r['warned_early']:>5}/{r['collapsing']:<6}  "
+                     f"{r['false_warnings']:>4}/{r['non_collapsing']:<5}  {_rate(c.get('warned_early_rate')):>12}  "
+                     f"{_rate(c.get('false_warning_rate')):>12}  {v['verdict']} ({v['reason']})")
+    return "\n".join(lines)
+
+
+def _rate(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
