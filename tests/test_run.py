@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -10,7 +11,19 @@ from typer.testing import CliRunner
 from harness.cli.app import app
 from harness.core.results import RESULTS_KEYS, read_jsonl
 
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parent.parent
 runner = CliRunner()
+
+#: Correct answers of the scripted policies on the paper's 32 test questions (BM25, k=3, seed 0, drop_gold).
+#: They depend only on the pinned data files, the retriever and the reader: a change here is a behaviour change.
+SCRIPTED_CORRECT = {("closed-book", "noise=0"): 0, ("one-search", "noise=0"): 15, ("one-search", "noise=0.5"): 6,
+                    ("oracle-retry", "noise=0"): 15, ("oracle-retry", "noise=0.5"): 15}
+
+
+def _git(*args):
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
 
 
 def invoke(*args):
@@ -41,9 +54,26 @@ def test_reference_policies_differ_as_they_must(reference_run):
     # with no noise the oracle's first search is one-search's search
     assert r["oracle-retry"]["noise=0"]["first_search_gold"] == r["one-search"]["noise=0"]["first_search_gold"]
     assert r["one-search"]["noise=0.5"]["accuracy"] < r["one-search"]["noise=0"]["accuracy"]
-    assert len(read_jsonl(reference_run / "samples.jsonl")) == 4 * 2 * 32
-    assert res["git_hash"] is None or len(res["git_hash"]) >= 40
-    assert res["versions"]["python"]
+    rows = read_jsonl(reference_run / "samples.jsonl")
+    assert len(rows) == 4 * 2 * 32
+    for (policy, noise), n_correct in SCRIPTED_CORRECT.items():
+        assert r[policy][noise]["accuracy"] == n_correct / 32, (policy, noise)
+    # results.json agrees with the episodes it summarises
+    for policy, by_noise in r.items():
+        for key, m in by_noise.items():
+            eps = [x for x in rows if x["policy"] == policy and f"noise={x['noise_level']:g}" == key]
+            assert m["accuracy"] == sum(x["correct"] for x in eps) / len(eps)
+    assert res["versions"]["python"] == sys.version.split()[0]
+
+
+def test_git_hash_is_the_checkout_commit(reference_run):
+    res = json.loads((reference_run / "results.json").read_text())
+    head = _git("rev-parse", "HEAD")
+    if head.returncode != 0:   # an installed copy outside a git checkout records no commit
+        assert res["git_hash"] is None
+        return
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no").stdout.strip())
+    assert res["git_hash"] == head.stdout.strip() + ("-dirty" if dirty else "")
 
 
 def test_same_seed_same_metrics(reference_run, tmp_path):
@@ -75,8 +105,10 @@ def test_tiny_model_end_to_end(data, tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert res["model"] == [{"backend": "hf", "model": "tiny"}]
     m = res["results"]["tiny"]["noise=0"]
-    assert m["n"] == 4 and 0.0 <= m["accuracy"] <= 1.0
     rows = read_jsonl(out / "samples.jsonl")
+    assert m["n"] == len(rows) == 4
+    assert m["accuracy"] == sum(r["correct"] for r in rows) / 4
+    assert m["answer_rate"] == sum(r["answer"] is not None for r in rows) / 4
     assert all(r["turns"] and r["end_reason"] in ("answer", "no_action", "max_turns", "token_budget") for r in rows)
     assert all(0 < t["n_tokens"] <= 24 for r in rows for t in r["turns"])
     assert (out / "report.html").is_file()

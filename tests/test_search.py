@@ -1,7 +1,12 @@
+import subprocess
+import sys
+
 import pytest
 
 from harness.core.config import NoiseConfig
 from harness.data.search import SearchRequest, SearchTool
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +90,20 @@ def test_format_numbers_results(data, bm25, q):
 def test_unknown_noise_mode():
     with pytest.raises(ValueError, match="drop_gold, paraphrase, random, shuffle"):
         NoiseConfig(level=0.1, modes=("blur",))
+
+
+def test_dense_search_prints_no_library_info_unless_verbose(data):
+    from harness.data.retrieval import build_retriever
+
+    build_retriever("dense", data.corpus)      # the index is cached; both commands below only load it
+
+    def search(*flags):
+        p = subprocess.run([sys.executable, "-m", "harness", *flags, "search", "oxygen tank", "--retriever", "dense"],
+                           capture_output=True, text=True, timeout=300, check=False)
+        assert p.returncode == 0, p.stderr[-3000:]
+        assert p.stdout.startswith("#1 chunk ")
+        return [line for line in p.stderr.splitlines() if line.startswith(("INFO", "DEBUG"))]
+
+    assert search() == []
+    loud = search("--verbose")
+    assert any(line.startswith("INFO faiss") for line in loud), loud   # the quiet run really had some to hide

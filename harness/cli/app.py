@@ -450,10 +450,27 @@ def _register_optional_commands() -> None:
 _register_optional_commands()
 
 
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the libraries' INFO logs (faiss, "
+                                       "transformers, sentence-transformers, ...) and tracebacks of file errors.")) -> None:
+    """Evaluation and ablation harness for retry-aware retrieval RL (ReZero-style search agents)."""
+    global _VERBOSE
+    _VERBOSE = verbose
+    # The harness logs at INFO; libraries only at WARNING unless --verbose (faiss alone prints five INFO lines
+    # about a missing AVX2 build on every import).
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("harness").setLevel(logging.INFO)
+    if verbose:
+        for name in ("transformers", "sentence_transformers", "datasets"):
+            logging.getLogger(name).setLevel(logging.INFO)
+
+
+_VERBOSE = False
+
+
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("bm25s", "httpx", "urllib3", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("harness").setLevel(logging.INFO)
     from pydantic import ValidationError
 
     try:
@@ -464,6 +481,13 @@ def main() -> None:
     except ValidationError as e:  # an option value out of range (e.g. --limit 0)
         msgs = "; ".join(f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}" for err in e.errors())
         typer.secho(f"error: invalid option value: {msgs}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except OSError as e:  # a file the run needs is missing, unwritable or of the wrong kind
+        if _VERBOSE or e.filename is None:
+            raise
+        where = e.filename if e.filename2 is None else f"{e.filename} -> {e.filename2}"
+        typer.secho(f"error: {e.strerror or type(e).__name__}: {where} (rerun with --verbose for the traceback)",
+                    fg=typer.colors.RED, err=True)
         sys.exit(2)
 
 

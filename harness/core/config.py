@@ -208,19 +208,67 @@ class HooksConfig(_Strict):
         return v
 
 
-def import_hook(spec: str) -> Any:
-    """Import ``package.module:name`` and return the object, raising ConfigError if it is missing.
+#: The module name that means "the hooks.py beside this task's task.yaml".
+TASK_HOOKS_MODULE = "hooks"
+
+
+def import_hook(spec: str, task_source: str | Path | None = None) -> Any:
+    """Import a task hook ``module:name`` and return the object; ConfigError if refused or missing.
+
+    Hooks run code, so only two places may provide it: the ``harness`` package (``harness.x.y:name``)
+    and the task's own folder (``hooks:name`` = ``hooks.py`` beside ``task.yaml``, imported by path;
+    ``task_source`` is the task.yaml). Any other module, installed or not, is refused.
 
     >>> import_hook("harness.core.config:load_task").__name__
     'load_task'
+    >>> import_hook("os:system")
+    Traceback (most recent call last):
+    ...
+    harness.core.errors.ConfigError: task hook 'os:system' is not allowed: ...
     """
     import importlib
 
     module, _, name = spec.partition(":")
+    if module == TASK_HOOKS_MODULE:
+        mod = _task_hooks_module(spec, task_source)
+    elif module == "harness" or module.startswith("harness."):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as e:
+            raise ConfigError(f"task hook {spec!r} cannot be imported: {e}") from None
+    else:
+        raise ConfigError(f"task hook {spec!r} is not allowed: hooks must name a module of the harness package "
+                          f"('harness.<module>:<name>') or the task's own hooks.py ('{TASK_HOOKS_MODULE}:<name>', "
+                          "the file beside task.yaml)")
     try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as e:
+        return getattr(mod, name)
+    except AttributeError as e:
         raise ConfigError(f"task hook {spec!r} cannot be imported: {e}") from None
+
+
+def _task_hooks_module(spec: str, task_source: str | Path | None) -> Any:
+    """``hooks.py`` beside the task file, imported by path under a name unique to that file."""
+    import hashlib
+    import importlib.util
+    import sys
+
+    if task_source is None:
+        raise ConfigError(f"task hook {spec!r} names the task's hooks.py, but the task was not loaded from a file")
+    path = (Path(task_source).parent / f"{TASK_HOOKS_MODULE}.py").resolve()
+    if not path.is_file():
+        raise ConfigError(f"task hook {spec!r} cannot be imported: no {path.name} beside {task_source}")
+    mod_name = f"harness_task_hooks_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
+    if mod_name in sys.modules:
+        return sys.modules[mod_name]
+    loader_spec = importlib.util.spec_from_file_location(mod_name, path)
+    mod = importlib.util.module_from_spec(loader_spec)
+    sys.modules[mod_name] = mod
+    try:
+        loader_spec.loader.exec_module(mod)
+    except Exception as e:
+        del sys.modules[mod_name]
+        raise ConfigError(f"task hook {spec!r}: {path} failed to import: {type(e).__name__}: {e}") from None
+    return mod
 
 
 class Preset(_Strict):
@@ -281,14 +329,28 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping, raising :class:`ConfigError` that names the file on any problem."""
+    """Read a YAML mapping, raising :class:`ConfigError` that names the file on any problem.
+
+    Hostile input is a one-line error too: a directory, an unreadable or binary file, or nesting so
+    deep (or a file so large) that the parser runs out of stack or memory.
+    """
     try:
         with open(path, encoding="utf-8") as f:
             raw = yaml.safe_load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory, not a YAML file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); is it a YAML file?") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply to load; configs are a few levels deep") from None
+    except MemoryError:
+        raise ConfigError(f"{path}: YAML too large to load into memory") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     return raw

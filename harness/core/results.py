@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import DataError
 from harness.core.io import atomic_write_text
 
 SCHEMA_VERSION = 1
@@ -172,19 +173,33 @@ class JsonlAppender:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """Read rows; a torn last line (from a killed writer) is skipped, any other bad line is an error."""
+    """Read rows; a torn last line (from a killed writer) is skipped, any other bad line is a DataError.
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "samples.jsonl"
+    >>> _ = f.write_text('{"a": 1}\\n{"a": 2}\\n{"a"')
+    >>> read_jsonl(f)
+    [{'a': 1}, {'a': 2}]
+    >>> _ = f.write_text('{"a": 1}\\n{"a": \\n{"a": 3}\\n')
+    >>> read_jsonl(f)
+    Traceback (most recent call last):
+    ...
+    harness.core.errors.DataError: .../samples.jsonl line 2 is not valid JSON (Expecting value, column 7); ...
+    """
     rows: list[dict] = []
     path = Path(path)
     if not path.is_file():
         return rows
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     for i, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             rows.append(json.loads(line))
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as e:
             if i == len(lines):
                 break
-            raise ValueError(f"{path}:{i}: corrupt JSON line") from None
+            raise DataError(f"{path} line {i} is not valid JSON ({e.msg}, column {e.colno}); only a torn last line "
+                            f"is skipped. Delete or repair that line (--resume runs a deleted episode again), "
+                            f"or start again in a new --output-dir") from None
     return rows

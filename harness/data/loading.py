@@ -262,5 +262,5 @@ def load_task_data(task: TaskConfig, data_dir: str | Path | None = None, downloa
     if task.hooks.process_data:
         from harness.core.config import import_hook
 
-        data = import_hook(task.hooks.process_data)(data)
+        data = import_hook(task.hooks.process_data, task.source)(data)
     return data

@@ -96,7 +96,7 @@ class Environment:
         if task.hooks.environment and cls is Environment:
             from harness.core.config import import_hook
 
-            sub = import_hook(task.hooks.environment)
+            sub = import_hook(task.hooks.environment, task.source)
             return sub.from_task(task, data, noise=noise, seed=seed, retriever=retriever,
                                  retriever_name=retriever_name, k=k, max_turns=max_turns,
                                  stop_after_action=stop_after_action)

@@ -1,6 +1,7 @@
 """``harness run``: evaluate policies on a task with the search protocol, write a run directory.
 
-    setup     resolve config, load data, build the environment(s) and policy
+    setup     resolve config; open the run directory (harness.core.rundir: exclusive lock, write
+              checks, --resume config check); load data, build the retriever, read finished episodes
     run       for each policy and noise level: batched rollouts, rewards, judge; every finished
               episode is appended to samples.jsonl at once (a killed run keeps them; --resume
               skips them)
@@ -13,6 +14,10 @@ Run directory::
     samples.jsonl   one episode per line (+ "policy" and "noise_level" keys)
     results.json    schema in harness.core.results.RESULTS_KEYS
     report.html     written by harness.analysis.report
+    .lock           held (flock) while a process writes here; .lock.json names that process
+
+A run that fails before its first episode (a misspelt --model, an unreachable hub) removes the
+directory it created.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from harness.core.results import (
     read_jsonl,
     write_json,
 )
+from harness.core.rundir import RunDir, check_resume
 from harness.data.loading import TaskData, load_task_data
 from harness.episode.record import Episode
 from harness.models.resolve import MICRO_SCALE_MODELS, is_micro_scale  # noqa: F401 (one decision with harness train)
@@ -95,21 +101,6 @@ def default_output_dir(cfg: RunConfig, label: str) -> Path:
 RESUME_FREE = {"resume", "report", "output_dir", "limit", "batch_size", "data_dir", "noise_levels"}
 
 
-def check_resume_config(path: Path, cfg: RunConfig) -> None:
-    """Refuse to resume a run directory under a different configuration (episodes would mix)."""
-    import json
-
-    if not path.is_file():
-        return
-    saved = json.loads(path.read_text()).get("run", {})
-    new = cfg.model_dump()
-    changed = sorted(k for k in new if k not in RESUME_FREE and saved.get(k) != new[k])
-    if changed:
-        diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {new[k]!r}" for k in changed)
-        raise ConfigError(f"cannot resume {path.parent} with a different configuration ({diffs}); "
-                          f"use a new --output-dir")
-
-
 def _noise_key(level: float) -> str:
     return f"noise={level:g}"
 
@@ -129,21 +120,42 @@ class EvalRun:
         self.semantics = cfg.reward_semantics or self.task.rewards.semantics
         p = self.task.protocol
         self.stop_after_action = p.stop_after_action if cfg.stop_after_action is None else cfg.stop_after_action
-        from harness.policies import infer_backend
+        from harness.policies import check_model_name, infer_backend
 
         if cfg.model is None:
             self.policies = [(infer_backend(m), m) for m in DEFAULT_POLICIES]
         else:
             self.policies = [(cfg.backend or infer_backend(cfg.model), cfg.model)]
+        for backend, model in self.policies:  # a misspelt name fails here, before data, models or a directory
+            check_model_name(model, backend)
+        if cfg.llm_judge:
+            check_model_name(cfg.llm_judge, cfg.llm_judge_backend or infer_backend(cfg.llm_judge))
         self.micro_scale = any(is_micro_scale(m) for b, m in self.policies if b != "scripted")
         label = cfg.model or "reference"
         self.out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(cfg, label)
         self.progress = progress
         self.data: TaskData | None = None
+        self.questions: list = []
+        self.retriever = None
+        self.rundir = RunDir(self.out)
+        #: Episodes already in samples.jsonl (--resume), by (policy, noise level) and question id.
+        self.done: dict[tuple[str, float], dict[str, Episode]] = {}
+        self.n_written = 0                  # episodes this process appended to samples.jsonl
+        self._judge = None                  # the --llm-judge policy, loaded on first use
         self.timing = {"generate_s": 0.0, "env_s": 0.0, "turns": 0}
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
+        self.rundir.open()   # locked until run() returns: a second process into self.out fails at once
+        samples = self.out / "samples.jsonl"
+        has_episodes = samples.is_file() and samples.stat().st_size > 0
+        if not self.cfg.resume and has_episodes:
+            raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose --output-dir")
+        self.rundir.require_writable("samples.jsonl", append=True)
+        self.rundir.require_writable("config.json", "results.json", *(["report.html"] if self.cfg.report else []))
+        if self.cfg.resume:
+            check_resume(self.out, "run", self.cfg.model_dump(), RESUME_FREE, holds_results=has_episodes,
+                         what="the episodes")
         self.data = load_task_data(self.task, self.cfg.data_dir)
         self.questions = self.data.split(self.cfg.split)[: self.cfg.limit]
         from harness.data.retrieval import build_retriever
@@ -151,12 +163,10 @@ class EvalRun:
         r = self.task.retrieval
         self.retriever = build_retriever(self.cfg.retriever or r.retriever, self.data.corpus, stopwords=r.bm25_stopwords,
                                          dense_model=r.dense_model, batch_size=r.dense_batch_size)
-        self.out.mkdir(parents=True, exist_ok=True)
-        samples = self.out / "samples.jsonl"
-        if not self.cfg.resume and samples.is_file() and samples.stat().st_size > 0:
-            raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose --output-dir")
-        if self.cfg.resume:
-            check_resume_config(self.out / "config.json", self.cfg)
+        by_q = {q.qid: q for q in self.data.questions}
+        for row in read_jsonl(samples):          # a corrupt line stops the run here, before anything is written
+            key = (row["policy"], float(row["noise_level"]))
+            self.done.setdefault(key, {})[row["qid"]] = Episode.from_dict(row, by_q[row["qid"]])
         write_json(self.out / "config.json", {"run": self.cfg.model_dump(), "task": self.task.model_dump()})
 
     def _policy(self, backend: str, model: str):
@@ -167,7 +177,7 @@ class EvalRun:
                            temperature=self.cfg.temperature, seed=self.cfg.seed, batch_size=self.cfg.batch_size)
 
     def _judge_policy(self):
-        if getattr(self, "_judge", None) is None:
+        if self._judge is None:
             from harness.policies import infer_backend
 
             name = self.cfg.llm_judge
@@ -186,14 +196,24 @@ class EvalRun:
 
     # ------------------------------------------------------------------ run
     def run(self) -> dict:
+        """setup -> episodes -> results; the run directory is locked throughout and released at the end.
+
+        A run that fails before its first episode removes the directory it created (a misspelt model
+        or an offline hub leaves no empty ``runs/...`` behind).
+        """
+        try:
+            res = self._run()
+        except BaseException:
+            self.rundir.close(discard=self.n_written == 0)
+            raise
+        self.rundir.close()
+        return res
+
+    def _run(self) -> dict:
         self.setup()
         t0 = time.time()
         started = now()
-        by_q = {q.qid: q for q in self.data.questions}
-        done: dict[tuple[str, float], dict[str, Episode]] = {}
-        for row in read_jsonl(self.out / "samples.jsonl"):
-            key = (row["policy"], float(row["noise_level"]))
-            done.setdefault(key, {})[row["qid"]] = Episode.from_dict(row, by_q[row["qid"]])
+        done = self.done
         status = "complete"
         results: dict[str, dict] = {}
         try:
@@ -239,6 +259,7 @@ class EvalRun:
                 ep.rewards = score_episode(ep, self.weights, self.semantics)
                 have[ep.question.qid] = ep
                 sink.write({**ep.to_dict(), "policy": model, "noise_level": noise.level})
+                self.n_written += 1
         for k in ("generate_s", "env_s", "turns"):
             self.timing[k] += getattr(env.timers, k)
 

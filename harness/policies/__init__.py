@@ -11,14 +11,24 @@ hf          a local path or hub id of a causal LM, or ``tiny`` (built from a con
 vllm        a local path or hub id (GPU; ``pip install '.[vllm]'``)
 lm-eval     an lm-eval model type (``hf``, ``local-chat-completions``, ...) + ``--model-args``
 ==========  =========================================================================
+
+A name that is none of these and looks like a misspelt harness name (``orcale-retry``) is refused at
+once with a suggestion (:func:`check_model_name`); a hub id that cannot be loaded (offline, not on the
+hub, not cached) is one line saying why (:func:`hub_error_message`), not a transformers traceback.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import os
+from pathlib import Path
 from typing import Any
 
 from harness.core.errors import ConfigError
+
+#: Model names the harness builds itself on CPU (resolved by :mod:`harness.models.resolve`).
+LOCAL_MODELS = ("tiny", "micro")
 
 BACKENDS: dict[str, str] = {
     "scripted": "harness.policies.scripted:load",
@@ -35,6 +45,77 @@ def infer_backend(model: str) -> str:
     return "scripted" if model in SCRIPTED else "hf"
 
 
+def known_model_names() -> tuple[str, ...]:
+    """Names ``--model`` understands without a path or hub id."""
+    from harness.policies.scripted import SCRIPTED
+
+    return (*SCRIPTED, *LOCAL_MODELS)
+
+
+def suggest_model(model: str) -> str | None:
+    """The known name ``model`` most likely misspells, if any.
+
+    >>> suggest_model("orcale-retry"), suggest_model("Qwen/Qwen2.5-3B-Instruct")
+    ('oracle-retry', None)
+    """
+    close = difflib.get_close_matches(model, known_model_names(), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def check_model_name(model: str, backend: str) -> None:
+    """Refuse, before anything is loaded, a name that is not a known one, a path, nor plausibly a hub id.
+
+    A name without ``org/`` that is close to a scripted policy or a local model is taken as a typo;
+    ``--backend lm-eval`` names an lm-eval model type and is not checked here.
+
+    >>> check_model_name("oracle-retry", "scripted"); check_model_name("gpt2", "hf")
+    >>> check_model_name("orcale-retry", "hf")
+    Traceback (most recent call last):
+    ...
+    harness.core.errors.ConfigError: unknown model 'orcale-retry': did you mean 'oracle-retry'? ...
+    """
+    from harness.policies.scripted import SCRIPTED
+
+    if backend == "lm-eval" or model in known_model_names() or "/" in model or Path(model).exists():
+        return
+    guess = suggest_model(model)
+    if guess:
+        raise ConfigError(f"unknown model {model!r}: did you mean {guess!r}? (--model takes a scripted policy: "
+                          f"{', '.join(SCRIPTED)}; a local model: {', '.join(LOCAL_MODELS)}; a path; "
+                          "or a hub id such as org/name)")
+
+
+def hub_error_message(model: str, error: BaseException) -> str | None:
+    """One line for a model that could not be fetched from the Hugging Face hub; None for other errors."""
+    chain: list[BaseException] = []
+    e: BaseException | None = error
+    while e is not None and e not in chain:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    names = {type(x).__name__ for x in chain}
+    hub = {"LocalEntryNotFoundError", "RepositoryNotFoundError", "GatedRepoError", "RevisionNotFoundError",
+           "HFValidationError", "OfflineModeIsEnabled"}
+    if not names & hub:
+        return None
+    what = (f"cannot load model {model!r}: it is not a scripted policy, a local model "
+            f"({', '.join(LOCAL_MODELS)}) or an existing path")
+    guess = suggest_model(model)
+    hint = f"; did you mean {guess!r}?" if guess else ""
+    if "HFValidationError" in names:
+        return f"{what}, nor a valid hub id (org/name){hint}"
+    if "GatedRepoError" in names:
+        return f"{what}; {model!r} is gated on the Hugging Face hub: accept its licence and log in (hf auth login)"
+    if "RepositoryNotFoundError" in names or "RevisionNotFoundError" in names:
+        return (f"{what}, and the Hugging Face hub has no such model (or it is private: log in with "
+                f"hf auth login){hint}")
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        why = "HF_HUB_OFFLINE is set"
+    else:
+        why = "the Hugging Face hub cannot be reached"
+    return (f"{what}, and it is not in the local hub cache while {why}{hint}; download it when online "
+            f"(hf download {model}) or pass a local path")
+
+
 def load_policy(backend: str, model: str, **kwargs: Any):
     """Import the backend module only now, then build its policy."""
     if backend not in BACKENDS:
@@ -45,4 +126,10 @@ def load_policy(backend: str, model: str, **kwargs: Any):
     except ImportError as e:
         extra = {"vllm": " (install the extra: pip install '.[vllm]')"}.get(backend, "")
         raise ConfigError(f"backend {backend!r} is not available: {e}{extra}") from None
-    return getattr(mod, fn)(model, **kwargs)
+    try:
+        return getattr(mod, fn)(model, **kwargs)
+    except (OSError, ValueError) as e:   # transformers wraps hub errors in OSError; invalid ids are ValueErrors
+        msg = hub_error_message(model, e)
+        if msg is None:
+            raise
+        raise ConfigError(msg) from None

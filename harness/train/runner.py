@@ -39,6 +39,7 @@ from harness.core.config import load_task
 from harness.core.errors import ConfigError
 from harness.core.io import atomic_write_text, slug
 from harness.core.results import SCHEMA_VERSION, clean_nans, git_hash, machine_info, now, package_versions, write_json
+from harness.core.rundir import RunDir, check_resume
 from harness.data.loading import load_task_data
 from harness.models.resolve import is_micro_scale
 from harness.scoring.metrics import compute_metrics
@@ -119,6 +120,7 @@ class TrainRun:
         self.cfg = cfg
         self.resolved = resolve(cfg, load_task(cfg.task))
         self.out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(cfg)
+        self.rundir = RunDir(self.out)
         self.extra_callbacks = list(callbacks or [])
         self.status = "running"
         self.faults: list[dict] = []
@@ -189,19 +191,15 @@ class TrainRun:
                    "eval_batch_size", "save_every"}
 
     def _check_output_dir(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.rundir.open()   # held until run() returns: a second process into self.out fails at once
+        has_run = (self.out / "curve.csv").exists() or (self.out / "checkpoints").is_dir()
         if not self.cfg.resume and (self.out / "curve.csv").exists():
             raise ConfigError(f"{self.out} already holds a training run; pass --resume to continue it "
                               "or choose another --output-dir")
-        saved_path = self.out / "config.json"
-        if self.cfg.resume and saved_path.is_file():
-            saved = json.loads(saved_path.read_text()).get("train", {})
-            new = self.cfg.model_dump()
-            changed = sorted(k for k in new if k not in self.RESUME_FREE and saved.get(k) != new[k])
-            if changed:
-                diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {new[k]!r}" for k in changed)
-                raise ConfigError(f"cannot resume {self.out} with a different configuration ({diffs}); "
-                                  "the curve would mix two runs; use a new --output-dir")
+        self.rundir.require_writable("config.json", "results.json", "curve.csv", "report.html")
+        if self.cfg.resume:
+            check_resume(self.out, "train", self.cfg.model_dump(), self.RESUME_FREE, holds_results=has_run,
+                         what="the curve")
 
     def _last_checkpoint(self) -> Path | None:
         """The newest complete checkpoint; incomplete ones (a kill during saving) are moved aside."""
@@ -305,8 +303,11 @@ class TrainRun:
 
     # ------------------------------------------------------------------ run
     def run(self) -> dict:
-        with quiet_libraries(self.cfg.threads):
-            return self._run()
+        try:
+            with quiet_libraries(self.cfg.threads):
+                return self._run()
+        finally:
+            self.rundir.close()
 
     def _run(self) -> dict:
         self.setup()
