@@ -175,6 +175,23 @@ def test_build_leaves_the_processes_torch_state_as_it_was(micro_data, tmp_path):
     assert (np.random.get_state()[1] == state[2]).all()
 
 
+def test_shipped_tokenizer_keeps_the_protocol_tags_when_special_tokens_are_skipped(micro_tokenizer):
+    """Issue 15: lm-eval decodes with skip_special_tokens=True; the tags are plain tokens with their old ids."""
+    from transformers import AutoTokenizer
+
+    from harness.models.micro import SHIPPED
+    from harness.models.tiny import PROTOCOL_TOKENS
+
+    shipped = AutoTokenizer.from_pretrained(SHIPPED)
+    text = "<think>the value is marked</think>\n<answer>«»</answer>"
+    ids = shipped(text, add_special_tokens=False)["input_ids"]
+    assert shipped.decode(ids, skip_special_tokens=True) == text
+    assert [shipped.convert_tokens_to_ids(t) for t in PROTOCOL_TOKENS] == list(range(7, 15))  # as trained
+    assert shipped.decode([shipped.eos_token_id, shipped.convert_tokens_to_ids("<|user|>")],
+                          skip_special_tokens=True) == ""  # the chat-template tokens stay special
+    assert micro_tokenizer.get_vocab() == shipped.get_vocab()  # the build recipe gives the shipped ids
+
+
 @pytest.mark.slow
 def test_micro_policy_learned_the_task(micro_data):
     """The whole eval split: accurate at noise 0, clearly hurt by drop_gold 0.5 (it does not retry)."""

@@ -26,6 +26,8 @@ from typing import Callable
 
 #: Bump when the build procedure changes in a way that changes the weights.
 BUILD_VERSION = 1
+#: Bump when the tokenizer files change but the ids (and so the weights) do not. 2: protocol tags non-special.
+TOKENIZER_VERSION = 2
 MICRO_TASK = "apollo3_micro"
 
 
@@ -52,7 +54,8 @@ class BuildSpec:
     def key(self, corpus_checksum: str) -> str:
         from harness.models.tiny import CHAT_TEMPLATE
 
-        blob = json.dumps({"spec": asdict(self), "corpus": corpus_checksum, "template": CHAT_TEMPLATE}, sort_keys=True)
+        blob = json.dumps({"spec": asdict(self), "corpus": corpus_checksum, "template": CHAT_TEMPLATE,
+                           "tokenizer": TOKENIZER_VERSION}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -63,7 +66,7 @@ def build_tokenizer(texts: list[str], vocab: int):
     from harness.environment.micro import CODE_POOL
     from harness.models.tiny import train_tokenizer
 
-    tok = train_tokenizer(texts, vocab, protocol_special=True)  # the recipe the committed weights were built with
+    tok = train_tokenizer(texts, vocab, protocol_ids_first=True)  # the ids the committed weights were built with
     tok.add_tokens([AddedToken(c, single_word=True, normalized=False) for c in CODE_POOL])
     return tok
 

@@ -37,12 +37,14 @@ def _spec_hash(corpus: Corpus, spec: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def train_tokenizer(texts: list[str], vocab_size: int = TINY_VOCAB, protocol_special: bool = False):
+def train_tokenizer(texts: list[str], vocab_size: int = TINY_VOCAB, protocol_ids_first: bool = False):
     """Byte-level BPE over ``texts`` with protocol and role tags kept whole; returns a fast tokenizer.
 
-    The protocol tags are ordinary added tokens (``protocol_special=False``), so decoders that skip
-    special tokens (lm-eval does) keep ``<search>``/``<answer>``. ``protocol_special=True`` is the
-    older recipe, kept so the committed micro weights rebuild bit for bit.
+    The protocol tags are plain added tokens, never *special* ones, so decoders that skip special
+    tokens (lm-eval decodes with ``skip_special_tokens=True``) keep ``<search>``/``<answer>``.
+    They get the ids after the BPE vocabulary; ``protocol_ids_first=True`` reserves ids right after
+    the role tokens instead (the ``micro`` recipe, kept so its committed weights rebuild bit for bit;
+    the tags are reserved before BPE training, then marked non-special: same ids, same merges).
     """
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -50,11 +52,13 @@ def train_tokenizer(texts: list[str], vocab_size: int = TINY_VOCAB, protocol_spe
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    specials = list(SPECIAL.values()) + ROLE_TOKENS + (PROTOCOL_TOKENS if protocol_special else [])
+    specials = list(SPECIAL.values()) + ROLE_TOKENS + (PROTOCOL_TOKENS if protocol_ids_first else [])
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(texts, trainer=trainer)
-    if not protocol_special:
+    if protocol_ids_first:
+        tok = _unmark_special(tok, PROTOCOL_TOKENS)
+    else:
         tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in PROTOCOL_TOKENS])
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=SPECIAL["bos"], eos_token=SPECIAL["eos"], pad_token=SPECIAL["pad"],
@@ -63,6 +67,17 @@ def train_tokenizer(texts: list[str], vocab_size: int = TINY_VOCAB, protocol_spe
     fast.chat_template = CHAT_TEMPLATE
     fast.padding_side = "left"
     return fast
+
+
+def _unmark_special(tok, contents: list[str]):
+    """The same tokenizer with the added tokens ``contents`` flagged non-special (ids unchanged)."""
+    from tokenizers import Tokenizer
+
+    spec = json.loads(tok.to_str())
+    for t in spec["added_tokens"]:
+        if t["content"] in contents:
+            t["special"] = False
+    return Tokenizer.from_str(json.dumps(spec))
 
 
 def build_tiny(corpus: Corpus, out_dir: Path | None = None, seed: int = 0, config_overrides: dict | None = None) -> Path:
