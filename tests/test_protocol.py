@@ -2,6 +2,8 @@ import pytest
 
 from harness.episode.protocol import parse_turn, truncate_after_action
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("text,kind,problems", [
     ("<think>a</think><search>apollo 13 launch</search>", "search", ()),

@@ -4,6 +4,8 @@ from episodes import A, S, episode
 from harness.core.config import RewardWeights
 from harness.scoring.rewards import REWARDS, score_episode, trl_reward
 
+pytestmark = pytest.mark.unit
+
 R = REWARDS
 
 

@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 from harness.cli.app import app
 from harness.core.results import RESULTS_KEYS, read_jsonl
 
+pytestmark = pytest.mark.integration
+
 runner = CliRunner()
 
 
