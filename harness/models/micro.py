@@ -1,15 +1,17 @@
 """Build the ``micro`` policy: corpus tokenizer, a ~1.5M-parameter Llama, warm start on demonstrations.
 
 Everything is deterministic on CPU for a given :class:`BuildSpec` (fixed seeds, a fixed number of
-torch threads, deterministic algorithms), so ``harness micro build`` rebuilds the same bytes.
+torch threads, deterministic algorithms, all scoped to the build by :func:`harness.models.rng.deterministic`),
+so ``harness micro build`` rebuilds the same bytes and the calling process keeps its own torch settings.
 
 Steps:
 1. tokenizer: byte-level BPE trained on the chunks (as for ``tiny``) plus one token per code word
-   of :data:`~harness.environment.micro.CODE_POOL`; chat template with the protocol tags;
+   of :data:`~harness.environment.micro.CODE_POOL`; chat template with the protocol tags, which are
+   plain (non-special) tokens so decoders that skip special tokens keep them;
 2. demonstrations: :class:`~harness.models.micro_demos.Demonstrator` episodes on the micro task's *train*
-   split, played through the real environment under drop_gold noise;
+   split, played through the real environment under drop_gold noise (:func:`harness.models.sft.demonstrations`);
 3. supervised warm start: next-token loss on the assistant turns only (the ``<information>`` blocks
-   and prompts are context), AdamW with warm-up and cosine decay.
+   and prompts are context), AdamW with warm-up and cosine decay (:func:`harness.models.sft.train_sft`).
 
 The output folder is a standard Hugging Face model folder (``config.json``, ``model.safetensors``,
 tokenizer files with the chat template) plus ``harness_build.json`` (the spec and training log).
@@ -23,6 +25,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
+
+from harness.models.tiny import is_built
 
 #: Bump when the build procedure changes in a way that changes the weights.
 BUILD_VERSION = 1
@@ -173,10 +177,6 @@ def default_path(corpus_checksum: str, spec: BuildSpec = BuildSpec()) -> Path:
     from harness.data.loading import cache_root
 
     return cache_root() / "models" / f"micro-{spec.key(corpus_checksum)}"
-
-
-def is_built(path: Path) -> bool:
-    return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
 
 
 def build_micro(out_dir: Path | None = None, spec: BuildSpec = BuildSpec(), data=None, force: bool = False,

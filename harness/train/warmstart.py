@@ -51,18 +51,15 @@ def warm_start(model_path: str, task: TaskConfig, data: TaskData, out_dir: Path,
     that ask for the same warm start build it once; the global torch RNG is left as it was.
     """
     from harness.core.io import atomic_build_dir, build_lock
+    from harness.models.tiny import is_built
 
     out_dir = Path(out_dir)
-    if _is_built(out_dir):
+    if is_built(out_dir):
         return out_dir
     with build_lock(out_dir):
-        if not _is_built(out_dir):  # else another process built it while this one waited
+        if not is_built(out_dir):  # else another process built it while this one waited
             atomic_build_dir(out_dir, lambda tmp: _train_into(tmp, model_path, task, data, steps, batch_size, lr, seed))
     return out_dir
-
-
-def _is_built(path: Path) -> bool:
-    return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
 
 
 def _train_into(folder: Path, model_path: str, task: TaskConfig, data: TaskData, steps: int, batch_size: int,
