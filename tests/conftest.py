@@ -1,4 +1,6 @@
-"""Shared fixtures: the real Apollo 3 data when present (skip with a reason otherwise), a per-session cache."""
+"""Shared fixtures (the real Apollo 3 data when present, skipped with a reason otherwise; a per-session
+cache) and the rule that puts every test in exactly one tier, ``unit`` or ``integration`` (tests/README.md).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +11,65 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "apollo3"
+
+# ----------------------------------------------------------------------------- test tiers
+
+TIERS = ("unit", "integration")
+#: Fixtures that need the real task data or a server; a test that uses one, directly or through another
+#: fixture (``bm25``, ``micro_data``, a model built from the data...), is an integration test.
+INTEGRATION_FIXTURES = frozenset({"data", "postgres_url"})
+#: Marks that only integration tests carry.
+INTEGRATION_MARKS = ("slow", "browser", "postgres", "gpu", "vllm")
+_TIER_ERROR = pytest.StashKey[str]()
+
+
+def _explicit_tier(item: pytest.Item) -> tuple[str, str] | None:
+    """The closest tier mark (function, then class, then module ``pytestmark``) and where it sits."""
+    for node, mark in item.iter_markers_with_node():
+        if mark.name in TIERS:
+            return mark.name, "the test" if node is item else f"{type(node).__name__.lower()} {node.name}"
+    return None
+
+
+def _integration_reasons(item: pytest.Item) -> list[str]:
+    uses = sorted(INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())))
+    marks = [m for m in INTEGRATION_MARKS if item.get_closest_marker(m)]
+    return [f"uses fixture {f!r}" for f in uses] + [f"is marked {m}" for m in marks]
+
+
+def _only_tier(item: pytest.Item, tier: str) -> None:
+    """Hide farther tier marks, so that a test marked ``integration`` in a ``unit`` module is selected by
+    ``-m integration`` only (pytest would otherwise match both marks)."""
+    iter_with_node = item.iter_markers_with_node
+
+    def filtered(name=None):
+        return ((n, m) for n, m in iter_with_node(name) if m.name not in TIERS or m.name == tier)
+
+    item.iter_markers_with_node = filtered  # type: ignore[method-assign]
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(config, items):
+    """One tier per test: the closest explicit mark wins; unmarked tests (doctests included) are
+    ``integration`` when they need the real data, a server, a browser or are slow, else ``unit``.
+    A test marked ``unit`` that needs any of those fails with the reason instead of running."""
+    for item in items:
+        explicit = _explicit_tier(item)
+        reasons = _integration_reasons(item)
+        if explicit is None:
+            tier = "integration" if reasons else "unit"
+            item.add_marker(tier)
+        else:
+            tier, where = explicit
+            if tier == "unit" and reasons:
+                item.stash[_TIER_ERROR] = (f"marked unit (by {where}) but {', '.join(reasons)}: mark it "
+                                           f"@pytest.mark.integration (tests/README.md)")
+        _only_tier(item, tier)
+
+
+def pytest_runtest_setup(item):
+    if _TIER_ERROR in item.stash:
+        pytest.fail(item.stash[_TIER_ERROR], pytrace=False)
 
 
 def data_dir() -> Path | None:

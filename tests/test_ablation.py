@@ -8,6 +8,8 @@ from harness.core.errors import ConfigError
 from harness.sweep.ablation import load_ablation
 from harness.sweep.runner import train_command
 
+pytestmark = pytest.mark.unit
+
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((REPO / "ablations").glob("*.yaml"))
 

@@ -15,6 +15,8 @@ import pytest
 import harness.analysis.curves
 from harness.analysis.curves import analyze, find_collapse, find_peak, find_zero_step, first_sustained, load_curve
 
+pytestmark = pytest.mark.unit
+
 
 def curve(steps, accuracy, **columns) -> pd.DataFrame:
     return pd.DataFrame({"step": list(steps), "accuracy": list(accuracy), **columns})

@@ -7,6 +7,12 @@ from conftest import NO_DATA, data_dir
 from harness.core.errors import DataError
 from harness.data.loading import load_task_data, paper_test_lines, resolve_data_dir, sha256_file
 
+pytestmark = pytest.mark.integration
+
+#: The paper's 32 held-out questions as 0-based lines of questions.jsonl (../shared/apollo3/SOURCE.md).
+PAPER_TEST_LINES = [0, 19, 24, 26, 33, 38, 50, 51, 64, 68, 89, 98, 101, 107, 115, 161, 166, 174, 204, 209, 218,
+                    250, 251, 253, 254, 264, 278, 291, 314, 315, 316, 317]
+
 
 def test_paper_split_matches_datasets(data):
     datasets = pytest.importorskip("datasets")
@@ -27,9 +33,15 @@ def test_every_question_maps_to_gold(data):
     assert len({q.qid for q in data.questions}) == 318
 
 
-def test_paper_test_lines_is_deterministic():
-    assert paper_test_lines(318) == paper_test_lines(318)
-    assert len(paper_test_lines(318)) == 32
+@pytest.mark.unit
+def test_paper_test_lines_are_the_papers_split(task):
+    """The split is recomputed without `datasets` (test_paper_split_matches_datasets checks it against it)."""
+    lines = paper_test_lines(318)
+    assert sorted(lines) == PAPER_TEST_LINES == task.splits.paper.expected_test_lines
+    assert lines[:5] == [50, 204, 314, 291, 161]  # the permutation's order, not only its set
+    assert paper_test_lines(318, seed=43) != lines and len(paper_test_lines(318, seed=43)) == 32
+    assert [len(paper_test_lines(n)) for n in (1, 10, 11, 100)] == [1, 1, 2, 10]  # ceil(0.1 n)
+    assert sorted(paper_test_lines(10, test_size=1.0)) == list(range(10))
 
 
 @pytest.fixture

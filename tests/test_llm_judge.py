@@ -1,7 +1,10 @@
+import pytest
 from episodes import A, S, episode
 
 from harness.environment.env import Generation
 from harness.scoring.llm_judge import agreement_metrics, llm_judge, parse_verdict
+
+pytestmark = pytest.mark.unit
 
 
 class FixedReplies:

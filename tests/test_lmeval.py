@@ -30,6 +30,8 @@ from harness.evaluation.lmeval_tasks import (
 )
 from harness.policies.hf import STOP_STRINGS
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parent.parent
 TASKS = [f"apollo3_{v}" for v in VARIANTS]
 
@@ -37,6 +39,7 @@ TASKS = [f"apollo3_{v}" for v in VARIANTS]
 # ----------------------------------------------------------------------------- configs (no data)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("root", [REPO / "tasks" / "apollo3", LMEVAL_TASK_DIR])
 def test_include_path_finds_exactly_our_tasks(root):
     """`--include_path tasks/apollo3` also sees the harness's task.yaml; lm-eval must skip it."""
@@ -47,6 +50,7 @@ def test_include_path_finds_exactly_our_tasks(root):
     assert index["apollo3"].kind == Kind.TAG and index["apollo3"].tags == set(TASKS)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_task_yaml_binds_to_harness_hooks(variant):
     import harness.evaluation.lmeval_tasks as hooks
@@ -66,6 +70,7 @@ def test_task_yaml_binds_to_harness_hooks(variant):
     assert ("<information>" in user["content"]) == (variant != "closedbook")
 
 
+@pytest.mark.unit
 def test_extract_answer_follows_the_agentic_rule():
     assert extract_answer("<think>x</think><answer> 87 psia ") == "87 psia"  # stop cut by lm-eval
     assert extract_answer("<think>x</think><answer>87 psia</answer>") == "87 psia"  # stop kept (HF)
@@ -74,6 +79,7 @@ def test_extract_answer_follows_the_agentic_rule():
     assert extract_answer("") is None
 
 
+@pytest.mark.unit
 def test_scores_come_from_the_judge():
     from harness.scoring.judge import judge
 
@@ -231,6 +237,24 @@ def test_protocol_tags_survive_lmeval_decoding(tiny):
     tok = AutoTokenizer.from_pretrained(tiny)
     text = "<think>x</think><answer>42</answer>"
     assert tok.decode(tok(text, add_special_tokens=False)["input_ids"], skip_special_tokens=True) == text
+
+
+def test_lmeval_backend_agrees_with_hf_backend_on_the_micro_policy(data, tmp_path):
+    """Issue 15: lm-eval decodes with skip_special_tokens=True; the micro policy's tags must survive it, so
+    `--backend lm-eval` scores the micro policy as `--model micro` (hf backend) does, episode by episode."""
+    from harness.core.results import read_jsonl
+    from harness.models.micro import SHIPPED
+
+    common = ["--task", "apollo3_micro", "--limit", "6", "--noise", "0"]
+    _run("--model", "micro", *common, "-o", str(tmp_path / "hf"))
+    _run("--backend", "lm-eval", "--model", "hf", "--model-args", f"pretrained={SHIPPED},device=cpu", *common,
+         "-o", str(tmp_path / "lmeval"))
+    hf, lme = (list(read_jsonl(tmp_path / d / "samples.jsonl")) for d in ("hf", "lmeval"))
+    assert len(hf) == len(lme) == 6 and [e["qid"] for e in hf] == [e["qid"] for e in lme]
+    assert [[t["text"] for t in e["turns"]] for e in lme] == [[t["text"] for t in e["turns"]] for e in hf]
+    assert all("<answer>" in e["turns"][-1]["text"] for e in lme)
+    acc = {d: json.loads((tmp_path / d / "results.json").read_text())["results"] for d in ("hf", "lmeval")}
+    assert acc["hf"]["micro"]["noise=0"]["accuracy"] == acc["lmeval"]["hf"]["noise=0"]["accuracy"] == 1.0
 
 
 # ----------------------------------------------------------------------------- the lm_eval command

@@ -5,6 +5,8 @@ from episodes import A, S, episode
 
 from harness.scoring.metrics import bootstrap_ci, compute_metrics
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def eps():

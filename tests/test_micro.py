@@ -10,6 +10,8 @@ import pytest
 
 from harness.core.config import NoiseConfig, load_task
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def micro_task():
@@ -23,6 +25,13 @@ def micro_data(data, micro_task):  # `data` skips the module when the Apollo fil
     return load_task_data(micro_task)
 
 
+@pytest.fixture(scope="module")
+def micro_tokenizer(micro_data):
+    from harness.models.micro import BuildSpec, build_tokenizer
+
+    return build_tokenizer(micro_data.corpus.texts, BuildSpec().vocab)
+
+
 def _env(micro_data, level=0.0, seed=0):
     from harness.environment.env import Environment
 
@@ -30,6 +39,7 @@ def _env(micro_data, level=0.0, seed=0):
                                  seed=seed)
 
 
+@pytest.mark.unit
 def test_task_config_hooks(micro_task, task):
     assert micro_task.hooks.process_data == "harness.environment.micro:process_data"
     assert micro_task.hooks.environment == "harness.environment.micro:MicroEnvironment"
@@ -39,6 +49,7 @@ def test_task_config_hooks(micro_task, task):
     assert micro_task.presets["rezero"].train_noise.level == 0.5
 
 
+@pytest.mark.unit
 def test_bad_hook_is_a_clear_error():
     from harness.core.config import HooksConfig, import_hook
     from harness.core.errors import ConfigError
@@ -101,11 +112,11 @@ def test_retrying_recovers_and_answering_anyway_does_not(micro_data):
     assert m_retry["accuracy"] > 0.85 and m_retry["persistence"] == 1.0 and m_retry["recovery"] > 0.7
 
 
-def test_encoding_matches_the_chat_template(micro_data):
-    from harness.models.micro import BuildSpec, build_tokenizer, demonstrations, encode_conversation
+def test_encoding_matches_the_chat_template(micro_data, micro_tokenizer):
+    from harness.models.micro import BuildSpec, demonstrations, encode_conversation
 
     spec = BuildSpec()
-    tok = build_tokenizer(micro_data.corpus.texts, spec.vocab)
+    tok = micro_tokenizer
     for conv in demonstrations(micro_data, replace(spec, p_retry=0.5), 20):
         ids, mask = encode_conversation(tok, conv)
         assert ids == tok(tok.apply_chat_template(conv, tokenize=False), add_special_tokens=False)["input_ids"]
@@ -138,6 +149,47 @@ def test_reduced_build_is_deterministic_and_runs_end_to_end(micro_data, tmp_path
     assert res.exit_code == 0, res.output
     out = json.loads((tmp_path / "run" / "results.json").read_text())
     assert out["results"][str(a)]["noise=0"]["n"] == 3
+
+
+def test_build_leaves_the_processes_torch_state_as_it_was(micro_data, tmp_path):
+    """A build (it can happen inside `harness run --model micro`) is seeded, single-threaded and
+    deterministic inside, and leaves the caller's RNG, thread count and algorithm mode unchanged."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from harness.models.micro import BuildSpec, build_micro
+
+    spec = BuildSpec(steps=2, batch_size=2, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                     num_attention_heads=2, vocab=400, warmup_steps=1, threads=1)
+    threads = torch.get_num_threads()
+    assert not torch.are_deterministic_algorithms_enabled()
+    torch.manual_seed(1234)
+    random.seed(5)
+    np.random.seed(6)
+    state = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())
+    build_micro(tmp_path / "m", spec=spec, data=micro_data)
+    assert torch.get_num_threads() == threads and not torch.are_deterministic_algorithms_enabled()
+    assert torch.equal(torch.get_rng_state(), state[0]) and random.getstate() == state[1]
+    assert (np.random.get_state()[1] == state[2]).all()
+
+
+def test_shipped_tokenizer_keeps_the_protocol_tags_when_special_tokens_are_skipped(micro_tokenizer):
+    """Issue 15: lm-eval decodes with skip_special_tokens=True; the tags are plain tokens with their old ids."""
+    from transformers import AutoTokenizer
+
+    from harness.models.micro import SHIPPED
+    from harness.models.tiny import PROTOCOL_TOKENS
+
+    shipped = AutoTokenizer.from_pretrained(SHIPPED)
+    text = "<think>the value is marked</think>\n<answer>«»</answer>"
+    ids = shipped(text, add_special_tokens=False)["input_ids"]
+    assert shipped.decode(ids, skip_special_tokens=True) == text
+    assert [shipped.convert_tokens_to_ids(t) for t in PROTOCOL_TOKENS] == list(range(7, 15))  # as trained
+    assert shipped.decode([shipped.eos_token_id, shipped.convert_tokens_to_ids("<|user|>")],
+                          skip_special_tokens=True) == ""  # the chat-template tokens stay special
+    assert micro_tokenizer.get_vocab() == shipped.get_vocab()  # the build recipe gives the shipped ids
 
 
 @pytest.mark.slow

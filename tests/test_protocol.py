@@ -6,6 +6,8 @@ from harness.episode.protocol import blocks_of, parse_turn, truncate_after_actio
 
 pytestmark = pytest.mark.unit
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("text,kind,problems", [
     ("<think>a</think><search>apollo 13 launch</search>", "search", ()),

@@ -18,6 +18,9 @@ import pytest
 import harness.analysis.report
 from harness.analysis.report import highlight_protocol, load_run, render_report_html, summary_table, write_report
 
+# Whole reports rendered with their figures (matplotlib) from run folders on disk, and in chromium.
+pytestmark = pytest.mark.integration
+
 XSS = "<script>alert(1)</script>"
 PWN = "document.body.setAttribute('data-pwned','1')"
 XSS_DOM = f"<script>{PWN}</script><img src=x onerror=\"{PWN}\">"

@@ -15,6 +15,9 @@ import harness.analysis.study_report
 from harness.analysis.curves import analyze
 from harness.analysis.study_report import study_summary, t_interval, write_study_report
 
+# Whole reports rendered with their figures (matplotlib) from run folders on disk, and in chromium.
+pytestmark = pytest.mark.integration
+
 STEPS = list(range(0, 301, 25))
 EVIL = "<script>alert(1)</script> OOM & died"
 

@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from harness.cli.app import app
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parent.parent
 #: A trial small enough for CI: warm start (cached after the first trial), 2 GRPO steps, 4 eval questions.
 SMOKE = ["--model", "tiny", "--max-steps", "2", "--eval-every", "2", "--eval-limit", "4",

@@ -306,10 +306,18 @@ def make_noise(level: float, modes: Any) -> NoiseConfig:
         raise ConfigError("; ".join(f"noise: {err['msg']}" for err in e.errors())) from None
 
 
+def shipped_tasks_dir() -> Path:
+    """The task folders that come with the harness: the checkout's top-level ``tasks/`` (editable install),
+    or the copy a wheel ships as ``harness/_tasks`` (``pip install .``; see ``setup.py``)."""
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "_tasks"
+    return packaged if packaged.is_dir() else package.parent / "tasks"
+
+
 def tasks_root() -> Path:
-    """Directory holding task folders: ``$HARNESS_TASKS_DIR`` or the repository's ``tasks/``."""
+    """Directory holding task folders: ``$HARNESS_TASKS_DIR``, else :func:`shipped_tasks_dir`."""
     env = os.environ.get("HARNESS_TASKS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "tasks"
+    return Path(env) if env else shipped_tasks_dir()
 
 
 def available_tasks() -> list[str]:

@@ -3,7 +3,8 @@
 Both retrievers take many queries in one call and return ranked :class:`Hit` lists. Indexes are
 built in :func:`build_retriever` (a factory), never at import. Dense indexes are cached on disk
 keyed by corpus checksum and model name (``faiss.write_index`` + ``numpy.save``; no pickle), so a
-second start only loads them.
+second start only loads them; a build is swapped in whole under a file lock, so processes that start
+together encode once.
 
 Example (needs the data):
     >>> r = build_retriever("bm25", corpus)                        # doctest: +SKIP
@@ -23,7 +24,7 @@ import numpy as np
 
 from harness.core.config import RETRIEVERS
 from harness.core.errors import ConfigError
-from harness.core.io import atomic_write_text, slug
+from harness.core.io import atomic_build_dir, atomic_write_text, build_lock, slug
 from harness.data.loading import Corpus, cache_root
 
 log = logging.getLogger(__name__)
@@ -122,10 +123,15 @@ class DenseRetriever:
         self.index = self._load(folder, faiss)
         self.cache_hit = self.index is not None
         if self.index is None:
-            emb = self._encode(corpus.texts, show_progress=show_progress)
-            self.index = faiss.IndexFlatIP(emb.shape[1])
-            self.index.add(emb)
-            self._save(folder, faiss)
+            # Sweep workers may start together: one encodes, the others wait for the lock and load its index.
+            with build_lock(folder):
+                self.index = self._load(folder, faiss)
+                self.cache_hit = self.index is not None
+                if self.index is None:
+                    emb = self._encode(corpus.texts, show_progress=show_progress)
+                    self.index = faiss.IndexFlatIP(emb.shape[1])
+                    self.index.add(emb)
+                    atomic_build_dir(folder, lambda tmp: self._save(tmp, faiss))
 
     def _encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         emb = self.encoder.encode(
@@ -149,22 +155,11 @@ class DenseRetriever:
             return None
 
     def _save(self, folder: Path, faiss) -> None:
-        import os
-        import tempfile
-
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-        faiss.write_index(self.index, str(tmp / "index.faiss"))
-        np.save(tmp / "chunk_ids.npy", np.array(self.corpus.chunk_ids, dtype=str), allow_pickle=False)
-        atomic_write_text(tmp / "meta.json", json.dumps(
+        """Write the index, its chunk ids and metadata into ``folder`` (a fresh temp folder)."""
+        faiss.write_index(self.index, str(folder / "index.faiss"))
+        np.save(folder / "chunk_ids.npy", np.array(self.corpus.chunk_ids, dtype=str), allow_pickle=False)
+        atomic_write_text(folder / "meta.json", json.dumps(
             {"corpus_checksum": self.corpus.checksum, "model": self.model_name, "n": len(self.corpus)}))
-        try:
-            if folder.exists():
-                import shutil
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        except OSError as e:  # another process won the race; its index is equally valid
-            log.debug("dense index cache not replaced (%s)", e)
 
     def search(self, queries: list[str], k: int) -> list[list[Hit]]:
         out: list[list[Hit]] = [[] for _ in queries]

@@ -26,10 +26,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from harness.core.config import shipped_tasks_dir
+
 log = logging.getLogger(__name__)
 
 #: The lm-eval task folder; pass it (or its parent ``tasks/apollo3``) to ``lm_eval --include_path``.
-LMEVAL_TASK_DIR = Path(__file__).resolve().parents[2] / "tasks" / "apollo3" / "lm_eval"
+#: The shipped one (the checkout's ``tasks/``, or the copy inside an installed wheel), whatever
+#: ``$HARNESS_TASKS_DIR`` says: these YAMLs bind to this module's hooks.
+LMEVAL_TASK_DIR = shipped_tasks_dir() / "apollo3" / "lm_eval"
 VARIANTS: tuple[str, ...] = ("closedbook", "goldcontext", "rag")
 CONTEXTS: tuple[str, ...] = ("none", "gold", "bm25")
 METRICS: tuple[str, ...] = ("exact_match", "f1", "correct")

@@ -1,15 +1,17 @@
 """Build the ``micro`` policy: corpus tokenizer, a ~1.5M-parameter Llama, warm start on demonstrations.
 
 Everything is deterministic on CPU for a given :class:`BuildSpec` (fixed seeds, a fixed number of
-torch threads, deterministic algorithms), so ``harness micro build`` rebuilds the same bytes.
+torch threads, deterministic algorithms, all scoped to the build by :func:`harness.models.rng.deterministic`),
+so ``harness micro build`` rebuilds the same bytes and the calling process keeps its own torch settings.
 
 Steps:
 1. tokenizer: byte-level BPE trained on the chunks (as for ``tiny``) plus one token per code word
-   of :data:`~harness.environment.micro.CODE_POOL`; chat template with the protocol tags;
+   of :data:`~harness.environment.micro.CODE_POOL`; chat template with the protocol tags, which are
+   plain (non-special) tokens so decoders that skip special tokens keep them;
 2. demonstrations: :class:`~harness.models.micro_demos.Demonstrator` episodes on the micro task's *train*
-   split, played through the real environment under drop_gold noise;
+   split, played through the real environment under drop_gold noise (:func:`harness.models.sft.demonstrations`);
 3. supervised warm start: next-token loss on the assistant turns only (the ``<information>`` blocks
-   and prompts are context), AdamW with warm-up and cosine decay.
+   and prompts are context), AdamW with warm-up and cosine decay (:func:`harness.models.sft.train_sft`).
 
 The output folder is a standard Hugging Face model folder (``config.json``, ``model.safetensors``,
 tokenizer files with the chat template) plus ``harness_build.json`` (the spec and training log).
@@ -19,18 +21,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
+from harness.models.tiny import is_built
 
 #: Bump when the build procedure changes in a way that changes the weights.
 BUILD_VERSION = 1
+#: Bump when the tokenizer files change but the ids (and so the weights) do not. 2: protocol tags non-special.
+TOKENIZER_VERSION = 2
 MICRO_TASK = "apollo3_micro"
 
 
@@ -57,7 +58,8 @@ class BuildSpec:
     def key(self, corpus_checksum: str) -> str:
         from harness.models.tiny import CHAT_TEMPLATE
 
-        blob = json.dumps({"spec": asdict(self), "corpus": corpus_checksum, "template": CHAT_TEMPLATE}, sort_keys=True)
+        blob = json.dumps({"spec": asdict(self), "corpus": corpus_checksum, "template": CHAT_TEMPLATE,
+                           "tokenizer": TOKENIZER_VERSION}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -68,7 +70,7 @@ def build_tokenizer(texts: list[str], vocab: int):
     from harness.environment.micro import CODE_POOL
     from harness.models.tiny import train_tokenizer
 
-    tok = train_tokenizer(texts, vocab, protocol_special=True)  # the recipe the committed weights were built with
+    tok = train_tokenizer(texts, vocab, protocol_ids_first=True)  # the ids the committed weights were built with
     tok.add_tokens([AddedToken(c, single_word=True, normalized=False) for c in CODE_POOL])
     return tok
 
@@ -97,87 +99,67 @@ def encode_conversation(tok, messages: list[dict]) -> tuple[list[int], list[int]
 
 def demonstrations(data, spec: BuildSpec, n: int) -> list[list[dict]]:
     """``n`` demonstration conversations on the micro train split (several passes, fresh noise each)."""
+    from itertools import islice
+
     from harness.core.config import NoiseConfig
     from harness.data.retrieval import build_retriever
     from harness.environment.env import Environment
     from harness.models.micro_demos import Demonstrator
+    from harness.models.sft import demonstrations as play
 
-    train = data.split("train")
-    policy = Demonstrator(p_retry=spec.p_retry, seed=spec.seed)
     retriever = build_retriever("bm25", data.corpus, stopwords=data.task.retrieval.bm25_stopwords)
-    out: list[list[dict]] = []
-    rnd = 0
-    while len(out) < n:
-        env = Environment.from_task(data.task, data, noise=NoiseConfig(level=spec.demo_noise, modes=("drop_gold",)),
-                                    seed=1000 * spec.seed + rnd, retriever=retriever)
-        out.extend(ep.messages for ep in env.rollout(policy, train))
-        rnd += 1
-    return out[:n]
+    noise = NoiseConfig(level=spec.demo_noise, modes=("drop_gold",))
+
+    def make_env(rnd: int) -> Environment:
+        return Environment.from_task(data.task, data, noise=noise, seed=1000 * spec.seed + rnd, retriever=retriever)
+
+    policy = Demonstrator(p_retry=spec.p_retry, seed=spec.seed)
+    return list(islice(play(policy, make_env, data.split("train")), n))
 
 
-def _set_determinism(torch, spec: BuildSpec) -> None:
-    torch.manual_seed(spec.seed)
-    torch.set_num_threads(spec.threads)
-    torch.use_deterministic_algorithms(True)
+def sft_config(spec: BuildSpec):
+    """The warm start's optimisation: AdamW, warm-up then cosine to 10%, clipping at 1, shuffled once."""
+    from harness.models.sft import SFTConfig
+
+    return SFTConfig(steps=spec.steps, batch_size=spec.batch_size, learning_rate=spec.learning_rate,
+                     weight_decay=spec.weight_decay, betas=(0.9, 0.95), schedule="cosine",
+                     warmup_steps=spec.warmup_steps, min_lr_ratio=0.1, max_grad_norm=1.0, order="shuffle",
+                     seed=spec.seed, log_every=25)
 
 
 def train(data, spec: BuildSpec, out_dir: Path, progress: Callable[[int, dict], None] | None = None) -> dict:
-    """Tokenizer, model and warm start into ``out_dir``; returns the training log."""
+    """Tokenizer, model and warm start into ``out_dir``; returns the training log.
+
+    Runs seeded, single-threaded (``spec.threads``) and with deterministic algorithms, all scoped to
+    the build (:func:`harness.models.rng.deterministic`): the caller's torch state is unchanged after.
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    _set_determinism(torch, spec)
-    t0 = time.time()
-    tok = build_tokenizer(data.corpus.texts, spec.vocab)
-    convs = demonstrations(data, spec, spec.steps * spec.batch_size)
-    encoded = [encode_conversation(tok, c) for c in convs]
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
-                      num_hidden_layers=spec.num_hidden_layers, num_attention_heads=spec.num_attention_heads,
-                      num_key_value_heads=spec.num_attention_heads, max_position_embeddings=1024,
-                      rope_theta=10000.0, tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    model = LlamaForCausalLM(cfg)
-    model.generation_config.pad_token_id = tok.pad_token_id
-    model.generation_config.eos_token_id = tok.eos_token_id
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay,
-                            betas=(0.9, 0.95))
+    from harness.models.rng import deterministic
+    from harness.models.sft import mask_to_labels, train_sft
 
-    def lr_at(step: int) -> float:
-        if step < spec.warmup_steps:
-            return (step + 1) / spec.warmup_steps
-        frac = (step - spec.warmup_steps) / max(1, spec.steps - spec.warmup_steps)
-        return 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * frac))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    order = np.random.default_rng(spec.seed).permutation(len(encoded))
-    log: list[dict] = []
-    model.train()
-    for step in range(spec.steps):
-        batch = [encoded[i] for i in order[step * spec.batch_size:(step + 1) * spec.batch_size]]
-        width = max(len(ids) for ids, _ in batch)
-        x = torch.full((len(batch), width), tok.pad_token_id, dtype=torch.long)
-        y = torch.full((len(batch), width), -100, dtype=torch.long)
-        att = torch.zeros((len(batch), width), dtype=torch.long)
-        for r, (ids, mask) in enumerate(batch):
-            x[r, :len(ids)] = torch.tensor(ids)
-            att[r, :len(ids)] = 1
-            y[r, :len(ids)] = torch.tensor([t if m else -100 for t, m in zip(ids, mask)])
-        out = model(input_ids=x, attention_mask=att, labels=y)
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        row = {"step": step + 1, "loss": round(out.loss.item(), 4), "lr": sched.get_last_lr()[0]}
-        if (step + 1) % 25 == 0 or step == 0:
-            log.append(row)
-        if progress:
-            progress(1, row)
-    model.eval()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tok.save_pretrained(out_dir)
-    n_params = sum(p.numel() for p in model.parameters())
+    with deterministic(spec.seed, spec.threads):
+        t0 = time.time()
+        tok = build_tokenizer(data.corpus.texts, spec.vocab)
+        convs = demonstrations(data, spec, spec.steps * spec.batch_size)
+        examples = []
+        for c in convs:
+            ids, mask = encode_conversation(tok, c)
+            examples.append((ids, mask_to_labels(ids, mask)))
+        cfg = LlamaConfig(vocab_size=len(tok), hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
+                          num_hidden_layers=spec.num_hidden_layers, num_attention_heads=spec.num_attention_heads,
+                          num_key_value_heads=spec.num_attention_heads, max_position_embeddings=1024,
+                          rope_theta=10000.0, tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
+                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        model = LlamaForCausalLM(cfg)
+        model.generation_config.pad_token_id = tok.pad_token_id
+        model.generation_config.eos_token_id = tok.eos_token_id
+        log = train_sft(model, examples, tok.pad_token_id, sft_config(spec), progress=progress)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out_dir, safe_serialization=True)
+        tok.save_pretrained(out_dir)
+        n_params = sum(p.numel() for p in model.parameters())
     info = {"spec": asdict(spec), "n_params": n_params, "n_demonstrations": len(convs),
             "train_seconds": round(time.time() - t0, 1), "log": log, "torch": torch.__version__}
     (out_dir / "harness_build.json").write_text(json.dumps(info, indent=2))
@@ -197,27 +179,24 @@ def default_path(corpus_checksum: str, spec: BuildSpec = BuildSpec()) -> Path:
     return cache_root() / "models" / f"micro-{spec.key(corpus_checksum)}"
 
 
-def is_built(path: Path) -> bool:
-    return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
-
-
 def build_micro(out_dir: Path | None = None, spec: BuildSpec = BuildSpec(), data=None, force: bool = False,
                 progress: Callable[[int, dict], None] | None = None) -> Path:
-    """Build (or reuse) the micro policy folder; returns its path. Written atomically."""
+    """Build (or reuse) the micro policy folder; returns its path.
+
+    Built in a temp folder and swapped in whole (:func:`harness.core.io.atomic_build_dir`) under a
+    file lock (:func:`harness.core.io.build_lock`): sweep workers that need the same build wait for
+    the first one and reuse its folder instead of building twice or deleting each other's files.
+    """
+    from harness.core.io import atomic_build_dir, build_lock
+
     data = data or load_micro_data()
     target = Path(out_dir) if out_dir else default_path(data.corpus.checksum, spec)
     if is_built(target) and not force:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
-        train(data, spec, tmp, progress=progress)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with build_lock(target):
+        if is_built(target) and not force:  # another process built it while this one waited
+            return target
+        atomic_build_dir(target, lambda tmp: train(data, spec, tmp, progress=progress))
     return target
 
 

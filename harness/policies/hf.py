@@ -7,10 +7,12 @@ left-padded into one batch and generated together; generation stops at ``</searc
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from harness.environment.env import Generation
 from harness.episode.record import Episode
+from harness.models.rng import seeded
 
 STOP_STRINGS = ["</search>", "</answer>"]
 
@@ -64,9 +66,10 @@ class HFPolicy:
         prompts = render_prompts(self.tokenizer, conversations)
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         greedy = self.sampling.temperature <= 0
-        if not greedy:  # seeded sampling: identical seeds give identical episodes on CPU
-            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self._gen)))
-        with torch.inference_mode():
+        # Seeded sampling (identical seeds give identical episodes on CPU): `generate` draws from the global
+        # torch RNG and takes no generator, so it is seeded from our own stream for this call only.
+        rng = nullcontext() if greedy else seeded(int(torch.randint(0, 2**31 - 1, (1,), generator=self._gen)))
+        with rng, torch.inference_mode():
             seqs = self.model.generate(
                 **enc, max_new_tokens=max_new_tokens, do_sample=not greedy,
                 temperature=self.sampling.temperature if not greedy else None,

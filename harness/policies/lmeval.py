@@ -8,8 +8,13 @@ tags as stop sequences. lm-eval strips the stop sequence, so the closing tag is 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
+import numpy as np
+
 from harness.environment.env import Generation
 from harness.episode.record import Episode
+from harness.models.rng import seeded
 from harness.policies.hf import STOP_STRINGS, render_prompts
 
 
@@ -22,7 +27,7 @@ def _restore_stop(text: str) -> str:
 
 
 class LMEvalPolicy:
-    def __init__(self, model_type: str, model_args: str = "", lm=None, temperature: float = 0.0):
+    def __init__(self, model_type: str, model_args: str = "", lm=None, temperature: float = 0.0, seed: int = 0):
         from lm_eval.api.registry import get_model
         from lm_eval.utils import simple_parse_args_string
 
@@ -35,6 +40,8 @@ class LMEvalPolicy:
         self.lm = lm or get_model(model_type).create_from_arg_string(model_args or "", extra)
         self.tokenizer = getattr(self.lm, "tokenizer", None)
         self.gen_kwargs = {"do_sample": temperature > 0, **({"temperature": temperature} if temperature > 0 else {})}
+        self.sampling = temperature > 0
+        self._seeds = np.random.default_rng(seed)
 
     def _contexts(self, episodes: list[Episode]) -> list[str]:
         chats = [e.messages for e in episodes]
@@ -61,7 +68,11 @@ class LMEvalPolicy:
         import inspect
 
         quiet = "disable_tqdm" in inspect.signature(self.lm.generate_until).parameters
-        texts = self.lm.generate_until(reqs, disable_tqdm=True) if quiet else self.lm.generate_until(reqs)
+        # lm-eval's local models sample from the global torch RNG: seed it from our own stream, for this call
+        # only (identical seeds give identical episodes; the caller's RNG state is left as it was).
+        rng = seeded(int(self._seeds.integers(2**31 - 1))) if self.sampling else nullcontext()
+        with rng:
+            texts = self.lm.generate_until(reqs, disable_tqdm=True) if quiet else self.lm.generate_until(reqs)
         out = []
         for t in texts:
             n = self._count(t)
@@ -71,5 +82,5 @@ class LMEvalPolicy:
         return out
 
 
-def load(model: str, model_args: str = "", temperature: float = 0.0, **_: object) -> LMEvalPolicy:
-    return LMEvalPolicy(model, model_args, temperature=temperature)
+def load(model: str, model_args: str = "", temperature: float = 0.0, seed: int = 0, **_: object) -> LMEvalPolicy:
+    return LMEvalPolicy(model, model_args, temperature=temperature, seed=seed)

@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.environment.env import Generation
 from harness.episode.record import Episode
+from harness.models.rng import preserved_rng
 from harness.policies.hf import STOP_STRINGS
 
 
@@ -44,8 +45,13 @@ class VLLMPolicy:
         from vllm import LLM, SamplingParams
 
         self.name = model
-        self.llm = llm or LLM(model=model, seed=seed, gpu_memory_utilization=gpu_memory_utilization,
-                              max_model_len=max_model_len)
+        if llm is None:
+            # vLLM seeds Python's, NumPy's and torch's global RNGs with `seed` when its engine starts; sampling
+            # is seeded per request (SamplingParams.seed), so the process's RNG state is put back afterwards.
+            with preserved_rng():
+                llm = LLM(model=model, seed=seed, gpu_memory_utilization=gpu_memory_utilization,
+                          max_model_len=max_model_len)
+        self.llm = llm
         self._params = dict(temperature=temperature, top_p=top_p, seed=seed, stop=STOP_STRINGS,
                             include_stop_str_in_output=True, **(sampling_kwargs or {}))
         self._SamplingParams = SamplingParams

@@ -10,9 +10,6 @@ tokens of the first turn). It stays far from solving the task, which keeps rewar
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from harness.core.config import TaskConfig, make_noise
@@ -20,14 +17,16 @@ from harness.data.loading import TaskData
 
 
 def demonstrations(task: TaskConfig, data: TaskData, n: int = 64, noise: float = 0.5) -> list[list[dict]]:
-    """Conversations of the oracle-retry policy on the first ``n`` train questions."""
+    """Conversations of the oracle-retry policy on the first ``n`` train questions (up to its last turn)."""
     from harness.environment.env import Environment
+    from harness.models.sft import demonstrations as play
     from harness.policies.scripted import ScriptedPolicy
 
-    env = Environment.from_task(task, data, noise=make_noise(noise, ["drop_gold"]), max_turns=4)
-    episodes = env.rollout(ScriptedPolicy("oracle-retry", max_turns=4), data.split("train")[:n])
-    return [ep.messages[: max(i for i, m in enumerate(ep.messages) if m["role"] == "assistant") + 1]
-            for ep in episodes]
+    def make_env(rnd: int) -> Environment:
+        return Environment.from_task(task, data, noise=make_noise(noise, ["drop_gold"]), max_turns=4)
+
+    return list(play(ScriptedPolicy("oracle-retry", max_turns=4), make_env, data.split("train")[:n], rounds=1,
+                     through_last_assistant=True))
 
 
 def _tokenize(tokenizer, conv: list[dict]) -> tuple[list[int], list[int]]:
@@ -36,46 +35,49 @@ def _tokenize(tokenizer, conv: list[dict]) -> tuple[list[int], list[int]]:
     Later turns sit behind ~500-token ``<information>`` blocks; the first turn is enough to teach
     the shape of the protocol and keeps each step cheap.
     """
+    from harness.models.sft import IGNORE
     from harness.train.tokens import ChatGlue
 
     glue = ChatGlue(tokenizer)
     prompt, turn = glue.prompt_ids(conv[:2]), glue.encode(conv[2]["content"])
-    return prompt + turn, [-100] * len(prompt) + turn
+    return prompt + turn, [IGNORE] * len(prompt) + turn
 
 
 def warm_start(model_path: str, task: TaskConfig, data: TaskData, out_dir: Path, steps: int = 60,
                batch_size: int = 8, lr: float = 5e-3, seed: int = 0) -> Path:
-    """Train ``model_path`` for ``steps`` steps on demonstrations; save to ``out_dir`` (reused if present)."""
+    """Train ``model_path`` for ``steps`` steps on demonstrations; save to ``out_dir`` (reused if present).
+
+    The folder is built in a temp sibling and swapped in whole under a file lock, so sweep workers
+    that ask for the same warm start build it once; the global torch RNG is left as it was.
+    """
+    from harness.core.io import atomic_build_dir, build_lock
+    from harness.models.tiny import is_built
+
     out_dir = Path(out_dir)
-    if (out_dir / "model.safetensors").is_file():
+    if is_built(out_dir):
         return out_dir
+    with build_lock(out_dir):
+        if not is_built(out_dir):  # else another process built it while this one waited
+            atomic_build_dir(out_dir, lambda tmp: _train_into(tmp, model_path, task, data, steps, batch_size, lr, seed))
+    return out_dir
+
+
+def _train_into(folder: Path, model_path: str, task: TaskConfig, data: TaskData, steps: int, batch_size: int,
+                lr: float, seed: int) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch.manual_seed(seed)
-    tok = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    rows = [_tokenize(tok, c) for c in demonstrations(task, data)]
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    model.train()
-    for step in range(steps):
-        batch = [rows[(step * batch_size + j) % len(rows)] for j in range(batch_size)]
-        width = max(len(ids) for ids, _ in batch)
-        ids = torch.tensor([x + [tok.pad_token_id] * (width - len(x)) for x, _ in batch])
-        labels = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch])
-        mask = (torch.arange(width)[None, :] < torch.tensor([len(x) for x, _ in batch])[:, None]).long()
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
-    return out_dir
+    from harness.models.rng import seeded
+    from harness.models.sft import SFTConfig, train_sft
+
+    with seeded(seed):
+        tok = AutoTokenizer.from_pretrained(model_path)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        rows = [_tokenize(tok, c) for c in demonstrations(task, data)]
+        train_sft(model, rows, tok.pad_token_id, SFTConfig(steps=steps, batch_size=batch_size, learning_rate=lr,
+                                                           order="cycle", seed=seed))
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
 
 
 def cached_warm_start(model_path: str, task: TaskConfig, data: TaskData, steps: int, seed: int = 0) -> Path:
