@@ -206,6 +206,7 @@ def test_paired_comparison_one_and_several_seeds():
     assert r.difference == pytest.approx(a.mean() - b.mean())
     assert r.interval[0] <= r.difference <= r.interval[1]
     assert "paired, 3 seeds x 100 questions" in r.sentence()
+    assert len(r.per_seed) == 3 and np.mean(r.per_seed) == pytest.approx(r.difference)
     one = compare_paired(a[0].astype(int), a[0].astype(int))
     assert one.difference == 0 and one.p_value == 1.0 and not one.significant
     assert one.sentence().endswith("(paired, 100 questions): not significant")
@@ -218,6 +219,7 @@ def test_a_clear_difference_is_significant():
     b = [1] * 50 + [0] * 50
     r = compare_paired(a, b)
     assert r.significant and r.p_value < 1e-6 and r.interval[0] > 0.15
+    assert ", p < 0.001 (paired, 100 questions): significant" in r.sentence()
 
 
 # ----------------------------------------------------------------------------- runs and the CLI
