@@ -262,19 +262,24 @@ def sweep(
     max_steps: Optional[int] = typer.Option(None, "--max-steps"),
     eval_every: Optional[int] = typer.Option(None, "--eval-every"),
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit"),
-    set_: list[str] = typer.Option([], "--set", help="Any other harness train option: --set num_generations=4."),
+    set_: list[str] = typer.Option([], "--set", help="Any other harness train option: --set num_generations=4 "
+                                   "(checked with the ablation before any trial runs)."),
     trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help="Seconds before a trial is failed."),
     report: bool = typer.Option(True, "--report/--no-report"),
 ) -> None:
     """Run (or resume) an Optuna ablation study whose trials are short harness train runs."""
-    from harness.sweep.runner import run_sweep
+    from harness.sweep.runner import NoTrialCompleted, run_sweep
 
     ov = {k: v for k, v in (("model", model), ("max_steps", max_steps), ("eval_every", eval_every),
                             ("eval_limit", eval_limit)) if v is not None}
     ov.update(_overrides(set_))
-    summary = run_sweep(str(ablation), n_trials=n_trials, storage=storage, study_name=study_name, workers=workers,
-                        output_dir=str(output_dir) if output_dir else None, overrides=ov,
-                        trial_timeout=trial_timeout, report=report)
+    try:
+        summary = run_sweep(str(ablation), n_trials=n_trials, storage=storage, study_name=study_name, workers=workers,
+                            output_dir=str(output_dir) if output_dir else None, overrides=ov,
+                            trial_timeout=trial_timeout, report=report)
+    except NoTrialCompleted as e:  # the study ran but nothing completed: a failed sweep, not bad input
+        typer.echo(json.dumps(e.summary, indent=2, default=str))
+        _fail(str(e), code=1)
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 
