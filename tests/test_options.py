@@ -99,6 +99,8 @@ def test_loss_type_is_a_choice_and_bad_values_name_their_flag():
     assert "--num-generations: Input should be greater than or equal to 2" in str(res.exception)
     res = runner.invoke(_capture(RunConfig, "run")[0], ["go", "--noise", "0,x"])
     assert "--noise[1]: Input should be a valid number" in str(res.exception)
+    res = runner.invoke(_capture(RunConfig, "run")[0], ["go", "--noise", "0,2"])
+    assert "--noise[1]: Input should be less than or equal to 1" in str(res.exception)
 
 
 # ----------------------------------------------------------------------------- --config and precedence

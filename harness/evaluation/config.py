@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -36,7 +37,7 @@ class RunConfig(BaseModel):
                                 json_schema_extra=cli("--backend", "-b"))
     model_args: str = Field("", description="lm-eval style 'k=v,k=v' arguments for --backend lm-eval")
     split: str = Field("test", description="test (the paper's 32), train (286) or all (318)")
-    noise_levels: list[float] | None = Field(None, description="noise level(s) in [0,1], comma-separated: '0,0.5' "
+    noise_levels: list[Annotated[float, Field(ge=0, le=1)]] | None = Field(None, description="noise level(s) in [0,1], comma-separated: '0,0.5' "
                                              "(default: the task's)", json_schema_extra=cli("--noise"))
     noise_modes: list[str] | None = Field(None, description="drop_gold, paraphrase, random, shuffle "
                                           "(comma-separated; default: the task's)",
