@@ -2,11 +2,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from harness.cli.app import app
 from harness.cli.validate import validate_file
 from harness.core.errors import ConfigError
-from harness.sweep.ablation import load_ablation
-from harness.sweep.runner import train_command
+from harness.sweep.ablation import Ablation, ParamSpec, load_ablation, trial_values
+from harness.sweep.trial import trial_config
+from harness.train.config import TrainConfig, resolve
+
+pytestmark = pytest.mark.unit
 
 pytestmark = pytest.mark.unit
 
@@ -40,6 +45,7 @@ def _write(tmp_path, mutate):
     (lambda r: r["search_space"].update(train_noise={"type": "float", "low": 0.9, "high": 0.1}), "impossible range"),
     (lambda r: r["search_space"].update({"reward.retri": {"type": "categorical", "choices": [0, 1]}}), "reward.retri"),
     (lambda r: r["base"].update(max_stepz=3), "max_stepz"),
+    (lambda r: r["base"].update(max_stepz=3), "did you mean max_steps"),
     (lambda r: r.update(objective="best"), "objective"),
     (lambda r: r.update(preset="nope"), "preset 'nope'"),
     (lambda r: r["search_space"].update(learning_rate={"type": "float", "low": 0.0, "high": 1e-3, "log": True}), "log scale"),
@@ -51,11 +57,118 @@ def test_invalid_ablations_name_file_and_key(tmp_path, mutate, needle):
     assert needle in str(e.value) and str(p) in str(e.value)
 
 
-def test_train_command_layers_base_overrides_params(tmp_path):
+def test_trial_config_layers_base_overrides_params(tmp_path):
     ab = load_ablation(REPO / "ablations/retry_vs_baseline.yaml")
-    cmd = train_command(ab, {"reward.retry": 0.0, "train_noise": 0.3, "seed": 2}, {"max_steps": "2", "model": "tiny"},
-                        tmp_path / "t")
-    s = " ".join(cmd)
-    assert "--preset rezero" in s and "--max-steps 2" in s and "--eval-every 25" in s and "--model tiny" in s
-    assert "--reward-weights retry=0" in s and "--train-noise 0.3" in s and "--seed 2" in s
-    assert cmd[-3:] == ["--output-dir", str(tmp_path / "t"), "--no-report"]
+    cfg = trial_config(ab, {"reward.retry": 0.0, "train_noise": 0.3, "seed": 2}, {"max_steps": "2", "model": "tiny"},
+                       tmp_path / "t")
+    # typed by TrainConfig (the override "2" is the int 2); only what the ablation and overrides set is written
+    assert cfg == {"task": "apollo3", "preset": "rezero", "max_steps": 2, "eval_every": 25, "model": "tiny",
+                   "train_noise": 0.3, "seed": 2, "reward_weights": "retry=0.0", "output_dir": str(tmp_path / "t"),
+                   "report": False}
+
+
+def test_reward_entries_of_every_layer_join_reward_weights_later_wins():
+    ab = Ablation(name="x", base={"reward.format": 2, "reward_weights": "retry=0.5"},
+                  search_space={"reward.retry": ParamSpec(type="categorical", choices=[0.0, 1.0])})
+    v = trial_values(ab, {"reward.retry": 1.0}, {"reward.em_chunk": "0"})
+    assert v["reward_weights"] == "format=2.0,retry=0.5,em_chunk=0,retry=1.0"
+    w = resolve(TrainConfig(**v)).weights
+    assert (w.format, w.retry, w.em_chunk) == (2.0, 1.0, 0.0)
+
+
+# ----------------------------------------------------------------------------- values, checked before any trial
+def _cat(*choices):
+    return {"type": "categorical", "choices": list(choices)}
+
+
+def _tpe(r, **space):
+    """Switch the (grid) ablation to TPE, whose ranges need no step, and add ``space``."""
+    r["sampler"] = {"name": "tpe"}
+    r["search_space"].update(space)
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    # a value TrainConfig refuses, wherever it is: a choice list, a range, base
+    (lambda r: r["search_space"].update(train_noise=_cat(0.0, 1.5)),
+     "search_space.train_noise.choices[1] = 1.5: train_noise: Input should be less than or equal to 1"),
+    (lambda r: _tpe(r, train_noise={"type": "float", "low": 0.0, "high": 1.5}),
+     "search_space.train_noise.high = 1.5"),
+    (lambda r: r["base"].update(train_noise=1.5), "base.train_noise: Input should be less than or equal to 1"),
+    (lambda r: r["base"].update(max_steps="sixty"), "base.max_steps: Input should be a valid integer"),
+    (lambda r: r["search_space"].update(max_steps=_cat(60, "sixty")), "search_space.max_steps.choices[1] = 'sixty'"),
+    # a float range over an integer option yields values it refuses
+    (lambda r: _tpe(r, max_steps={"type": "float", "low": 10, "high": 100}),
+     "use type: int for an integer option"),
+    (lambda r: _tpe(r, eval_every={"type": "int", "low": 0, "high": 5}),
+     "search_space.eval_every.low = 0: eval_every: Input should be greater than or equal to 1"),
+    # what resolve() refuses against the task: presets, noise modes; cross-field checks of TrainConfig
+    (lambda r: r["search_space"].update(preset=_cat("rezero", "nope")), "unknown preset 'nope'"),
+    (lambda r: r["search_space"].update(train_noise_mode=_cat("drop_gold", "sideways")), "sideways"),
+    (lambda r: r["base"].update(stop_after=400), "stop_after (400) is past max_steps (300)"),
+    (lambda r: r["base"].update(lr_scheduler="zigzag"), "unknown lr scheduler"),
+    # reward weights: registry names, numbers, finite, >= 0
+    (lambda r: r["search_space"].update({"reward.retry": _cat(0.0, "x")}), "must be a number"),
+    (lambda r: r["search_space"].update({"reward.retry": _cat(0.0, float("inf"))}), "must be finite"),
+    (lambda r: r["search_space"].update({"reward.retry": _cat(0.0, float("nan"))}), "must be finite"),
+    (lambda r: r["search_space"].update({"reward.retry": _cat(-1.0, 1.0)}), "must be >= 0"),
+    (lambda r: _tpe(r, **{"reward.format": {"type": "float", "low": -1.0, "high": 1.0}}),
+     "low = -1.0: a reward weight must be >= 0"),
+    (lambda r: r["base"].update({"reward.format": float("inf")}),
+     "base.reward.format = inf: a reward weight must be finite"),
+    (lambda r: r["base"].update(reward_weights="retry=nan"), "reward weight retry=nan"),
+    (lambda r: r["search_space"].update({"reward.retri": _cat(0.0)}), "did you mean reward.retry"),
+    # options the sweep decides
+    (lambda r: r["base"].update(output_dir="x"), "each trial gets its own run directory"),
+    (lambda r: r["base"].update(task="apollo3_micro"), "top-level 'task:'"),
+    (lambda r: r.update(allow_weights=["negativ"]), "allow_weights"),
+])
+def test_values_a_trial_would_refuse_are_refused_before_any_trial(tmp_path, mutate, needle):
+    p = _write(tmp_path, mutate)
+    with pytest.raises(ConfigError) as e:
+        load_ablation(p)
+    assert needle in str(e.value) and str(p) in str(e.value), str(e.value)
+    res = CliRunner().invoke(app, ["validate", str(p)])
+    assert res.exit_code == 1 and needle in res.output
+
+
+def test_allow_weights_lifts_the_ablation_guard_only(tmp_path):
+    p = _write(tmp_path, lambda r: r.update(allow_weights=["non_finite"]) or
+               r["search_space"].update({"reward.retry": _cat(0.0, float("inf"))}))
+    assert load_ablation(p).allow_weights == ["non_finite"]
+    # a negative weight is still refused where the training run refuses it (resolve: weights >= 0)
+    p = _write(tmp_path, lambda r: r.update(allow_weights=["negative"]) or
+               r["search_space"].update({"reward.retry": _cat(0.0, -1.0)}))
+    with pytest.raises(ConfigError, match=r"choices\[1\] = -1.0: reward weights must be >= 0"):
+        load_ablation(p)
+
+
+def test_sweep_overrides_are_checked_with_the_ablation():
+    path = REPO / "ablations/retry_vs_baseline.yaml"
+    assert load_ablation(path, {"max_steps": "2", "model": "tiny"}).name == "retry_vs_baseline"
+    with pytest.raises(ConfigError, match="override max_steps: Input should be a valid integer"):
+        load_ablation(path, {"max_steps": "two"})
+    with pytest.raises(ConfigError, match="override max_stepz: unknown training option"):
+        load_ablation(path, {"max_stepz": "2"})
+    with pytest.raises(ConfigError, match="must be finite"):
+        load_ablation(path, {"reward.format": "inf"})
+
+
+def test_every_train_option_is_a_valid_ablation_key():
+    """The schema is TrainConfig itself: a new TrainConfig field is an ablation key with nothing else to edit."""
+    from harness.sweep.ablation import SWEEP_SETS, _name_problem
+
+    for name in TrainConfig.model_fields:
+        assert (_name_problem(name) is None) == (name not in SWEEP_SETS), name
+    from harness.scoring.rewards import REWARDS
+
+    assert all(_name_problem(f"reward.{r}") is None for r in REWARDS)
+
+
+def test_probes_cover_choices_ends_and_inside():
+    assert ParamSpec(type="int", low=1, high=9, step=2).probes() == [("low", 1), ("high", 9)]
+    assert ParamSpec(type="float", low=0.0, high=0.8, step=0.2).probes() == [("low", 0.0), ("high", 0.8),
+                                                                             ("inside", 0.2)]
+    with pytest.raises(ValueError, match="whole-number"):
+        ParamSpec(type="int", low=0.5, high=3)
+    with pytest.raises(ValueError, match="finite"):
+        ParamSpec(type="float", low=0.0, high=float("inf"))

@@ -22,7 +22,6 @@ from harness.scoring.judge import (
 )
 
 
-
 @pytest.fixture(scope="module")
 def golds(data) -> list[str]:
     """The 318 gold answers, read from the data folder the conftest fixture found (or skipped without)."""

@@ -14,7 +14,6 @@ import harness.policies.reader as reader_module
 from harness.policies.reader import QUESTION_TYPES, extract_answer, question_type
 from harness.scoring.judge import judge, normalize_answer
 
-
 PASSAGES = [
     "The cryogenic oxygen tank 2 pressure rose to 1008 psia before the relief valve opened. "
     "The crew heard a sharp bang at 55:54:53, and the master alarm came on shortly afterwards.",

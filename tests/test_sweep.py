@@ -13,6 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from harness.cli.app import app
+from harness.sweep.study import known_experimental
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +40,7 @@ def _trials(storage, name):
     return optuna.load_study(study_name=name, storage=storage).trials
 
 
+@pytest.mark.integration
 def test_cpu_smoke_sweep_three_trials(data, tmp_path):
     out = tmp_path / "study"
     res = CliRunner().invoke(app, ["sweep", str(REPO / "ablations/retry_vs_baseline.yaml"), "--n-trials", "3",
@@ -50,6 +52,12 @@ def test_cpu_smoke_sweep_three_trials(data, tmp_path):
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 3      # grid cells, no repeats
     for t in trials:
         assert Path(t.user_attrs["run_dir"], "curve.csv").is_file()
+        # the trial's whole configuration is its file; the command names nothing else
+        cfg = yaml.safe_load(Path(t.user_attrs["run_dir"], "trial_config.yaml").read_text())
+        assert t.user_attrs["command"] == f"harness train --config {t.user_attrs['run_dir']}/trial_config.yaml"
+        assert cfg["max_steps"] == 2 and cfg["warm_start"] == 40 and cfg["seed"] == t.params["seed"]
+        assert json.loads(Path(t.user_attrs["run_dir"], "config.json").read_text())["train"]["train_noise"] == \
+            t.params["train_noise"]
         assert t.user_attrs["peak_step"] is not None and "collapse_step" in t.user_attrs
         assert t.intermediate_values                                           # eval accuracy was reported
     assert (out / "report.html").is_file() and "retry" in (out / "report.html").read_text()
@@ -59,6 +67,7 @@ def test_cpu_smoke_sweep_three_trials(data, tmp_path):
     assert again.exit_code == 0 and len(_trials(summary["storage"], "retry_vs_baseline")) == 3
 
 
+@pytest.mark.integration
 @pytest.mark.postgres
 def test_two_workers_share_a_postgres_study(data, tmp_path, postgres_url):
     ab = _grid(tmp_path)
@@ -74,6 +83,7 @@ def test_two_workers_share_a_postgres_study(data, tmp_path, postgres_url):
     assert all(Path(t.user_attrs["run_dir"], "curve.csv").is_file() for t in done)   # no lost results
 
 
+@pytest.mark.integration
 @pytest.mark.postgres
 def test_killed_worker_trial_fails_and_is_retried(data, tmp_path, postgres_url, monkeypatch):
     from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
@@ -107,6 +117,160 @@ def test_killed_worker_trial_fails_and_is_retried(data, tmp_path, postgres_url, 
     trials = _trials(url, "killme")
     failed = [t for t in trials if t.state.name == "FAIL"]
     assert len(failed) == 1
-    retried = [t for t in trials if Retry.retried_trial_number(t) == failed[0].number]
+    with known_experimental():
+        retried = [t for t in trials if Retry.retried_trial_number(t) == failed[0].number]
     assert retried and retried[0].state.name == "COMPLETE" and retried[0].params == failed[0].params
     assert sum(t.state.name == "COMPLETE" for t in trials) == 4
+
+
+# ----------------------------------------------------------------------------- failures, warnings, process hygiene
+@pytest.mark.integration
+def test_sweep_where_every_trial_fails_exits_nonzero_with_the_first_cause_once(data, tmp_path):
+    """Trials that pass validation but fail at run time (their data folder is missing): exit 1, one cause, no trace."""
+    ab = _grid(tmp_path, "allfail")
+    raw = yaml.safe_load(ab.read_text())
+    raw["base"]["data_dir"] = str(tmp_path / "no-data-here")
+    raw["search_space"] = {"seed": {"type": "categorical", "choices": [0, 1]}}
+    ab.write_text(yaml.safe_dump(raw))
+    p = subprocess.run([sys.executable, "-m", "harness", "sweep", str(ab), "-o", str(tmp_path / "s"), "--no-report"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr and "ExperimentalWarning" not in p.stderr, p.stderr
+    assert p.stderr.count("first failure (trial 0): harness train exited 2: error: ") == 1, p.stderr
+    assert "not found in" in p.stderr and "train.log" in p.stderr          # the cause, and where its log is
+    assert p.stderr.count("Trial 1 failed") == 1                             # one line per failed trial
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert summary["states"] == {"FAIL": 2} and summary["first_failure"]["number"] == 0
+
+
+@pytest.mark.integration
+def test_bad_ablation_values_stop_the_sweep_before_any_trial(tmp_path):
+    ab = _grid(tmp_path, "badvals")
+    raw = yaml.safe_load(ab.read_text())
+    raw["search_space"]["train_noise"] = {"type": "categorical", "choices": [0.0, 1.5]}
+    ab.write_text(yaml.safe_dump(raw))
+    res = CliRunner().invoke(app, ["sweep", str(ab), "-o", str(tmp_path / "s")])
+    assert res.exit_code != 0 and "search_space.train_noise.choices[1] = 1.5" in str(res.exception)
+    res = CliRunner().invoke(app, ["sweep", str(_grid(tmp_path, "badset")), "-o", str(tmp_path / "s"),
+                                   "--set", "max_steps=sixty"])
+    assert "override max_steps: Input should be a valid integer" in str(res.exception)
+    assert not (tmp_path / "s").exists()                                     # no study, no trial directory
+
+
+WORKER = """
+import subprocess, sys, time
+code = ("import os, sys, time; from harness.sweep.child import die_with_parent; "
+        "die_with_parent(int(sys.argv[2])); open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(120)")
+import os
+subprocess.Popen([sys.executable, "-c", code, sys.argv[1], str(os.getpid())], start_new_session=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.integration
+def test_trial_process_dies_with_its_worker(tmp_path):
+    """A worker killed with SIGKILL takes its trial's process with it (harness.sweep.child, no preexec_fn)."""
+    pidfile = tmp_path / "child.pid"
+    w = subprocess.Popen([sys.executable, "-c", WORKER, str(pidfile)])
+    deadline = time.time() + 60
+    while not (pidfile.is_file() and pidfile.read_text()) and time.time() < deadline:
+        time.sleep(0.1)
+    child = int(pidfile.read_text())
+    assert _alive(child)
+    w.kill()
+    w.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and _alive(child):
+        time.sleep(0.1)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"     # a zombie is dead, waiting to be reaped
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.integration
+def test_child_command_execs_harness(tmp_path):
+    from harness.sweep.child import command
+
+    p = subprocess.run(command(os.getpid(), ["train", "--config", str(tmp_path / "missing.yaml")]),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "config file not found" in p.stderr
+
+
+# ----------------------------------------------------------------------------- objective values and the baseline
+def _ab(objective="peak", **kw):
+    from harness.sweep.ablation import Ablation
+
+    space = kw.pop("search_space", {"seed": {"type": "categorical", "choices": [0, 1]}})
+    return Ablation(name="x", objective=objective, search_space=space, **kw)
+
+
+def _curve(steps, acc):
+    import pandas as pd
+
+    return pd.DataFrame({"step": steps, "accuracy": acc})
+
+
+@pytest.mark.unit
+def test_objective_values_final_auc_peak_and_collapse():
+    from harness.analysis.curves import analyze
+    from harness.sweep.trial import objective_value
+
+    curve = _curve([0, 10, 30, 40], [0.2, 0.6, 0.1, 0.0])
+    res = analyze(curve, delta=0.5, m=2)
+    assert res["peak"] == 0.6 and res["collapse_step"] == 30
+    assert objective_value(_ab("final"), curve, res) == 0.0
+    assert objective_value(_ab("peak"), curve, res) == 0.6
+    # trapezoids: (0.2+0.6)/2*10 + (0.6+0.1)/2*20 + (0.1+0)/2*10 = 4 + 7 + 0.5 = 11.5 over 40 steps
+    assert objective_value(_ab("auc"), curve, res) == pytest.approx(11.5 / 40)
+    assert objective_value(_ab("peak_and_collapse"), curve, res) == (0.6, 30.0)
+    flat = _curve([0, 10, 20], [0.3, 0.4, 0.5])                     # no collapse: one past the last step
+    assert objective_value(_ab("peak_and_collapse"), flat, analyze(flat)) == (0.5, 21.0)
+    one = _curve([0], [0.25])                                      # one eval: its accuracy
+    assert objective_value(_ab("auc"), one, analyze(one)) == 0.25
+
+
+@pytest.mark.unit
+def test_enqueue_baseline_queues_the_preset_weights_once():
+    import optuna
+
+    from harness.sweep.study import enqueue_baseline
+
+    space = {"reward.retry": {"type": "float", "low": 0.0, "high": 1.0},          # rezero: 1.0, inside
+             "reward.correctness": {"type": "categorical", "choices": [1.0, 2.0]},  # rezero: 4.0, not a choice
+             "learning_rate": {"type": "float", "low": 1e-6, "high": 1e-4, "log": True}}
+    ab = _ab(search_space=space, sampler={"name": "tpe"})
+    study = optuna.create_study(direction="maximize")
+    assert enqueue_baseline(study, ab) == {"reward.retry": 1.0}
+    assert [t.system_attrs["fixed_params"] for t in study.trials] == [{"reward.retry": 1.0}]
+    assert study.trials[0].state.name == "WAITING"
+    assert enqueue_baseline(study, ab) is None and len(study.trials) == 1       # a study with trials: nothing
+    grid = _ab(search_space={"reward.retry": {"type": "categorical", "choices": [0.0, 1.0]}}, sampler={"name": "grid"})
+    assert enqueue_baseline(optuna.create_study(), grid) is None                # a grid covers the cell anyway
+    none_inside = _ab(search_space={"reward.retry": {"type": "float", "low": 2.0, "high": 3.0}})
+    assert enqueue_baseline(optuna.create_study(), none_inside) is None
+
+
+@pytest.mark.unit
+def test_known_experimental_silences_only_the_features_we_use():
+    import warnings
+
+    from optuna.exceptions import ExperimentalWarning
+
+    from harness.sweep.study import known_experimental
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with known_experimental():
+            warnings.warn("Argument ``heartbeat_interval`` is an experimental feature.", ExperimentalWarning)
+            warnings.warn("RetryHeartbeatStaleTrialCallback is experimental (supported from v2.8.0).",
+                          ExperimentalWarning)
+            warnings.warn("SomethingNew is experimental.", ExperimentalWarning)
+        warnings.warn("Argument ``heartbeat_interval`` is an experimental feature.", ExperimentalWarning)
+    assert [str(w.message) for w in seen] == ["SomethingNew is experimental.",
+                                              "Argument ``heartbeat_interval`` is an experimental feature."]

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from harness.analysis.curves import INDICATORS, indicator_series, indicator_onsets
+from harness.analysis.curves import INDICATORS, indicator_onsets, indicator_series
 
 __all__ = ["NullModel", "RunCase", "fit_null", "indicator_rates", "null_curve", "verdicts"]
 

@@ -10,7 +10,9 @@ from typing import Optional
 
 import typer
 
+from harness.cli.options import config_command
 from harness.core.errors import HarnessError
+from harness.evaluation.config import RunConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Evaluation and ablation harness for retry-aware retrieval RL (ReZero-style search agents).")
@@ -26,15 +28,6 @@ DataDirOpt = typer.Option(None, "--data-dir", help="Folder with the task's data 
 def _fail(msg: str, code: int = 2) -> None:
     typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
-
-
-def _floats(spec: Optional[str]) -> Optional[list[float]]:
-    if spec is None:
-        return None
-    try:
-        return [float(x) for x in spec.split(",") if x.strip()]
-    except ValueError:
-        _fail(f"--noise expects numbers separated by commas, got {spec!r}")
 
 
 def _progress_factory():
@@ -57,49 +50,11 @@ def _progress_factory():
 
 
 # ----------------------------------------------------------------------------- run
-@app.command()
-def run(
-    task: str = TaskOpt,
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model path or hub id, 'tiny', a scripted policy "
-                                        "(closed-book, one-search, oracle-retry), or an lm-eval model type. "
-                                        "Default: the reference policies."),
-    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="scripted | hf | vllm | lm-eval (inferred)."),
-    model_args: str = typer.Option("", "--model-args", help="lm-eval style 'k=v,k=v' arguments for --backend lm-eval."),
-    split: str = typer.Option("test", "--split", help="test (the paper's 32), train (286) or all (318)."),
-    noise: Optional[str] = typer.Option(None, "--noise", help="Noise level(s) in [0,1], comma-separated: '0,0.5'."),
-    noise_mode: Optional[str] = typer.Option(None, "--noise-mode", help="drop_gold, paraphrase, random, shuffle (comma-separated)."),
-    retriever: Optional[str] = typer.Option(None, "--retriever", help="bm25 or dense (task default: bm25)."),
-    k: Optional[int] = typer.Option(None, "-k", help="Results per search (task default: 3)."),
-    max_turns: Optional[int] = typer.Option(None, "--max-turns"),
-    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Per assistant turn."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate only the first N questions of the split."),
-    seed: int = typer.Option(0, "--seed"),
-    temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Episodes rolled out together."),
-    reward_weights: Optional[str] = typer.Option(None, "--reward-weights", help="Overrides, e.g. 'retry=0,format=1'."),
-    llm_judge: Optional[str] = typer.Option(None, "--llm-judge", help="Also grade answers with this model "
-                                            "(Yes/No prompt); verdicts and agreement are stored."),
-    llm_judge_backend: Optional[str] = typer.Option(None, "--llm-judge-backend"),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o"),
-    data_dir: Optional[Path] = DataDirOpt,
-    resume: bool = typer.Option(False, "--resume", help="Continue a run directory, skipping finished episodes."),
-    report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),
-    reward_semantics: Optional[str] = typer.Option(None, "--reward-semantics", help="rezero | strict (task default)."),
-    stop_after_action: Optional[bool] = typer.Option(None, "--stop-after-action/--no-stop-after-action",
-                                                     help="Protocol (task default): stop a turn at its first action."),
-) -> None:
-    """Evaluate a model (or the reference policies) on a task with retry-aware metrics."""
-    from harness.evaluation.run import EvalRun, RunConfig
+def _run(cfg: RunConfig) -> None:
+    from harness.evaluation.run import EvalRun
 
-    cfg = RunConfig(task=task, model=model, backend=backend, model_args=model_args, split=split,
-                    noise_levels=_floats(noise), noise_modes=noise_mode.split(",") if noise_mode else None,
-                    retriever=retriever, k=k, max_turns=max_turns, max_new_tokens=max_new_tokens, limit=limit,
-                    seed=seed, temperature=temperature, batch_size=batch_size, reward_weights=reward_weights,
-                    llm_judge=llm_judge, llm_judge_backend=llm_judge_backend, output_dir=str(output_dir) if output_dir else None, data_dir=str(data_dir) if data_dir else None,
-                    resume=resume, report=report, reward_semantics=reward_semantics,
-                    stop_after_action=stop_after_action)
     r = EvalRun(cfg, progress=_progress_factory())
-    if model is None:
+    if cfg.model is None:
         typer.echo("No --model given: evaluating the scripted reference policies ("
                    + ", ".join(p for b, p in r.policies if b == "scripted") + ")"
                    + (" and the MICRO-SCALE policy 'micro' (1.15M parameters, trained on apollo3_micro; "
@@ -109,6 +64,12 @@ def run(
 
     print_results(res)
     typer.echo(f"\nrun directory: {r.out}")
+
+
+#: ``harness run``: options generated from RunConfig (harness.cli.options), plus --config FILE.
+run = app.command("run")(config_command(
+    RunConfig, _run, section="run", name="run",
+    doc="Evaluate a model (or the reference policies) on a task with retry-aware metrics."))
 
 
 # ----------------------------------------------------------------------------- data
@@ -342,19 +303,24 @@ def sweep(
     max_steps: Optional[int] = typer.Option(None, "--max-steps"),
     eval_every: Optional[int] = typer.Option(None, "--eval-every"),
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit"),
-    set_: list[str] = typer.Option([], "--set", help="Any other harness train option: --set num_generations=4."),
+    set_: list[str] = typer.Option([], "--set", help="Any other harness train option: --set num_generations=4 "
+                                   "(checked with the ablation before any trial runs)."),
     trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help="Seconds before a trial is failed."),
     report: bool = typer.Option(True, "--report/--no-report"),
 ) -> None:
     """Run (or resume) an Optuna ablation study whose trials are short harness train runs."""
-    from harness.sweep.runner import run_sweep
+    from harness.sweep.runner import NoTrialCompleted, run_sweep
 
     ov = {k: v for k, v in (("model", model), ("max_steps", max_steps), ("eval_every", eval_every),
                             ("eval_limit", eval_limit)) if v is not None}
     ov.update(_overrides(set_))
-    summary = run_sweep(str(ablation), n_trials=n_trials, storage=storage, study_name=study_name, workers=workers,
-                        output_dir=str(output_dir) if output_dir else None, overrides=ov,
-                        trial_timeout=trial_timeout, report=report)
+    try:
+        summary = run_sweep(str(ablation), n_trials=n_trials, storage=storage, study_name=study_name, workers=workers,
+                            output_dir=str(output_dir) if output_dir else None, overrides=ov,
+                            trial_timeout=trial_timeout, report=report)
+    except NoTrialCompleted as e:  # the study ran but nothing completed: a failed sweep, not bad input
+        typer.echo(json.dumps(e.summary, indent=2, default=str))
+        _fail(str(e), code=1)
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 

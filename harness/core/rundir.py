@@ -39,8 +39,8 @@ import os
 import shutil
 import socket
 import sys
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from harness.core.errors import ConfigError

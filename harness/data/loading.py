@@ -105,7 +105,7 @@ def resolve_data_dir(task: TaskConfig, data_dir: str | Path | None = None, downl
     for spec in _required_files(task):
         p = root / spec.name
         if p.is_file():
-            _verify(p, spec, f"delete it to re-download, or set HARNESS_DATA_DIR.")
+            _verify(p, spec, "delete it to re-download, or set HARNESS_DATA_DIR.")
             continue
         if not download:
             raise DataError(f"{spec.name} is not in the cache {root}; run `harness data prepare`.")

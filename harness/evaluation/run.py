@@ -27,11 +27,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from harness.core.config import NoiseConfig, RewardSemantics, TaskConfig, load_task, make_noise, parse_weight_overrides
+from harness.core.config import NoiseConfig, TaskConfig, load_task, make_noise, parse_weight_overrides
 from harness.core.errors import ConfigError
-from harness.core.io import slug
 from harness.core.results import (
     SCHEMA_VERSION,
     JsonlAppender,
@@ -46,6 +43,7 @@ from harness.core.results import (
 from harness.core.rundir import RunDir, check_resume
 from harness.data.loading import TaskData, load_task_data
 from harness.episode.record import Episode
+from harness.evaluation.config import RunConfig, default_output_dir
 from harness.models.resolve import MICRO_SCALE_MODELS, is_micro_scale  # noqa: F401 (one decision with harness train)
 from harness.scoring.metrics import compute_metrics
 from harness.scoring.rewards import check_task_weights, check_weights, score_episode
@@ -55,46 +53,6 @@ log = logging.getLogger(__name__)
 #: What ``harness run`` evaluates when no --model is given: the scripted reference policies and the
 #: micro policy (``harness micro build``), a micro-scale model flagged as such in the results.
 DEFAULT_POLICIES = ("closed-book", "one-search", "oracle-retry", "micro")
-
-
-class RunConfig(BaseModel):
-    """Every option of ``harness run``; ``None`` means "the task's default"."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    task: str = "apollo3"
-    model: str | None = Field(None, description="model path/hub id, 'tiny', a scripted policy, or an lm-eval type")
-    backend: str | None = Field(None, description="scripted | hf | vllm | lm-eval; inferred from --model if unset")
-    model_args: str = ""
-    split: str = "test"
-    noise_levels: list[float] | None = None
-    noise_modes: list[str] | None = None
-    retriever: str | None = None
-    k: int | None = Field(None, ge=1)
-    max_turns: int | None = Field(None, ge=1)
-    max_new_tokens: int | None = Field(None, ge=1)
-    limit: int | None = Field(None, ge=1)
-    seed: int = 0
-    temperature: float = Field(0.0, ge=0.0)
-    batch_size: int = Field(64, ge=1)
-    reward_weights: str | None = None
-    llm_judge: str | None = Field(None, description="model for the optional Yes/No LLM judge")
-    llm_judge_backend: str | None = None
-    output_dir: str | None = None
-    data_dir: str | None = None
-    resume: bool = False
-    report: bool = True
-    reward_semantics: RewardSemantics | None = Field(
-        None, description="reward semantics: 'rezero' (ReZero's reward code, rule for rule) or 'strict' (the "
-        "project's stricter rules); see docs/rewards.md (default: the task's)")
-    stop_after_action: bool | None = Field(
-        None, description="protocol: stop each turn at its first action (true, Search-R1) or keep the whole "
-        "message as ReZero's agent does (false) (default: the task's)")
-
-
-def default_output_dir(cfg: RunConfig, label: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{cfg.task}-{slug(label, 40, keep='tail')}-{stamp}"
 
 
 #: Options that may change between a run and its --resume (they do not change any episode).

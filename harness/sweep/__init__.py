@@ -1,1 +1,2 @@
-"""Optuna sweeps: ablation files (what is varied) and the trial runner."""
+"""Optuna sweeps: ablation files (what is varied: ablation.py), the study (study.py), one trial (trial.py, child.py)
+and the workers (runner.py)."""

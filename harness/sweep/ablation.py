@@ -12,30 +12,43 @@ Search-space entries (``search_space: {name: spec}``)::
     learning_rate:  {type: float, low: 1e-6, high: 1e-4, log: true}
     seed:           {type: categorical, choices: [0, 1, 2]}        # seeds as a dimension
 
-Parameter names other than ``reward.<name>`` are ``harness train`` options (dashes or
-underscores); ``reward.*`` entries are merged into one ``--reward-weights`` override.
+Names other than ``reward.<name>`` are fields of :class:`~harness.train.config.TrainConfig` (the
+``harness train`` options; dashes or underscores), except ``task`` (the ablation's own ``task:``)
+and ``output_dir``, ``resume``, ``report`` (the sweep sets them per trial). ``reward.<name>`` names a
+reward of the registry (:data:`harness.scoring.rewards.REWARDS`); these entries, in ``base:`` or
+``search_space:``, are merged into one ``reward_weights`` override (:func:`trial_values`).
+
+Values are checked as the trial's ``harness train`` would check them, before any trial runs
+(:func:`check_values`): ``base:`` (and the sweep's command-line overrides) on their own, then every
+choice of a categorical entry, and the ends (plus one inside point) of a numeric range, each on top
+of ``base:``, through ``TrainConfig`` and :func:`~harness.train.config.resolve`. So ``max_steps:
+sixty``, ``train_noise: 1.5`` in a choice list, a range or ``base:``, or a preset the task lacks are
+refused naming the file and the key.
+
+Reward weights must be finite and >= 0. An ablation that means otherwise says so::
+
+    allow_weights: [negative, non_finite]    # either or both; the run itself may still refuse them
 """
 
 from __future__ import annotations
 
+import difflib
+import math
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.core.config import load_task, read_yaml
+from harness.core.config import TaskConfig, load_task, read_yaml
 from harness.core.errors import ConfigError
-from harness.scoring.rewards import REWARDS
+from harness.core.options import normalise_keys, validation_messages
+from harness.train.config import TrainConfig, resolve
 
 OBJECTIVES = ("peak", "auc", "final", "peak_and_collapse")
-#: Train options a search-space or base entry may set (checked so typos fail before any trial runs).
-TRAIN_OPTIONS = {
-    "model", "preset", "max_steps", "eval_every", "eval_split", "eval_limit", "eval_noise", "eval_noise_mode",
-    "train_noise", "train_noise_mode", "learning_rate", "lr_scheduler", "warmup_steps", "beta", "epsilon",
-    "num_generations", "prompts_per_step", "max_turns", "max_new_tokens", "temperature", "top_p", "seed",
-    "save_every", "lora_rank", "lora_alpha", "reward_weights", "max_grad_norm", "loss_type", "warm_start",
-    "threads", "eval_batch_size", "kl_alarm", "zero_std_patience", "reward_semantics", "stop_after_action",
-}
+#: TrainConfig fields an ablation may not set: the sweep decides them (or the ablation's own ``task:``).
+SWEEP_SETS = {"task": "set the ablation's top-level 'task:'", "output_dir": "each trial gets its own run directory",
+              "resume": "a sweep resumes trials itself", "report": "the sweep writes one study report"}
+REWARD_PREFIX = "reward."
 
 
 class _Strict(BaseModel):
@@ -57,13 +70,19 @@ class ParamSpec(_Strict):
                 raise ValueError("categorical needs a non-empty 'choices' list")
             if self.low is not None or self.high is not None:
                 raise ValueError("categorical takes 'choices', not low/high")
-        else:
-            if self.low is None or self.high is None:
-                raise ValueError(f"{self.type} needs 'low' and 'high'")
-            if self.low > self.high:
-                raise ValueError(f"impossible range: low {self.low} > high {self.high}")
-            if self.log and self.low <= 0:
-                raise ValueError("log scale needs low > 0")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError(f"{self.type} needs 'low' and 'high'")
+        if not all(math.isfinite(v) for v in (self.low, self.high, self.step or 0.0)):
+            raise ValueError("range bounds and step must be finite numbers")
+        if self.low > self.high:
+            raise ValueError(f"impossible range: low {self.low} > high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError("log scale needs low > 0")
+        if self.step is not None and self.step <= 0:
+            raise ValueError(f"step must be > 0, got {self.step}")
+        if self.type == "int" and not all(float(v).is_integer() for v in (self.low, self.high, self.step or 1)):
+            raise ValueError("an int range needs whole-number low, high and step (or use type: float)")
         return self
 
     def grid_values(self) -> list[Any]:
@@ -74,6 +93,25 @@ class ParamSpec(_Strict):
         n = int(round((self.high - self.low) / self.step)) + 1
         vals = [self.low + i * self.step for i in range(n)]
         return [int(v) for v in vals] if self.type == "int" else vals
+
+    def probes(self) -> list[tuple[str, Any]]:
+        """Values that stand for the whole spec when checking it: every choice; a range's ends and one inside point.
+
+        >>> ParamSpec(type="float", low=0.0, high=1.0).probes()
+        [('low', 0.0), ('high', 1.0), ('inside', 0.381966)]
+        >>> ParamSpec(type="categorical", choices=[0, "a"]).probes()
+        [('choices[0]', 0), ('choices[1]', 'a')]
+        """
+        if self.type == "categorical":
+            return [(f"choices[{i}]", c) for i, c in enumerate(self.choices)]
+        if self.type == "int":
+            return [("low", int(self.low)), ("high", int(self.high))]
+        out: list[tuple[str, Any]] = [("low", self.low), ("high", self.high)]
+        if self.low < self.high:   # a point no integer option accepts (unless the step keeps to whole numbers)
+            inside = self.low + self.step if self.step else round(self.low + 0.381966 * (self.high - self.low), 6)
+            if inside < self.high:
+                out.append(("inside", inside))
+        return out
 
 
 class SamplerConfig(_Strict):
@@ -108,17 +146,12 @@ class Ablation(_Strict):
     pruner: PrunerConfig = PrunerConfig()
     collapse_stop: CollapseStop = CollapseStop()
     n_trials: int | None = Field(None, ge=1)
+    #: Reward weights the ablation means even though they are unusual (see the module docstring).
+    allow_weights: list[Literal["negative", "non_finite"]] = []
     source: str | None = None
 
     @model_validator(mode="after")
-    def _names(self) -> "Ablation":
-        for key in list(self.base) + list(self.search_space):
-            k = key.replace("-", "_")
-            if k.startswith("reward."):
-                if k[len("reward."):] not in REWARDS:
-                    raise ValueError(f"unknown reward in '{key}'; valid: {', '.join(REWARDS)}")
-            elif k not in TRAIN_OPTIONS:
-                raise ValueError(f"unknown training option '{key}'; valid: {', '.join(sorted(TRAIN_OPTIONS))}")
+    def _grid(self) -> "Ablation":
         if self.sampler.name == "grid":
             for name, spec in self.search_space.items():
                 try:
@@ -138,7 +171,134 @@ class Ablation(_Strict):
         return n
 
 
-def load_ablation(path: str | Path) -> Ablation:
+# ----------------------------------------------------------------------------- trial values
+
+
+def _weight_text(value: Any) -> str:
+    return repr(float(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def trial_values(ab: Ablation, params: dict[str, Any] | None = None,
+                 overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``harness train`` options of one trial: task and preset < ``base`` < ``overrides`` < ``params``.
+
+    ``reward.<name>`` entries of any layer join ``reward_weights`` after the weights of the layers
+    below them, so the later layer wins (a ``reward_weights`` string of a layer joins the same way).
+
+    >>> ab = Ablation(name="x", base={"max-steps": 5, "reward_weights": "retry=0"},
+    ...               search_space={"reward.retry": {"type": "categorical", "choices": [0, 1]}})
+    >>> trial_values(ab, {"reward.retry": 1, "seed": 2}, {"max_steps": 3})
+    {'task': 'apollo3', 'preset': 'rezero', 'max_steps': 3, 'seed': 2, 'reward_weights': 'retry=0,retry=1.0'}
+    """
+    values: dict[str, Any] = {"task": ab.task, "preset": ab.preset}
+    weights: list[str] = []
+    for layer in (ab.base, overrides or {}, params or {}):
+        for k, v in normalise_keys(layer).items():
+            if k.startswith(REWARD_PREFIX):
+                weights.append(f"{k[len(REWARD_PREFIX):]}={_weight_text(v)}")
+            elif k == "reward_weights":
+                weights += [w.strip() for w in str(v or "").split(",") if w.strip()]
+            else:
+                values[k] = v
+    if weights:
+        values["reward_weights"] = ",".join(weights)
+    return values
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _name_problem(key: str) -> str | None:
+    from harness.scoring.rewards import REWARDS
+
+    k = normalise_keys({key: None}).popitem()[0]
+    if k.startswith(REWARD_PREFIX):
+        reward = k[len(REWARD_PREFIX):]
+        if reward in REWARDS:
+            return None
+        close = difflib.get_close_matches(reward, list(REWARDS), n=1)
+        return (f"unknown reward '{reward}'" + (f" (did you mean {REWARD_PREFIX}{close[0]}?)" if close else "")
+                + f"; valid: {', '.join(sorted(REWARDS))}")
+    if k in SWEEP_SETS:
+        return f"an ablation does not set '{k}': {SWEEP_SETS[k]}"
+    if k not in TrainConfig.model_fields:
+        close = difflib.get_close_matches(k, list(TrainConfig.model_fields), n=1)
+        return f"unknown training option '{key}'" + (f" (did you mean {close[0]}?)" if close else "")
+    return None
+
+
+def _weight_problem(value: Any, allow: list[str]) -> str | None:
+    """Why a reward weight is refused at the ablation level, or None."""
+    if isinstance(value, str):  # from the command line (--set reward.retry=0)
+        try:
+            value = float(value)
+        except ValueError:
+            return f"a reward weight must be a number, got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"a reward weight must be a number, got {value!r}"
+    if not math.isfinite(value) and "non_finite" not in allow:
+        return "a reward weight must be finite (say 'allow_weights: [non_finite]' if you mean it)"
+    if value < 0 and "negative" not in allow:
+        return "a reward weight must be >= 0 (say 'allow_weights: [negative]' if you mean it)"
+    return None
+
+
+def refusal(values: dict[str, Any], task: TaskConfig, allow: list[str] = (), name_of=str) -> str | None:
+    """Why ``harness train`` would refuse these options (or None): TrainConfig, then resolve against the task.
+
+    ``name_of`` turns a field name into the key the user wrote (e.g. ``base.max_steps``).
+    """
+    try:
+        cfg = TrainConfig(**values)
+    except ValidationError as e:
+        return "; ".join(validation_messages(e, name_of))
+    try:
+        resolved = resolve(cfg, task)
+    except ConfigError as e:
+        return str(e)
+    for name, w in resolved.weights.model_dump().items():
+        why = _weight_problem(w, list(allow))
+        if why:
+            return f"reward weight {name}={w}: {why}"
+    return None
+
+
+def check_values(ab: Ablation, task: TaskConfig, overrides: dict[str, Any] | None = None) -> list[str]:
+    """Every problem a trial of ``ab`` would meet with its options, as ``key: message`` lines (empty: fine).
+
+    Names first (against TrainConfig and the reward registry); then ``base`` + ``overrides`` on their
+    own; then each probe of each search-space entry (:meth:`ParamSpec.probes`) on top of them.
+    """
+    overrides = overrides or {}
+    problems = [f"{where}{key}: {why}" for where, keys in (("base.", ab.base), ("search_space.", ab.search_space),
+                                                          ("override ", overrides))
+                for key in keys if (why := _name_problem(key))]
+    if problems:
+        return problems
+    for where, layer in (("base", ab.base), ("override", overrides)):
+        for key, value in layer.items():
+            if key.replace("-", "_").startswith(REWARD_PREFIX) and (why := _weight_problem(value, ab.allow_weights)):
+                problems.append(f"{where}.{key} = {value!r}: {why}")
+    given = {**{k.replace("-", "_"): f"base.{k}" for k in ab.base},
+             **{k.replace("-", "_"): f"override {k}" for k in overrides}}
+    why = refusal(trial_values(ab, {}, overrides), task, ab.allow_weights, name_of=lambda f: given.get(f, f))
+    if why:
+        return problems + [why if why.split(":", 1)[0] in given.values() else f"base: {why}"]
+    for name, spec in ab.search_space.items():
+        for label, value in spec.probes():
+            where = f"search_space.{name}.{label} = {value!r}"
+            if name.replace("-", "_").startswith(REWARD_PREFIX) and (why := _weight_problem(value, ab.allow_weights)):
+                problems.append(f"{where}: {why}")
+                continue
+            why = refusal(trial_values(ab, {name: value}, overrides), task, ab.allow_weights)
+            if why:
+                hint = "; use type: int for an integer option" if label == "inside" and spec.type == "float" else ""
+                problems.append(f"{where}: {why}{hint}")
+    return problems
+
+
+def load_ablation(path: str | Path, overrides: dict[str, Any] | None = None) -> Ablation:
+    """Read and check an ablation file (and the sweep's ``overrides``), raising ConfigError naming file and keys."""
     path = Path(path)
     raw = read_yaml(path)
     try:
@@ -147,10 +307,13 @@ def load_ablation(path: str | Path) -> Ablation:
         lines = [f"invalid ablation {path}:"]
         for err in e.errors():
             loc = ".".join(str(p) for p in err["loc"])
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
             lines.append(f"  {loc or '(top level)'}: {msg}" if loc else f"  {msg}")
         raise ConfigError("\n".join(lines)) from None
     task = load_task(ab.task)
     if ab.preset not in task.presets:
         raise ConfigError(f"{path}: preset {ab.preset!r} is not in task {ab.task}; valid: {', '.join(task.presets)}")
+    problems = check_values(ab, task, overrides)
+    if problems:
+        raise ConfigError("\n".join([f"invalid ablation {path}:"] + [f"  {p}" for p in problems]))
     return ab

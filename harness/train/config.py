@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.core.config import (
     NoiseConfig,
@@ -31,6 +31,7 @@ from harness.core.config import (
     parse_weight_overrides,
 )
 from harness.core.errors import ConfigError
+from harness.core.options import build, cli
 from harness.scoring.rewards import check_task_weights, check_weights
 
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
@@ -38,52 +39,63 @@ SPLITS = ("train", "test", "all")
 
 
 class TrainConfig(BaseModel):
-    """Every option of ``harness train``; ``None`` means "the task's (or preset's) default"."""
+    """Every option of ``harness train``; ``None`` means "the task's (or preset's) default".
+
+    The command line is generated from these fields (name, type, default, ``description`` as help;
+    ``cli(...)`` gives extra flags), and ablations validate against them: a field added here is an
+    option of ``harness train``, of ``--config`` files and of sweeps, with nothing else to edit.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    task: str = "apollo3"
-    preset: str = Field("rezero", description="a preset of the task: reward weights and train noise")
-    model: str = Field("tiny", description="model path or hub id, or 'tiny' (built from the corpus, no download)")
-    reward_weights: str | None = Field(None, description="overrides of the preset's weights: 'retry=0,format=1'")
-    train_noise: float | None = Field(None, description="train noise level (default: the preset's)")
-    train_noise_mode: str | None = Field(None, description="train noise modes, comma-separated (default: preset's)")
-    eval_noise: float | None = Field(None, description="eval noise level (default: the task's)")
-    eval_noise_mode: str | None = None
-    eval_split: str = "test"
-    eval_limit: int | None = Field(None, ge=1)
-    eval_every: int = Field(25, ge=1)
-    save_every: int | None = Field(None, ge=1, description="checkpoint every K steps (default: eval_every)")
-    max_steps: int = Field(300, ge=1)
-    stop_after: int | None = Field(None, ge=1, description="stop as if interrupted after this step (resumable)")
-    num_generations: int = Field(4, ge=2, description="GRPO group size: episodes per question per step")
-    prompts_per_step: int = Field(2, ge=1, description="questions per step (batch = this x num_generations)")
-    learning_rate: float = Field(1e-5, gt=0)
-    lr_scheduler: str = "constant"
-    warmup_steps: int = Field(0, ge=0)
+    task: str = Field("apollo3", description="task name (a folder under tasks/) or path to a task.yaml",
+                      json_schema_extra=cli("--task", "-t"))
+    preset: str = Field("rezero", description="task preset: reward weights and train noise (rezero, baseline)")
+    model: str = Field("tiny", description="model path or hub id, or 'tiny' (built locally, CPU smoke runs)",
+                       json_schema_extra=cli("--model", "-m"))
+    reward_weights: str | None = Field(None, description="override preset weights: 'retry=0,format=1' (0 disables)")
+    train_noise: float | None = Field(None, ge=0, le=1, description="train noise level in [0,1] (default: preset)")
+    train_noise_mode: str | None = Field(None, description="drop_gold, paraphrase, random, shuffle (comma-separated; "
+                                         "default: preset)")
+    eval_noise: float | None = Field(None, ge=0, le=1, description="eval noise level in [0,1] (default: the task's)")
+    eval_noise_mode: str | None = Field(None, description="eval noise modes, comma-separated (default: the task's)")
+    eval_split: str = Field("test", description="held-out split evaluated: test, train or all")
+    eval_limit: int | None = Field(None, ge=1, description="evaluate only the first N questions")
+    eval_every: int = Field(25, ge=1, description="evaluate every N steps (and at step 0 and the last)")
+    save_every: int | None = Field(None, ge=1, description="checkpoint every K steps (default: --eval-every)")
+    max_steps: int = Field(300, ge=1, description="GRPO steps")
+    stop_after: int | None = Field(None, ge=1, description="stop after step N as if interrupted (resumable)")
+    num_generations: int = Field(4, ge=2, description="GRPO group size: episodes per question per step",
+                                 json_schema_extra=cli("--num-generations", "-G"))
+    prompts_per_step: int = Field(2, ge=1, description="questions per step (batch = this x group size)")
+    learning_rate: float = Field(1e-5, gt=0, description="learning rate",
+                                 json_schema_extra=cli("--lr", "--learning-rate"))
+    lr_scheduler: str = Field("constant", description="constant, constant_with_warmup, linear or cosine")
+    warmup_steps: int = Field(0, ge=0, description="learning-rate warm-up steps")
     beta: float = Field(0.001, ge=0, description="KL coefficient (0 = no reference model)")
     epsilon: float = Field(0.2, gt=0, description="PPO clip range")
-    max_grad_norm: float = Field(1.0, gt=0)
-    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = "dapo"
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = Field("dapo", description="TRL GRPO loss")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of training rollouts")
-    top_p: float = Field(1.0, gt=0, le=1)
-    max_turns: int | None = Field(None, ge=1)
-    max_new_tokens: int | None = Field(None, ge=1, description="per assistant turn")
-    seed: int = 0
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling of training rollouts")
+    max_turns: int | None = Field(None, ge=1, description="assistant turns per episode (default: the task's)")
+    max_new_tokens: int | None = Field(None, ge=1, description="tokens per assistant turn (default: the task's)")
+    seed: int = Field(0, description="seed of the model init, sampling, noise and data order")
     lora_rank: int = Field(0, ge=0, description="0 = full fine-tuning; > 0 = LoRA adapters of this rank (peft)")
-    lora_alpha: int | None = Field(None, ge=1)
-    vllm: bool = False
+    lora_alpha: int | None = Field(None, ge=1, description="LoRA alpha (default 2 x rank)")
+    vllm: bool = Field(False, description="vLLM colocated generation (not implemented: explains why)")
     kl_alarm: float = Field(10.0, gt=0, description="record a fault when the logged KL exceeds this")
     zero_std_patience: int = Field(10, ge=1, description="record a fault after this many steps with no reward "
                                    "variance in any group")
-    eval_batch_size: int = Field(64, ge=1)
+    eval_batch_size: int = Field(64, ge=1, description="episodes evaluated together")
     warm_start: int = Field(0, ge=0, description="supervised steps on scripted demonstrations before GRPO "
-                            "(harness.train.warmstart; for random-init models such as tiny)")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
-    output_dir: str | None = None
-    data_dir: str | None = None
-    resume: bool = False
-    report: bool = True
+                            "(random-init models such as tiny never emit the protocol otherwise)")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (1 is fastest for tiny on a busy CPU)")
+    output_dir: str | None = Field(None, description="run directory (default: runs/train-TASK-PRESET-MODEL-TIME)",
+                                   json_schema_extra=cli("--output-dir", "-o"))
+    data_dir: str | None = Field(None, description="task data folder (else $HARNESS_DATA_DIR, else the cache)")
+    resume: bool = Field(False, description="continue from the last checkpoint in --output-dir")
+    report: bool = Field(True, description="write report.html at the end")
     reward_semantics: RewardSemantics | None = Field(
         None, description="reward semantics: 'rezero' (ReZero's reward code, rule for rule) or 'strict' (the "
         "project's stricter rules); see docs/rewards.md (default: the preset's)")
@@ -110,12 +122,7 @@ class TrainConfig(BaseModel):
     @classmethod
     def build(cls, **values) -> "TrainConfig":
         """Construct from command-line values, raising ConfigError (not a pydantic trace)."""
-        try:
-            return cls(**values)
-        except ValidationError as e:
-            msgs = [f"--{'.'.join(map(str, err['loc'])).replace('_', '-')}: {err['msg']}" if err["loc"]
-                    else err["msg"].removeprefix("Value error, ") for err in e.errors()]
-            raise ConfigError("invalid train config: " + "; ".join(msgs)) from None
+        return build(cls, values, what="train config")
 
 
 class ResolvedTrain(BaseModel):

@@ -1,0 +1,81 @@
+"""Every option of ``harness run`` in one typed config (the command line is generated from it).
+
+Kept apart from :mod:`harness.evaluation.run` so that building the command line (``harness --help``)
+imports pydantic only, not the data and scoring stack.
+
+>>> cfg = RunConfig(model="oracle-retry", noise_levels="0, 0.5", noise_modes="drop_gold,random")
+>>> cfg.noise_levels, cfg.noise_modes
+([0.0, 0.5], ['drop_gold', 'random'])
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from harness.core.config import RewardSemantics
+from harness.core.io import slug
+from harness.core.options import cli, split_commas
+
+
+class RunConfig(BaseModel):
+    """Every option of ``harness run``; ``None`` means "the task's default".
+
+    List fields take a list or a comma-separated string (``--noise 0,0.5``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field("apollo3", description="task name (a folder under tasks/) or path to a task.yaml",
+                      json_schema_extra=cli("--task", "-t"))
+    model: str | None = Field(None, description="model path or hub id, 'tiny', a scripted policy (closed-book, "
+                              "one-search, oracle-retry), or an lm-eval model type. Default: the reference policies",
+                              json_schema_extra=cli("--model", "-m"))
+    backend: str | None = Field(None, description="scripted | hf | vllm | lm-eval (inferred from --model if unset)",
+                                json_schema_extra=cli("--backend", "-b"))
+    model_args: str = Field("", description="lm-eval style 'k=v,k=v' arguments for --backend lm-eval")
+    split: str = Field("test", description="test (the paper's 32), train (286) or all (318)")
+    noise_levels: list[Annotated[float, Field(ge=0, le=1)]] | None = Field(None, description="noise level(s) in [0,1], comma-separated: '0,0.5' "
+                                             "(default: the task's)", json_schema_extra=cli("--noise"))
+    noise_modes: list[str] | None = Field(None, description="drop_gold, paraphrase, random, shuffle "
+                                          "(comma-separated; default: the task's)",
+                                          json_schema_extra=cli("--noise-mode"))
+    retriever: str | None = Field(None, description="bm25 or dense (default: the task's)")
+    k: int | None = Field(None, ge=1, description="results per search (default: the task's)",
+                          json_schema_extra=cli("-k"))
+    max_turns: int | None = Field(None, ge=1, description="assistant turns per episode (default: the task's)")
+    max_new_tokens: int | None = Field(None, ge=1, description="tokens per assistant turn (default: the task's)")
+    limit: int | None = Field(None, ge=1, description="evaluate only the first N questions of the split")
+    seed: int = Field(0, description="seed of sampling and search noise")
+    temperature: float = Field(0.0, ge=0.0, description="sampling temperature (0 = greedy)")
+    batch_size: int = Field(64, ge=1, description="episodes rolled out together")
+    reward_weights: str | None = Field(None, description="overrides of the task's weights, e.g. 'retry=0,format=1'")
+    llm_judge: str | None = Field(None, description="also grade answers with this model (Yes/No prompt); "
+                                  "verdicts and agreement are stored")
+    llm_judge_backend: str | None = Field(None, description="backend of --llm-judge (inferred if unset)")
+    output_dir: str | None = Field(None, description="run directory (default: runs/TASK-MODEL-TIME)",
+                                   json_schema_extra=cli("--output-dir", "-o"))
+    data_dir: str | None = Field(None, description="folder with the task's data files (else $HARNESS_DATA_DIR, "
+                                 "else the cache)")
+    resume: bool = Field(False, description="continue a run directory, skipping finished episodes")
+    report: bool = Field(True, description="write report.html at the end")
+    reward_semantics: RewardSemantics | None = Field(
+        None, description="reward semantics: 'rezero' (ReZero's reward code, rule for rule) or 'strict' (the "
+        "project's stricter rules); see docs/rewards.md (default: the task's)")
+    stop_after_action: bool | None = Field(
+        None, description="protocol: stop each turn at its first action (true, Search-R1) or keep the whole "
+        "message as ReZero's agent does (false) (default: the task's)")
+
+    @field_validator("noise_levels", "noise_modes", mode="before")
+    @classmethod
+    def _comma_separated(cls, v):
+        return split_commas(v)
+
+
+def default_output_dir(cfg: RunConfig, label: str) -> Path:
+    """``runs/TASK-LABEL-TIMESTAMP`` (the label is the model name, or ``reference``)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.task}-{slug(label, 40, keep='tail')}-{stamp}"

@@ -1,0 +1,169 @@
+"""The Optuna side of a sweep: storage, sampler, pruner, the study itself, its baseline and its summary.
+
+Storage is Optuna's RDB storage (the distributed engine; no scheduler of our own): a SQLite file in
+the study directory by default, any SQLAlchemy URL (e.g. ``postgresql://...``) for workers on many
+machines. Heartbeats mark a killed worker's trial failed and ``RetryHeartbeatStaleTrialCallback``
+re-queues its parameters; ``load_if_exists`` makes a rerun resume the study without repeating
+finished trials.
+
+The harness knowingly uses Optuna features marked experimental (heartbeats, the stale-trial retry
+callback, ``fail_stale_trials``); :func:`known_experimental` silences their ExperimentalWarning, and
+only theirs, around the calls that use them.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from harness.sweep.ablation import Ablation
+
+#: Heartbeat period and the silence after which a trial counts as dead (its worker was killed).
+HEARTBEAT_S = int(os.environ.get("HARNESS_SWEEP_HEARTBEAT", "10"))
+GRACE_S = int(os.environ.get("HARNESS_SWEEP_GRACE", "30"))
+#: The experimental Optuna features the harness uses on purpose (matched against the warning text).
+KNOWN_EXPERIMENTAL = (r".*(heartbeat_interval|grace_period|RetryHeartbeatStaleTrialCallback|fail_stale_trials"
+                      r"|retried_trial_number|multivariate)")
+
+
+@contextmanager
+def known_experimental() -> Iterator[None]:
+    """Silence Optuna's ExperimentalWarning for :data:`KNOWN_EXPERIMENTAL` inside the block (others still show)."""
+    from optuna.exceptions import ExperimentalWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=ExperimentalWarning, message=KNOWN_EXPERIMENTAL)
+        yield
+
+
+def default_storage(study_dir: Path) -> str:
+    return f"sqlite:///{(study_dir / 'study.db').resolve()}"
+
+
+def make_storage(url: str):
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
+    with known_experimental():
+        return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2), **kwargs)
+
+
+def make_sampler(ab: Ablation):
+    import optuna
+
+    s = ab.sampler
+    if s.name == "grid":
+        return optuna.samplers.GridSampler({k: v.grid_values() for k, v in ab.search_space.items()}, seed=s.seed)
+    if s.name == "random":
+        return optuna.samplers.RandomSampler(seed=s.seed)
+    with known_experimental():
+        return optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=s.n_startup_trials, multivariate=True)
+
+
+def make_pruner(ab: Ablation):
+    import optuna
+
+    p = ab.pruner
+    if p.name == "none" or len(ab.directions) > 1:   # Optuna prunes single-objective studies only
+        return optuna.pruners.NopPruner()
+    if p.name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1)
+    return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps)
+
+
+def open_study(ab: Ablation, storage_url: str, study_name: str):
+    import optuna
+
+    study = optuna.create_study(study_name=study_name, storage=make_storage(storage_url), sampler=make_sampler(ab),
+                                pruner=make_pruner(ab), directions=ab.directions, load_if_exists=True)
+    if "objectives" not in study.user_attrs:
+        study.set_user_attr("objectives", ["peak", "collapse_step"] if ab.objective == "peak_and_collapse"
+                            else [ab.objective])
+    return study
+
+
+def enqueue_baseline(study, ab: Ablation) -> dict[str, Any] | None:
+    """Enqueue the preset's own reward weights first (Optuna's enqueue_trial idiom) on a fresh study.
+
+    Only ``reward.<name>`` entries whose preset value lies in the search space are fixed; the others
+    are sampled. Nothing is enqueued on a study that has trials, or for a grid (which covers every
+    cell anyway). Returns the enqueued parameters, or None.
+    """
+    if study.trials or ab.sampler.name == "grid":
+        return None
+    from harness.core.config import load_task
+
+    weights = load_task(ab.task).presets[ab.preset].reward_weights.model_dump()
+    params = {}
+    for name, spec in ab.search_space.items():
+        key = name.replace("-", "_")
+        if not key.startswith("reward."):
+            continue
+        v = weights[key[len("reward."):]]
+        inside = v in spec.choices if spec.type == "categorical" else spec.low <= v <= spec.high
+        if inside:
+            params[name] = v
+    if not params:
+        return None
+    study.enqueue_trial(params, skip_if_exists=True)
+    return params
+
+
+def claimed(study) -> int:
+    """Trials finished, running or queued: what counts towards the study's trial budget."""
+    from optuna.trial import TrialState
+
+    live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+    return sum(t.state in live for t in study.get_trials(deepcopy=False))
+
+
+def first_failure(study) -> dict[str, Any] | None:
+    """The earliest failed trial's number, reason and log (None if no trial failed)."""
+    failed = [t for t in study.trials if t.state.name == "FAIL"]
+    if not failed:
+        return None
+    t = min(failed, key=lambda t: t.number)
+    return {"number": t.number, "reason": t.user_attrs.get("fail_reason") or "(no reason recorded)",
+            "log": t.user_attrs.get("log")}
+
+
+def summarize(ab: Ablation, storage_url: str, study_name: str) -> dict[str, Any]:
+    import optuna
+
+    study = optuna.load_study(study_name=study_name, storage=make_storage(storage_url))
+    counts: dict[str, int] = {}
+    for t in study.trials:
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    if len(ab.directions) == 1:
+        done = [t for t in study.trials if t.state.name == "COMPLETE"]
+        best = sorted(done, key=lambda t: -t.value)[:5]
+    else:
+        best = study.best_trials
+    return {
+        "study": study_name, "objective": ab.objective, "states": counts,
+        "best": [{"number": t.number, "values": t.values, "params": t.params,
+                  **{k: t.user_attrs.get(k) for k in ("peak", "peak_step", "collapse_step", "run_dir")}}
+                 for t in best],
+        "steps_run": steps_run(study),
+        "first_failure": first_failure(study),
+    }
+
+
+def steps_run(study) -> int:
+    """Training steps actually run over all trials (the last step in each trial's curve, train rows included)."""
+    import pandas as pd
+
+    total = 0
+    for t in study.trials:
+        path = Path(t.user_attrs.get("run_dir", "")) / "curve.csv"
+        try:
+            total += int(pd.read_csv(path, usecols=["step"])["step"].max())
+        except (OSError, ValueError, KeyError, pd.errors.EmptyDataError):
+            continue
+    return total

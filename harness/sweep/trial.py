@@ -1,0 +1,238 @@
+"""One trial of a sweep: a ``harness train`` subprocess, watched, pruned or stopped early, and scored.
+
+The trial's options (:func:`harness.sweep.ablation.trial_values`: base < overrides < sampled
+parameters) are validated as a :class:`~harness.train.config.TrainConfig` and written to
+``trial_config.yaml`` in the trial's run directory; the subprocess is ``harness train --config
+trial_config.yaml``, so the file is the trial's whole configuration. While it runs, new rows of its
+``curve.csv`` are reported to Optuna as intermediate values (so the pruner can stop a poor trial), and
+a trial whose curve has collapsed is stopped early (its value is its peak). Peak step, collapse step
+and run directory become trial attributes; a failed trial records a one-line ``fail_reason``.
+
+    trials/trial_0007/
+      trial_config.yaml    the trial's harness train options
+      train.log            its output
+      curve.csv, results.json, checkpoints/ ...   the harness train run directory
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.core.io import atomic_write_text
+from harness.sweep.ablation import Ablation, trial_values
+from harness.sweep.child import command as child_command
+from harness.train.config import TrainConfig
+
+POLL_S = 0.5
+TRIAL_CONFIG = "trial_config.yaml"
+
+
+def suggest(trial, ab: Ablation) -> dict[str, Any]:
+    out = {}
+    for name, spec in ab.search_space.items():
+        if spec.type == "categorical":
+            out[name] = trial.suggest_categorical(name, spec.choices)
+        elif spec.type == "int":
+            out[name] = trial.suggest_int(name, int(spec.low), int(spec.high), log=spec.log,
+                                          step=int(spec.step or 1))
+        else:
+            out[name] = trial.suggest_float(name, spec.low, spec.high, log=spec.log, step=spec.step)
+    return out
+
+
+def trial_config(ab: Ablation, params: dict[str, Any], overrides: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """The validated ``harness train`` options of one trial, as they go into its config file.
+
+    Only the options the ablation (or the sweep's overrides) set are written, typed by TrainConfig;
+    everything else stays TrainConfig's default. The trial writes to ``run_dir`` and no report.
+    """
+    values = {**trial_values(ab, params, overrides), "output_dir": str(run_dir), "report": False}
+    return TrainConfig.build(**values).model_dump(mode="json", exclude_unset=True)
+
+
+def write_trial_config(ab: Ablation, params: dict[str, Any], overrides: dict[str, Any], run_dir: Path) -> Path:
+    path = run_dir / TRIAL_CONFIG
+    atomic_write_text(path, yaml.safe_dump(trial_config(ab, params, overrides, run_dir), sort_keys=False))
+    return path
+
+
+def train_command(config_path: Path) -> list[str]:
+    """``harness train --config FILE``, started so that it dies with this worker (harness.sweep.child)."""
+    return child_command(os.getpid(), ["train", "--config", str(config_path)])
+
+
+def read_curve(path: Path):
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path)
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return None
+    except pd.errors.ParserError:  # caught mid-write; next poll reads it whole
+        return None
+    if not {"step", "accuracy"} <= set(df.columns):
+        return None
+    df = df.dropna(subset=["accuracy"]).reset_index(drop=True)  # training-only rows carry no accuracy
+    return df if len(df) else None
+
+
+def objective_value(ab: Ablation, curve, analysis: dict) -> float | tuple[float, float]:
+    """The trial's value(s) from its eval curve (``step``, ``accuracy``) and its :func:`analyze` result.
+
+    ``peak``: the peak accuracy; ``final``: the last; ``auc``: the trapezoid area under accuracy over
+    steps, divided by the span of steps (a mean accuracy that weighs each interval by its length);
+    ``peak_and_collapse``: (peak, collapse step), the latter one past the last step when none.
+    """
+    acc = curve["accuracy"].astype(float)
+    if ab.objective == "final":
+        return float(acc.iloc[-1])
+    if ab.objective == "auc":
+        steps = curve["step"].astype(float)
+        if len(curve) < 2 or steps.iloc[-1] == steps.iloc[0]:
+            return float(acc.mean())
+        y, x = acc.to_numpy(), steps.to_numpy()
+        return float(((y[1:] + y[:-1]) / 2 * (x[1:] - x[:-1])).sum() / (x[-1] - x[0]))
+    peak = float(analysis["peak"])
+    if ab.objective == "peak_and_collapse":  # later collapse is better; none = past the last step
+        c = analysis["collapse_step"]
+        return peak, float(c if c is not None else curve["step"].max() + 1)
+    return peak
+
+
+def last_error_line(log_path: Path) -> str:
+    """The last line of a trial's log that says what went wrong (an ``error:`` line, else the last line)."""
+    try:
+        lines = [ln.strip() for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "(no log)"
+    errors = [ln for ln in lines if ln.startswith(("error:", "Error", "RuntimeError", "ValueError"))
+              or ln.split(":", 1)[0].endswith(("Error", "Exception"))]
+    return (errors or lines or ["(empty log)"])[-1][:300]
+
+
+class TrialFailed(RuntimeError):
+    """A trial that ran and failed; the message is one line (the log holds the rest)."""
+
+
+class TrialRunner:
+    """The Optuna objective: run, watch, prune or stop early, and record attributes."""
+
+    def __init__(self, ab: Ablation, study_dir: Path, overrides: dict[str, Any], trial_timeout: float | None = None):
+        self.ab, self.study_dir, self.overrides, self.timeout = ab, study_dir, overrides, trial_timeout
+
+    def __call__(self, trial):
+        import optuna
+
+        params = suggest(trial, self.ab)
+        if self.ab.sampler.name == "grid" and self._duplicate(trial, params):
+            trial.set_user_attr("stopped", "duplicate")
+            trial.study.stop()
+            raise optuna.TrialPruned("grid cell already taken by another worker; the grid is exhausted")
+        run_dir = self.study_dir / "trials" / f"trial_{trial.number:04d}"
+        if run_dir.exists():  # a retried trial gets a fresh directory; the failed one is kept
+            run_dir = run_dir.with_name(run_dir.name + f"_{int(time.time())}")
+        run_dir.mkdir(parents=True)
+        trial.set_user_attr("run_dir", str(run_dir))
+        log_path = run_dir / "train.log"
+        trial.set_user_attr("log", str(log_path))
+        try:
+            config = write_trial_config(self.ab, params, self.overrides, run_dir)
+        except Exception as e:  # validated before any trial; a failure here is a bug worth one clear line
+            raise self._fail(trial, f"trial config refused: {e}") from None
+        cmd = train_command(config)
+        trial.set_user_attr("command", "harness " + " ".join(cmd[4:]))
+        stop_reason, curve, returncode = self._watch(trial, cmd, run_dir, log_path)
+        trial.set_user_attr("stopped", stop_reason or "finished")
+        if stop_reason == "pruned":
+            raise optuna.TrialPruned(f"pruned at step {int(curve['step'].iloc[-1])}")
+        if stop_reason == "timeout":
+            raise self._fail(trial, f"trial exceeded {self.timeout} s (log: {log_path})")
+        status = self._status(run_dir)
+        if stop_reason is None and (returncode != 0 or status in ("diverged", "failed")):
+            state = f", status {status}" if status else ""
+            raise self._fail(trial, f"harness train exited {returncode}{state}: {last_error_line(log_path)} "
+                                    f"(log: {log_path})")
+        if curve is None:
+            curve = read_curve(run_dir / "curve.csv")
+            if curve is None:
+                raise self._fail(trial, f"trial produced no curve.csv in {run_dir} (log: {log_path})")
+        from harness.analysis.curves import analyze
+
+        res = analyze(curve, delta=self.ab.collapse_stop.delta, m=self.ab.collapse_stop.m)
+        self._record(trial, res)
+        return objective_value(self.ab, curve, res)
+
+    def _watch(self, trial, cmd: list[str], run_dir: Path, log_path: Path):
+        """Run ``cmd`` to its end, a prune, a collapse or the timeout; returns (stop reason, curve, exit code)."""
+        from harness.analysis.curves import analyze
+
+        reported, stop_reason, curve, t0 = 0, None, None, time.time()
+        single = len(self.ab.directions) == 1
+        with open(log_path, "w") as logf:
+            proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                while True:
+                    done = proc.poll() is not None
+                    df = read_curve(run_dir / "curve.csv")
+                    if df is not None and len(df) > reported:
+                        curve = df
+                        for _, row in df.iloc[reported:].iterrows():
+                            if single:
+                                trial.report(float(row["accuracy"]), int(row["step"]))
+                        reported = len(df)
+                        res = analyze(df, delta=self.ab.collapse_stop.delta, m=self.ab.collapse_stop.m)
+                        self._record(trial, res)
+                        if single and trial.should_prune():
+                            stop_reason = "pruned"
+                        elif self.ab.collapse_stop.enabled and res["collapse_step"] is not None and not done:
+                            stop_reason = "collapse"
+                    if stop_reason or done:
+                        break
+                    if self.timeout and time.time() - t0 > self.timeout:
+                        stop_reason = "timeout"
+                        break
+                    time.sleep(POLL_S)
+            finally:
+                if proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+        return stop_reason, curve, proc.returncode
+
+    @staticmethod
+    def _fail(trial, reason: str) -> TrialFailed:
+        trial.set_user_attr("fail_reason", reason)
+        return TrialFailed(reason)
+
+    @staticmethod
+    def _duplicate(trial, params: dict[str, Any]) -> bool:
+        from optuna.trial import TrialState
+
+        taken = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED)
+        return any(t.number != trial.number and t.state in taken and t.params == params
+                   and t.user_attrs.get("stopped") != "duplicate" for t in trial.study.get_trials(deepcopy=False))
+
+    @staticmethod
+    def _status(run_dir: Path) -> str | None:
+        import json
+
+        try:
+            return json.loads((run_dir / "results.json").read_text()).get("status")
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def _record(trial, res: dict) -> None:
+        for k in ("peak", "peak_step", "collapse_step", "zero_step"):
+            v = res.get(k)
+            trial.set_user_attr(k, None if isinstance(v, float) and math.isnan(v) else v)
