@@ -135,6 +135,10 @@ def _model_typo(tmp, run):
     return ["run", "--model", "orcale-retry"]           # default output dir: runs/apollo3-orcale-retry-...
 
 
+def _train_model_typo(tmp, run):
+    return ["train", "--model", "orcale-retry", "--max-steps", "1"]   # default dir: runs/train-apollo3-...
+
+
 def _unknown_hub_id_offline(tmp, run):
     return ["run", "--model", "harness-test/no-such-model", "--limit", "2"]
 
@@ -156,6 +160,8 @@ CASES = {
     "YAML nested 100k deep": (_deep_yaml, {}, ["deep.yaml", "nested too deeply"], False),
     "model name typo": (_model_typo, {"HF_HUB_OFFLINE": "1"}, ["unknown model 'orcale-retry'",
                                                                "did you mean 'oracle-retry'?"], False),
+    "train model name typo": (_train_model_typo, {"HF_HUB_OFFLINE": "1"}, ["unknown model 'orcale-retry'",
+                                                                         "did you mean 'oracle-retry'?"], False),
     "unknown hub id, offline": (_unknown_hub_id_offline, {"HF_HUB_OFFLINE": "1"},
                                 ["cannot load model 'harness-test/no-such-model'", "HF_HUB_OFFLINE is set",
                                  "hf download"], False),

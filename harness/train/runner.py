@@ -119,6 +119,9 @@ class TrainRun:
     def __init__(self, cfg: TrainConfig, callbacks: list | None = None):
         self.cfg = cfg
         self.resolved = resolve(cfg, load_task(cfg.task))
+        from harness.policies import check_model_name
+
+        check_model_name(cfg.model, "hf")  # a typo fails here, before torch loads or a directory is made
         self.out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(cfg)
         self.rundir = RunDir(self.out)
         self.extra_callbacks = list(callbacks or [])
