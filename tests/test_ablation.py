@@ -13,8 +13,6 @@ from harness.train.config import TrainConfig, resolve
 
 pytestmark = pytest.mark.unit
 
-pytestmark = pytest.mark.unit
-
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((REPO / "ablations").glob("*.yaml"))
 
@@ -64,7 +62,19 @@ def test_trial_config_layers_base_overrides_params(tmp_path):
     # typed by TrainConfig (the override "2" is the int 2); only what the ablation and overrides set is written
     assert cfg == {"task": "apollo3", "preset": "rezero", "max_steps": 2, "eval_every": 25, "model": "tiny",
                    "train_noise": 0.3, "seed": 2, "reward_weights": "retry=0.0", "output_dir": str(tmp_path / "t"),
-                   "report": False}
+                   "report": False, "stop_on_collapse": True}
+
+
+def test_trials_stop_on_the_online_detector_of_harness_train(tmp_path):
+    """collapse_stop becomes the trial's own --stop-on-collapse / --patience; base: or the space wins."""
+    ab = Ablation(name="x", task="apollo3_micro", base={"model": "micro"}, collapse_stop={"enabled": True, "patience": 3},
+                  search_space={"seed": {"type": "categorical", "choices": [0, 1]}})
+    cfg = trial_config(ab, {"seed": 1}, {}, tmp_path / "t")
+    assert cfg["stop_on_collapse"] is True and cfg["patience"] == 3
+    off = Ablation(name="x", task="apollo3_micro", base={"model": "micro", "patience": 5},
+                   collapse_stop={"enabled": False}, search_space={"seed": {"type": "categorical", "choices": [0]}})
+    cfg = trial_config(off, {"seed": 0}, {}, tmp_path / "u")
+    assert "stop_on_collapse" not in cfg and cfg["patience"] == 5
 
 
 def test_reward_entries_of_every_layer_join_reward_weights_later_wins():
@@ -73,7 +83,7 @@ def test_reward_entries_of_every_layer_join_reward_weights_later_wins():
     v = trial_values(ab, {"reward.retry": 1.0}, {"reward.em_chunk": "0"})
     assert v["reward_weights"] == "format=2.0,retry=0.5,em_chunk=0,retry=1.0"
     w = resolve(TrainConfig(**v)).weights
-    assert (w.format, w.retry, w.em_chunk) == (2.0, 1.0, 0.0)
+    assert (w["format"], w["retry"], w["em_chunk"]) == (2.0, 1.0, 0.0)
 
 
 # ----------------------------------------------------------------------------- values, checked before any trial
@@ -132,10 +142,11 @@ def test_values_a_trial_would_refuse_are_refused_before_any_trial(tmp_path, muta
 
 
 def test_allow_weights_lifts_the_ablation_guard_only(tmp_path):
+    """The opt-in only lifts the ablation's own check: training still refuses what it cannot use."""
     p = _write(tmp_path, lambda r: r.update(allow_weights=["non_finite"]) or
                r["search_space"].update({"reward.retry": _cat(0.0, float("inf"))}))
-    assert load_ablation(p).allow_weights == ["non_finite"]
-    # a negative weight is still refused where the training run refuses it (resolve: weights >= 0)
+    with pytest.raises(ConfigError, match=r"choices\[1\] = inf: reward weight retry=inf is not a finite number"):
+        load_ablation(p)
     p = _write(tmp_path, lambda r: r.update(allow_weights=["negative"]) or
                r["search_space"].update({"reward.retry": _cat(0.0, -1.0)}))
     with pytest.raises(ConfigError, match=r"choices\[1\] = -1.0: reward weights must be >= 0"):

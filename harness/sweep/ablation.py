@@ -127,9 +127,18 @@ class PrunerConfig(_Strict):
 
 
 class CollapseStop(_Strict):
-    """Stop a trial once its curve has collapsed (its value is then its peak)."""
+    """Trial stopping rules: the online detector of ``harness train`` (:mod:`harness.analysis.detect`).
+
+    ``enabled`` stops a trial when the online collapse test fires (``--stop-on-collapse``: the trial ends
+    with status ``stopped_collapse`` and keeps its peak model); ``patience`` stops it after that many
+    evals without a statistically better one (``--patience``; None: off). Both are written into each
+    trial's config unless ``base:`` or the search space sets them. ``delta`` and ``m`` parametrise the
+    offline analysis that records each trial's collapse step (collapse below ``(1 - delta)`` x the
+    peak, confirmed over ``m`` evals).
+    """
 
     enabled: bool = True
+    patience: int | None = Field(None, ge=1)
     delta: float = Field(0.5, gt=0, lt=1)
     m: int = Field(2, ge=1)
 

@@ -5,7 +5,9 @@ parameters) are validated as a :class:`~harness.train.config.TrainConfig` and wr
 ``trial_config.yaml`` in the trial's run directory; the subprocess is ``harness train --config
 trial_config.yaml``, so the file is the trial's whole configuration. While it runs, new rows of its
 ``curve.csv`` are reported to Optuna as intermediate values (so the pruner can stop a poor trial), and
-a trial whose curve has collapsed is stopped early (its value is its peak). Peak step, collapse step
+a trial stops itself with the online detector of ``harness train`` (``--stop-on-collapse``,
+``--patience``: the ablation's ``collapse_stop``), so a sweep and a single run stop on the same rule
+(its value is then its peak). Peak step, collapse step
 and run directory become trial attributes; a failed trial records a one-line ``fail_reason``.
 
     trials/trial_0007/
@@ -53,7 +55,9 @@ def trial_config(ab: Ablation, params: dict[str, Any], overrides: dict[str, Any]
     Only the options the ablation (or the sweep's overrides) set are written, typed by TrainConfig;
     everything else stays TrainConfig's default. The trial writes to ``run_dir`` and no report.
     """
-    values = {**trial_values(ab, params, overrides), "output_dir": str(run_dir), "report": False}
+    values = trial_values(ab, params, overrides)
+    stops = {"stop_on_collapse": ab.collapse_stop.enabled, "patience": ab.collapse_stop.patience}
+    values = {**{k: v for k, v in stops.items() if v}, **values, "output_dir": str(run_dir), "report": False}
     return TrainConfig.build(**values).model_dump(mode="json", exclude_unset=True)
 
 
@@ -149,7 +153,10 @@ class TrialRunner:
         cmd = train_command(config)
         trial.set_user_attr("command", "harness " + " ".join(cmd[4:]))
         stop_reason, curve, returncode = self._watch(trial, cmd, run_dir, log_path)
-        trial.set_user_attr("stopped", stop_reason or "finished")
+        status = self._status(run_dir)
+        # the trial's own online detector (--stop-on-collapse / --patience) ends it with this status
+        trial.set_user_attr("stopped", stop_reason or {"stopped_collapse": "collapse",
+                                                       "stopped_patience": "patience"}.get(status, "finished"))
         if stop_reason == "pruned":
             raise optuna.TrialPruned(f"pruned at step {int(curve['step'].iloc[-1])}")
         if stop_reason == "timeout":
@@ -191,8 +198,6 @@ class TrialRunner:
                         self._record(trial, res)
                         if single and trial.should_prune():
                             stop_reason = "pruned"
-                        elif self.ab.collapse_stop.enabled and res["collapse_step"] is not None and not done:
-                            stop_reason = "collapse"
                     if stop_reason or done:
                         break
                     if self.timeout and time.time() - t0 > self.timeout:
