@@ -301,8 +301,8 @@ def test_three_seed_aggregation_and_pairs(tmp_path: Path):
     text = render_report_html(runs)
     seeds = text[text.index("<h3>Seeds</h3>"):]
     low, high = t_interval(arms["rezero"])
-    row = re.search(r"<td class=\"l\">preset rezero</td><td class=\"l\">0, 1, 2</td><td>3</td><td>([0-9.]+)</td>"
-                    r"<td class=\"l\">\[([0-9.]+), ([0-9.]+)\]</td>", seeds)
+    row = re.search(r"<td class=\"l\">preset rezero</td><td>0, 1, 2</td><td>3</td><td>([0-9.]+)</td>"
+                    r"<td>\[([0-9.]+), ([0-9.]+)\]</td>", seeds)
     assert row and float(row.group(1)) == pytest.approx(sum(arms["rezero"]) / 3, abs=5e-4)
     assert (float(row.group(2)), float(row.group(3))) == pytest.approx((low, high), abs=5e-4)
     diffs = [a - b for a, b in zip(arms["rezero"], arms["baseline"])]
@@ -322,6 +322,44 @@ def test_eval_samples_at_peak_and_last_step(tmp_path: Path, eval_dir: Path):
     assert [(f.label, f.step) for f in loaded.samples] == [("step 30 (peak)", 30), ("step 70 (last)", 70)]
     text = render_report_html([run])
     assert "40 of 40 episodes are in this page" in text and ">step 30 (peak) <small>20/20</small>" in text
+
+
+def with_eval_samples(run: Path, rows: list[dict], steps: tuple[int, ...], correct: list[bool]) -> Path:
+    """Real eval rows as the run's eval_samples at ``steps``, with ``correct`` set per question."""
+    (run / "eval_samples").mkdir()
+    for step in steps:
+        (run / "eval_samples" / f"step_{step:05d}.jsonl").write_text(
+            "\n".join(json.dumps({**r, "correct": c, "judge": {**r["judge"], "correct": c}, "step": step})
+                      for r, c in zip(rows, correct)) + "\n")
+    return run
+
+
+@pytest.mark.integration
+def test_runs_compared_on_the_same_questions_at_peak_and_last_eval(tmp_path: Path, eval_dir: Path):
+    rows = [r for r in rows_of(eval_dir / "samples.jsonl") if r["policy"] == "oracle-retry"][:24]
+    a = with_eval_samples(train_run(tmp_path, "a", RISE_FALL), rows, (30, 70), [True] * 20 + [False] * 4)
+    b = with_eval_samples(train_run(tmp_path, "b", RISE_FALL, preset="baseline"), rows, (30, 70),
+                          [True] * 8 + [False] * 16)
+    text = render_report_html([a, b])
+    section = text[text.index("Runs on the same questions"):]
+    row = re.search(r'<td class="l">peak eval</td><td class="l">preset rezero vs preset baseline</td>(.*?)</tr>',
+                    section).group(1)
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
+    assert [int(c) for c in cells[:5]] == [24, 8, 12, 0, 4]
+    assert cells[-1] == "significant" and cells[-2].endswith("(mcnemar)")
+    assert '<td class="l">last eval</td>' in section
+
+
+@pytest.mark.integration
+def test_seed_arms_compared_per_question_when_the_stats_module_is_there(tmp_path: Path, eval_dir: Path):
+    pytest.importorskip("harness.analysis.stats", reason="the paired-statistics module (issue 13) is not merged")
+    rows = [r for r in rows_of(eval_dir / "samples.jsonl") if r["policy"] == "oracle-retry"][:24]
+    runs = [with_eval_samples(train_run(tmp_path, f"{p}-{s}", RISE_FALL, preset=p, seed=s), rows, (30,),
+                              [True] * (20 if p == "rezero" else 8) + [False] * (4 if p == "rezero" else 16))
+            for p in ("rezero", "baseline") for s in (0, 1)]
+    text = render_report_html(runs)
+    assert "Per question, at the peak evals:</b> preset rezero vs preset baseline: peak 0.83 vs 0.33" in text
+    assert "(paired, 2 seeds x 24 questions): significant" in text
 
 
 @pytest.mark.integration

@@ -20,6 +20,8 @@ from datetime import datetime
 from typing import Any, Callable, Iterable, Sequence
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+#: Cells that read as numbers (right-aligned): numbers, signed differences, intervals, '—'.
+_NUMBERISH = re.compile(r"[-+0-9.eE, \[\]—/]*")
 
 #: Characters that render invisibly or reorder text: C0/C1 controls (tab, newline and carriage return
 #: excepted), DEL, soft hyphen, bidi marks/overrides/isolates, zero-width characters, line/paragraph
@@ -42,7 +44,7 @@ table.data th{background:#f2f2f2}table.data td.l,table.data th.l{text-align:left
 table.cmp thead th{text-align:center}table.cmp thead th.l{text-align:left}
 table.data tr.group th{background:#e6ecf5;text-align:left;font-size:.8rem;text-transform:uppercase;
 letter-spacing:.04em;color:#345}
-table.data td.best{background:#e3f4e6;font-weight:600}
+table.data td.best{background:#e3f4e6;font-weight:600}table.data td:not(.l){white-space:nowrap}
 table.data .ci{display:block;color:#666;font-size:.75rem;font-weight:normal;white-space:nowrap}
 .figs{display:flex;flex-wrap:wrap;gap:.8rem;align-items:flex-start;margin:.4rem 0}
 figure{margin:0}figcaption{font-size:.8rem;color:#555;max-width:620px}
@@ -191,7 +193,8 @@ def table(header: Sequence[Any], rows: Iterable[Sequence[Any]], left: int = 1, r
     """
     rows = [list(r) for r in rows]
     texty = {i for r in rows for i, v in enumerate(r)
-             if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool)) and v != "—"}
+             if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool))
+             and not (isinstance(v, str) and _NUMBERISH.fullmatch(v))}
 
     def cell(tag: str, i: int, value: Any) -> str:
         text = value if raw else esc(fmt(value))

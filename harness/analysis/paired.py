@@ -1,13 +1,15 @@
 """Paired comparisons the reports print: two policies on the same questions, two arms on the same seeds.
 
-Two policies evaluated on the same questions are compared question by question: only the discordant
-questions (one right, the other wrong) carry evidence, and the exact two-sided McNemar test is the
-sign test on them. The difference of accuracies gets a 95% interval from the paired (Wald) variance.
-Two training arms run with the same seeds are compared seed by seed: the mean of the per-seed
-differences with a Student-t interval.
+Two arms evaluated on the same questions are compared question by question: only the discordant
+questions (one right, the other wrong) carry evidence. :func:`compare` gives the difference of
+accuracies, its 95% interval and a p-value. It uses the paired-statistics module
+``harness.analysis.stats`` (bootstrap interval over questions and seeds; McNemar's exact test for one
+seed pair, a sign-flip permutation test for several) when that module is part of the build, and
+otherwise this module's own one-seed version: a paired Wald interval and an exact McNemar test, both
+pure Python (several seeds then need ``harness.analysis.stats``).
 
-These are the report's own small, pure helpers; a fuller paired-statistics module belongs in
-``harness.analysis`` beside them and can replace them without changing the tables' columns.
+Two training arms run with the same seeds are also compared on their peak accuracies, seed by seed:
+the mean of the per-seed differences with a Student-t interval (:func:`seed_pair_rows`).
 """
 
 from __future__ import annotations
@@ -46,20 +48,58 @@ def paired_difference(b: int, c: int, n: int) -> tuple[float, float, float]:
     return d, d - half, d + half
 
 
-AGREEMENT_HEADER = ["noise", "A vs B", "shared questions", "both right", "only A", "only B", "both wrong",
-                    "accuracy A − B [95% CI]", "p (McNemar)", "verdict"]
+def _stats_module() -> Any:
+    """``harness.analysis.stats`` when this build has it, else None."""
+    try:
+        from harness.analysis import stats
+    except ImportError:
+        return None
+    return stats if hasattr(stats, "compare_paired") else None
+
+
+def compare(a: Sequence[Sequence[int]], b: Sequence[Sequence[int]], name_a: str, name_b: str,
+            label: str = "accuracy") -> dict[str, Any] | None:
+    """Paired comparison of two arms' 0/1 outcomes (one list per seed, the same questions in the same
+    order in every list): ``difference``, ``interval``, ``p_value``, ``test``, ``significant`` and a
+    one-line ``sentence``; None when several seeds need ``harness.analysis.stats`` and it is absent.
+
+    >>> r = compare([[1, 1, 1, 1, 1, 1, 0, 0]], [[0, 0, 0, 0, 0, 1, 0, 0]], "retry", "baseline")
+    >>> r["difference"], r["test"], r["p_value"]  # 5 discordant questions, all for retry: 2 / 2**5
+    (0.625, 'mcnemar', 0.0625)
+    """
+    stats = _stats_module()
+    if stats is not None:
+        res = stats.compare_paired(a, b, name_a, name_b, label=label)
+        return {"difference": res.difference, "interval": tuple(res.interval), "p_value": res.p_value,
+                "test": res.test, "significant": res.significant, "sentence": res.sentence()}
+    if len(a) != 1 or len(b) != 1:
+        return None
+    x, y = list(a[0]), list(b[0])
+    only_a = sum(1 for u, v in zip(x, y) if u and not v)
+    only_b = sum(1 for u, v in zip(x, y) if v and not u)
+    d, lo, hi = paired_difference(only_a, only_b, len(x))
+    p = mcnemar_exact(only_a, only_b)
+    verdict = "significant" if p < 0.05 else "not significant"
+    sentence = (f"{name_a} vs {name_b}: {label} {sum(x) / len(x):.2f} vs {sum(y) / len(y):.2f}, difference "
+                f"{d:.2f} [{lo:.2f}, {hi:.2f}], p = {p:.2g} (paired, {len(x)} questions): {verdict}")
+    return {"difference": d, "interval": (lo, hi), "p_value": p, "test": "mcnemar", "significant": p < 0.05,
+            "sentence": sentence}
+
+
+AGREEMENT_HEADER = ["where", "A vs B", "shared questions", "both right", "only A", "only B", "both wrong",
+                    "accuracy A − B [95% CI]", "p", "verdict"]
 
 
 def agreement_rows(outcomes: dict[tuple[str, str], dict[str, bool]]) -> list[list[Any]]:
-    """One row per pair of policies at the same noise level: the 2 x 2 agreement counts, the paired
-    difference with its interval, the exact McNemar p-value and "significant" / "not significant"
-    (at 5%, no correction for the number of pairs)."""
+    """One row per pair of arms at the same place (noise level, or peak / last eval): the 2 x 2
+    agreement counts, the paired difference with its interval and p-value (:func:`compare`), and
+    "significant" / "not significant" at 5% (no correction for the number of pairs)."""
     rows = []
-    noises = list(dict.fromkeys(noise for noise, _ in outcomes))
-    for noise in noises:
-        policies = [p for nz, p in outcomes if nz == noise]
-        for a, b in combinations(policies, 2):
-            oa, ob = outcomes[(noise, a)], outcomes[(noise, b)]
+    places = list(dict.fromkeys(place for place, _ in outcomes))
+    for place in places:
+        arms = [arm for pl, arm in outcomes if pl == place]
+        for a, b in combinations(arms, 2):
+            oa, ob = outcomes[(place, a)], outcomes[(place, b)]
             shared = sorted(set(oa) & set(ob))
             if not shared:
                 continue
@@ -67,22 +107,48 @@ def agreement_rows(outcomes: dict[tuple[str, str], dict[str, bool]]) -> list[lis
             only_a = sum(oa[q] and not ob[q] for q in shared)
             only_b = sum(ob[q] and not oa[q] for q in shared)
             neither = len(shared) - both - only_a - only_b
-            d, lo, hi = paired_difference(only_a, only_b, len(shared))
-            p = mcnemar_exact(only_a, only_b)
-            rows.append([noise, f"{a} vs {b}", len(shared), both, only_a, only_b, neither,
-                         f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]", f"{p:.3g}",
-                         "significant" if p < 0.05 else "not significant"])
+            res = compare([[int(oa[q]) for q in shared]], [[int(ob[q]) for q in shared]], a, b)
+            lo, hi = res["interval"]
+            rows.append([place, f"{a} vs {b}", len(shared), both, only_a, only_b, neither,
+                         f"{res['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}]", f"{res['p_value']:.3g} ({res['test']})",
+                         "significant" if res["significant"] else "not significant"])
     return rows
 
 
+def arm_sentences(arms: Sequence[tuple[str, dict[Any, dict[str, bool]]]], label: str = "peak") -> list[str]:
+    """For each pair of arms ({seed: {qid: correct}} at their peak evals) with shared seeds and
+    questions: the paired comparison's sentence over seeds x questions (:func:`compare`)."""
+    out = []
+    for (la, a), (lb, b) in combinations(arms, 2):
+        seeds = sorted((s for s in a if s in b), key=str)
+        if not seeds:
+            continue
+        qids = sorted(set.intersection(*(set(a[s]) & set(b[s]) for s in seeds)))
+        if not qids:
+            continue
+        res = compare([[int(a[s][q]) for q in qids] for s in seeds], [[int(b[s][q]) for q in qids] for s in seeds],
+                      la, lb, label)
+        if res is not None:
+            out.append(res["sentence"])
+    return out
+
+
 def outcomes_from_refs(refs: Sequence[Any]) -> dict[tuple[str, str], dict[str, bool]]:
-    """{(noise, policy): {qid: correct}} from indexed eval episodes (``harness.analysis.episodes.Ref``)."""
+    """{(where, arm): {qid: correct}} from indexed episodes (``harness.analysis.episodes.Ref``): for
+    evaluation runs where = the noise level and arm = the policy (with its run); for training runs
+    where = "peak eval" or "last eval" and arm = the run."""
     out: dict[tuple[str, str], dict[str, bool]] = {}
     for ref in refs:
-        if "policy" not in ref.dims:
+        if "policy" in ref.dims:
+            key = (ref.dims.get("noise", "—"), " / ".join(x for x in (ref.dims.get("run"), ref.dims["policy"]) if x))
+        elif "step" in ref.dims and "run" in ref.dims:
+            which = [w for w in ("peak", "last") if f"({w})" in ref.dims["step"]]
+            if not which:
+                continue
+            key = (f"{which[0]} eval", ref.dims["run"])
+        else:
             continue
-        policy = " / ".join(x for x in (ref.dims.get("run"), ref.dims["policy"]) if x)
-        out.setdefault((ref.dims.get("noise", "—"), policy), {})[ref.qid] = "correct" in ref.kinds
+        out.setdefault(key, {})[ref.qid] = "correct" in ref.kinds
     return out
 
 

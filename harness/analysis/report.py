@@ -54,6 +54,7 @@ from harness.analysis.paired import (
     AGREEMENT_HEADER,
     SEED_PAIR_HEADER,
     agreement_rows,
+    arm_sentences,
     outcomes_from_refs,
     seed_pair_rows,
 )
@@ -92,7 +93,7 @@ def render_report_html(run_dirs: Sequence[Path], title: str | None = None, max_e
     if eval_runs:
         sections.append(("comparison", "Comparison", _comparison_section(eval_runs, len(runs) > 1, browser)))
     if train_runs:
-        sections.append(("training", "Training", _training_section(train_runs)))
+        sections.append(("training", "Training", _training_section(train_runs, browser)))
     episodes, css = browser_html(browser, max_episodes, DIM_LABELS)
     sections.append(("episodes", "Episodes", [episodes]))
     sections.append(("details", "Details", _details_section(runs)))
@@ -171,22 +172,24 @@ def _comparison_section(runs: list[Run], several: bool, browser: Browser) -> lis
     return parts
 
 
-def _agreement(browser: Browser) -> list[str]:
-    rows = agreement_rows(outcomes_from_refs(browser.refs))
+def _agreement(browser: Browser, training: bool = False) -> list[str]:
+    refs = [r for r in browser.refs if ("step" in r.dims) == training]
+    rows = agreement_rows(outcomes_from_refs(refs))
     if not rows:
         return []
-    return ["<h3>Policies on the same questions</h3>",
-            note("Pairs of policies at the same noise level on the questions both answered. Only the discordant "
-                 "questions (one right, the other wrong) carry evidence of a difference; exact two-sided "
-                 "McNemar (sign) test on them."),
+    what = ("runs at their peak eval and at their last eval" if training else "policies at the same noise level")
+    return [f"<h3>{'Runs' if training else 'Policies'} on the same questions</h3>",
+            note(f"Pairs of {what}, on the questions both answered. Only the discordant questions (one right, "
+                 "the other wrong) carry evidence of a difference; exact two-sided McNemar (sign) test on them, "
+                 "at 5% with no correction for the number of pairs."),
             table(AGREEMENT_HEADER, rows, left=2)]
 
 
 # ---------------------------------------------------------------- training runs
 
 
-def _training_section(runs: list[Run]) -> list[str]:
-    parts = [table(tables.TRAINING_HEADER, tables.training_rows(runs)),
+def _training_section(runs: list[Run], browser: Browser) -> list[str]:
+    parts = [table(*tables.training_rows(runs)),
              note("Peak: the earliest step of the highest held-out accuracy; collapse: the first eval after the "
                   "peak below (1 − δ) × peak for m evals in a row (or to the end); zero step: first step of "
                   "zero accuracy to the end. " + _params(runs))]
@@ -203,7 +206,8 @@ def _training_section(runs: list[Run]) -> list[str]:
         parts += ["<h3>Seeds</h3>", table(tables.SEED_HEADER, tables.seed_rows(groups))]
         if seed:
             parts += [seed[1], seed[0]]
-        parts += _seed_pairs(groups)
+        parts += _seed_pairs(groups, browser)
+    parts += _agreement(browser, training=True)
     header, rows = tables.indicator_rows(runs)
     if len(header) > 1:
         rules = {n: i.get("rule") for r in runs if r.analysis for n, i in (r.analysis.get("indicators") or {}).items()}
@@ -228,15 +232,23 @@ def _params(runs: list[Run]) -> str:
     return "Detector parameters: " + ", ".join(f"{k} = {v}" for k, v in params.items()) + "." if params else ""
 
 
-def _seed_pairs(groups: list[tuple[str, list[Run]]]) -> list[str]:
-    """Peak accuracy of two arms paired by seed: mean difference with its Student-t interval."""
+def _seed_pairs(groups: list[tuple[str, list[Run]]], browser: Browser) -> list[str]:
+    """Arms paired by seed: peak accuracies (mean per-seed difference, Student-t interval), and the
+    per-question comparison at the peak evals over seeds x questions (:func:`harness.analysis.paired.compare`)."""
     rows = seed_pair_rows([(label, {r.seed: (r.analysis or {}).get("peak_raw") for r in runs})
                            for label, runs in groups])
     if not rows:
         return []
+    at_peak: dict[str, dict[str, bool]] = {}
+    for ref in browser.refs:
+        if "(peak)" in ref.dims.get("step", ""):
+            at_peak.setdefault(ref.dims.get("run", ""), {})[ref.qid] = "correct" in ref.kinds
+    arms = [(label, {r.seed: at_peak[r.label] for r in runs if r.label in at_peak}) for label, runs in groups]
+    sentences = arm_sentences([(label, by_seed) for label, by_seed in arms if by_seed])
     return [table(SEED_PAIR_HEADER, rows, left=2),
             note("Paired by seed: the difference is taken within each seed, then averaged; 95% Student-t interval "
-                 "across seeds. With 2–3 seeds the interval is wide: an interval that contains 0 is not significant.")]
+                 "across seeds. With 2–3 seeds the interval is wide: an interval that contains 0 is not significant.")
+            ] + ([f"<p><b>Per question, at the peak evals:</b> {esc(s)}</p>" for s in sentences])
 
 
 # ---------------------------------------------------------------- episodes and details

@@ -199,22 +199,24 @@ COMPARISON_NOTE = ("Brackets: 95% interval (Wilson score for proportions, with t
 # ---------------------------------------------------------------- training runs
 
 
-def training_rows(runs: Sequence[Any]) -> list[list[Any]]:
-    """Per training run: status, peak (step, accuracy, interval), collapse, zero step, final, faults."""
+def training_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
+    """Per training run: status, peak (step, accuracy, interval, eval steps tied with it when the
+    analysis gives them), collapse, zero step, final, faults."""
+    tied = any((r.analysis or {}).get("tied_steps") for r in runs)
     rows = []
     for run in runs:
         a = run.analysis or {}
-        ci = a.get("peak_ci")
+        ci = a.get("peak_interval") or a.get("peak_ci")
         faults = sorted({str(f.get("kind")) for f in run.faults})
-        rows.append([run.label, run.results.get("status", "—"), a.get("n_evals"), a.get("peak_step"),
-                     a.get("peak_raw", a.get("peak")),
-                     f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "—", a.get("collapse_step"), a.get("zero_step"),
-                     a.get("final_step"), a.get("final_accuracy"), ", ".join(faults) or "none"])
-    return rows
-
-
-TRAINING_HEADER = ["run", "status", "evals", "peak step", "peak accuracy", "peak 95% CI", "collapse step",
-                   "zero step", "final step", "final accuracy", "faults"]
+        row = [run.label, run.results.get("status", "—"), a.get("n_evals"), a.get("peak_step"),
+               a.get("peak_raw", a.get("peak")), f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "—"]
+        if tied:
+            row.append(", ".join(fmt(s) for s in a.get("tied_steps") or []) or "—")
+        rows.append(row + [a.get("collapse_step"), a.get("zero_step"), a.get("final_step"), a.get("final_accuracy"),
+                           ", ".join(faults) or "none"])
+    header = ["run", "status", "evals", "peak step", "peak accuracy", "peak 95% CI"]
+    header += ["steps tied with the peak"] if tied else []
+    return header + ["collapse step", "zero step", "final step", "final accuracy", "faults"], rows
 
 
 def indicator_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
