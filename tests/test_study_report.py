@@ -174,9 +174,10 @@ def test_categorical_arm_comparison_and_too_few_trials_for_importances(tmp_path:
     s = study_summary(f"sqlite:///{root / 'study.db'}")
     (comp,) = s["comparisons"]
     assert comp["param"] == "preset" and comp["context"] == []
-    assert {r["arm"]: round(r["mean peak"], 4) for r in comp["rows"]} == {"baseline": 0.81, "rezero": 0.91}
-    (pair,) = comp["paired_by_seed"]
-    assert pair["shared seeds"] == 3 and pair["A − B (mean of per-seed differences)"] == "-0.100"
+    assert [(r["arm"], round(r["mean peak"], 4)) for r in comp["rows"]] == [("rezero", 0.91), ("baseline", 0.81)]
+    (pair,) = comp["paired_by_seed"]  # arms in the ablation's order: rezero − baseline
+    assert (pair["A"], pair["B"], pair["shared seeds"]) == ("rezero", "baseline", 3)
+    assert pair["A − B (mean of per-seed differences)"] == "+0.100"
     assert s["importances"] == {} and "6 completed trial(s) for 2 parameter(s)" in s["warnings"][0]
     page = write_study_report(root).read_text()
     assert "Comparison: preset" in page and 'class="warn"' in page and "importance for value" not in page

@@ -55,7 +55,7 @@ svg.chart text{font-family:system-ui,sans-serif}
 .warn{background:#fff8e1;border-left:4px solid #f9a825;padding:.4rem .7rem;margin:.5rem 0;font-size:.9rem}
 .problem{color:#c62828}
 details{border:1px solid #ddd;border-radius:4px;margin:.3rem 0;padding:.2rem .6rem}
-details>summary{cursor:pointer;font-size:.85rem}
+details>summary{cursor:pointer;font-size:.85rem}details.ep>div{font-size:.85rem;margin:.3rem 0}
 .ok{color:#1a7f37;font-weight:bold}.bad{color:#c62828;font-weight:bold}
 .msg{margin:.4rem 0;border-left:4px solid #bbb;padding-left:.6rem}
 .msg-system{border-color:#999}.msg-user{border-color:#1565c0}.msg-assistant{border-color:#6a1b9a}

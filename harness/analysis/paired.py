@@ -86,8 +86,8 @@ def compare(a: Sequence[Sequence[int]], b: Sequence[Sequence[int]], name_a: str,
             "sentence": sentence}
 
 
-AGREEMENT_HEADER = ["where", "A vs B", "shared questions", "both right", "only A", "only B", "both wrong",
-                    "accuracy A − B [95% CI]", "p", "verdict"]
+AGREEMENT_HEADER = ["where", "A vs B", "shared", "both right", "only A", "only B", "both wrong",
+                    "A − B [95% CI]", "p", "verdict"]
 
 
 def agreement_rows(outcomes: dict[tuple[str, str], dict[str, bool]]) -> list[list[Any]]:
@@ -110,7 +110,7 @@ def agreement_rows(outcomes: dict[tuple[str, str], dict[str, bool]]) -> list[lis
             res = compare([[int(oa[q]) for q in shared]], [[int(ob[q]) for q in shared]], a, b)
             lo, hi = res["interval"]
             rows.append([place, f"{a} vs {b}", len(shared), both, only_a, only_b, neither,
-                         f"{res['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}]", f"{res['p_value']:.3g} ({res['test']})",
+                         f"{res['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}]", f"{res['p_value']:.2g}",
                          "significant" if res["significant"] else "not significant"])
     return rows
 

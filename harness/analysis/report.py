@@ -164,7 +164,7 @@ def _comparison_section(runs: list[Run], several: bool, browser: Browser) -> lis
               "<h3>Retry behaviour</h3>",
               note("Each panel is conditional on its own event (its n is in the hover text and in the table); "
                    "n/a: the event never happened."),
-              figs.retry_figure(cols)]
+              figs.noise_legend(cols), figs.retry_figure(cols)]
     searches = figs.searches_figure(cols)
     if searches:
         parts += ["<h3>Searches per episode</h3>", searches]
@@ -180,8 +180,8 @@ def _agreement(browser: Browser, training: bool = False) -> list[str]:
     what = ("runs at their peak eval and at their last eval" if training else "policies at the same noise level")
     return [f"<h3>{'Runs' if training else 'Policies'} on the same questions</h3>",
             note(f"Pairs of {what}, on the questions both answered. Only the discordant questions (one right, "
-                 "the other wrong) carry evidence of a difference; exact two-sided McNemar (sign) test on them, "
-                 "at 5% with no correction for the number of pairs."),
+                 "the other wrong: only A, only B) carry evidence of a difference; p: exact two-sided McNemar test "
+                 "on them; verdict at 5%, with no correction for the number of pairs."),
             table(AGREEMENT_HEADER, rows, left=2)]
 
 

@@ -101,6 +101,18 @@ def trials_frame(study) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=None if rows else ["number", "state"])
 
 
+def choice_orders(study) -> dict[str, list[str]]:
+    """Each categorical parameter's choices as the ablation lists them (labels, in order)."""
+    from optuna.distributions import CategoricalDistribution
+
+    out: dict[str, list[str]] = {}
+    for t in study.trials:
+        for name, d in t.distributions.items():
+            if isinstance(d, CategoricalDistribution) and name not in out:
+                out[name] = [arm_label(name, c) for c in d.choices]
+    return out
+
+
 def categorical_params(study) -> list[str]:
     """Parameters sampled from a categorical distribution in any trial, and the seed (always a label)."""
     from optuna.distributions import CategoricalDistribution
@@ -134,6 +146,7 @@ class StudyData:
     params: list[str]
     trials: pd.DataFrame
     categorical: list[str] = field(default_factory=list)
+    choices: dict[str, list[str]] = field(default_factory=dict)
     states: dict[str, int] = field(default_factory=dict)
     best: pd.DataFrame = field(default_factory=pd.DataFrame)
     comparisons: list[Comparison] = field(default_factory=list)
@@ -207,16 +220,24 @@ def compare_arms(data: StudyData, param: str) -> Comparison:
                      "mean peak step": pd.to_numeric(cell["peak_step"], errors="coerce").mean(),
                      "mean collapse step": sum(collapses) / len(collapses) if collapses else None,
                      "collapsed": f"{len(collapses)}/{len(cell)}"})
+    order = data.choices.get(param, [])
+    rank = {a: (order.index(a) if a in order else len(order), a) for a in map(str, done["arm"])}
+    if rows:
+        frame = pd.DataFrame(rows)
+        frame = frame.sort_values([*context, "arm"], key=lambda col: col.map(rank) if col.name == "arm" else col,
+                                  kind="mergesort").reset_index(drop=True)
+    else:
+        frame = pd.DataFrame()
     if SEED_PARAM in done.columns:
         groups = done.groupby(context, sort=True, dropna=False) if context else [((), done)]
         for ctx, part in groups:
             ctx = ctx if isinstance(ctx, tuple) else (ctx,)
             arms = []
-            for arm, cell in part.groupby("arm", sort=True):
+            for arm, cell in sorted(part.groupby("arm", sort=True), key=lambda kv: rank[str(kv[0])]):
                 arms.append((str(arm), {s: _num(p) for s, p in zip(cell[SEED_PARAM], cell["peak"])}))
             where = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in zip(context, ctx))
             paired += [[where or "all", *r] for r in seed_pair_rows(arms)]
-    return Comparison(param, context, pd.DataFrame(rows), paired)
+    return Comparison(param, context, frame, paired)
 
 
 PAIRED_HEADER = ["where", *SEED_PAIR_HEADER]
@@ -254,7 +275,7 @@ def collect(storage: str, study_name: str | None = None) -> StudyData:
     trials, objectives = trials_frame(study), objective_names(study)
     params = sorted({p for t in study.trials for p in t.params})
     data = StudyData(study.study_name, mask_url(storage), [d.name.lower() for d in study.directions],
-                     objectives, params, trials, categorical=categorical_params(study),
+                     objectives, params, trials, categorical=categorical_params(study), choices=choice_orders(study),
                      states={str(k): int(v) for k, v in trials["state"].value_counts().items()})
     shown = ["number", *objectives, *params, "peak", "peak_step", "collapse_step", "run_dir"]
     data.best = best_trials(study, trials, shown) if len(trials) else pd.DataFrame()

@@ -119,38 +119,36 @@ def curves_figure(data: StudyData) -> tuple[str, str] | None:
 
 
 def comparison_figure(data: StudyData, comp: Comparison) -> str | None:
-    """Mean peak accuracy per arm (within each combination of the other arm parameters) with its 95%
-    t-interval, and each trial's peak as a faint point."""
+    """Mean peak accuracy per arm with its 95% t-interval, and each trial's peak as a faint point beside
+    it; the arms side by side within each combination of the other arm parameters."""
     if comp.table.empty:
         return None
     t = comp.table
-    ctx_of = (lambda r: ", ".join(f"{k} {_pv(r[k])}" for k in comp.context) or "all")
-    cats = list(dict.fromkeys(ctx_of(r) for r in t.to_dict("records")))
+    ctx_of = (lambda r: ", ".join(f"{k} {_pv(r[k])}" for k in comp.context))
     arms = list(dict.fromkeys(str(a) for a in t["arm"]))
-    chart = Chart(width=max(560, 170 * len(cats) + 120), height=320, xcats=cats, ylabel="peak accuracy",
-                  title=f"Peak accuracy by {comp.param} (mean, 95% t-interval across seeds)", ylim=(0, None))
+    contexts = list(dict.fromkeys(ctx_of(r) for r in t.to_dict("records")))
+    cats = [f"{c} · {a}" if c else a for c in contexts for a in arms]
+    chart = Chart(width=max(600, 110 * len(cats) + 120), height=320, xcats=cats, ylabel="peak accuracy",
+                  title=f"Peak accuracy by {comp.param} (mean, 95% t-interval; dots: trials)", ylim=(0, None))
     done = data.done[data.done[comp.param].notna()]
-    k = len(arms)
     for j, arm in enumerate(arms):
         col, shape = color(j), MARKERS[j % len(MARKERS)]
-        xs, ys, lo, hi, titles = [], [], [], [], []
         for r in t[t["arm"].astype(str) == arm].to_dict("records"):
-            x = cats.index(ctx_of(r)) + (j - (k - 1) / 2) * min(0.25, 0.8 / k)
-            xs.append(x)
-            ys.append(plain(r["mean peak"]))
-            lo.append(plain(r["ci low"]))
-            hi.append(plain(r["ci high"]))
-            titles.append(f"{comp.param} {arm}, {ctx_of(r)}: mean peak {fmt(plain(r['mean peak']))} over {r['n']} "
-                          f"trial(s), 95% t [{fmt(plain(r['ci low']))}, {fmt(plain(r['ci high']))}]")
+            ctx = ctx_of(r)
+            x = cats.index(f"{ctx} · {arm}" if ctx else arm)
+            title = (f"{comp.param} {arm}{', ' + ctx if ctx else ''}: mean peak {fmt(plain(r['mean peak']))} over "
+                     f"{r['n']} trial(s), 95% t [{fmt(plain(r['ci low']))}, {fmt(plain(r['ci high']))}]")
+            chart.errorbars([x - 0.08], [plain(r["mean peak"])], [plain(r["ci low"])], [plain(r["ci high"])], col,
+                            shape=shape, size=5.5, titles=[title])
             members = done[[arm_label(comp.param, v) == arm for v in done[comp.param]]]
             for c in comp.context:
                 members = members[members[c].map(lambda v, c=c, r=r: str(plain(v)) == str(plain(r[c])))]
-            peaks = [(plain(p), row) for p, row in zip(members["peak"], members.to_dict("records")) if plain(p) is not None]
-            chart.points([x + 0.06] * len(peaks), [p for p, _ in peaks], col, shape="circle", size=2.6, opacity=0.45,
+            peaks = [(plain(p), row) for p, row in zip(members["peak"], members.to_dict("records"))
+                     if plain(p) is not None]
+            chart.points([x + 0.12 + _jitter(row["number"]) * 0.25 for _, row in peaks], [p for p, _ in peaks], col,
+                         shape="circle", size=2.8, opacity=0.6,
                          titles=[_trial_name(row, data.params) + f": peak {fmt(p)}" for p, row in peaks])
-        chart.errorbars(xs, ys, lo, hi, col, shape=shape, size=5, titles=titles)
-    return figure(chart.render()) + legend([(f"{comp.param} = {a}", color(j), MARKERS[j % len(MARKERS)], "")
-                                            for j, a in enumerate(arms)] + [("one trial", "#999", "circle", "")])
+    return figure(chart.render())
 
 
 def _axis_values(data: StudyData, done: pd.DataFrame, name: str) -> tuple[list[float | None], list[str] | None]:
