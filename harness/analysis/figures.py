@@ -123,6 +123,18 @@ def _eval_rows(run: Any, column: str = "accuracy") -> Any:
     return run.curve[run.curve[column].notna()] if run.curve is not None and column in run.curve else None
 
 
+def accuracy_band(rows: Any) -> tuple[list[Any], list[Any]]:
+    """The 95% interval of each eval's accuracy: Wilson from the eval size when the curve has an ``n``
+    column (as every interval of the report), else the curve's own ``accuracy_ci_low/high``; empty
+    lists when neither is there."""
+    if "n" in rows and rows["n"].notna().any():
+        cis = [wilson(round(a * n), n) if _num(n) and n > 0 else None for a, n in zip(rows["accuracy"], rows["n"])]
+        return [c[0] if c else None for c in cis], [c[1] if c else None for c in cis]
+    if {"accuracy_ci_low", "accuracy_ci_high"} <= set(rows.columns):
+        return rows["accuracy_ci_low"].tolist(), rows["accuracy_ci_high"].tolist()
+    return [], []
+
+
 def identical_groups(runs: Sequence[Any]) -> list[list[str]]:
     """Labels of runs whose accuracy curves are identical (same steps, same values)."""
     seen: dict[tuple, list[str]] = {}
@@ -136,8 +148,8 @@ def identical_groups(runs: Sequence[Any]) -> list[list[str]]:
 
 
 def accuracy_by_step(runs: Sequence[Any], width: int = 900, height: int = 380) -> tuple[str, str] | None:
-    """Accuracy by step per run: interval band, peak (star), collapse (dashed line), faults (triangles on
-    the top edge); identical curves drawn slightly offset. Returns (figure, legend)."""
+    """Accuracy by step per run: interval band (up to three runs), peak (star), collapse (dashed line),
+    faults (triangles on the top edge); identical curves drawn slightly offset. Returns (figure, legend)."""
     curved = [(i, r) for i, r in enumerate(runs) if _eval_rows(r) is not None and not _eval_rows(r).empty]
     if not curved:
         return None
@@ -151,8 +163,9 @@ def accuracy_by_step(runs: Sequence[Any], width: int = 900, height: int = 380) -
         col, shape, dash = _style(i)
         rows, a = _eval_rows(run), run.analysis or {}
         xs = [s + dodge.get(run.label, 0.0) for s in rows["step"]]
-        if {"accuracy_ci_low", "accuracy_ci_high"} <= set(rows.columns):
-            chart.band(xs, rows["accuracy_ci_low"].tolist(), rows["accuracy_ci_high"].tolist(), col, opacity=0.12)
+        lo, hi = accuracy_band(rows)
+        if len(curved) <= 3 and lo:
+            chart.band(xs, lo, hi, col, opacity=0.12)
         chart.line(xs, rows["accuracy"].tolist(), col, dash=dash)
         n = rows["n"].tolist() if "n" in rows else [None] * len(rows)
         titles = [f"{run.label}: step {int(s)}, accuracy {fmt(v)}" + (f" (n={int(k)})" if _num(k) else "")

@@ -70,6 +70,16 @@ def t_interval(values: Sequence[float]) -> tuple[float | None, float | None]:
     return mean - half, mean + half
 
 
+def clip01(interval: tuple[float | None, float | None]) -> tuple[float | None, float | None]:
+    """An interval of a mean of proportions cut to [0, 1] (a t-interval of three accuracies can pass 1).
+
+    >>> clip01((0.226, 1.316)), clip01((None, None))
+    ((0.226, 1.0), (None, None))
+    """
+    low, high = interval
+    return (None if low is None else max(0.0, low), None if high is None else min(1.0, high))
+
+
 def mean_interval(mean: float | None, sd: float | None, n: int | None) -> tuple[float, float] | None:
     """Normal 95% interval of a mean from its standard deviation and count.
 

@@ -15,6 +15,7 @@ the mean of the per-seed differences with a Student-t interval (:func:`seed_pair
 from __future__ import annotations
 
 import math
+import re
 from itertools import combinations
 from typing import Any, Sequence
 
@@ -90,15 +91,19 @@ AGREEMENT_HEADER = ["where", "A vs B", "shared", "both right", "only A", "only B
                     "A − B [95% CI]", "p", "verdict"]
 
 
-def agreement_rows(outcomes: dict[tuple[str, str], dict[str, bool]]) -> list[list[Any]]:
+def agreement_rows(outcomes: dict[tuple[str, str], dict[str, bool]],
+                   pairs: Any = None) -> list[list[Any]]:
     """One row per pair of arms at the same place (noise level, or peak / last eval): the 2 x 2
     agreement counts, the paired difference with its interval and p-value (:func:`compare`), and
-    "significant" / "not significant" at 5% (no correction for the number of pairs)."""
+    "significant" / "not significant" at 5% (no correction for the number of pairs). ``pairs(a, b)``,
+    when given, says which pairs of arms to compare."""
     rows = []
     places = list(dict.fromkeys(place for place, _ in outcomes))
     for place in places:
         arms = [arm for pl, arm in outcomes if pl == place]
         for a, b in combinations(arms, 2):
+            if pairs is not None and not pairs(a, b):
+                continue
             oa, ob = outcomes[(place, a)], outcomes[(place, b)]
             shared = sorted(set(oa) & set(ob))
             if not shared:
@@ -142,10 +147,11 @@ def outcomes_from_refs(refs: Sequence[Any]) -> dict[tuple[str, str], dict[str, b
         if "policy" in ref.dims:
             key = (ref.dims.get("noise", "—"), " / ".join(x for x in (ref.dims.get("run"), ref.dims["policy"]) if x))
         elif "step" in ref.dims and "run" in ref.dims:
-            which = [w for w in ("peak", "last") if f"({w})" in ref.dims["step"]]
-            if not which:
-                continue
-            key = (f"{which[0]} eval", ref.dims["run"])
+            label = ref.dims["step"]
+            for which in ("peak", "last"):
+                if re.search(rf"\((?:.*, )?{which}(?:, .*)?\)$", label):
+                    out.setdefault((f"{which} eval", ref.dims["run"]), {})[ref.qid] = "correct" in ref.kinds
+            continue
         else:
             continue
         out.setdefault(key, {})[ref.qid] = "correct" in ref.kinds

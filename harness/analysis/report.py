@@ -85,7 +85,10 @@ def load_runs(run_dirs: Sequence[Path]) -> list[Run]:
 def render_report_html(run_dirs: Sequence[Path], title: str | None = None, max_episodes: int = MAX_EPISODES) -> str:
     """The complete report page for the given run directories, as one HTML string."""
     runs = load_runs(run_dirs)
-    title = title or "Run report: " + " vs ".join(r.label for r in runs)
+    if title is None:
+        keys = differing(runs)
+        title = ("Run report: " + " vs ".join(r.label for r in runs) if len(runs) <= 3 else
+                 f"Run report: {len(runs)} runs" + (f" differing in {', '.join(keys)}" if keys else ""))
     eval_runs = [r for r in runs if r.kind == "eval"]
     train_runs = [r for r in runs if r.curve is not None]
     browser = _browser(runs)
@@ -172,12 +175,19 @@ def _comparison_section(runs: list[Run], several: bool, browser: Browser) -> lis
     return parts
 
 
-def _agreement(browser: Browser, training: bool = False) -> list[str]:
+def _agreement(browser: Browser, runs: Sequence[Run] = ()) -> list[str]:
+    """Pairs compared question by question: policies at each noise level (evaluation runs), or training
+    runs at their peak and last evals (with seed groups, only runs of the same seed)."""
+    training = bool(runs)
     refs = [r for r in browser.refs if ("step" in r.dims) == training]
-    rows = agreement_rows(outcomes_from_refs(refs))
+    seeds = {r.label: r.seed for r in runs}
+    paired_by_seed = training and bool(seed_groups(list(runs)))
+    rows = agreement_rows(outcomes_from_refs(refs),
+                          (lambda a, b: seeds.get(a) == seeds.get(b)) if paired_by_seed else None)
     if not rows:
         return []
-    what = ("runs at their peak eval and at their last eval" if training else "policies at the same noise level")
+    what = ("runs at their peak eval and at their last eval" + (" (runs of the same seed)" if paired_by_seed else "")
+            if training else "policies at the same noise level")
     return [f"<h3>{'Runs' if training else 'Policies'} on the same questions</h3>",
             note(f"Pairs of {what}, on the questions both answered. Only the discordant questions (one right, "
                  "the other wrong: only A, only B) carry evidence of a difference; p: exact two-sided McNemar test "
@@ -207,7 +217,7 @@ def _training_section(runs: list[Run], browser: Browser) -> list[str]:
         if seed:
             parts += [seed[1], seed[0]]
         parts += _seed_pairs(groups, browser)
-    parts += _agreement(browser, training=True)
+    parts += _agreement(browser, runs)
     header, rows = tables.indicator_rows(runs)
     if len(header) > 1:
         rules = {n: i.get("rule") for r in runs if r.analysis for n, i in (r.analysis.get("indicators") or {}).items()}

@@ -198,7 +198,7 @@ def eval_sample_files(folder: Path, peak_step: Any) -> list[SampleFile]:
     if peak_step is not None:
         at_peak = [s for s, _ in files if s <= peak_step] or [files[0][0]]
         chosen[at_peak[-1]] = "peak"
-    chosen.setdefault(files[-1][0], "last")
+    chosen[files[-1][0]] = "peak, last" if chosen.get(files[-1][0]) == "peak" else "last"
     by_step = dict(files)
     return [SampleFile(f"step {s} ({what})", by_step[s], s) for s, what in sorted(chosen.items())]
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.analysis.intervals import t_interval
+from harness.analysis.intervals import clip01, t_interval
 from harness.analysis.paired import SEED_PAIR_HEADER, seed_pair_rows
 
 RETRY_PARAM, NOISE_PARAM, SEED_PARAM = "reward.retry", "train_noise", "seed"
@@ -213,7 +213,7 @@ def compare_arms(data: StudyData, param: str) -> Comparison:
     for key, cell in done.groupby(keys, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         peaks = [p for p in map(_num, cell["peak"]) if p is not None]
-        low, high = t_interval(peaks)
+        low, high = clip01(t_interval(peaks))
         collapses = [c for c in map(_num, cell["collapse_step"]) if c is not None]
         rows.append({**dict(zip(keys, key)), "n": len(cell),
                      "mean peak": sum(peaks) / len(peaks) if peaks else None, "ci low": low, "ci high": high,

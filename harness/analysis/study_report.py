@@ -44,7 +44,7 @@ from harness.analysis.study import (
     plain,
     study_summary,
 )
-from harness.analysis.svg import MARKERS, Chart, color, figure, figures, legend
+from harness.analysis.svg import DASHES, MARKERS, Chart, color, figure, figures, legend
 from harness.core.io import atomic_write_bytes
 
 __all__ = ["mask_url", "render_study_html", "study_summary", "write_study_report"]
@@ -85,8 +85,9 @@ def curves_figure(data: StudyData) -> tuple[str, str] | None:
     arms = arm_params(data)
     group = arms[0] if arms else None
     panel = arms[1] if len(arms) > 1 and len(curves) > 8 else None
-    levels = list(dict.fromkeys(arm_label(group, row.get(group)) for row, _ in curves if row.get(group) is not None)) \
-        if group else []
+    seen = [arm_label(group, row.get(group)) for row, _ in curves if row.get(group) is not None] if group else []
+    levels = [lv for lv in data.choices.get(group, []) if lv in seen] + [lv for lv in dict.fromkeys(seen)
+                                                                          if lv not in data.choices.get(group, [])]
     panels = list(dict.fromkeys(arm_label(panel, row.get(panel)) for row, _ in curves)) if panel else [None]
     top = max((float(c["accuracy"].max()) for _, c in curves if c["accuracy"].notna().any()), default=1.0)
     charts = []
@@ -103,8 +104,9 @@ def curves_figure(data: StudyData) -> tuple[str, str] | None:
             rows = curve[curve["accuracy"].notna()]
             done = row["state"] == "COMPLETE"
             name = _trial_name(row, data.params) + ("" if done else f" ({row['state'].lower()})")
-            chart.line(rows["step"].tolist(), rows["accuracy"].tolist(), col, width=1.4, dash="" if done else "3 3",
-                       opacity=0.85, title=name)
+            dash = DASHES[i % len(DASHES)] if done else "2 3"
+            chart.line(rows["step"].tolist(), rows["accuracy"].tolist(), col, width=1.6, dash=dash, opacity=0.85,
+                       title=name)
             for key, shape, size in (("peak_step", "star", 4.5), ("collapse_step", "cross", 4.5)):
                 step = plain(row.get(key))
                 at = rows[rows["step"] <= step] if step is not None else rows.iloc[0:0]
@@ -113,9 +115,23 @@ def curves_figure(data: StudyData) -> tuple[str, str] | None:
                     chart.points([step], [float(at["accuracy"].iloc[-1])], col, shape=shape, size=size,
                                  titles=[f"{name}: {what} at step {step} (accuracy {fmt(float(at['accuracy'].iloc[-1]))})"])
         charts.append(figure(chart.render()))
-    items = [(f"{group} = {lv}", color(i), None, "") for i, lv in enumerate(levels)] or [("trial", "#888", None, "")]
-    items += [("peak", "#777", "star", ""), ("collapse", "#777", "cross", ""), ("not completed", "#777", None, "3 3")]
-    return figures(charts), legend(items)
+    items = [(f"{group} = {lv}", color(i), None, DASHES[i % len(DASHES)]) for i, lv in enumerate(levels)] or \
+        [("trial", "#888", None, "")]
+    items += [("peak", "#777", "star", ""), ("collapse", "#777", "cross", ""), ("not completed", "#777", None, "2 3")]
+    same = _identical_curves(curves)
+    caption = " ".join(f"Trials {', '.join(map(str, g))} have identical curves (drawn on top of each other)."
+                       for g in same)
+    return figures(charts) + (note(caption) if caption else ""), legend(items)
+
+
+def _identical_curves(curves: list[tuple[dict[str, Any], pd.DataFrame]]) -> list[list[int]]:
+    """Trial numbers whose accuracy curves are identical, in groups of two or more."""
+    seen: dict[tuple, list[int]] = {}
+    for row, curve in curves:
+        rows = curve[curve["accuracy"].notna()]
+        key = tuple(zip(rows["step"].tolist(), [round(float(v), 9) for v in rows["accuracy"]]))
+        seen.setdefault(key, []).append(row["number"])
+    return [g for g in seen.values() if len(g) > 1]
 
 
 def comparison_figure(data: StudyData, comp: Comparison) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from harness.analysis.intervals import mean_interval, t_interval, wilson
+from harness.analysis.intervals import clip01, mean_interval, t_interval, wilson
 from harness.analysis.page import esc, fmt
 
 UP, DOWN, NONE = 1, -1, 0
@@ -206,7 +206,7 @@ def training_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
     rows = []
     for run in runs:
         a = run.analysis or {}
-        ci = a.get("peak_interval") or a.get("peak_ci")
+        ci = a.get("peak_interval") or _peak_wilson(run) or a.get("peak_ci")
         faults = sorted({str(f.get("kind")) for f in run.faults})
         row = [run.label, run.results.get("status", "—"), a.get("n_evals"), a.get("peak_step"),
                a.get("peak_raw", a.get("peak")), f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "—"]
@@ -217,6 +217,15 @@ def training_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
     header = ["run", "status", "evals", "peak step", "peak accuracy", "peak 95% CI"]
     header += ["steps tied with the peak"] if tied else []
     return header + ["collapse step", "zero step", "final step", "final accuracy", "faults"], rows
+
+
+def _peak_wilson(run: Any) -> tuple[float, float] | None:
+    """The Wilson interval of the peak eval's accuracy when the curve records its eval size ``n``."""
+    a, curve = run.analysis or {}, run.curve
+    if curve is None or "n" not in curve or a.get("peak_step") is None or a.get("peak_raw") is None:
+        return None
+    n = curve.loc[curve["step"] == a["peak_step"], "n"].dropna()
+    return wilson(round(a["peak_raw"] * float(n.iloc[0])), float(n.iloc[0])) if len(n) and n.iloc[0] > 0 else None
 
 
 def indicator_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
@@ -240,7 +249,7 @@ def seed_rows(groups: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
     rows = []
     for label, runs in groups:
         peaks = [r.analysis["peak_raw"] for r in runs if r.analysis and r.analysis.get("peak_raw") is not None]
-        low, high = t_interval(peaks)
+        low, high = clip01(t_interval(peaks))
         collapsed = sum(1 for r in runs if r.analysis and r.analysis.get("collapse_step") is not None)
         finals = [r.analysis["final_accuracy"] for r in runs if r.analysis and r.analysis.get("final_accuracy")
                   is not None]
