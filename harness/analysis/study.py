@@ -102,14 +102,19 @@ def trials_frame(study) -> pd.DataFrame:
 
 
 def choice_orders(study) -> dict[str, list[str]]:
-    """Each categorical parameter's choices as the ablation lists them (labels, in order)."""
+    """Each categorical parameter's arms as the ablation lists its choices (labels, in order)."""
+    return {name: [arm_label(name, c) for c in choices] for name, choices in raw_choices(study).items()}
+
+
+def raw_choices(study) -> dict[str, list[Any]]:
+    """Each categorical parameter's choices, as sampled."""
     from optuna.distributions import CategoricalDistribution
 
-    out: dict[str, list[str]] = {}
+    out: dict[str, list[Any]] = {}
     for t in study.trials:
         for name, d in t.distributions.items():
             if isinstance(d, CategoricalDistribution) and name not in out:
-                out[name] = [arm_label(name, c) for c in d.choices]
+                out[name] = list(d.choices)
     return out
 
 
@@ -147,6 +152,8 @@ class StudyData:
     trials: pd.DataFrame
     categorical: list[str] = field(default_factory=list)
     choices: dict[str, list[str]] = field(default_factory=dict)
+    values: dict[str, list[Any]] = field(default_factory=dict)
+    objective_aliases: list[str] = field(default_factory=list)
     states: dict[str, int] = field(default_factory=dict)
     best: pd.DataFrame = field(default_factory=pd.DataFrame)
     comparisons: list[Comparison] = field(default_factory=list)
@@ -276,6 +283,7 @@ def collect(storage: str, study_name: str | None = None) -> StudyData:
     params = sorted({p for t in study.trials for p in t.params})
     data = StudyData(study.study_name, mask_url(storage), [d.name.lower() for d in study.directions],
                      objectives, params, trials, categorical=categorical_params(study), choices=choice_orders(study),
+                     values=raw_choices(study), objective_aliases=_aliases(study, objectives),
                      states={str(k): int(v) for k, v in trials["state"].value_counts().items()})
     shown = ["number", *objectives, *params, "peak", "peak_step", "collapse_step", "run_dir"]
     data.best = best_trials(study, trials, shown) if len(trials) else pd.DataFrame()
@@ -291,6 +299,12 @@ def collect(storage: str, study_name: str | None = None) -> StudyData:
             f"fANOVA fits a random forest to the trials and needs at least {floor} (10, and 4 per parameter) "
             "before its ranking means anything. Read the comparison and the parameter plots instead.")
     return data
+
+
+def _aliases(study, objectives: list[str]) -> list[str]:
+    """What each objective measures, as ``harness sweep`` records it (study attribute ``objectives``)."""
+    names = study.user_attrs.get("objectives")
+    return [str(n) for n in names] if isinstance(names, list) and len(names) == len(objectives) else []
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:

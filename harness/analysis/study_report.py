@@ -172,8 +172,9 @@ def _axis_values(data: StudyData, done: pd.DataFrame, name: str) -> tuple[list[f
     values = [plain(v) for v in done[name]]
     categorical = name in data.categorical or not all(isinstance(v, (int, float)) for v in values if v is not None)
     if categorical:
-        levels = sorted({str(v) for v in values if v is not None},
-                        key=lambda s: (0, float(s), s) if _isnum(s) else (1, 0.0, s))
+        present = {str(v) for v in values if v is not None}
+        listed = [str(c) for c in data.values.get(name, []) if str(c) in present]
+        levels = listed + sorted(present - set(listed), key=lambda s: (0, float(s), s) if _isnum(s) else (1, 0.0, s))
         pos = {lv: (i / (len(levels) - 1) if len(levels) > 1 else 0.5) for i, lv in enumerate(levels)}
         return [pos[str(v)] if v is not None else None for v in values], levels
     nums = [float(v) for v in values if v is not None]
@@ -332,7 +333,9 @@ def _missing(text: str) -> str:
 def render_study_html(data: StudyData) -> str:
     """The complete page for a collected study, as one HTML string."""
     title = f"Study report: {data.name}"
-    objs = ", ".join(f"{o} ({d})" for o, d in zip(data.objectives, data.directions))
+    aliases = data.objective_aliases or [""] * len(data.objectives)
+    objs = ", ".join(f"{o} ({d}" + (f"; the ablation's objective: {a})" if a and a != o else ")")
+                     for o, d, a in zip(data.objectives, data.directions, aliases))
     states = ", ".join(f"{k}: {v}" for k, v in sorted(data.states.items())) or "no trials"
     multi = len(data.directions) > 1
     best_title = "Pareto front" if multi else f"Best trials (top {TOP_N})"
