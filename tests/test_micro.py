@@ -227,8 +227,10 @@ def test_shipped_micro_policy_reads_and_does_not_retry(micro_data):
 def test_default_run_flags_micro_scale():
     from harness.evaluation.run import DEFAULT_POLICIES, EvalRun, RunConfig, is_micro_scale
 
-    assert "micro" in DEFAULT_POLICIES and is_micro_scale("micro") and not is_micro_scale("one-search")
-    assert EvalRun(RunConfig(output_dir="/nonexistent/x")).micro_scale
+    assert "micro" not in DEFAULT_POLICIES and is_micro_scale("micro") and not is_micro_scale("one-search")
+    micro_task = EvalRun(RunConfig(task="apollo3_micro", output_dir="/nonexistent/x"))
+    assert micro_task.micro_scale and [m for _, m in micro_task.policies][-1] == "micro"
+    assert not EvalRun(RunConfig(output_dir="/nonexistent/x")).micro_scale  # apollo3: reference policies only
     assert not EvalRun(RunConfig(model="one-search", output_dir="/nonexistent/x")).micro_scale
 
 

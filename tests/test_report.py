@@ -1,199 +1,372 @@
-"""Self-contained HTML reports (harness.analysis.report), including a headless-chromium render."""
+"""HTML reports of evaluation and training runs (harness.analysis.report and its parts), on real run output.
+
+Evaluation runs come from the real ``EvalRun`` on the shared data with the scripted reference policies
+(what ``harness run --task apollo3`` does with no model). Training runs are written by the harness's
+own writers (``TrainConfig``/``resolve`` for config.json, ``CurveWriter`` for curve.csv, the results
+keys of ``harness.core.results``) with chosen curves, so peaks, collapses, faults and seeds are known.
+"""
 
 from __future__ import annotations
 
-import base64
-import doctest
+import io
 import json
-import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
-import harness.analysis.report
-from harness.analysis.report import highlight_protocol, load_run, render_report_html, summary_table, write_report
+from harness.analysis.episodes import KINDS, Ref, highlight_protocol, select
+from harness.analysis.intervals import t_interval, wilson
+from harness.analysis.page import esc
+from harness.analysis.page import page as html_page
+from harness.analysis.report import render_report_html, write_report
+from harness.analysis.runs import check_report_target, load_run
+from harness.core.errors import ConfigError
+from tests.browser import check_page_in_chromium
 
 # Whole reports rendered with their figures (matplotlib) from run folders on disk, and in chromium.
 pytestmark = pytest.mark.integration
 
+REPO = Path(__file__).resolve().parents[1]
 XSS = "<script>alert(1)</script>"
 PWN = "document.body.setAttribute('data-pwned','1')"
 XSS_DOM = f"<script>{PWN}</script><img src=x onerror=\"{PWN}\">"
+HIDDEN = "total\x00ly \u202etxt.exe\u2066 \ud800"  # NUL, right-to-left override, isolate, lone surrogate
 
 
-def write_curve(run_dir: Path, peak_step: int, zero_step: int, peak: float) -> None:
-    steps = np.arange(0, 625, 25)
-    acc = np.interp(steps, [0, peak_step, zero_step, 600], [0.1, peak, 0.0, 0.0])
-    after = steps > peak_step
-    pd.DataFrame({
-        "step": steps, "accuracy": acc,
-        "accuracy_ci_low": np.clip(acc - 0.1, 0, 1), "accuracy_ci_high": np.clip(acc + 0.1, 0, 1),
-        "reward_correctness_mean": acc * 4, "reward_format_mean": np.where(after, 0.5, 1.8),
-        "reward_correctness_std": np.where(after, 0.0, 0.5),
-        "entropy": np.where(after, 0.2, 1.0), "kl": np.where(after, 0.1, 0.01),
-        "completion_length": np.where(after, 900, 300), "searches_per_episode": np.where(after, 6, 2),
-        "retry_rate": np.where(after, 0.9, 0.3), "format_validity": np.where(after, 0.5, 0.95),
-    }).to_csv(run_dir / "curve.csv", index=False)
-
-
-def episode(qid: str, assistant: str, **extra) -> dict:
-    return {"qid": qid, "question": "Which tank failed?", "gold_answer": "oxygen tank 2",
-            "messages": [{"role": "system", "content": "Reason in <think> </think>."},
-                         {"role": "user", "content": "Question: Which tank failed?"},
-                         {"role": "assistant", "content": assistant},
-                         {"role": "user", "content": "<information>[1] Oxygen tank 2 failed.</information>"}],
-            "answer": "oxygen tank 2", "correct": True, "end_reason": "answer",
-            "rewards": {"correctness": 1.0, "format": 0.5}, "n_searches": 1, "judge": {"rule": "exact_match"},
-            **extra}
-
-
-def write_samples(run_dir: Path, lines: list) -> None:
-    text = "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines)
-    (run_dir / "samples.jsonl").write_text(text + "\n", encoding="utf-8")
-
-
-def make_run(root: Path, name: str, peak_step: int, zero_step: int, peak: float) -> Path:
-    run_dir = root / name
-    run_dir.mkdir()
-    write_curve(run_dir, peak_step, zero_step, peak)
-    (run_dir / "results.json").write_text(json.dumps({
-        "model": "Qwen/Qwen2.5-0.5B-Instruct", "task": "apollo3", "config": {"preset": name, "lr": 1e-6},
-        "peak": {"step": peak_step, "accuracy": peak},
-        "metrics": {"accuracy": peak, "by_noise": {"0.0": {"accuracy": peak, "searches": 1.5},
-                                                   "0.3": {"accuracy": peak / 2}}, "note": "text"},
-    }))
-    write_samples(run_dir, [
-        episode("q0019", f"<think>try</think>{XSS}<search>oxygen tank failure</search>"),
-        episode("q0024", XSS_DOM, correct=False, end_reason="max_turns", answer=None),
-        "{not json",
-        {"qid": "q0033"},  # every other field missing
-    ])
-    return run_dir
+# ---------------------------------------------------------------- real evaluation run
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> list[Path]:
-    root = tmp_path_factory.mktemp("runs")
-    return [make_run(root, "rezero", 250, 450, 0.46875), make_run(root, "baseline", 350, 600, 0.25)]
+def eval_dir(tmp_path_factory, data) -> Path:
+    """``harness run --task apollo3`` with no model: reference policies at noise 0 and drop_gold 0.5."""
+    from harness.evaluation.run import EvalRun, RunConfig
+
+    out = tmp_path_factory.mktemp("eval") / "apollo3-reference"
+    run = EvalRun(RunConfig(task="apollo3", output_dir=str(out), report=False))
+    assert [m for _, m in run.policies] == ["closed-book", "one-search", "oracle-retry"]  # no micro on apollo3
+    assert run.noise_levels == [0.0, 0.5] and run.noises[1].modes == ("drop_gold",)
+    run.run()
+    return out
 
 
 @pytest.fixture(scope="module")
-def page(runs) -> str:
-    return render_report_html(runs)
+def eval_page(eval_dir: Path) -> str:
+    return render_report_html([eval_dir], title="harness run: apollo3")
 
 
-def test_model_text_is_escaped(page: str):
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "<script" not in page.lower()
-    assert "<img src=x" not in page and "&lt;img src=x onerror=" in page
+def rows_of(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_protocol_tags_highlighted(page: str):
-    assert ('<span class="tag-search"><span class="tag">&lt;search&gt;</span>oxygen tank failure'
-            in page)
-    for tag in ("think", "information"):
-        assert f'<span class="tag-{tag}">' in page
+@pytest.mark.integration
+def test_comparison_table_policies_by_noise_with_groups_intervals_and_best(eval_page: str, eval_dir: Path):
+    res = json.loads((eval_dir / "results.json").read_text())
+    table = eval_page[eval_page.index('<table class="data cmp">'):]
+    table = table[:table.index("</table>")]
+    head = table[:table.index("</thead>")]
+    assert [h for h in re.findall(r'<th colspan="2">([^<]*)</th>', head)] == ["closed-book", "one-search", "oracle-retry"]
+    assert head.count("<th>noise 0</th>") == 3 and head.count("<th>noise 0.5</th>") == 3
+    for group in ("Outcome", "Search behaviour", "Retry behaviour", "Rewards"):
+        assert f'<tr class="group"><th colspan="7">{group}' in table
+    acc = re.search(r"<b>accuracy</b>.*?</tr>", table).group(0)
+    cells = re.findall(r"<td( class=\"best\")?>([0-9.]+)<span class=\"ci\">\[([0-9.]+), ([0-9.]+)\]", acc)
+    assert len(cells) == 6
+    m = res["results"]["oracle-retry"]["noise=0.5"]
+    k = round(m["accuracy"] * m["n"])
+    best, value, lo, hi = cells[5]  # oracle-retry at noise 0.5: the best policy under drop_gold 0.5
+    assert best and float(value) == pytest.approx(m["accuracy"], abs=5e-4)
+    assert (float(lo), float(hi)) == pytest.approx(wilson(k, m["n"]), abs=5e-4)
+    assert not cells[1][0] and not cells[3][0]  # closed-book and one-search at 0.5 are not marked
+    persistence = re.search(r"<b>persistence</b>.*?</tr>", table).group(0)
+    assert f"n={m['n_persistence']}" in persistence  # conditional rates give their denominator
 
 
-def test_no_network_references(page: str):
-    assert not re.search(r"""(?:src|href|action)\s*=\s*["']?\s*(?:https?:)?//""", page, re.I)
-    assert "@import" not in page and not re.search(r"url\(\s*['\"]?(?:https?:)?//", page)
-    assert "http://" not in page and "https://" not in page
+@pytest.mark.integration
+def test_eval_report_figures_are_inline_svg_with_hover_text(eval_page: str, eval_dir: Path):
+    res = json.loads((eval_dir / "results.json").read_text())
+    assert "<img" not in eval_page and eval_page.count('<svg class="chart"') == 6  # accuracy, 4 retry panels, searches
+    m = res["results"]["one-search"]["noise=0.5"]
+    k = round(m["accuracy"] * m["n"])
+    assert f"<title>one-search, noise 0.5: accuracy {m['accuracy']:.3f} ({k}/{m['n']})" in eval_page
+    for panel in ("persistence", "recovery", "wasted retries", "premature answer"):
+        assert f'aria-label="{panel}"' in eval_page
+    hist = res["results"]["oracle-retry"]["noise=0.5"]["searches_hist"]
+    n = max(int(x) for x in hist)
+    count = hist[str(n)]
+    assert f"oracle-retry / noise 0.5: {count} episode(s) with {n} searches" in eval_page
+    assert "Training" not in eval_page and "Peak and collapse" not in eval_page and "peak step" not in eval_page
 
 
-def test_figures_are_embedded_png_data_uris(page: str):
-    sources = re.findall(r'<img[^>]*\ssrc="([^"]*)"', page)
-    assert len(sources) == 4  # accuracy, reward components, retry metrics, indicators
-    for src in sources:
-        assert src.startswith("data:image/png;base64,")
-        png = base64.b64decode(src.split(",", 1)[1])
-        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+@pytest.mark.integration
+def test_model_and_task_shown_readably(eval_page: str):
+    assert "closed-book, one-search, oracle-retry (scripted)" in eval_page and "apollo3 v1" in eval_page
+    shown = eval_page.split('id="details"')[0]  # the raw configuration is kept, as JSON, under Details
+    assert "[{" not in shown and "{&#x27;" not in eval_page and "&#x27;backend" not in eval_page
 
 
-def test_runs_and_peak_steps_in_tables(page: str, runs):
-    assert "rezero" in page and "baseline" in page
-    table = summary_table([load_run(r) for r in runs])
-    assert table.loc["rezero", "peak step"] == "250" and table.loc["baseline", "peak step"] == "350"
-    assert table.loc["rezero", "zero step"] == "450"
-    assert re.fullmatch(r"\[0\.368\d, 0\.568\d\]", table.loc["rezero", "peak CI"])
-    summary = page.split('id="summary"')[1].split('id="figures"')[0]
-    assert "<td>250</td>" in summary and "<td>350</td>" in summary
+@pytest.mark.integration
+def test_episode_browser_covers_every_policy_and_noise_level(eval_page: str, eval_dir: Path):
+    total = len(rows_of(eval_dir / "samples.jsonl"))
+    assert total == 3 * 2 * 32
+    section = eval_page[eval_page.index('id="episodes"'):]
+    assert f"{total} of {total} episodes are in this page" in section
+    for label in ("closed-book", "one-search", "oracle-retry", "noise 0", "noise 0.5"):
+        assert f">{label} <small>" in section
+    for _, label, _ in KINDS:
+        assert f">{label} <small>" in section
+    assert section.count('<details class="ep ') == total
 
 
-def test_metrics_table_has_nested_numeric_leaves(page: str):
-    metrics = page.split('id="metrics"')[1].split('id="samples"')[0]
-    assert "by_noise / 0.3 / accuracy" in metrics and "<td>0.125</td>" in metrics
-    assert "note" not in metrics.split("</table>")[0]  # text leaves are not metrics
+@pytest.mark.integration
+def test_episode_sampling_is_fair_and_says_how_many_are_shown(eval_dir: Path):
+    page = render_report_html([eval_dir], max_episodes=24)
+    section = page[page.index('id="episodes"'):]
+    assert "24 of 192 episodes are in this page: up to 4 per policy × noise (6 cells)" in section
+    eps = re.findall(r'<details class="ep ([^"]*)"', section)
+    assert len(eps) == 24
+    for g, n in ((0, 3), (1, 2)):  # policy (3 values) and noise (2 values): equal shares
+        shares = [sum(f"d{g}-{i}" in c.split() for c in eps) for i in range(n)]
+        assert len(set(shares)) == 1, shares
+    recovered = sum("k-recovered" in c.split() for c in eps)
+    assert recovered >= 2  # a kind present in the run is represented, not left to chance
+    assert re.search(r">recovered after a failed first search <small>\d+/13</small>", section)
 
 
-def test_indicators_and_problems_reported(page: str):
-    assert "onset 275, lead" in page  # every indicator flips right after rezero's peak at 250
-    assert "skipped 1 malformed line" in page
+@pytest.mark.integration
+def test_policies_compared_on_the_same_questions(eval_page: str, eval_dir: Path):
+    rows = [r for r in rows_of(eval_dir / "samples.jsonl") if r["noise_level"] == 0.5]
+    one = {r["qid"]: r["correct"] for r in rows if r["policy"] == "one-search"}
+    oracle = {r["qid"]: r["correct"] for r in rows if r["policy"] == "oracle-retry"}
+    only_oracle = sum(oracle[q] and not one[q] for q in one)
+    only_one = sum(one[q] and not oracle[q] for q in one)
+    section = eval_page[eval_page.index("Policies on the same questions"):]
+    row = re.search(r"<td class=\"l\">noise 0.5</td><td class=\"l\">one-search vs oracle-retry</td>(.*?)</tr>",
+                    section).group(1)
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
+    assert [int(c) for c in cells[:5]] == [32, sum(one[q] and oracle[q] for q in one), only_one, only_oracle,
+                                          sum(not one[q] and not oracle[q] for q in one)]
 
 
-def test_episode_browser_is_collapsible_and_defensive(page: str):
-    samples = page.split('id="samples"')[1]
-    assert samples.count("<details") == 6  # 3 valid episodes per run; the bad line is skipped
-    assert samples.count("<details open>") == 2  # the first episode of each file starts open
-    assert "q0033" in samples and "max_turns" in samples
+@pytest.mark.integration
+def test_hostile_model_text_is_escaped_visible_and_capped(eval_dir: Path, tmp_path: Path):
+    run = tmp_path / "hostile"
+    shutil.copytree(eval_dir, run)
+    rows = rows_of(run / "samples.jsonl")
+    big, worst = "A" * 100_000, ("\x00\u202e<answer>&" * 2_000)  # plain text, and text that escaping inflates
+    for i, row in enumerate(rows):
+        filler = worst if i % 2 else big
+        row["messages"][-1]["content"] = f"<think>{XSS}</think>{XSS_DOM} {HIDDEN} " + filler
+        row["messages"] += [{"role": "assistant", "content": filler}] * 5
+        row["answer"], row["question"], row["gold_answer"] = f"{XSS} {HIDDEN} {filler}", filler, filler
+        row["judge"], row["error"] = {"rule": "llm", "reply": filler}, filler
+        row["qid"] = row["qid"] + ("" if i else big)
+    (run / "samples.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    text = render_report_html([run])
+    assert len(text.encode()) < 5_000_000  # the run holds ~130 M characters of model text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "<script" not in text.lower()
+    assert "<img src=x" not in text and "&lt;img src=x onerror=" in text
+    for raw, shown in (("\x00", "\\u0000"), ("\u202e", "\\u202e"), ("\u2066", "\\u2066"), ("\ud800", "\\ud800")):
+        assert raw not in text and shown in text
+    assert "more characters]" in text and "left out to keep the report small" in text
+    write_report([run], output=tmp_path / "hostile.html")  # a lone surrogate must not break the UTF-8 write
 
 
-def test_curve_only_and_eval_only_dirs(tmp_path: Path):
-    curve_only = tmp_path / "curve_only"
-    curve_only.mkdir()
-    write_curve(curve_only, 250, 450, 0.5)
-    eval_only = tmp_path / "eval_only"
-    eval_only.mkdir()
-    (eval_only / "results.json").write_text(json.dumps({  # the shape harness run writes (lm-eval style)
-        "task": {"name": "apollo3", "version": 1}, "model": {"backend": "hf", "model": "tiny"},
-        "results": {"scripted": {"noise=0.3": {"accuracy": 0.3125, "end_reasons": {"answer": 30}}}}}))
-    write_samples(eval_only, [episode("q0050", "<answer>oxygen tank 2</answer>", policy="scripted",
-                                      noise_level=0.3)])
-
-    html_curve = render_report_html([curve_only])
-    assert html_curve.count("data:image/png;base64,") == 4 and "Episodes (first" in html_curve
-    assert "<summary>" not in html_curve.split('id="samples"')[1]
-    html_eval = render_report_html([eval_only])
-    assert "data:image/png" not in html_eval and "No curve.csv" in html_eval
-    assert "<td>0.3125</td>" in html_eval and "q0050" in html_eval
-    assert "scripted / noise=0.3 / end_reasons / answer" in html_eval
-    assert "<td>apollo3 v1</td>" in html_eval and "<td>tiny (hf)</td>" in html_eval
-    assert "policy scripted · noise_level 0.3" in html_eval
-    assert '<span class="tag-answer">' in html_eval
+@pytest.mark.integration
+def test_cli_report_refuses_a_folder_without_runs_and_lists_what_is_below(eval_dir: Path, tmp_path: Path):
+    runs = tmp_path / "runs"
+    (runs / "sweeps").mkdir(parents=True)
+    shutil.copytree(eval_dir, runs / "a-run")
+    cmd = [sys.executable, "-m", "harness", "report"]
+    for target, expected in ((runs, f"{runs} is not a run directory; found below it: {runs / 'a-run'} (run)"),
+                             (runs / "sweeps", "holds no run"),
+                             (runs / "a-run" / "results.json", "is a file")):
+        proc = subprocess.run([*cmd, str(target)], check=False, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert expected in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "reports").exists()  # nothing written
+    proc = subprocess.run([*cmd, str(runs / "a-run"), "-o", str(tmp_path / "ok.html")], check=False,
+                          capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0 and (tmp_path / "ok.html").is_file(), proc.stderr
 
 
-def test_hostile_field_types_are_rendered_as_text():
-    page = harness.analysis.report.episode_html({
-        "qid": ["<blink>"], "correct": [1], "messages": "<script>x</script>", "rewards": [1],
-        "answer": {"a": "<iframe>"}, "question": 3,
-    })
-    assert "<script" not in page and "<blink>" not in page and "<iframe>" not in page
-    assert "&lt;blink&gt;" in page and "&lt;iframe&gt;" in page
-    assert "&lt;script&gt;x&lt;/script&gt;" in page and "<summary>? " in page
-    role = harness.analysis.report.episode_html({"messages": [{"role": '"><script>', "content": None}]})
-    assert 'class="msg msg-other"' in role and "&quot;&gt;&lt;script&gt;" in role
+@pytest.mark.integration
+def test_terminal_summary_fits_80_columns_and_ends_with_the_report(eval_dir: Path):
+    from harness.analysis.summary import print_results
+
+    res = json.loads((eval_dir / "results.json").read_text())
+    out = io.StringIO()
+    print_results(res, run_dir=eval_dir, report=eval_dir / "report.html", file=out, width=80)
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    names = {line.split()[0] for line in lines if line.strip()}
+    for metric in ("searches_per_episode", "first_search_gold", "premature_answer", "wasted_retries",
+                   "unsupported_wrong", "reward_search_diversity"):
+        assert metric in names, metric  # full names, never cut with an ellipsis
+    assert "…" not in out.getvalue()
+    assert lines[-1] == f"report: {eval_dir / 'report.html'}"
+    assert sum(line.startswith("noise ") for line in lines) == 2  # one table per noise level
 
 
-def test_eval_samples_at_peak_and_last_step(tmp_path: Path):
-    run_dir = tmp_path / "train"
-    run_dir.mkdir()
-    write_curve(run_dir, 250, 450, 0.5)
-    (run_dir / "eval_samples").mkdir()
-    for step in (0, 250, 600):
-        lines = [json.dumps(episode(f"s{step}-{i}", "<answer>x</answer>")) for i in range(60)]
-        (run_dir / "eval_samples" / f"step_{step:05d}.jsonl").write_text("\n".join(lines))
-    run = load_run(run_dir)
-    assert [label for label, _ in run.samples] == ["eval_samples step 250 (peak)",
-                                                   "eval_samples step 600 (last)"]
-    assert all(len(eps) == 50 for _, eps in run.samples)
+@pytest.mark.browser
+@pytest.mark.integration
+def test_eval_report_renders_in_headless_chromium(eval_dir: Path, tmp_path: Path):
+    report = write_report([eval_dir], output=tmp_path / "report.html")
+    dom = check_page_in_chromium(report, tmp_path, height=4000)
+    assert "Comparison" in dom and "oracle-retry" in dom and 'type="radio"' in dom
 
 
-def test_bad_inputs(tmp_path: Path):
+# ---------------------------------------------------------------- training runs (the harness's own writers)
+
+
+def train_run(root: Path, name: str, acc: list[float], *, preset: str = "rezero", seed: int = 0,
+              faults: tuple = (), reward_weights: str | None = None, every: int = 10) -> Path:
+    """A training run directory: config.json from TrainConfig/resolve, curve.csv from CurveWriter
+    (held-out accuracy with its Wilson interval on 32 questions, training statistics between evals),
+    results.json with the keys harness train writes."""
+    from harness.core.results import SCHEMA_VERSION, write_json
+    from harness.train.config import TrainConfig, resolve
+    from harness.train.curve import CurveWriter
+
+    cfg = TrainConfig(task="apollo3", preset=preset, seed=seed, model="micro", reward_weights=reward_weights,
+                      max_steps=every * (len(acc) - 1), eval_every=every)
+    resolved = resolve(cfg)
+    out = root / name
+    out.mkdir(parents=True)
+    write_json(out / "config.json", resolved.to_dict(cfg))
+    curve = CurveWriter(out / "curve.csv")
+    for i, a in enumerate(acc):
+        step = i * every
+        lo, hi = wilson(round(a * 32), 32)
+        curve.upsert(step, {"accuracy": a, "accuracy_ci_low": lo, "accuracy_ci_high": hi, "n": 32,
+                            "persistence": 0.5 + 0.01 * i, "retry_rate": 0.2})
+        if i:
+            for s in range(step - every + 1, step + 1):
+                curve.upsert(s, {"kl": 0.001 * s, "entropy": 1.0 - 0.01 * s, "reward_correctness_mean": 4 * a,
+                                 "reward_correctness_std": 0.5, "completion_length": 30})
+    peak = curve.peak()
+    write_json(out / "results.json", {
+        "schema_version": SCHEMA_VERSION, "kind": "train", "task": {"name": "apollo3", "version": 1},
+        "model": [{"backend": "hf", "model": "micro"}], "micro_scale": True,
+        "results": {"micro": {"noise=0": {"n": 32, "accuracy": acc[-1]}}}, "config": resolved.to_dict(cfg),
+        "seed": seed, "status": "complete", "peak": peak, "final": {"step": every * (len(acc) - 1), "accuracy": acc[-1]},
+        "faults": [dict(f) for f in faults]})
+    return out
+
+
+RISE_FALL = [0.25, 0.5, 0.75, 0.875, 0.5, 0.125, 0.0, 0.0]
+
+
+@pytest.mark.integration
+def test_two_runs_labelled_by_difference_with_faults_marked_and_listed(tmp_path: Path):
+    fault = {"step": 45, "kind": "kl_explosion", "detail": "kl = 12.5 > 10.0"}
+    a = train_run(tmp_path, "train-a", RISE_FALL)
+    b = train_run(tmp_path, "train-b", [0.25, 0.375, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5], preset="baseline",
+                  faults=[fault, {"step": 60, "kind": "zero_reward_variance", "detail": "no variance for 10 steps"}])
+    text = render_report_html([a, b])
+    assert "they differ in: preset." in text  # weights follow from the preset and are not repeated
+    assert "Run report: preset rezero vs preset baseline" in text
+    faults = text[text.index("<h3>Faults</h3>"):]
+    assert "kl_explosion" in faults and "zero_reward_variance" in faults and "kl = 12.5 &gt; 10.0" in faults
+    assert "<title>preset baseline: kl_explosion at step 45: kl = 12.5 &gt; 10.0</title>" in text
+    chart = text[text.index('aria-label="Held-out accuracy by step"'):]
+    chart = chart[:chart.index("</svg>")]
+    ticks = re.findall(r'text-anchor="middle">([^<]*)<title>', chart)
+    assert ticks and all(re.fullmatch(r"\d+", t) for t in ticks)  # integer steps only
+    assert "<title>preset rezero: peak 0.875 at step 30</title>" in text
+    assert "collapse at step 50" in text  # 0.125 < 0.4375 at 50 and stays below
+    assert "Last evaluation" in text
+
+
+@pytest.mark.integration
+def test_explicit_reward_weights_and_identical_curves(tmp_path: Path):
+    a = train_run(tmp_path, "x", RISE_FALL, seed=0)
+    b = train_run(tmp_path, "y", RISE_FALL, seed=0, reward_weights="retry=0")
+    text = render_report_html([a, b])
+    assert "retry weight 0" in text and "retry weight 1" in text
+    assert "have identical accuracy curves (drawn slightly offset)" in text
+    labels = re.findall(r'<span><span class="sw"><svg[^>]*>.*?</svg></span>([^<]*)</span>', text)
+    assert labels[:2] == ["retry weight 1", "retry weight 0"]
+    shapes = re.findall(r'<span class="sw"><svg width="28" height="14" viewBox="0 0 28 14"><line[^>]*/>(<\w+)', text)
+    assert shapes[0] != shapes[1]  # different marker shapes, not only colours
+
+
+@pytest.mark.integration
+def test_three_seed_aggregation_and_pairs(tmp_path: Path):
+    arms = {"rezero": [0.875, 0.75, 0.8125], "baseline": [0.625, 0.6875, 0.5625]}
+    runs = [train_run(tmp_path, f"{p}-s{s}", [0.25, peak, peak - 0.125], preset=p, seed=s)
+            for p, peaks in arms.items() for s, peak in enumerate(peaks)]
+    text = render_report_html(runs)
+    seeds = text[text.index("<h3>Seeds</h3>"):]
+    low, high = t_interval(arms["rezero"])
+    row = re.search(r"<td class=\"l\">preset rezero</td><td>0, 1, 2</td><td>3</td><td>([0-9.]+)</td>"
+                    r"<td>\[([0-9.]+), ([0-9.]+)\]</td>", seeds)
+    assert row and float(row.group(1)) == pytest.approx(sum(arms["rezero"]) / 3, abs=5e-4)
+    assert (float(row.group(2)), float(row.group(3))) == pytest.approx((low, high), abs=5e-4)
+    diffs = [a - b for a, b in zip(arms["rezero"], arms["baseline"])]
+    assert f"{sum(diffs) / 3:+.3f}" in seeds and "significant" in seeds
+    assert "Accuracy by step across seeds" in text and "mean of 3 seeds" in text
+
+
+@pytest.mark.integration
+def test_eval_samples_at_peak_and_last_step(tmp_path: Path, eval_dir: Path):
+    run = train_run(tmp_path, "t", RISE_FALL)
+    rows = rows_of(eval_dir / "samples.jsonl")[:20]
+    (run / "eval_samples").mkdir()
+    for step in (0, 30, 70):
+        (run / "eval_samples" / f"step_{step:05d}.jsonl").write_text(
+            "\n".join(json.dumps({**r, "step": step}) for r in rows) + "\n")
+    loaded = load_run(run)
+    assert [(f.label, f.step) for f in loaded.samples] == [("step 30 (peak)", 30), ("step 70 (last)", 70)]
+    text = render_report_html([run])
+    assert "40 of 40 episodes are in this page" in text and ">step 30 (peak) <small>20/20</small>" in text
+
+
+def with_eval_samples(run: Path, rows: list[dict], steps: tuple[int, ...], correct: list[bool]) -> Path:
+    """Real eval rows as the run's eval_samples at ``steps``, with ``correct`` set per question."""
+    (run / "eval_samples").mkdir()
+    for step in steps:
+        (run / "eval_samples" / f"step_{step:05d}.jsonl").write_text(
+            "\n".join(json.dumps({**r, "correct": c, "judge": {**r["judge"], "correct": c}, "step": step})
+                      for r, c in zip(rows, correct)) + "\n")
+    return run
+
+
+@pytest.mark.integration
+def test_runs_compared_on_the_same_questions_at_peak_and_last_eval(tmp_path: Path, eval_dir: Path):
+    rows = [r for r in rows_of(eval_dir / "samples.jsonl") if r["policy"] == "oracle-retry"][:24]
+    a = with_eval_samples(train_run(tmp_path, "a", RISE_FALL), rows, (30, 70), [True] * 20 + [False] * 4)
+    b = with_eval_samples(train_run(tmp_path, "b", RISE_FALL, preset="baseline"), rows, (30, 70),
+                          [True] * 8 + [False] * 16)
+    text = render_report_html([a, b])
+    section = text[text.index("Runs on the same questions"):]
+    row = re.search(r'<td class="l">peak eval</td><td class="l">preset rezero vs preset baseline</td>(.*?)</tr>',
+                    section).group(1)
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
+    assert [int(c) for c in cells[:5]] == [24, 8, 12, 0, 4]
+    assert cells[-1] == "significant" and float(cells[-2]) == pytest.approx(2 / 2**12, rel=0.01)
+    assert '<td class="l">last eval</td>' in section
+
+
+@pytest.mark.integration
+def test_seed_arms_compared_per_question_when_the_stats_module_is_there(tmp_path: Path, eval_dir: Path):
+    pytest.importorskip("harness.analysis.stats", reason="the paired-statistics module (issue 13) is not merged")
+    rows = [r for r in rows_of(eval_dir / "samples.jsonl") if r["policy"] == "oracle-retry"][:24]
+    runs = [with_eval_samples(train_run(tmp_path, f"{p}-{s}", RISE_FALL, preset=p, seed=s), rows, (30,),
+                              [True] * (20 if p == "rezero" else 8) + [False] * (4 if p == "rezero" else 16))
+            for p in ("rezero", "baseline") for s in (0, 1)]
+    text = render_report_html(runs)
+    assert "Per question, at the peak evals:</b> preset rezero vs preset baseline: peak 0.83 vs 0.33" in text
+    assert "(paired, 2 seeds x 24 questions): significant" in text
+
+
+@pytest.mark.integration
+def test_bad_inputs_are_listed_not_fatal(tmp_path: Path):
     with pytest.raises(ValueError):
         render_report_html([])
     with pytest.raises(FileNotFoundError):
@@ -202,74 +375,80 @@ def test_bad_inputs(tmp_path: Path):
     broken.mkdir()
     (broken / "results.json").write_text("{oops")
     (broken / "curve.csv").write_text("step,acc\n0,1\n")
-    page = render_report_html([broken])
-    assert "results.json:" in page and "missing required column" in page
-    (broken / "curve.csv").write_text("step,accuracy,entropy\n0,0.1,n/a\n50,0.3,1.0\n100,0.0,n/a\n")
-    page = render_report_html([broken])
-    assert "entropy" in page and page.count("data:image/png;base64,") == 2
+    (broken / "samples.jsonl").write_text('{"qid": "q1"}\n{not json\n[1]\n')
+    text = render_report_html([broken])
+    assert "results.json:" in text and "missing required column" in text and "skipped 2 malformed line(s)" in text
 
 
+@pytest.mark.integration
 def test_write_report_default_path_and_atomicity(tmp_path: Path, monkeypatch):
-    run_dir = tmp_path / "eval"
-    run_dir.mkdir()
-    (run_dir / "results.json").write_text(json.dumps({"metrics": {"accuracy": 0.5}}))
+    run = train_run(tmp_path, "eval", RISE_FALL)
     monkeypatch.chdir(tmp_path)
-    out = write_report([run_dir], title="Eval <b>only</b>")
+    out = write_report([run], title="Eval <b>only</b>")
     assert out.parent == Path("reports") and re.fullmatch(r"eval-\d{8}-\d{6}\.html", out.name)
-    text = out.read_text(encoding="utf-8")
-    assert "<title>Eval &lt;b&gt;only&lt;/b&gt;</title>" in text
-    explicit = write_report([run_dir], output=tmp_path / "nested" / "r.html")
-    assert explicit.is_file()
+    assert "<title>Eval &lt;b&gt;only&lt;/b&gt;</title>" in out.read_text(encoding="utf-8")
+    explicit = write_report([run], output=tmp_path / "nested" / "r.html")
     assert sorted(p.name for p in explicit.parent.iterdir()) == ["r.html"]  # no temp file left
-    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]
 
 
+# ---------------------------------------------------------------- pure pieces
+
+
+@pytest.mark.unit
+def test_invisible_characters_become_visible_escapes():
+    shown = esc(HIDDEN)
+    for raw, code in (("\x00", "U+0000"), ("\u202e", "U+202E"), ("\u2066", "U+2066"), ("\ud800", "U+D800")):
+        assert raw not in shown and f'title="{code}"' in shown
+    doc = html_page(f"title {HIDDEN}", [shown])
+    doc.encode("utf-8")  # no lone surrogate left
+    assert "<title>title total\\u0000ly \\u202etxt.exe\\u2066 \\ud800</title>" in doc
+
+
+@pytest.mark.unit
 def test_highlight_escapes_before_tagging():
     assert highlight_protocol("<answer><b>x</b></answer>") == (
         '<span class="tag-answer"><span class="tag">&lt;answer&gt;</span>&lt;b&gt;x&lt;/b&gt;'
         '<span class="tag">&lt;/answer&gt;</span></span>')
-    lone = '<span class="tag tag-search">&lt;search&gt;</span>unclosed'
-    assert highlight_protocol("<search>unclosed") == lone
+    assert highlight_protocol("<search>unclosed") == '<span class="tag tag-search">&lt;search&gt;</span>unclosed'
 
 
-def test_docstring_examples_run():
-    result = doctest.testmod(harness.analysis.report)
-    assert result.attempted >= 2 and result.failed == 0
+@pytest.mark.unit
+def test_hostile_field_types_are_rendered_as_text():
+    from harness.analysis.episodes import episode_html
+
+    text = episode_html({"qid": ["<blink>"], "correct": [1], "messages": "<script>x</script>", "rewards": [1],
+                         "answer": {"a": "<iframe>"}, "question": 3})
+    assert "<script" not in text and "<blink>" not in text and "<iframe>" not in text
+    assert "&lt;blink&gt;" in text and "&lt;iframe&gt;" in text and "&lt;script&gt;x&lt;/script&gt;" in text
+    role = episode_html({"messages": [{"role": '"><script>', "content": None}]})
+    assert 'class="msg msg-other"' in role and "&quot;&gt;&lt;script&gt;" in role
 
 
-# ---------------------------------------------------------------- real browser
+@pytest.mark.unit
+def test_select_gives_every_cell_the_same_quota_and_every_kind_a_turn():
+    refs = [Ref(Path("f"), i, i, {"policy": p, "noise": n}, f"q{i % 50}",
+                frozenset({"recovered", "correct"} if (p == "b" and i % 50 == 7) else {"wrong"}))
+            for i, (p, n) in enumerate((p, n) for p in "abc" for n in ("0", "0.5") for _ in range(50))]
+    chosen = select(refs, budget=30)
+    assert len(chosen) == 30
+    cells = [(r.dims["policy"], r.dims["noise"]) for r in chosen]
+    assert {cells.count(c) for c in set(cells)} == {5}
+    assert sum("recovered" in r.kinds for r in chosen) == 2  # both cells of policy b show their one recovery
 
 
-def find_chromium() -> str | None:
-    return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
-
-
-def chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--disable-gpu", "--no-sandbox", "--disable-dev-shm-usage", "--no-first-run",
-             "--enable-logging=stderr", "--v=0", f"--user-data-dir={profile}"]
-    return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "HOME": str(profile)})
-
-
-@pytest.mark.browser
-def test_report_renders_in_headless_chromium(runs, tmp_path: Path):
-    binary = find_chromium()
-    if binary is None:
-        pytest.skip("no chromium binary on PATH (chromium, chromium-browser or google-chrome); "
-                    "install with: apt-get install -y chromium")
-    report = write_report(runs, output=tmp_path / "report.html")
-    url = report.resolve().as_uri()
-    screenshot = tmp_path / "report.png"
-    shot = chromium(binary, tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1280,2000",
-                    url)
-    # The page has no script, so any console message (uncaught errors, CSP violations, blocked
-    # loads) is a defect: chromium logs them as "...:CONSOLE:N] ..." or "CONSOLE(N)".
-    errors = [line for line in shot.stderr.splitlines()
-              if re.search(r":CONSOLE[:(]|Uncaught|Refused to|net::ERR_|Failed to load", line)]
-    assert not errors, "\n".join(errors)
-    assert screenshot.is_file() and screenshot.stat().st_size > 50_000, shot.stderr[-2000:]
-
-    dom = chromium(binary, tmp_path / "profile", "--dump-dom", url).stdout
-    assert "Peak and collapse" in dom and "rezero" in dom and "baseline" in dom
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
-    assert 'data-pwned="1"' not in dom  # no injected script or handler ran
+@pytest.mark.unit
+def test_report_target_checks(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="holds no run"):
+        check_report_target(tmp_path / "empty")
+    for i in range(25):
+        (tmp_path / "many" / f"r{i:02d}").mkdir(parents=True)
+        (tmp_path / "many" / f"r{i:02d}" / "curve.csv").write_text("step,accuracy\n0,0.5\n")
+    with pytest.raises(ConfigError, match=r"r00 \(run\); .*r19 \(run\); \.\.\.$"):
+        check_report_target(tmp_path / "many")
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "study.db").write_bytes(b"")
+    assert check_report_target(tmp_path / "study") == "study"
+    assert check_report_target(tmp_path / "many" / "r00") == "run"
+    with pytest.raises(ConfigError, match="give its folder"):
+        check_report_target(tmp_path / "many" / "r00" / "curve.csv")

@@ -1,8 +1,9 @@
-"""The sweep's study report (harness.analysis.study_report) on real SQLite Optuna studies built in tmp_path."""
+"""The sweep's study report (harness.analysis.study, harness.analysis.study_report) on real SQLite Optuna
+studies built in tmp_path: arm comparisons (reward.retry and categorical arms such as preset), seeds
+paired, importances only with enough trials, parallel coordinates, the Pareto front, escaping."""
 
 from __future__ import annotations
 
-import doctest
 import json
 import re
 from pathlib import Path
@@ -11,15 +12,19 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-import harness.analysis.study_report
 from harness.analysis.curves import analyze
-from harness.analysis.study_report import study_summary, t_interval, write_study_report
+from harness.analysis.intervals import t_interval
+from harness.analysis.study import importance_floor, mask_url
+from harness.analysis.study_report import study_summary, write_study_report
+from tests.browser import check_page_in_chromium
+
+pytestmark = pytest.mark.integration  # real Optuna storages on disk
 
 # Whole reports rendered with their figures (matplotlib) from run folders on disk, and in chromium.
 pytestmark = pytest.mark.integration
 
 STEPS = list(range(0, 301, 25))
-EVIL = "<script>alert(1)</script> OOM & died"
+EVIL = "<script>alert(1)</script> OOM & died \u202e\x00"
 
 
 def synthetic_curve(peak: float, peak_step: int, collapse: bool) -> list[float]:
@@ -89,6 +94,11 @@ def page(study_dir: Path) -> str:
     return (study_dir / "report.html").read_text()
 
 
+@pytest.fixture(scope="module")
+def summary(study_dir: Path) -> dict:
+    return study_summary(f"sqlite:///{study_dir / 'study.db'}")
+
+
 def expected_means() -> dict[tuple[float, str], float]:
     out = {}
     for noise in GRID["train_noise"]:
@@ -98,50 +108,89 @@ def expected_means() -> dict[tuple[float, str], float]:
     return out
 
 
-def test_comparison_table_has_correct_means(page: str):
-    assert "Retry reward vs baseline" in page and "Student-t" in page
-    table = page[page.index('id="comparison"'):page.index('id="importance"')]
-    rows = re.findall(r"<tr>\s*<td>([^<]*)</td>\s*<td>([^<]*)</td>\s*<td>([^<]*)</td>\s*<td>([^<]*)</td>", table)
-    got = {(float(noise), arm): float(mean) for noise, arm, n, mean in rows}
-    assert {k: round(v, 4) for k, v in got.items()} == pytest.approx(
-        {k: float(f"{v:.4g}") for k, v in expected_means().items()})
-    assert all(n == "3" for _, _, n, _ in rows)  # three seeds per cell; pruned/failed trials excluded
-    for noise in GRID["train_noise"]:
-        assert got[(noise, "retry")] > got[(noise, "baseline")]
-
-
-def test_summary_records_match_and_are_json(study_dir: Path):
-    s = study_summary(f"sqlite:///{study_dir / 'study.db'}")
-    json.dumps(s, allow_nan=False)
-    assert s["study"] == "retry_vs_baseline" and s["states"] == {"COMPLETE": 12, "PRUNED": 1, "FAIL": 1}
-    assert s["best_kind"] == "top_10" and len(s["best"]) == 10
-    assert s["best"][0]["value"] == max(cell_peak(1.0, 0.0, seed) for seed in GRID["seed"])
-    means = {(r["train_noise"], r["arm"]): r["mean peak"] for r in s["comparison"]}
+def test_retry_comparison_means_intervals_and_pairs(summary: dict):
+    json.dumps(summary, allow_nan=False)
+    comps = {c["param"]: c for c in summary["comparisons"]}
+    assert list(comps) == ["reward.retry", "train_noise"]  # every categorical arm, not only reward.retry
+    retry = comps["reward.retry"]
+    assert retry["context"] == ["train_noise"]
+    means = {(r["train_noise"], r["arm"]): r["mean peak"] for r in retry["rows"]}
     assert means == pytest.approx(expected_means())
-    base = next(r for r in s["comparison"] if r["arm"] == "baseline" and r["train_noise"] == 0.0)
-    peaks = [cell_peak(0.0, 0.0, seed) for seed in GRID["seed"]]
-    assert (base["ci low"], base["ci high"]) == pytest.approx(t_interval(peaks))
+    assert all(r["n"] == 3 for r in retry["rows"])  # three seeds per cell; pruned/failed trials excluded
+    base = next(r for r in retry["rows"] if r["arm"] == "baseline" and r["train_noise"] == 0.0)
+    assert (base["ci low"], base["ci high"]) == pytest.approx(t_interval([cell_peak(0.0, 0.0, s) for s in GRID["seed"]]))
     assert base["mean peak step"] == 100 and base["collapsed"] == "2/3"
-    assert s["failed"][0]["fail_reason"] == EVIL
-    assert set(s["importances"]["value"]) == set(GRID)
+    pair = next(p for p in retry["paired_by_seed"] if p["where"] == "train_noise 0")
+    assert (pair["A"], pair["B"], pair["shared seeds"]) == ("baseline", "retry", 3)
+    diffs = [cell_peak(0.0, 0.0, s) - cell_peak(1.0, 0.0, s) for s in GRID["seed"]]
+    assert float(pair["A − B (mean of per-seed differences)"]) == pytest.approx(sum(diffs) / 3, abs=1e-3)
+    assert pair["verdict"] == "significant"
 
 
-def test_failed_reason_is_escaped_and_page_is_self_contained(page: str):
+def test_summary_counts_best_failed_and_importances(summary: dict):
+    assert summary["study"] == "retry_vs_baseline"
+    assert summary["states"] == {"COMPLETE": 12, "PRUNED": 1, "FAIL": 1}
+    assert summary["best_kind"] == "top_10" and len(summary["best"]) == 10
+    assert summary["best"][0]["value"] == max(cell_peak(1.0, 0.0, seed) for seed in GRID["seed"])
+    assert summary["failed"][0]["fail_reason"] == EVIL
+    assert importance_floor(3) == 12 and set(summary["importances"]["value"]) == set(GRID)
+    assert summary["warnings"] == []
+    assert summary["categorical_params"] == ["reward.retry", "seed", "train_noise"]
+
+
+def test_page_is_escaped_self_contained_svg(page: str):
     assert "&lt;script&gt;alert(1)&lt;/script&gt; OOM &amp; died" in page
-    assert "<script" not in page.lower()
+    assert "\\u202e" in page and "\\u0000" in page and "\u202e" not in page and "\x00" not in page
+    assert "<script" not in page.lower() and "<img" not in page
     assert not re.search(r"(src|href)=\"(?!data:|#)", page)
     assert not re.search(r"https?://", page)
-    images = re.findall(r'<img[^>]+src="([^"]+)"', page)
-    assert len(images) >= 4 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert page.count('<svg class="chart"') >= 6  # curves, 2 comparisons, parallel coordinates, scatters, importances
     assert "Content-Security-Policy" in page
 
 
-def test_header_and_sections(page: str):
+def test_header_sections_and_hover_text(page: str):
     assert "Study report: retry_vs_baseline" in page and "value (maximize)" in page
     assert "COMPLETE: 12" in page and "FAIL: 1" in page and "PRUNED: 1" in page
-    for section in ("Best trials (top 10)", "Accuracy curves", "Parameter importances",
-                    "Parameters vs objective", "Failed trials"):
-        assert section in page
+    for section in ("Best trials (top 10)", "Accuracy curves", "Comparison: reward.retry", "Comparison: train_noise",
+                    "Paired by seed", "Parallel coordinates", "Parameter importances", "Parameters vs objective",
+                    "Failed trials"):
+        assert section in page, section
+    assert "<title>trial 0: reward.retry 0, seed 0, train_noise 0: peak at step" in page
+
+
+def micro_retry_study(root: Path, seeds=(0, 1, 2)) -> Path:
+    """The shape of ablations/micro_retry.yaml: preset in {rezero, baseline} x seed, objective peak."""
+    dists = {"preset": optuna.distributions.CategoricalDistribution(["rezero", "baseline"]),
+             "seed": optuna.distributions.CategoricalDistribution(list(seeds))}
+    study = optuna.create_study(study_name="micro_retry", storage=f"sqlite:///{root / 'study.db'}",
+                                direction="maximize")
+    for i, (preset, seed) in enumerate((p, s) for p in ("rezero", "baseline") for s in seeds):
+        peak = (0.9 if preset == "rezero" else 0.8) + 0.01 * seed
+        attrs = write_run(root / "trials" / f"trial_{i:04d}", synthetic_curve(peak, 150, collapse=False))
+        study.add_trial(optuna.trial.create_trial(params={"preset": preset, "seed": seed}, distributions=dists,
+                                                  value=attrs["peak"], user_attrs=attrs))
+    return root
+
+
+def test_categorical_arm_comparison_and_too_few_trials_for_importances(tmp_path: Path):
+    root = micro_retry_study(tmp_path)
+    s = study_summary(f"sqlite:///{root / 'study.db'}")
+    (comp,) = s["comparisons"]
+    assert comp["param"] == "preset" and comp["context"] == []
+    assert [(r["arm"], round(r["mean peak"], 4)) for r in comp["rows"]] == [("rezero", 0.91), ("baseline", 0.81)]
+    (pair,) = comp["paired_by_seed"]  # arms in the ablation's order: rezero − baseline
+    assert (pair["A"], pair["B"], pair["shared seeds"]) == ("rezero", "baseline", 3)
+    assert pair["A − B (mean of per-seed differences)"] == "+0.100"
+    assert s["importances"] == {} and "6 completed trial(s) for 2 parameter(s)" in s["warnings"][0]
+    page = write_study_report(root).read_text()
+    assert "Comparison: preset" in page and 'class="warn"' in page and "importance for value" not in page
+    scatter = page[page.index('id="params"'):page.index('id="importance"')]
+    seed_panel = scatter[scatter.index("value vs seed"):]
+    seed_panel = seed_panel[:seed_panel.index("</svg>")]
+    ticks = re.findall(r'text-anchor="middle">([^<]*)<title>', seed_panel)
+    assert ticks == ["0", "1", "2"]  # seeds on a categorical axis, no 0.5 in between
+    parallel = page[page.index('id="parallel"'):page.index('id="params"')]
+    assert parallel.count("<path d=") == 6 and "baseline" in parallel and "rezero" in parallel
 
 
 def test_multi_objective_study_renders_pareto_front(tmp_path: Path):
@@ -156,7 +205,8 @@ def test_multi_objective_study_renders_pareto_front(tmp_path: Path):
     assert "Pareto front" in page and "value_0 (maximize), value_1 (maximize)" in page
     front = study_summary(f"sqlite:///{tmp_path / 'study.db'}")["best"]
     assert sorted(r["train_noise"] for r in front) == [0.0, 0.2, 0.6]  # 0.4 is dominated by 0.2
-    assert "Retry reward vs baseline" not in page
+    assert page.count("(Pareto-optimal)</title>") == 3
+    assert "Comparison:" not in page  # a float parameter is not an arm
 
 
 def test_storage_errors_name_the_studies(tmp_path: Path):
@@ -170,32 +220,15 @@ def test_storage_errors_name_the_studies(tmp_path: Path):
     assert study_summary(url, "a")["states"] == {}
     page = write_study_report(tmp_path, study_name="a").read_text()  # an empty study still renders
     assert "No completed trials." in page and "No trial has a curve.csv yet." in page
-    assert "Importances need" in study_summary(url, "b")["notes"][0]
+    assert "0 completed trial(s)" in study_summary(url, "b")["warnings"][0]
 
 
+@pytest.mark.unit
 def test_password_is_masked():
-    assert harness.analysis.study_report.mask_url("postgresql://u:hunter2@host/db") == "postgresql://u:***@host/db"
-
-
-def test_docstring_examples_run():
-    result = doctest.testmod(harness.analysis.study_report, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 2 and result.failed == 0
+    assert mask_url("postgresql://u:hunter2@host/db") == "postgresql://u:***@host/db"
 
 
 @pytest.mark.browser
 def test_study_report_renders_in_headless_chromium(study_dir: Path, tmp_path: Path):
-    from tests.test_report import chromium, find_chromium
-
-    binary = find_chromium()
-    if binary is None:
-        pytest.skip("no chromium binary on PATH; install with: apt-get install -y chromium")
-    url = (study_dir / "report.html").resolve().as_uri()
-    screenshot = study_dir / "report.png"
-    shot = chromium(binary, tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1280,3000", url)
-    errors = [line for line in shot.stderr.splitlines()
-              if re.search(r":CONSOLE[:(]|Uncaught|Refused to|net::ERR_|Failed to load", line)]
-    assert not errors, "\n".join(errors)
-    assert screenshot.is_file() and screenshot.stat().st_size > 50_000, shot.stderr[-2000:]
-    dom = chromium(binary, tmp_path / "profile", "--dump-dom", url).stdout
-    assert "Retry reward vs baseline" in dom and "&lt;script&gt;alert(1)" in dom
-    print(f"screenshot: {screenshot}")
+    dom = check_page_in_chromium(study_dir / "report.html", tmp_path, height=3000)
+    assert "Comparison: reward.retry" in dom and "&lt;script&gt;alert(1)" in dom

@@ -1,430 +1,386 @@
 """The study report: one self-contained HTML page summarising an Optuna sweep (``harness sweep``).
 
-It reads the study from its RDB storage (``sqlite:///<study_dir>/study.db`` by default) and each
-trial's ``curve.csv`` from the trial's ``run_dir`` attribute, and shows: the study header (objectives,
-directions, counts by state, storage URL with the password masked), the best trials (top 10, or the
-Pareto front of a multi-objective study), every trial's accuracy curve with peak and collapse
-marked, parameter importances, parameter-vs-objective scatters, the retry-vs-baseline comparison
-(when the study has a ``reward.retry`` parameter) and the failed trials with their reasons.
+Sections (tables from :mod:`harness.analysis.study`): the header (objectives, directions, trials by
+state, storage URL with the password masked); the best trials, or for a multi-objective study the
+Pareto front with its figure; every trial's accuracy curve with peak and collapse marked; one
+comparison per arm parameter (e.g. ``preset: [rezero, baseline]``) with its figure and the arms
+paired by seed; a parallel-coordinates figure of every completed trial; each parameter against each
+objective (categorical parameters and seeds on categorical axes); fANOVA importances, or a warning
+when there are too few trials for them; the failed trials with their reasons.
 
-The comparison's 95% CI of mean peak accuracy is a Student-t interval across the seeds of a cell
-(mean ± t(0.975, n−1)·sd/√n; none for n = 1). Like :mod:`harness.analysis.report`, the page has inline CSS,
-base64 PNG figures, no script and a Content-Security-Policy; every text from the study is escaped.
+Like :mod:`harness.analysis.report`, the page has inline CSS, inline SVG figures with hover text,
+no script and a Content-Security-Policy; every text from the study is escaped.
 """
 
 from __future__ import annotations
 
-import html
+import hashlib
 import math
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
-from harness.analysis.report import CSS, _figure_uri, _fmt, _new_figure, _table
-from harness.core.io import atomic_write_text
+from harness.analysis.page import (
+    cap,
+    esc,
+    esc_attr,
+    fmt,
+    frame_table,
+    generated_line,
+    note,
+    page,
+    table,
+)
+from harness.analysis.study import (
+    PAIRED_HEADER,
+    TOP_N,
+    Comparison,
+    StudyData,
+    arm_label,
+    arm_params,
+    collect,
+    mask_url,
+    plain,
+    study_summary,
+)
+from harness.analysis.svg import DASHES, MARKERS, Chart, color, figure, figures, legend
+from harness.core.io import atomic_write_bytes
 
-RETRY_PARAM, NOISE_PARAM = "reward.retry", "train_noise"
-TOP_N = 10
-ATTRS = ("peak", "peak_step", "collapse_step", "zero_step", "stopped", "run_dir")
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-
-
-# ---------------------------------------------------------------- loading
-
-
-def mask_url(url: str) -> str:
-    """The storage URL with any password replaced by ``***``.
-
-    >>> mask_url("postgresql://me:s3cret@db:5432/optuna")
-    'postgresql://me:***@db:5432/optuna'
-    """
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a SQLAlchemy URL: mask anything between ':' and '@' after the scheme
-        import re
-
-        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
-
-
-def resolve_study_name(storage: Any, study_name: str | None, where: str = "the storage") -> str:
-    """``study_name``, or the only study in ``storage`` (a URL or an opened storage); a ValueError
-    naming ``where`` lists the studies when that name is absent, or there are several or none."""
-    import optuna
-
-    names = optuna.study.get_all_study_names(storage=storage)
-    if study_name is not None:
-        if study_name not in names:
-            raise ValueError(f"no study {study_name!r} in {where}; studies: {', '.join(names) or 'none'}")
-        return study_name
-    if len(names) != 1:
-        raise ValueError(f"{where} holds {len(names)} studies ({', '.join(names) or 'none'}); "
-                         "give study_name")
-    return names[0]
-
-
-def load_study(storage: str, study_name: str | None = None):
-    """Load a study for reading (nothing is written); a missing SQLite file is a FileNotFoundError."""
-    import optuna
-
-    if storage.startswith("sqlite:///") and storage != "sqlite:///:memory:":
-        path = Path(storage[len("sqlite:///"):])
-        if not path.is_file():
-            raise FileNotFoundError(f"no study database at {path}")
-    rdb = optuna.storages.get_storage(storage)  # opened once: each opening checks the schema
-    name = resolve_study_name(rdb, study_name, where=mask_url(storage))
-    return optuna.load_study(study_name=name, storage=rdb)
-
-
-def objective_names(study) -> list[str]:
-    """The study's metric names, or ``value`` / ``value_0``, ``value_1``, ... when unnamed."""
-    n = len(study.directions)
-    names = getattr(study, "metric_names", None)
-    return list(names) if names else (["value"] if n == 1 else [f"value_{i}" for i in range(n)])
-
-
-def trials_frame(study) -> pd.DataFrame:
-    """One row per trial: number, state, objective values, params (own columns), recorded attributes."""
-    objectives = objective_names(study)
-    rows = []
-    for t in study.trials:
-        values = t.values or [None] * len(objectives)
-        row = {"number": t.number, "state": t.state.name, **dict(zip(objectives, values)), **t.params}
-        row.update({k: t.user_attrs.get(k) for k in ATTRS})
-        reason = t.user_attrs.get("fail_reason")
-        row["fail_reason"] = reason if reason or t.state.name != "FAIL" else "(no reason recorded)"
-        rows.append(row)
-    return pd.DataFrame(rows, columns=None if rows else ["number", "state"])
-
-
-# ---------------------------------------------------------------- tables
-
-
-@dataclass
-class StudyData:
-    """Everything the report and the JSON summary show, as plain frames."""
-
-    name: str
-    storage: str
-    directions: list[str]
-    objectives: list[str]
-    params: list[str]
-    trials: pd.DataFrame
-    states: dict[str, int] = field(default_factory=dict)
-    best: pd.DataFrame = field(default_factory=pd.DataFrame)
-    comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
-    failed: pd.DataFrame = field(default_factory=pd.DataFrame)
-    importances: dict[str, dict[str, float]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-
-def best_trials(study, trials: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Top ``TOP_N`` complete trials by value (single objective) or the Pareto front (multi)."""
-    if len(study.directions) > 1:
-        numbers = [t.number for t in study.best_trials]
-        return trials[trials["number"].isin(numbers)][columns].sort_values("number")
-    done = trials[trials["state"] == "COMPLETE"]
-    ascending = study.direction.name == "MINIMIZE"
-    return done.sort_values("value", ascending=ascending).head(TOP_N)[columns]
-
-
-# Student-t 97.5% quantiles for 1..30 degrees of freedom (two-sided 95%); scipy.stats is slow to import.
-T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-        2.045, 2.042)
-
-
-def t975(df: int) -> float:
-    """The 97.5% Student-t quantile: tabulated to 30 df, Cornish-Fisher expansion beyond.
-
-    >>> t975(2), round(t975(60), 3), round(t975(120), 3)
-    (4.303, 2.0, 1.98)
-    """
-    if df <= len(T975):
-        return T975[df - 1]
-    z = 1.959964
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-
-
-def t_interval(values: list[float]) -> tuple[float | None, float | None]:
-    """95% Student-t confidence interval of the mean; (None, None) for fewer than two values.
-
-    >>> [round(x, 4) for x in t_interval([0.4, 0.5, 0.6])]
-    [0.2516, 0.7484]
-    """
-    n = len(values)
-    if n < 2:
-        return None, None
-    mean = sum(values) / n
-    half = t975(n - 1) * math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) / math.sqrt(n)
-    return mean - half, mean + half
-
-
-def retry_comparison(trials: pd.DataFrame) -> pd.DataFrame:
-    """Completed trials grouped by retry arm (and train noise): mean peak with 95% t-CI, steps, n."""
-    if RETRY_PARAM not in trials.columns:
-        return pd.DataFrame()
-    done = trials[(trials["state"] == "COMPLETE") & trials[RETRY_PARAM].notna()].copy()
-    done["arm"] = ["retry" if float(v) > 0 else "baseline" for v in done[RETRY_PARAM]]
-    keys = [NOISE_PARAM, "arm"] if NOISE_PARAM in done.columns else ["arm"]
-    rows = []
-    for key, cell in done.groupby(keys, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        peaks = [float(p) for p in cell["peak"] if p is not None and not pd.isna(p)]
-        low, high = t_interval(peaks)
-        collapses = [float(c) for c in cell["collapse_step"] if c is not None and not pd.isna(c)]
-        rows.append({**dict(zip(keys, key)), "n": len(cell),
-                     "mean peak": sum(peaks) / len(peaks) if peaks else None, "ci low": low, "ci high": high,
-                     "mean peak step": pd.to_numeric(cell["peak_step"], errors="coerce").mean(),
-                     "mean collapse step": sum(collapses) / len(collapses) if collapses else None,
-                     "collapsed": f"{len(collapses)}/{len(cell)}"})
-    return pd.DataFrame(rows)
-
-
-def param_importances(study, objectives: list[str]) -> tuple[dict[str, dict[str, float]], list[str]]:
-    """fANOVA importances per objective, and notes for any that could not be computed."""
-    import optuna
-    from optuna.importance import FanovaImportanceEvaluator
-
-    out, notes = {}, []
-    for i, name in enumerate(objectives):
-        try:
-            target = None if len(objectives) == 1 else (lambda t, i=i: t.values[i])
-            imp = optuna.importance.get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0),
-                                                          target=target)
-            out[name] = {k: float(v) for k, v in imp.items()}
-        except Exception as err:  # too few trials, no varying parameter, ...
-            notes.append(f"Importances for {name} unavailable: {err}")
-    return out, notes
-
-
-def collect(storage: str, study_name: str | None = None) -> StudyData:
-    """Load the study and build every table of the report."""
-    study = load_study(storage, study_name)
-    trials, objectives = trials_frame(study), objective_names(study)
-    params = sorted({p for t in study.trials for p in t.params})
-    data = StudyData(study.study_name, mask_url(storage), [d.name.lower() for d in study.directions],
-                     objectives, params, trials, states=trials["state"].value_counts().to_dict())
-    shown = ["number", *objectives, *params, "peak", "peak_step", "collapse_step", "run_dir"]
-    data.best = best_trials(study, trials, shown) if len(trials) else pd.DataFrame()
-    data.comparison = retry_comparison(trials)
-    if len(trials):
-        data.failed = trials[trials["state"] == "FAIL"][["number", *params, "fail_reason", "run_dir"]]
-    if (trials.get("state") == "COMPLETE").sum() >= 2:
-        data.importances, data.notes = param_importances(study, objectives)
-    else:
-        data.notes.append("Importances need at least two completed trials.")
-    return data
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """JSON-safe records: NaN becomes None, numpy scalars become Python numbers."""
-    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
-
-
-def _plain(v: Any) -> Any:
-    """A JSON-safe scalar."""
-    if hasattr(v, "item"):
-        v = v.item()
-    return None if isinstance(v, float) and math.isnan(v) else v
-
-
-def study_summary(storage: str, study_name: str | None = None) -> dict[str, Any]:
-    """The report's tables as JSON-serialisable records (for ``harness sweep ... --json``)."""
-    d = collect(storage, study_name)
-    return {"study": d.name, "storage": d.storage, "directions": d.directions, "objectives": d.objectives,
-            "states": {k: int(v) for k, v in d.states.items()}, "params": d.params,
-            "best_kind": "pareto_front" if len(d.directions) > 1 else f"top_{TOP_N}",
-            "best": _records(d.best), "comparison": _records(d.comparison),
-            "comparison_ci": "95% Student-t interval across seeds", "importances": d.importances,
-            "failed": _records(d.failed), "notes": d.notes}
+__all__ = ["mask_url", "render_study_html", "study_summary", "write_study_report"]
 
 
 # ---------------------------------------------------------------- figures
 
 
-def _group_param(data: StudyData) -> str | None:
-    """The colour grouping: ``reward.retry`` when present, else the first param with 2–10 values."""
-    if RETRY_PARAM in data.params:
-        return RETRY_PARAM
-    return next((p for p in data.params if 2 <= data.trials[p].nunique() <= 10), None)
+def _pv(value: Any) -> str:
+    """A parameter value as a label: floats without trailing zeros.
+
+    >>> _pv(0.0), _pv(0.25), _pv("rezero"), _pv(None)
+    ('0', '0.25', 'rezero', '—')
+    """
+    value = plain(value)
+    if value is None:
+        return "—"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def curves_figure(data: StudyData) -> str | None:
-    """Accuracy by step for every trial with a curve; star = peak, x = collapse; coloured by group,
-    one panel per train noise level when there are many trials."""
-    import seaborn as sns
+def _trial_name(row: dict[str, Any], params: Sequence[str]) -> str:
+    return f"trial {row['number']}: " + ", ".join(f"{p} {_pv(row.get(p))}" for p in params)
 
+
+def curves_figure(data: StudyData) -> tuple[str, str] | None:
+    """Accuracy by step of every trial with a curve (star: peak, X: collapse), coloured by the first arm
+    parameter; one panel per value of a second arm parameter when there are many trials."""
     from harness.analysis.curves import load_curve
 
     curves = []
     for row in data.trials.to_dict("records"):
         try:
             curves.append((row, load_curve(Path(row["run_dir"]))))
-        except (TypeError, OSError, ValueError):
+        except (TypeError, OSError, ValueError, KeyError):
             continue
     if not curves:
         return None
-    group = _group_param(data)
-    panel = NOISE_PARAM if NOISE_PARAM in data.params and NOISE_PARAM != group and len(curves) > 8 else None
-    panels = _levels([row.get(panel) for row, _ in curves]) if panel else [None]
-    levels = _levels([row.get(group) for row, _ in curves]) if group else [None]
-    colors = dict(zip(levels, sns.color_palette("tab10", len(levels))))
-    with sns.axes_style("whitegrid"):
-        fig, axes = _new_figure(len(panels), height=3.6)
-        for ax, pv in zip(axes, panels):
-            for row, curve in curves:
-                if panel and row.get(panel) != pv:
-                    continue
-                _plot_trial(ax, row, curve[curve["accuracy"].notna()], colors.get(row.get(group), "gray"))
-            ax.set(xlabel="step", ylabel="accuracy", title=f"{panel} = {_fmt(pv)}" if panel else "All trials")
-        top = max((float(c["accuracy"].max()) for _, c in curves if c["accuracy"].notna().any()), default=1.0)
-        for ax in axes:  # one scale, so panels compare at a glance
-            ax.set_ylim(0, max(top, 0.01) * 1.08)
-        handles = [_line(colors[lv], f"{group} = {_fmt(lv)}" if group else "trial") for lv in levels]
-        handles += [_line("gray", "peak", marker="*", ls="none"), _line("gray", "collapse", marker="X", ls="none")]
-        fig.legend(handles=handles, fontsize=8, loc="outside right upper")
-        fig.suptitle("Per-trial accuracy (dotted: not completed)")
-        return _figure_uri(fig)
+    arms = arm_params(data)
+    group = arms[0] if arms else None
+    panel = arms[1] if len(arms) > 1 and len(curves) > 8 else None
+    seen = [arm_label(group, row.get(group)) for row, _ in curves if row.get(group) is not None] if group else []
+    levels = [lv for lv in data.choices.get(group, []) if lv in seen] + [lv for lv in dict.fromkeys(seen)
+                                                                          if lv not in data.choices.get(group, [])]
+    panels = list(dict.fromkeys(arm_label(panel, row.get(panel)) for row, _ in curves)) if panel else [None]
+    top = max((float(c["accuracy"].max()) for _, c in curves if c["accuracy"].notna().any()), default=1.0)
+    charts = []
+    width = 900 if len(panels) == 1 else 440
+    for pv in panels:
+        chart = Chart(width=width, height=340, title=f"{panel} = {pv}" if panel else "Held-out accuracy by step",
+                      xlabel="step", ylabel="accuracy", integer_x=True, ylim=(0, max(top, 0.01) * 1.05))
+        for row, curve in curves:
+            if panel and arm_label(panel, row.get(panel)) != pv:
+                continue
+            lv = arm_label(group, row.get(group)) if group and row.get(group) is not None else None
+            i = levels.index(lv) if lv in levels else len(levels)
+            col = color(i) if lv in levels else "#888"
+            rows = curve[curve["accuracy"].notna()]
+            done = row["state"] == "COMPLETE"
+            name = _trial_name(row, data.params) + ("" if done else f" ({row['state'].lower()})")
+            dash = DASHES[i % len(DASHES)] if done else "2 3"
+            chart.line(rows["step"].tolist(), rows["accuracy"].tolist(), col, width=1.6, dash=dash, opacity=0.85,
+                       title=name)
+            for key, shape, size in (("peak_step", "star", 4.5), ("collapse_step", "cross", 4.5)):
+                step = plain(row.get(key))
+                at = rows[rows["step"] <= step] if step is not None else rows.iloc[0:0]
+                if len(at):
+                    what = "peak" if key == "peak_step" else "collapse"
+                    chart.points([step], [float(at["accuracy"].iloc[-1])], col, shape=shape, size=size,
+                                 titles=[f"{name}: {what} at step {step} (accuracy {fmt(float(at['accuracy'].iloc[-1]))})"])
+        charts.append(figure(chart.render()))
+    items = [(f"{group} = {lv}", color(i), None, DASHES[i % len(DASHES)]) for i, lv in enumerate(levels)] or \
+        [("trial", "#888", None, "")]
+    items += [("peak", "#777", "star", ""), ("collapse", "#777", "cross", ""), ("not completed", "#777", None, "2 3")]
+    same = _identical_curves(curves)
+    caption = " ".join(f"Trials {', '.join(map(str, g))} have identical curves (drawn on top of each other)."
+                       for g in same)
+    return figures(charts) + (note(caption) if caption else ""), legend(items)
 
 
-def _levels(values: list[Any]) -> list[Any]:
-    """The distinct non-missing values, numbers in numeric order before anything else.
+def _identical_curves(curves: list[tuple[dict[str, Any], pd.DataFrame]]) -> list[list[int]]:
+    """Trial numbers whose accuracy curves are identical, in groups of two or more."""
+    seen: dict[tuple, list[int]] = {}
+    for row, curve in curves:
+        rows = curve[curve["accuracy"].notna()]
+        key = tuple(zip(rows["step"].tolist(), [round(float(v), 9) for v in rows["accuracy"]]))
+        seen.setdefault(key, []).append(row["number"])
+    return [g for g in seen.values() if len(g) > 1]
 
-    >>> _levels([1.0, 0.25, None, "x", 10, 0.25])
-    [0.25, 1.0, 10, 'x']
+
+def comparison_figure(data: StudyData, comp: Comparison) -> str | None:
+    """Mean peak accuracy per arm with its 95% t-interval, and each trial's peak as a faint point beside
+    it; the arms side by side within each combination of the other arm parameters."""
+    if comp.table.empty:
+        return None
+    t = comp.table
+    ctx_of = (lambda r: ", ".join(f"{k} {_pv(r[k])}" for k in comp.context))
+    arms = list(dict.fromkeys(str(a) for a in t["arm"]))
+    contexts = list(dict.fromkeys(ctx_of(r) for r in t.to_dict("records")))
+    cats = [f"{c} · {a}" if c else a for c in contexts for a in arms]
+    chart = Chart(width=max(600, 110 * len(cats) + 120), height=320, xcats=cats, ylabel="peak accuracy",
+                  title=f"Peak accuracy by {comp.param} (mean, 95% t-interval; dots: trials)", ylim=(0, None))
+    done = data.done[data.done[comp.param].notna()]
+    for j, arm in enumerate(arms):
+        col, shape = color(j), MARKERS[j % len(MARKERS)]
+        for r in t[t["arm"].astype(str) == arm].to_dict("records"):
+            ctx = ctx_of(r)
+            x = cats.index(f"{ctx} · {arm}" if ctx else arm)
+            title = (f"{comp.param} {arm}{', ' + ctx if ctx else ''}: mean peak {fmt(plain(r['mean peak']))} over "
+                     f"{r['n']} trial(s), 95% t [{fmt(plain(r['ci low']))}, {fmt(plain(r['ci high']))}]")
+            chart.errorbars([x - 0.08], [plain(r["mean peak"])], [plain(r["ci low"])], [plain(r["ci high"])], col,
+                            shape=shape, size=5.5, titles=[title])
+            members = done[[arm_label(comp.param, v) == arm for v in done[comp.param]]]
+            for c in comp.context:
+                members = members[members[c].map(lambda v, c=c, r=r: str(plain(v)) == str(plain(r[c])))]
+            peaks = [(plain(p), row) for p, row in zip(members["peak"], members.to_dict("records"))
+                     if plain(p) is not None]
+            chart.points([x + 0.12 + _jitter(row["number"]) * 0.25 for _, row in peaks], [p for p, _ in peaks], col,
+                         shape="circle", size=2.8, opacity=0.6,
+                         titles=[_trial_name(row, data.params) + f": peak {fmt(p)}" for p, row in peaks])
+    return figure(chart.render())
+
+
+def _axis_values(data: StudyData, done: pd.DataFrame, name: str) -> tuple[list[float | None], list[str] | None]:
+    """Positions in [0, 1] of each completed trial on one axis, and the category labels (None when numeric)."""
+    values = [plain(v) for v in done[name]]
+    categorical = name in data.categorical or not all(isinstance(v, (int, float)) for v in values if v is not None)
+    if categorical:
+        present = {str(v) for v in values if v is not None}
+        listed = [str(c) for c in data.values.get(name, []) if str(c) in present]
+        levels = listed + sorted(present - set(listed), key=lambda s: (0, float(s), s) if _isnum(s) else (1, 0.0, s))
+        pos = {lv: (i / (len(levels) - 1) if len(levels) > 1 else 0.5) for i, lv in enumerate(levels)}
+        return [pos[str(v)] if v is not None else None for v in values], levels
+    nums = [float(v) for v in values if v is not None]
+    lo, hi = (min(nums), max(nums)) if nums else (0.0, 1.0)
+    span = (hi - lo) or 1.0
+    return [(float(v) - lo) / span if v is not None else None for v in values], [fmt(lo), fmt(hi)] if nums else None
+
+
+def _isnum(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def parallel_figure(data: StudyData) -> str | None:
+    """Parallel coordinates: one vertical axis per parameter and objective, one line per completed
+    trial, coloured by the first objective (light: low, dark: high); hover names the trial."""
+    done = data.done
+    axes = [p for p in data.params if p in done and done[p].notna().any()] + \
+           [o for o in data.objectives if o in done and done[o].notna().any()]
+    if len(done) == 0 or len(axes) < 2:
+        return None
+    width, height, top, bottom, left, right = max(640, 170 * len(axes)), 350, 56, 310, 70, 90
+    xs = [left + i * (width - left - right) / (len(axes) - 1) for i in range(len(axes))]
+    cols = {a: _axis_values(data, done, a) for a in axes}
+    obj = data.objectives[0]
+    ovals = [plain(v) for v in done[obj]] if obj in done else []
+    onum = [v for v in ovals if isinstance(v, (int, float))]
+    olo, ohi = (min(onum), max(onum)) if onum else (0.0, 1.0)
+    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+           f'aria-label="parallel coordinates">',
+           f'<text x="8" y="17" font-size="13" font-weight="600" fill="#222">Every completed trial '
+           f'(colour: {esc_attr(obj)}, darker is higher)</text>']
+    records = done.to_dict("records")
+    order = sorted(range(len(records)), key=lambda i: ovals[i] if isinstance(ovals[i], (int, float)) else -math.inf)
+    for i in order:
+        pts = [(x, cols[a][0][i]) for x, a in zip(xs, axes)]
+        if any(p is None for _, p in pts):
+            continue
+        share = (ovals[i] - olo) / ((ohi - olo) or 1.0) if isinstance(ovals[i], (int, float)) else 0.0
+        path = "L".join(f"{x:.1f},{bottom - p * (bottom - top):.1f}" for x, p in pts)
+        title = _trial_name(records[i], data.params) + ", " + ", ".join(
+            f"{o} {fmt(plain(records[i].get(o)))}" for o in data.objectives)
+        out.append(f'<path d="M{path}" fill="none" stroke="{_ramp(share)}" stroke-width="2" opacity="0.8">'
+                   f"<title>{esc_attr(title)}</title></path>")
+    for x, a in zip(xs, axes):
+        labels = cols[a][1]
+        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{bottom}" stroke="#444" stroke-width="1.2"/>'
+                   f'<text x="{x:.1f}" y="{top - 14}" font-size="11" font-weight="600" text-anchor="middle" '
+                   f'fill="#222">{esc_attr(cap(a, 24))}</text>')
+        if labels and a in data.categorical or (labels and not _numeric_axis(data, done, a)):
+            for j, lv in enumerate(labels):
+                p = j / (len(labels) - 1) if len(labels) > 1 else 0.5
+                out.append(f'<text x="{x + 5:.1f}" y="{bottom - p * (bottom - top) + 3:.1f}" font-size="10" '
+                           f'fill="#333">{esc_attr(cap(lv, 16))}</text>')
+        elif labels:
+            out.append(f'<text x="{x + 5:.1f}" y="{bottom + 3}" font-size="10" fill="#333">{esc_attr(labels[0])}</text>'
+                       f'<text x="{x + 5:.1f}" y="{top + 3}" font-size="10" fill="#333">{esc_attr(labels[1])}</text>')
+    out.append("</svg>")
+    return figure("".join(out))
+
+
+def _numeric_axis(data: StudyData, done: pd.DataFrame, name: str) -> bool:
+    return name not in data.categorical and all(isinstance(plain(v), (int, float)) for v in done[name] if plain(v) is not None)
+
+
+def _ramp(share: float) -> str:
+    """Light yellow-green to dark blue.
+
+    >>> _ramp(0.0), _ramp(1.0)
+    ('#c7e9b4', '#253494')
     """
-    seen = {v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))}
-    return sorted(seen, key=lambda v: (0, float(v), "") if isinstance(v, (int, float)) else (1, 0.0, str(v)))
+    a, b = (0xC7, 0xE9, 0xB4), (0x25, 0x34, 0x94)
+    share = min(max(share, 0.0), 1.0)
+    return "#" + "".join(f"{int(round(x + (y - x) * share)):02x}" for x, y in zip(a, b))
 
 
-def _line(color: Any, label: str, marker: str | None = None, ls: str = "-"):
-    """A legend handle."""
-    from matplotlib.lines import Line2D
-
-    return Line2D([], [], color=color, marker=marker, linestyle=ls, markersize=9, label=label)
-
-
-def _plot_trial(ax: Any, row: dict[str, Any], rows: pd.DataFrame, color: Any) -> None:
-    """One trial's curve with its recorded peak (star) and collapse (X) marked on it."""
-    done = row["state"] == "COMPLETE"
-    ax.plot(rows["step"], rows["accuracy"], color=color, alpha=0.8 if done else 0.5, linewidth=1.2,
-            linestyle="-" if done else ":")
-    for key, marker, size in (("peak_step", "*", 12), ("collapse_step", "X", 8)):
-        step = row.get(key)
-        at = rows[rows["step"] <= step] if step is not None and not pd.isna(step) else rows.iloc[0:0]
-        if len(at):
-            ax.plot([step], [at["accuracy"].iloc[-1]], marker=marker, markersize=size, color=color,
-                    markeredgecolor="black", linestyle="none")
+def pareto_figure(data: StudyData) -> str | None:
+    """The first two objectives of every completed trial, the Pareto front joined and highlighted."""
+    if len(data.objectives) < 2 or data.best.empty:
+        return None
+    o0, o1 = data.objectives[:2]
+    done = data.done
+    chart = Chart(width=560, height=360, title=f"Pareto front ({o0} vs {o1})", xlabel=o0, ylabel=o1)
+    front = set(data.best["number"])
+    rest = [r for r in done.to_dict("records") if r["number"] not in front]
+    chart.points([r[o0] for r in rest], [r[o1] for r in rest], "#bbb", size=4,
+                 titles=[_trial_name(r, data.params) + f": {o0} {fmt(r[o0])}, {o1} {fmt(r[o1])}" for r in rest])
+    best = sorted(data.best.to_dict("records"), key=lambda r: (r[o0], r[o1]))
+    chart.line([r[o0] for r in best], [r[o1] for r in best], color(3), width=1.5, dash="5 3")
+    chart.points([r[o0] for r in best], [r[o1] for r in best], color(3), shape="diamond", size=5,
+                 titles=[_trial_name(r, data.params) + f": {o0} {fmt(r[o0])}, {o1} {fmt(r[o1])} (Pareto-optimal)"
+                         for r in best])
+    return figure(chart.render(), f"Directions: {', '.join(f'{o} {d}' for o, d in zip(data.objectives, data.directions))}; "
+                                  "diamonds: trials no other trial beats on every objective.")
 
 
 def scatter_figure(data: StudyData) -> str | None:
-    """One panel per (objective, param): completed trials' objective value against the param."""
-    import seaborn as sns
-
-    done = data.trials[data.trials["state"] == "COMPLETE"]
-    pairs = [(o, p) for o in data.objectives for p in data.params if done[p].notna().any()]
+    """Each objective against each parameter; categorical parameters and the seed on categorical axes."""
+    done = data.done
+    pairs = [(o, p) for o in data.objectives for p in data.params if p in done and done[p].notna().any()]
     if done.empty or not pairs:
         return None
-    with sns.axes_style("whitegrid"):
-        fig, axes = _new_figure(len(pairs), height=3.0)
-        for ax, (obj, param) in zip(axes, pairs):
-            rows = done[done[param].notna()]
-            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rows[param])
-            x = rows[param].astype(float) if numeric else rows[param].astype(str)
-            sns.stripplot(x=x, y=rows[obj].astype(float), ax=ax, native_scale=numeric, jitter=0.1, size=6,
-                          color="#1565c0", alpha=0.7)
-            ax.set(xlabel=param, ylabel=obj, title=f"{obj} vs {param}")
-            if not numeric:
-                ax.tick_params(axis="x", labelrotation=20)
-        return _figure_uri(fig)
+    charts = []
+    for obj, param in pairs:
+        rows = [r for r in done.to_dict("records") if r.get(param) is not None and plain(r.get(obj)) is not None]
+        titles = [_trial_name(r, data.params) + f": {obj} {fmt(plain(r[obj]))}" for r in rows]
+        ys = [float(plain(r[obj])) for r in rows]
+        if _numeric_axis(data, done, param):
+            chart = Chart(width=330, height=250, title=f"{obj} vs {param}", xlabel=param, left=48)
+            chart.points([float(plain(r[param])) for r in rows], ys, color(0), size=3.5, titles=titles, opacity=0.8)
+        else:
+            levels = _axis_values(data, done, param)[1] or []
+            chart = Chart(width=330, height=250, title=f"{obj} vs {param}", xlabel=param, xcats=levels, left=48)
+            xs = [levels.index(str(plain(r[param]))) + _jitter(r["number"]) for r in rows]
+            chart.points(xs, ys, color(0), size=3.5, titles=titles, opacity=0.8)
+        charts.append(figure(chart.render()))
+    return figures(charts)
 
 
-def comparison_figure(table: pd.DataFrame) -> str | None:
-    """Mean peak accuracy per arm (and noise level) with 95% t-CI error bars."""
-    import seaborn as sns
-
-    if table.empty:
-        return None
-    xs = sorted(table[NOISE_PARAM].unique(), key=float) if NOISE_PARAM in table else [None]
-    with sns.axes_style("whitegrid"):
-        fig, (ax,) = _new_figure(1, height=3.6)
-        for offset, (arm, color) in zip((-0.08, 0.08), (("baseline", "#757575"), ("retry", "#1565c0"))):
-            cells = table[table["arm"] == arm]
-            if cells.empty:
-                continue
-            pos = [xs.index(v) for v in cells[NOISE_PARAM]] if NOISE_PARAM in cells else [0] * len(cells)
-            mean = cells["mean peak"].astype(float)
-            err = [(mean - cells["ci low"].astype(float)).fillna(0), (cells["ci high"].astype(float) - mean).fillna(0)]
-            ax.errorbar([p + offset for p in pos], mean, yerr=err, fmt="o", capsize=5, color=color, label=arm,
-                        markersize=8)
-        ax.set_xticks(range(len(xs)), [f"{NOISE_PARAM} = {_fmt(v)}" if v is not None else "all" for v in xs])
-        ax.set(ylabel="mean peak accuracy", title="Retry reward vs baseline (95% t-CI across seeds)")
-        ax.set_xlim(-0.5, len(xs) - 0.5)
-        ax.legend()
-        return _figure_uri(fig)
+def _jitter(number: Any) -> float:
+    """A small deterministic horizontal offset per trial, so equal values stay visible."""
+    h = int(hashlib.sha1(str(number).encode()).hexdigest()[:6], 16) / 0xFFFFFF
+    return (h - 0.5) * 0.3
 
 
 def importance_figure(importances: dict[str, dict[str, float]]) -> str | None:
-    """Horizontal bars of each objective's parameter importances."""
+    """Bars of each objective's parameter importances."""
     if not importances:
         return None
-    fig, axes = _new_figure(len(importances), height=0.5 + 0.4 * max(len(v) for v in importances.values()))
-    for ax, (name, imp) in zip(axes, importances.items()):
-        ax.barh(list(imp)[::-1], list(imp.values())[::-1], color="#1565c0")
-        ax.set(xlabel="importance (fANOVA)", title=name, xlim=(0, 1))
-    return _figure_uri(fig)
+    charts = []
+    for name, imp in importances.items():
+        params = list(imp)
+        chart = Chart(width=max(320, 90 * len(params) + 80), height=260, title=f"importance for {name} (fANOVA)",
+                      xcats=params, ylim=(0, 1))
+        chart.bars(list(range(len(params))), list(imp.values()), color(0), width=0.6,
+                   titles=[f"{p}: {v:.3f}" for p, v in imp.items()])
+        charts.append(figure(chart.render()))
+    return figures(charts)
 
 
 # ---------------------------------------------------------------- page
 
 
 def _cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every cell formatted for display (numbers to 4 significant digits, missing as —)."""
-    return frame.apply(lambda col: col.map(lambda v: _fmt(_plain(v))))
+    """Every cell as a plain Python value (numpy scalars and NaN converted)."""
+    return frame.apply(lambda col: col.map(plain)) if not frame.empty else frame
 
 
-def _img(uri: str | None, missing: str) -> str:
-    """An embedded figure, or a muted note when there is none."""
-    return f'<img class="fig" alt="figure" src="{uri}">' if uri else f"<p class='muted'>{html.escape(missing)}</p>"
+def _missing(text: str) -> str:
+    return note(text)
 
 
 def render_study_html(data: StudyData) -> str:
     """The complete page for a collected study, as one HTML string."""
-    e = html.escape
     title = f"Study report: {data.name}"
-    objs = ", ".join(f"{o} ({d})" for o, d in zip(data.objectives, data.directions))
+    aliases = data.objective_aliases or [""] * len(data.objectives)
+    objs = ", ".join(f"{o} ({d}" + (f"; the ablation's objective: {a})" if a and a != o else ")")
+                     for o, d, a in zip(data.objectives, data.directions, aliases))
     states = ", ".join(f"{k}: {v}" for k, v in sorted(data.states.items())) or "no trials"
-    best_title = "Pareto front" if len(data.directions) > 1 else f"Best trials (top {TOP_N})"
-    parts = [f"<h1>{e(title)}</h1>",
-             f"<p class='muted'>Generated {e(datetime.now().isoformat(timespec='seconds'))} from "
-             f"<code>{e(data.storage)}</code></p>",
-             f"<p><b>Objectives:</b> {e(objs)}<br><b>Trials by state:</b> {e(states)}</p>",
-             f'<h2 id="best">{e(best_title)}</h2>',
-             _table(_cells(data.best), index=False) if not data.best.empty
-             else "<p class='muted'>No completed trials.</p>",
-             '<h2 id="curves">Accuracy curves</h2>', _img(curves_figure(data), "No trial has a curve.csv yet.")]
-    if not data.comparison.empty:
-        parts += ['<h2 id="comparison">Retry reward vs baseline</h2>',
-                  "<p class='muted'>Completed trials with reward.retry &gt; 0 (retry) or = 0 (baseline). "
-                  "Peak CI: 95% Student-t interval of the mean across seeds (none for n = 1); collapse step "
-                  "is averaged over the trials that collapsed.</p>",
-                  _table(_cells(data.comparison), index=False), _img(comparison_figure(data.comparison), "")]
-    parts += ['<h2 id="importance">Parameter importances</h2>', _img(importance_figure(data.importances), "")]
-    parts += [f"<p class='muted'>{e(n)}</p>" for n in data.notes]
-    parts += ['<h2 id="params">Parameters vs objective</h2>', _img(scatter_figure(data), "No completed trials.")]
-    parts += ['<h2 id="failed">Failed trials</h2>',
-              _table(_cells(data.failed), index=False) if not data.failed.empty else "<p class='muted'>None.</p>"]
+    multi = len(data.directions) > 1
+    best_title = "Pareto front" if multi else f"Best trials (top {TOP_N})"
+    sections: list[tuple[str, str, list[str]]] = []
+    best = [frame_table(_cells(data.best)) if not data.best.empty else _missing("No completed trials.")]
+    if multi:
+        best.append(pareto_figure(data) or "")
+    sections.append(("best", best_title, best))
+    curves = curves_figure(data)
+    sections.append(("curves", "Accuracy curves", [curves[1], curves[0]] if curves else
+                     [_missing("No trial has a curve.csv yet.")]))
+    for comp in data.comparisons:
+        parts = [note(f"Completed trials by {comp.param}"
+                      + (f" (retry: {comp.param} > 0, baseline: = 0)" if comp.param == "reward.retry" else "")
+                      + (f", within each {', '.join(comp.context)}" if comp.context else "")
+                      + ". Peak CI: 95% Student-t interval of the mean across seeds (none for n = 1); the collapse "
+                        "step is averaged over the trials that collapsed."),
+                 frame_table(_cells(comp.table), left=len(comp.context) + 1)]
+        fig = comparison_figure(data, comp)
+        if fig:
+            parts.append(fig)
+        if comp.paired:
+            parts += ["<h3>Paired by seed</h3>", table(PAIRED_HEADER, comp.paired, left=3),
+                      note("Differences within each seed, averaged; an interval that contains 0 is not significant. "
+                           "With 2–3 seeds only a large difference can show.")]
+        sections.append((f"comparison-{comp.param}", f"Comparison: {comp.param}", parts))
+    parallel = parallel_figure(data)
+    sections.append(("parallel", "Parallel coordinates", [parallel] if parallel else [_missing("No completed trials.")]))
+    scatter = scatter_figure(data)
+    sections.append(("params", "Parameters vs objective", [scatter] if scatter else [_missing("No completed trials.")]))
+    importance = [note(w, "warn") for w in data.warnings] + [importance_figure(data.importances) or ""]
+    importance += [note(n) for n in data.notes]
+    sections.append(("importance", "Parameter importances", importance))
+    sections.append(("failed", "Failed trials", [frame_table(_cells(data.failed)) if not data.failed.empty
+                                                 else _missing("None.")]))
+    nav = "<nav>" + "".join(f'<a href="#{esc_attr(sid)}">{esc(name)}</a>' for sid, name, _ in sections) + "</nav>"
+    body = [f"<h1>{esc(title)}</h1>", generated_line([data.storage]),
+            f"<p><b>Objectives:</b> {esc(objs)}<br><b>Trials by state:</b> {esc(states)}<br>"
+            f"<b>Parameters:</b> {esc(', '.join(data.params) or 'none')}</p>", nav]
+    for sid, name, parts in sections:
+        body.append(f'<h2 id="{esc_attr(sid)}">{esc(name)}</h2>')
+        body += parts
     if not data.trials.empty:
-        parts.append(f"<details><summary>All {len(data.trials)} trials</summary>"
-                     f"{_table(_cells(data.trials), index=False)}</details>")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-            f"<title>{e(title)}</title><style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+        body.append(f"<details><summary>All {len(data.trials)} trials</summary>{frame_table(_cells(data.trials))}</details>")
+    return page(title, body)
 
 
 def write_study_report(study_dir: Path, storage: str | None = None, study_name: str | None = None,
@@ -433,5 +389,5 @@ def write_study_report(study_dir: Path, storage: str | None = None, study_name: 
     study_dir = Path(study_dir)
     storage = storage or f"sqlite:///{(study_dir / 'study.db').resolve()}"
     output = Path(output) if output else study_dir / "report.html"
-    atomic_write_text(output, render_study_html(collect(storage, study_name)))
+    atomic_write_bytes(output, render_study_html(collect(storage, study_name)).encode("utf-8", errors="replace"))
     return output

@@ -1,52 +1,103 @@
-"""Print a results.json as a metrics table (policies x noise levels in columns)."""
+"""The terminal summary of a results.json: metrics as rows (full names), policies as columns, one
+table per noise level, readable in an 80-column terminal; it ends with the path of ``report.html``.
+
+Rows follow the HTML report's groups (:data:`harness.analysis.tables.GROUPS`); accuracy has its 95%
+Wilson interval under it, a conditional rate its denominator beside it (``n=22``); the HTML report
+has every interval.
+"""
 
 from __future__ import annotations
 
-from harness.scoring.metrics import HEADLINE
+from pathlib import Path
+from typing import Any, TextIO
+
+from harness.analysis.intervals import wilson
+from harness.analysis.page import describe
+from harness.analysis.tables import GROUPS, Metric, columns_from_results, reward_metrics
+
+#: Rows left out when every column has 0 (nothing went wrong).
+QUIET_WHEN_ZERO = ("error_rate", "judge_error_rate")
 
 
-def _fmt(v) -> str:
-    if v is None:
+def _value(metric: Metric, m: dict[str, Any]) -> str:
+    v = m.get(metric.key)
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
         return "-"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return str(v)
+    text = f"{v:.3f}" if isinstance(v, float) else str(v)
+    n = metric.denominator(m) if metric.denominator and not metric.key.startswith("reward_") else None
+    if metric.key == "accuracy" and isinstance(n, (int, float)) and n > 0:
+        lo, hi = wilson(round(v * n), n)
+        text += f"\n[{lo:.2f},{hi:.2f}]"
+    elif isinstance(n, (int, float)) and n != m.get("n"):
+        text += f" n={int(n)}"
+    return text
 
 
-def results_table(res: dict) -> tuple[list[str], list[list[str]]]:
-    cols, data = [], []
-    for policy, by_noise in res.get("results", {}).items():
-        for nk, m in by_noise.items():
-            cols.append(f"{policy} {nk}")
-            data.append(m)
-    rows = [["n", *[_fmt(m.get("n")) for m in data]]]
-    for name in HEADLINE:
-        cells = []
-        for m in data:
-            cell = _fmt(m.get(name))
-            if name == "accuracy" and m.get("accuracy_ci_low") is not None:
-                cell += f" [{m['accuracy_ci_low']:.2f},{m['accuracy_ci_high']:.2f}]"
-            cells.append(cell)
-        rows.append([name, *cells])
-    rewards = sorted({k for m in data for k in m if k.startswith("reward_") and not k.endswith("_std")})
-    rows += [[name, *[_fmt(m.get(name)) for m in data]] for name in rewards]
-    return ["metric", *cols], rows
+def tables_for(res: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) per table: one per noise level when several policies share it, else one.
+
+    Group titles are rows whose cells are empty; each metric row is its full name then one cell per column.
+    """
+    cols = columns_from_results(res)
+    if not cols:
+        return []
+    policies = list(dict.fromkeys(c.policy for c in cols))
+    noises = list(dict.fromkeys(c.noise for c in cols))
+    if len(policies) > 1:
+        splits = [(noise, [c for c in cols if c.noise == noise], lambda c: c.policy) for noise in noises]
+    else:
+        splits = [(policies[0], cols, lambda c: c.noise)]
+    out = []
+    for title, group, name in splits:
+        header = ["metric", *[name(c) for c in group]]
+        rows = [["n", *[str(c.metrics.get("n", "-")) for c in group]]]
+        for gtitle, metrics in GROUPS + (("Rewards", reward_metrics(group)),):
+            body = []
+            for metric in metrics:
+                values = [c.metrics.get(metric.key) for c in group]
+                if all(v is None for v in values):
+                    continue
+                if metric.key in QUIET_WHEN_ZERO and all(not v for v in values):
+                    continue
+                body.append([metric.key, *[_value(metric, c.metrics) for c in group]])
+            if body:
+                rows.append([f"[{gtitle.lower()}]", *[""] * len(group)])
+                rows += body
+        out.append((title, header, rows))
+    return out
 
 
-def print_results(res: dict) -> None:
+def print_results(res: dict[str, Any], run_dir: Path | None = None, report: Path | None = None,
+                  file: TextIO | None = None, width: int | None = None) -> None:
+    """Print the summary tables, then the run directory and the report's path (last line)."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    header, rows = results_table(res)
-    title = f"{res.get('task', {}).get('name')} | status {res.get('status')} | seed {res.get('seed')}"
+    console = Console(file=file, width=width, highlight=False)
+    split = (res.get("config") or {}).get("split") if isinstance(res.get("config"), dict) else None
+    head = f"{describe(res.get('task'))} · {res.get('status')} · seed {res.get('seed')}" + (
+        f" · split {split}" if split else "")
     if res.get("reward_semantics"):
         stop = (res.get("protocol") or {}).get("stop_after_action")
-        title += f" | rewards: {res['reward_semantics']} semantics, stop_after_action={str(stop).lower()}"
+        head += f" · rewards: {res['reward_semantics']} semantics, stop_after_action={str(stop).lower()}"
+    console.print(Text(head, style="bold"))
     if res.get("micro_scale"):
-        title += " | MICRO-SCALE MODEL (not comparable to the paper's 3B model)"
-    table = Table(title=title)
-    for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i == 0 else "right")
-    for r in rows:
-        table.add_row(*r)
-    Console().print(table)
+        console.print(Text("MICRO-SCALE MODEL: not comparable to the paper's 3B model", style="yellow"))
+    for title, header, rows in tables_for(res):
+        table = Table(title=Text(title, style="bold"), title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1),
+                      show_edge=False)
+        name_width = max(len(r[0]) for r in rows)
+        table.add_column(Text(header[0]), no_wrap=True, min_width=name_width)
+        for h in header[1:]:
+            table.add_column(Text(h), justify="right", overflow="fold")
+        for r in rows:
+            group = r[0].startswith("[")
+            table.add_row(*(Text(c) for c in r), style="dim italic" if group else None)
+        console.print(table)
+    if run_dir is not None:
+        console.print(Text(f"run directory: {run_dir}"), soft_wrap=True)
+    if report is not None:
+        console.print(Text(f"report: {report}"), soft_wrap=True)
+

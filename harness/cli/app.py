@@ -51,19 +51,25 @@ def _progress_factory():
 
 # ----------------------------------------------------------------------------- run
 def _run(cfg: RunConfig) -> None:
-    from harness.evaluation.run import EvalRun
+    from harness.evaluation.run import TASK_POLICIES, EvalRun
 
     r = EvalRun(cfg, progress=_progress_factory())
     if cfg.model is None:
+        modes = "+".join(r.noises[0].modes) if r.noises else ""
         typer.echo("No --model given: evaluating the scripted reference policies ("
                    + ", ".join(p for b, p in r.policies if b == "scripted") + ")"
-                   + (" and the MICRO-SCALE policy 'micro' (1.15M parameters, trained on apollo3_micro; "
-                      "not comparable to the paper's 3B model)" if r.micro_scale else "") + ".", err=True)
+                   + (" and the MICRO-SCALE policy 'micro' (1.15M parameters, trained on this task; "
+                      "not comparable to the paper's 3B model)" if r.micro_scale else "")
+                   + f" at {modes} noise " + " and ".join(f"{lv:g}" for lv in r.noise_levels) + ".", err=True)
+        for other, names in TASK_POLICIES.items():
+            if other != r.task.name:
+                typer.echo(f"The {', '.join(names)} policy is trained for {other}: "
+                           f"harness run --task {other} --model {names[0]}", err=True)
     res = r.run()
     from harness.analysis.summary import print_results
 
-    print_results(res)
-    typer.echo(f"\nrun directory: {r.out}")
+    html = r.out / "report.html"
+    print_results(res, run_dir=r.out, report=html if cfg.report and html.is_file() else None)
 
 
 #: ``harness run``: options generated from RunConfig (harness.cli.options), plus --config FILE.
@@ -261,10 +267,12 @@ def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to c
            study_name: Optional[str] = typer.Option(None, "--study-name"),
            as_json: bool = typer.Option(False, "--json", help="For a study: print its summary tables as JSON.")) -> None:
     """Write one self-contained HTML report for runs, or for an Optuna ablation study."""
-    for d in run_dirs:
-        if not d.exists():
-            _fail(f"{d} does not exist")
-    if storage or (len(run_dirs) == 1 and (run_dirs[0] / "study.db").is_file()):
+    from harness.analysis.runs import check_report_target
+
+    kinds = [check_report_target(d) for d in run_dirs] if not storage else ["study"]
+    if "study" in kinds and len(run_dirs) > 1:
+        _fail("a study directory is reported on its own: harness report STUDY_DIR")
+    if storage or kinds == ["study"]:
         from harness.analysis.study_report import study_summary, write_study_report
 
         url = storage or f"sqlite:///{(run_dirs[0] / 'study.db').resolve()}"

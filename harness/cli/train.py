@@ -31,6 +31,8 @@ def _train(cfg: TrainConfig) -> None:
         line += f"; faults: {', '.join(sorted({f['kind'] for f in res['faults']}))}"
     typer.echo(line)
     typer.echo(f"run directory: {run.out}" + (f" (best model: {run.out / 'peak'})" if peak.get("checkpoint") else ""))
+    if (run.out / "report.html").is_file():
+        typer.echo(f"report: {run.out / 'report.html'}")
     if res["status"] == "diverged":
         raise typer.Exit(3)
     if res["status"] == "partial" and run.stop_requested:  # interrupted; --stop-after is a normal exit

@@ -50,9 +50,14 @@ from harness.scoring.rewards import check_task_weights, check_weights, score_epi
 
 log = logging.getLogger(__name__)
 
-#: What ``harness run`` evaluates when no --model is given: the scripted reference policies and the
-#: micro policy (``harness micro build``), a micro-scale model flagged as such in the results.
-DEFAULT_POLICIES = ("closed-book", "one-search", "oracle-retry", "micro")
+#: What ``harness run`` evaluates when no --model is given: the scripted reference policies, at
+#: :data:`DEFAULT_NOISE_LEVELS` (the task's noise modes, drop_gold for apollo3: at 0.5 the retry-aware
+#: metrics have something to say), plus the policies trained for that task (:data:`TASK_POLICIES`).
+DEFAULT_POLICIES = ("closed-book", "one-search", "oracle-retry")
+DEFAULT_NOISE_LEVELS = (0.0, 0.5)
+#: Policies trained for one task, evaluated by default on that task only (the micro policy, built by
+#: ``harness micro build``, is trained on apollo3_micro and scores 0 anywhere else).
+TASK_POLICIES = {"apollo3_micro": ("micro",)}
 
 
 #: Options that may change between a run and its --resume (they do not change any episode).
@@ -69,7 +74,8 @@ class EvalRun:
     def __init__(self, cfg: RunConfig, progress: Callable[[str, int], Callable[[int], None]] | None = None):
         self.cfg = cfg
         self.task: TaskConfig = load_task(cfg.task)
-        self.noise_levels = cfg.noise_levels if cfg.noise_levels is not None else [self.task.noise.level]
+        default_levels = list(DEFAULT_NOISE_LEVELS) if cfg.model is None else [self.task.noise.level]
+        self.noise_levels = cfg.noise_levels if cfg.noise_levels is not None else default_levels
         modes = cfg.noise_modes if cfg.noise_modes is not None else list(self.task.noise.modes)
         self.noises = [make_noise(lv, modes) for lv in self.noise_levels]  # validates modes/levels
         check_task_weights(self.task)
@@ -81,7 +87,7 @@ class EvalRun:
         from harness.policies import check_model_name, infer_backend
 
         if cfg.model is None:
-            self.policies = [(infer_backend(m), m) for m in DEFAULT_POLICIES]
+            self.policies = [(infer_backend(m), m) for m in DEFAULT_POLICIES + TASK_POLICIES.get(self.task.name, ())]
         else:
             self.policies = [(cfg.backend or infer_backend(cfg.model), cfg.model)]
         for backend, model in self.policies:  # a misspelt name fails here, before data, models or a directory

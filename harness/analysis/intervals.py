@@ -1,0 +1,92 @@
+"""The 95% intervals the reports print, in one place.
+
+=====================  ==================================================================
+interval               used for
+=====================  ==================================================================
+Wilson score           a proportion k/n (accuracy, persistence, recovery, ...): it stays
+                       inside [0, 1] and is not degenerate at 0/n or n/n, where a
+                       bootstrap or normal interval collapses to a point
+Student-t              a mean over a few independent values (seeds of one arm): mean ±
+                       t(0.975, n-1) · sd / sqrt(n); none for n = 1
+normal, from sd        the mean of a per-episode reward: mean ± 1.96 · sd / sqrt(n)
+=====================  ==================================================================
+
+Pure Python: no scipy (slow to import), Student-t quantiles tabulated to 30 degrees of freedom.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+Z975 = 1.959964
+
+# Student-t 97.5% quantiles for 1..30 degrees of freedom (two-sided 95%).
+T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+        2.045, 2.042)
+
+
+def wilson(k: float, n: float) -> tuple[float, float] | None:
+    """95% Wilson score interval of the proportion k/n; None when n is 0.
+
+    >>> [round(x, 3) for x in wilson(15, 32)]
+    [0.309, 0.636]
+    >>> [round(x, 3) for x in wilson(0, 32)]
+    [0.0, 0.107]
+    """
+    if not n:
+        return None
+    p = k / n
+    z2 = Z975 ** 2
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z975 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def t975(df: int) -> float:
+    """The 97.5% Student-t quantile: tabulated to 30 df, Cornish-Fisher expansion beyond.
+
+    >>> t975(2), round(t975(60), 3), round(t975(120), 3)
+    (4.303, 2.0, 1.98)
+    """
+    if df <= len(T975):
+        return T975[df - 1]
+    z = Z975
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def t_interval(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """95% Student-t confidence interval of the mean; (None, None) for fewer than two values.
+
+    >>> [round(x, 4) for x in t_interval([0.4, 0.5, 0.6])]
+    [0.2516, 0.7484]
+    """
+    n = len(values)
+    if n < 2:
+        return None, None
+    mean = sum(values) / n
+    half = t975(n - 1) * math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def clip01(interval: tuple[float | None, float | None]) -> tuple[float | None, float | None]:
+    """An interval of a mean of proportions cut to [0, 1] (a t-interval of three accuracies can pass 1).
+
+    >>> clip01((0.226, 1.316)), clip01((None, None))
+    ((0.226, 1.0), (None, None))
+    """
+    low, high = interval
+    return (None if low is None else max(0.0, low), None if high is None else min(1.0, high))
+
+
+def mean_interval(mean: float | None, sd: float | None, n: int | None) -> tuple[float, float] | None:
+    """Normal 95% interval of a mean from its standard deviation and count.
+
+    >>> [round(x, 3) for x in mean_interval(1.0, 0.5, 25)]
+    [0.804, 1.196]
+    """
+    if mean is None or sd is None or not n or not math.isfinite(sd):
+        return None
+    half = Z975 * sd / math.sqrt(n)
+    return mean - half, mean + half

@@ -1,0 +1,183 @@
+"""Paired comparisons the reports print: two policies on the same questions, two arms on the same seeds.
+
+Two arms evaluated on the same questions are compared question by question: only the discordant
+questions (one right, the other wrong) carry evidence. :func:`compare` gives the difference of
+accuracies, its 95% interval and a p-value. It uses the paired-statistics module
+``harness.analysis.stats`` (bootstrap interval over questions and seeds; McNemar's exact test for one
+seed pair, a sign-flip permutation test for several) when that module is part of the build, and
+otherwise this module's own one-seed version: a paired Wald interval and an exact McNemar test, both
+pure Python (several seeds then need ``harness.analysis.stats``).
+
+Two training arms run with the same seeds are also compared on their peak accuracies, seed by seed:
+the mean of the per-seed differences with a Student-t interval (:func:`seed_pair_rows`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from itertools import combinations
+from typing import Any, Sequence
+
+from harness.analysis.intervals import Z975, t_interval
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Exact two-sided McNemar p-value from the two discordant counts (a binomial sign test).
+
+    >>> mcnemar_exact(0, 0), round(mcnemar_exact(1, 9), 4), mcnemar_exact(5, 5)
+    (1.0, 0.0215, 1.0)
+    """
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired_difference(b: int, c: int, n: int) -> tuple[float, float, float]:
+    """Difference of two accuracies on ``n`` shared questions (``b``: only the first right, ``c``: only
+    the second) with its 95% paired Wald interval.
+
+    >>> [round(x, 3) for x in paired_difference(6, 1, 32)]
+    [0.156, 0.004, 0.309]
+    """
+    d = (b - c) / n
+    var = max((b + c) / n - d * d, 0.0) / n
+    half = Z975 * math.sqrt(var)
+    return d, d - half, d + half
+
+
+def _stats_module() -> Any:
+    """``harness.analysis.stats`` when this build has it, else None."""
+    try:
+        from harness.analysis import stats
+    except ImportError:
+        return None
+    return stats if hasattr(stats, "compare_paired") else None
+
+
+def compare(a: Sequence[Sequence[int]], b: Sequence[Sequence[int]], name_a: str, name_b: str,
+            label: str = "accuracy") -> dict[str, Any] | None:
+    """Paired comparison of two arms' 0/1 outcomes (one list per seed, the same questions in the same
+    order in every list): ``difference``, ``interval``, ``p_value``, ``test``, ``significant`` and a
+    one-line ``sentence``; None when several seeds need ``harness.analysis.stats`` and it is absent.
+
+    >>> r = compare([[1, 1, 1, 1, 1, 1, 0, 0]], [[0, 0, 0, 0, 0, 1, 0, 0]], "retry", "baseline")
+    >>> r["difference"], r["test"], r["p_value"]  # 5 discordant questions, all for retry: 2 / 2**5
+    (0.625, 'mcnemar', 0.0625)
+    """
+    stats = _stats_module()
+    if stats is not None:
+        res = stats.compare_paired(a, b, name_a, name_b, label=label)
+        return {"difference": res.difference, "interval": tuple(res.interval), "p_value": res.p_value,
+                "test": res.test, "significant": res.significant, "sentence": res.sentence()}
+    if len(a) != 1 or len(b) != 1:
+        return None
+    x, y = list(a[0]), list(b[0])
+    only_a = sum(1 for u, v in zip(x, y) if u and not v)
+    only_b = sum(1 for u, v in zip(x, y) if v and not u)
+    d, lo, hi = paired_difference(only_a, only_b, len(x))
+    p = mcnemar_exact(only_a, only_b)
+    verdict = "significant" if p < 0.05 else "not significant"
+    sentence = (f"{name_a} vs {name_b}: {label} {sum(x) / len(x):.2f} vs {sum(y) / len(y):.2f}, difference "
+                f"{d:.2f} [{lo:.2f}, {hi:.2f}], p = {p:.2g} (paired, {len(x)} questions): {verdict}")
+    return {"difference": d, "interval": (lo, hi), "p_value": p, "test": "mcnemar", "significant": p < 0.05,
+            "sentence": sentence}
+
+
+AGREEMENT_HEADER = ["where", "A vs B", "shared", "both right", "only A", "only B", "both wrong",
+                    "A − B [95% CI]", "p", "verdict"]
+
+
+def agreement_rows(outcomes: dict[tuple[str, str], dict[str, bool]],
+                   pairs: Any = None) -> list[list[Any]]:
+    """One row per pair of arms at the same place (noise level, or peak / last eval): the 2 x 2
+    agreement counts, the paired difference with its interval and p-value (:func:`compare`), and
+    "significant" / "not significant" at 5% (no correction for the number of pairs). ``pairs(a, b)``,
+    when given, says which pairs of arms to compare."""
+    rows = []
+    places = list(dict.fromkeys(place for place, _ in outcomes))
+    for place in places:
+        arms = [arm for pl, arm in outcomes if pl == place]
+        for a, b in combinations(arms, 2):
+            if pairs is not None and not pairs(a, b):
+                continue
+            oa, ob = outcomes[(place, a)], outcomes[(place, b)]
+            shared = sorted(set(oa) & set(ob))
+            if not shared:
+                continue
+            both = sum(oa[q] and ob[q] for q in shared)
+            only_a = sum(oa[q] and not ob[q] for q in shared)
+            only_b = sum(ob[q] and not oa[q] for q in shared)
+            neither = len(shared) - both - only_a - only_b
+            res = compare([[int(oa[q]) for q in shared]], [[int(ob[q]) for q in shared]], a, b)
+            lo, hi = res["interval"]
+            rows.append([place, f"{a} vs {b}", len(shared), both, only_a, only_b, neither,
+                         f"{res['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}]", f"{res['p_value']:.2g}",
+                         "significant" if res["significant"] else "not significant"])
+    return rows
+
+
+def arm_sentences(arms: Sequence[tuple[str, dict[Any, dict[str, bool]]]], label: str = "peak") -> list[str]:
+    """For each pair of arms ({seed: {qid: correct}} at their peak evals) with shared seeds and
+    questions: the paired comparison's sentence over seeds x questions (:func:`compare`)."""
+    out = []
+    for (la, a), (lb, b) in combinations(arms, 2):
+        seeds = sorted((s for s in a if s in b), key=str)
+        if not seeds:
+            continue
+        qids = sorted(set.intersection(*(set(a[s]) & set(b[s]) for s in seeds)))
+        if not qids:
+            continue
+        res = compare([[int(a[s][q]) for q in qids] for s in seeds], [[int(b[s][q]) for q in qids] for s in seeds],
+                      la, lb, label)
+        if res is not None:
+            out.append(res["sentence"])
+    return out
+
+
+def outcomes_from_refs(refs: Sequence[Any]) -> dict[tuple[str, str], dict[str, bool]]:
+    """{(where, arm): {qid: correct}} from indexed episodes (``harness.analysis.episodes.Ref``): for
+    evaluation runs where = the noise level and arm = the policy (with its run); for training runs
+    where = "peak eval" or "last eval" and arm = the run."""
+    out: dict[tuple[str, str], dict[str, bool]] = {}
+    for ref in refs:
+        if "policy" in ref.dims:
+            key = (ref.dims.get("noise", "—"), " / ".join(x for x in (ref.dims.get("run"), ref.dims["policy"]) if x))
+        elif "step" in ref.dims and "run" in ref.dims:
+            label = ref.dims["step"]
+            for which in ("peak", "last"):
+                if re.search(rf"\((?:.*, )?{which}(?:, .*)?\)$", label):
+                    out.setdefault((f"{which} eval", ref.dims["run"]), {})[ref.qid] = "correct" in ref.kinds
+            continue
+        else:
+            continue
+        out.setdefault(key, {})[ref.qid] = "correct" in ref.kinds
+    return out
+
+
+SEED_PAIR_HEADER = ["A", "B", "shared seeds", "peak A (mean)", "peak B (mean)", "A − B (mean of per-seed differences)",
+                    "95% t-interval", "verdict"]
+
+
+def seed_pair_rows(arms: Sequence[tuple[str, dict[Any, float | None]]]) -> list[list[Any]]:
+    """One row per pair of arms with at least two shared seeds: peak accuracies paired by seed.
+
+    >>> seed_pair_rows([("retry", {0: 0.5, 1: 0.6, 2: 0.7}), ("base", {0: 0.4, 1: 0.45, 2: 0.6})])[0][5]
+    '+0.117'
+    """
+    rows = []
+    for (la, a), (lb, b) in combinations(arms, 2):
+        seeds = [s for s in a if s in b and a[s] is not None and b[s] is not None]
+        if len(seeds) < 2:
+            continue
+        diffs = [a[s] - b[s] for s in seeds]
+        lo, hi = t_interval(diffs)
+        mean = sum(diffs) / len(diffs)
+        verdict = "not significant" if lo is None or lo <= 0 <= hi else "significant"
+        rows.append([la, lb, len(seeds), f"{sum(a[s] for s in seeds) / len(seeds):.3f}",
+                     f"{sum(b[s] for s in seeds) / len(seeds):.3f}", f"{mean:+.3f}",
+                     f"[{lo:+.3f}, {hi:+.3f}]" if lo is not None else "—", verdict])
+    return rows

@@ -1,0 +1,333 @@
+"""What a study report shows, as plain tables: an Optuna sweep (``harness sweep``) read from its storage.
+
+The study is read from its RDB storage (``sqlite:///<study_dir>/study.db`` by default; nothing is
+written) and each trial's ``curve.csv`` from its ``run_dir`` attribute. :func:`collect` builds:
+
+- the trials (number, state, objective values, parameters, peak / collapse attributes);
+- the best trials: top 10 by value, or the Pareto front of a multi-objective study;
+- one **comparison per arm parameter**: every categorical parameter other than the seed with 2–8
+  values (``preset: [rezero, baseline]``, ``train_noise``), and ``reward.retry`` (arms ``retry`` where it
+  is > 0, ``baseline`` where it is 0): completed trials grouped by the other arm parameters and the
+  arm, mean peak accuracy with a 95% Student-t interval across seeds, and, where trials share seeds,
+  the arms' differences paired by seed (:func:`harness.analysis.paired.seed_pair_rows`);
+- fANOVA parameter importances, only with enough completed trials (:func:`importance_floor`); with
+  fewer, a warning says why they are left out.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from harness.analysis.intervals import clip01, t_interval
+from harness.analysis.paired import SEED_PAIR_HEADER, seed_pair_rows
+
+RETRY_PARAM, NOISE_PARAM, SEED_PARAM = "reward.retry", "train_noise", "seed"
+TOP_N = 10
+MAX_ARMS = 8
+ATTRS = ("peak", "peak_step", "collapse_step", "zero_step", "stopped", "run_dir")
+
+
+# ---------------------------------------------------------------- loading
+
+
+def mask_url(url: str) -> str:
+    """The storage URL with any password replaced by ``***``.
+
+    >>> mask_url("postgresql://me:s3cret@db:5432/optuna")
+    'postgresql://me:***@db:5432/optuna'
+    """
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a SQLAlchemy URL: mask anything between ':' and '@' after the scheme
+        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def resolve_study_name(storage: Any, study_name: str | None, where: str = "the storage") -> str:
+    """``study_name``, or the only study in ``storage`` (a URL or an opened storage); a ValueError
+    naming ``where`` lists the studies when that name is absent, or there are several or none."""
+    import optuna
+
+    names = optuna.study.get_all_study_names(storage=storage)
+    if study_name is not None:
+        if study_name not in names:
+            raise ValueError(f"no study {study_name!r} in {where}; studies: {', '.join(names) or 'none'}")
+        return study_name
+    if len(names) != 1:
+        raise ValueError(f"{where} holds {len(names)} studies ({', '.join(names) or 'none'}); "
+                         "give study_name")
+    return names[0]
+
+
+def load_study(storage: str, study_name: str | None = None):
+    """Load a study for reading (nothing is written); a missing SQLite file is a FileNotFoundError."""
+    import optuna
+
+    if storage.startswith("sqlite:///") and storage != "sqlite:///:memory:":
+        from pathlib import Path
+
+        path = Path(storage[len("sqlite:///"):])
+        if not path.is_file():
+            raise FileNotFoundError(f"no study database at {path}")
+    rdb = optuna.storages.get_storage(storage)  # opened once: each opening checks the schema
+    name = resolve_study_name(rdb, study_name, where=mask_url(storage))
+    return optuna.load_study(study_name=name, storage=rdb)
+
+
+def objective_names(study) -> list[str]:
+    """The study's metric names, or ``value`` / ``value_0``, ``value_1``, ... when unnamed."""
+    n = len(study.directions)
+    names = getattr(study, "metric_names", None)
+    return list(names) if names else (["value"] if n == 1 else [f"value_{i}" for i in range(n)])
+
+
+def trials_frame(study) -> pd.DataFrame:
+    """One row per trial: number, state, objective values, params (own columns), recorded attributes."""
+    objectives = objective_names(study)
+    rows = []
+    for t in study.trials:
+        values = t.values or [None] * len(objectives)
+        row = {"number": t.number, "state": t.state.name, **dict(zip(objectives, values)), **t.params}
+        row.update({k: t.user_attrs.get(k) for k in ATTRS})
+        reason = t.user_attrs.get("fail_reason")
+        row["fail_reason"] = reason if reason or t.state.name != "FAIL" else "(no reason recorded)"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=None if rows else ["number", "state"])
+
+
+def choice_orders(study) -> dict[str, list[str]]:
+    """Each categorical parameter's arms as the ablation lists its choices (labels, in order)."""
+    return {name: [arm_label(name, c) for c in choices] for name, choices in raw_choices(study).items()}
+
+
+def raw_choices(study) -> dict[str, list[Any]]:
+    """Each categorical parameter's choices, as sampled."""
+    from optuna.distributions import CategoricalDistribution
+
+    out: dict[str, list[Any]] = {}
+    for t in study.trials:
+        for name, d in t.distributions.items():
+            if isinstance(d, CategoricalDistribution) and name not in out:
+                out[name] = list(d.choices)
+    return out
+
+
+def categorical_params(study) -> list[str]:
+    """Parameters sampled from a categorical distribution in any trial, and the seed (always a label)."""
+    from optuna.distributions import CategoricalDistribution
+
+    out = {name for t in study.trials for name, d in t.distributions.items() if isinstance(d, CategoricalDistribution)}
+    out |= {name for t in study.trials for name in t.params if name == SEED_PARAM}
+    return sorted(out)
+
+
+# ---------------------------------------------------------------- tables
+
+
+@dataclass
+class Comparison:
+    """Completed trials compared across the values (arms) of one parameter."""
+
+    param: str
+    context: list[str]
+    table: pd.DataFrame
+    paired: list[list[Any]] = field(default_factory=list)
+
+
+@dataclass
+class StudyData:
+    """Everything the report and the JSON summary show, as plain frames."""
+
+    name: str
+    storage: str
+    directions: list[str]
+    objectives: list[str]
+    params: list[str]
+    trials: pd.DataFrame
+    categorical: list[str] = field(default_factory=list)
+    choices: dict[str, list[str]] = field(default_factory=dict)
+    values: dict[str, list[Any]] = field(default_factory=dict)
+    objective_aliases: list[str] = field(default_factory=list)
+    states: dict[str, int] = field(default_factory=dict)
+    best: pd.DataFrame = field(default_factory=pd.DataFrame)
+    comparisons: list[Comparison] = field(default_factory=list)
+    failed: pd.DataFrame = field(default_factory=pd.DataFrame)
+    importances: dict[str, dict[str, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> pd.DataFrame:
+        return self.trials[self.trials["state"] == "COMPLETE"] if len(self.trials) else self.trials
+
+
+def best_trials(study, trials: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Top ``TOP_N`` complete trials by value (single objective) or the Pareto front (multi)."""
+    if len(study.directions) > 1:
+        numbers = [t.number for t in study.best_trials]
+        return trials[trials["number"].isin(numbers)][columns].sort_values("number")
+    done = trials[trials["state"] == "COMPLETE"]
+    ascending = study.direction.name == "MINIMIZE"
+    return done.sort_values("value", ascending=ascending).head(TOP_N)[columns]
+
+
+def arm_label(param: str, value: Any) -> str:
+    """The arm a parameter value belongs to: ``retry``/``baseline`` for ``reward.retry``, else the value.
+
+    >>> arm_label("reward.retry", 0.0), arm_label("reward.retry", 0.5), arm_label("preset", "rezero")
+    ('baseline', 'retry', 'rezero')
+    """
+    if param == RETRY_PARAM:
+        return "retry" if float(value) > 0 else "baseline"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def arm_params(data: StudyData) -> list[str]:
+    """Parameters to compare arms of: ``reward.retry``, then every categorical parameter (not the seed)
+    with 2 to :data:`MAX_ARMS` values among completed trials."""
+    done = data.done
+    out = [RETRY_PARAM] if RETRY_PARAM in data.params and RETRY_PARAM in done else []
+    for p in data.categorical:
+        if p in (SEED_PARAM, RETRY_PARAM) or p not in done:
+            continue
+        if 2 <= done[p].dropna().astype(str).nunique() <= MAX_ARMS:
+            out.append(p)
+    return out
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def compare_arms(data: StudyData, param: str) -> Comparison:
+    """Completed trials grouped by the other arm parameters and this parameter's arm: mean peak with
+    its 95% Student-t interval across seeds, mean peak step, collapses; paired by seed where possible."""
+    done = data.done[data.done[param].notna()].copy()
+    done["arm"] = [arm_label(param, v) for v in done[param]]
+    context = [p for p in arm_params(data) if p != param]
+    keys = [*context, "arm"]
+    rows, paired = [], []
+    for key, cell in done.groupby(keys, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        peaks = [p for p in map(_num, cell["peak"]) if p is not None]
+        low, high = clip01(t_interval(peaks))
+        collapses = [c for c in map(_num, cell["collapse_step"]) if c is not None]
+        rows.append({**dict(zip(keys, key)), "n": len(cell),
+                     "mean peak": sum(peaks) / len(peaks) if peaks else None, "ci low": low, "ci high": high,
+                     "mean peak step": pd.to_numeric(cell["peak_step"], errors="coerce").mean(),
+                     "mean collapse step": sum(collapses) / len(collapses) if collapses else None,
+                     "collapsed": f"{len(collapses)}/{len(cell)}"})
+    order = data.choices.get(param, [])
+    rank = {a: (order.index(a) if a in order else len(order), a) for a in map(str, done["arm"])}
+    if rows:
+        frame = pd.DataFrame(rows)
+        frame = frame.sort_values([*context, "arm"], key=lambda col: col.map(rank) if col.name == "arm" else col,
+                                  kind="mergesort").reset_index(drop=True)
+    else:
+        frame = pd.DataFrame()
+    if SEED_PARAM in done.columns:
+        groups = done.groupby(context, sort=True, dropna=False) if context else [((), done)]
+        for ctx, part in groups:
+            ctx = ctx if isinstance(ctx, tuple) else (ctx,)
+            arms = []
+            for arm, cell in sorted(part.groupby("arm", sort=True), key=lambda kv: rank[str(kv[0])]):
+                arms.append((str(arm), {s: _num(p) for s, p in zip(cell[SEED_PARAM], cell["peak"])}))
+            where = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in zip(context, ctx))
+            paired += [[where or "all", *r] for r in seed_pair_rows(arms)]
+    return Comparison(param, context, frame, paired)
+
+
+PAIRED_HEADER = ["where", *SEED_PAIR_HEADER]
+
+
+def importance_floor(n_params: int) -> int:
+    """Completed trials needed before fANOVA importances are shown: 10, and 4 per parameter.
+
+    >>> importance_floor(2), importance_floor(3), importance_floor(5)
+    (10, 12, 20)
+    """
+    return max(10, 4 * n_params)
+
+
+def param_importances(study, objectives: list[str]) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """fANOVA importances per objective, and notes for any that could not be computed."""
+    import optuna
+    from optuna.importance import FanovaImportanceEvaluator
+
+    out, notes = {}, []
+    for i, name in enumerate(objectives):
+        try:
+            target = None if len(objectives) == 1 else (lambda t, i=i: t.values[i])
+            imp = optuna.importance.get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0),
+                                                          target=target)
+            out[name] = {k: float(v) for k, v in imp.items()}
+        except Exception as err:  # no varying parameter, ...
+            notes.append(f"Importances for {name} unavailable: {err}")
+    return out, notes
+
+
+def collect(storage: str, study_name: str | None = None) -> StudyData:
+    """Load the study and build every table of the report."""
+    study = load_study(storage, study_name)
+    trials, objectives = trials_frame(study), objective_names(study)
+    params = sorted({p for t in study.trials for p in t.params})
+    data = StudyData(study.study_name, mask_url(storage), [d.name.lower() for d in study.directions],
+                     objectives, params, trials, categorical=categorical_params(study), choices=choice_orders(study),
+                     values=raw_choices(study), objective_aliases=_aliases(study, objectives),
+                     states={str(k): int(v) for k, v in trials["state"].value_counts().items()})
+    shown = ["number", *objectives, *params, "peak", "peak_step", "collapse_step", "run_dir"]
+    data.best = best_trials(study, trials, shown) if len(trials) else pd.DataFrame()
+    data.comparisons = [compare_arms(data, p) for p in arm_params(data)]
+    if len(trials):
+        data.failed = trials[trials["state"] == "FAIL"][["number", *params, "fail_reason", "run_dir"]]
+    n_done, floor = len(data.done), importance_floor(len(params))
+    if n_done >= floor:
+        data.importances, data.notes = param_importances(study, objectives)
+    else:
+        data.warnings.append(
+            f"Parameter importances are left out: {n_done} completed trial(s) for {len(params)} parameter(s); "
+            f"fANOVA fits a random forest to the trials and needs at least {floor} (10, and 4 per parameter) "
+            "before its ranking means anything. Read the comparison and the parameter plots instead.")
+    return data
+
+
+def _aliases(study, objectives: list[str]) -> list[str]:
+    """What each objective measures, as ``harness sweep`` records it (study attribute ``objectives``)."""
+    names = study.user_attrs.get("objectives")
+    return [str(n) for n in names] if isinstance(names, list) and len(names) == len(objectives) else []
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-safe records: NaN becomes None, numpy scalars become Python numbers."""
+    return [{k: plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def plain(v: Any) -> Any:
+    """A JSON-safe scalar."""
+    if hasattr(v, "item"):
+        v = v.item()
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def study_summary(storage: str, study_name: str | None = None) -> dict[str, Any]:
+    """The report's tables as JSON-serialisable records (``harness report STUDY_DIR --json``)."""
+    d = collect(storage, study_name)
+    return {"study": d.name, "storage": d.storage, "directions": d.directions, "objectives": d.objectives,
+            "states": d.states, "params": d.params, "categorical_params": d.categorical,
+            "best_kind": "pareto_front" if len(d.directions) > 1 else f"top_{TOP_N}",
+            "best": records(d.best),
+            "comparisons": [{"param": c.param, "context": c.context, "rows": records(c.table),
+                             "paired_by_seed": [dict(zip(PAIRED_HEADER, r)) for r in c.paired]}
+                            for c in d.comparisons],
+            "comparison_ci": "95% Student-t interval across seeds", "importances": d.importances,
+            "failed": records(d.failed), "notes": d.notes, "warnings": d.warnings}

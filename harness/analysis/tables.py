@@ -1,0 +1,265 @@
+"""The report's tables: policies x noise levels against grouped retry-aware metrics; peak, collapse and
+faults of training runs; seed aggregates.
+
+The comparison table has one column per (run, policy, noise level) and one row per metric of
+:mod:`harness.scoring.metrics`, grouped (outcome, search behaviour, retry behaviour, rewards). A
+proportion gets its 95% Wilson interval where its denominator is known (``n`` or ``n_<metric>``); a
+reward mean gets a normal interval from its standard deviation. In each row the best value among
+the policies at the same noise level is marked (for metrics where higher or lower is better).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from harness.analysis.intervals import clip01, mean_interval, t_interval, wilson
+from harness.analysis.page import esc, fmt
+
+UP, DOWN, NONE = 1, -1, 0
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One row: the metric's key, what it means, its denominator and which direction is better."""
+
+    key: str
+    meaning: str
+    denominator: Callable[[dict[str, Any]], Any] | None = None
+    better: int = NONE
+
+
+def _n(m: dict[str, Any]) -> Any:
+    return m.get("n")
+
+
+def _searched(m: dict[str, Any]) -> Any:
+    hist, n = m.get("searches_hist"), m.get("n")
+    if not isinstance(hist, dict) or not isinstance(n, (int, float)):
+        return None
+    return n - (hist.get("0") or 0)
+
+
+def _cond(key: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda m: m.get(f"n_{key}")
+
+
+GROUPS: tuple[tuple[str, tuple[Metric, ...]], ...] = (
+    ("Outcome", (
+        Metric("accuracy", "P(correct)", _n, UP),
+        Metric("answer_rate", "P(ended with an answer)", _n, UP),
+        Metric("unsupported_wrong", "P(wrong and gold never seen)", _n, DOWN),
+        Metric("give_up_rate", "P(no answer: no action, max turns, token budget)", _n, DOWN),
+        Metric("error_rate", "P(ended by an error)", _n, DOWN),
+        Metric("judge_error_rate", "P(the judge raised)", _n, DOWN),
+    )),
+    ("Search behaviour", (
+        Metric("searches_per_episode", "mean searches"),
+        Metric("first_search_gold", "P(gold in first search | searched)", _searched, UP),
+        Metric("any_search_gold", "P(gold seen in any search)", _n, UP),
+        Metric("query_diversity", "unique queries / searches (>= 2 searches)", None, UP),
+        Metric("format_validity", "well-formed assistant turns", None, UP),
+        Metric("mean_turns", "assistant turns"),
+        Metric("mean_generated_tokens", "generated tokens"),
+    )),
+    ("Retry behaviour", (
+        Metric("retry_rate", "P(>= 2 searches)", _n),
+        Metric("persistence", "P(searched again | first search missed gold)", _cond("persistence"), UP),
+        Metric("recovery", "P(correct | first search missed gold)", _cond("recovery"), UP),
+        Metric("wasted_retries", "P(searched again after gold seen | gold seen)", _cond("wasted_retries"), DOWN),
+        Metric("premature_answer", "P(answered before gold seen | answered)", _cond("premature_answer"), DOWN),
+    )),
+)
+
+
+@dataclass
+class Column:
+    """One column of the comparison table: a policy at a noise level (of one run)."""
+
+    run: str | None
+    policy: str
+    noise: str
+    metrics: dict[str, Any]
+
+    @property
+    def header(self) -> str:
+        return " / ".join(x for x in (self.run, self.policy, self.noise) if x)
+
+
+def columns_from_results(results: dict[str, Any], run: str | None = None) -> list[Column]:
+    """The columns of one results.json ``results`` mapping ({policy: {'noise=x': metrics}})."""
+    out = []
+    tree = results.get("results") if isinstance(results.get("results"), dict) else {}
+    for policy, by_noise in tree.items():
+        if not isinstance(by_noise, dict):
+            continue
+        for noise, metrics in by_noise.items():
+            if isinstance(metrics, dict):
+                out.append(Column(run, str(policy), noise_label(noise), metrics))
+    return out
+
+
+def noise_label(key: Any) -> str:
+    """'noise=0.5' -> 'noise 0.5'.
+
+    >>> noise_label("noise=0.5"), noise_label("x")
+    ('noise 0.5', 'x')
+    """
+    key = str(key)
+    return "noise " + key.split("=", 1)[1] if key.startswith("noise=") else key
+
+
+def reward_metrics(cols: Sequence[Column]) -> tuple[Metric, ...]:
+    """One row per reward logged by any column (``reward_total`` last)."""
+    names = sorted({k for c in cols for k in c.metrics if k.startswith("reward_") and not k.endswith("_std")})
+    names = [n for n in names if n != "reward_total"] + (["reward_total"] if "reward_total" in names else [])
+    return tuple(Metric(n, "weighted sum" if n == "reward_total" else "mean per episode", _n, UP) for n in names)
+
+
+def cell(metric: Metric, m: dict[str, Any]) -> tuple[float | None, str]:
+    """The value of ``metric`` in one column and its cell HTML (value, interval, denominator)."""
+    value = m.get(metric.key)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None, "—"
+    parts = [esc(fmt(value))]
+    if metric.key.startswith("reward_"):
+        ci = mean_interval(value, m.get(f"{metric.key}_std"), m.get("n"))
+        if ci:
+            parts.append(f'<span class="ci">[{fmt(ci[0])}, {fmt(ci[1])}]</span>')
+    elif metric.denominator is not None:
+        n = metric.denominator(m)
+        if isinstance(n, (int, float)) and n > 0:
+            ci = wilson(round(value * n), n)
+            parts.append(f'<span class="ci">[{fmt(ci[0])}, {fmt(ci[1])}]'
+                         + (f" n={int(n)}" if n != m.get("n") else "") + "</span>")
+    return float(value), "".join(parts)
+
+
+def best_cells(values: list[float | None], groups: list[str], better: int) -> set[int]:
+    """Indices of the best value in each group (ties all marked); nothing where all values agree.
+
+    >>> sorted(best_cells([0.2, 0.5, 0.1, 0.3], ["a", "a", "b", "b"], 1))
+    [1, 3]
+    >>> best_cells([0.5, 0.5], ["a", "a"], 1)
+    set()
+    """
+    if better == NONE:
+        return set()
+    out: set[int] = set()
+    for g in dict.fromkeys(groups):
+        idx = [i for i, (v, gg) in enumerate(zip(values, groups)) if gg == g and v is not None]
+        vals = {values[i] for i in idx}
+        if len(idx) < 2 or len(vals) < 2:
+            continue
+        target = max(vals) if better == UP else min(vals)
+        out |= {i for i in idx if values[i] == target}
+    return out
+
+
+def comparison_table(cols: Sequence[Column]) -> str:
+    """The grouped comparison table (HTML)."""
+    if not cols:
+        return "<p class='muted'>No metrics in results.json.</p>"
+    policies = list(dict.fromkeys((c.run, c.policy) for c in cols))
+    by_policy = {p: [c for c in cols if (c.run, c.policy) == p] for p in policies}
+    ordered = [c for p in policies for c in by_policy[p]]
+    several = len(policies) > 1
+    groups = [c.noise for c in ordered] if several else ["all"] * len(ordered)
+    top = "".join(f'<th colspan="{len(by_policy[p])}">{esc(" / ".join(x for x in p if x))}</th>' for p in policies)
+    second = "".join(f"<th>{esc(c.noise)}</th>" for c in ordered)
+    head = (f'<thead><tr><th class="l" rowspan="2">metric</th>{top}</tr><tr>{second}</tr></thead>')
+    n_row = "<tr><td class='l'><b>episodes</b></td>" + "".join(f"<td>{esc(fmt(c.metrics.get('n')))}</td>"
+                                                                for c in ordered) + "</tr>"
+    rows = [n_row]
+    width = len(ordered) + 1
+    for title, metrics in GROUPS + (("Rewards (mean per episode, weighted total)", reward_metrics(ordered)),):
+        if not metrics:
+            continue
+        rows.append(f'<tr class="group"><th colspan="{width}">{esc(title)}</th></tr>')
+        for metric in metrics:
+            cells = [cell(metric, c.metrics) for c in ordered]
+            if all(v is None for v, _ in cells):
+                continue
+            best = best_cells([v for v, _ in cells], groups, metric.better)
+            arrow = {UP: " ↑", DOWN: " ↓"}.get(metric.better, "")
+            tds = "".join(f'<td class="best">{h}</td>' if i in best else f"<td>{h}</td>"
+                          for i, (_, h) in enumerate(cells))
+            rows.append(f'<tr><td class="l"><b>{esc(metric.key)}</b>{arrow}<span class="ci">{esc(metric.meaning)}'
+                        f"</span></td>{tds}</tr>")
+    return f'<table class="data cmp">{head}<tbody>{"".join(rows)}</tbody></table>'
+
+
+COMPARISON_NOTE = ("Brackets: 95% interval (Wilson score for proportions, with the denominator n where it is not "
+                   "every episode; normal from the standard deviation for reward means). ↑/↓: higher/lower is "
+                   "better; shaded: the best policy at that noise level (ties all shaded; rows where every policy "
+                   "agrees are not shaded). With 32 questions an interval is about ±0.17 wide: overlapping "
+                   "intervals are not a difference.")
+
+
+# ---------------------------------------------------------------- training runs
+
+
+def training_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
+    """Per training run: status, peak (step, accuracy, interval, eval steps tied with it when the
+    analysis gives them), collapse, zero step, final, faults."""
+    tied = any((r.analysis or {}).get("tied_steps") for r in runs)
+    rows = []
+    for run in runs:
+        a = run.analysis or {}
+        ci = a.get("peak_interval") or _peak_wilson(run) or a.get("peak_ci")
+        faults = sorted({str(f.get("kind")) for f in run.faults})
+        row = [run.label, run.results.get("status", "—"), a.get("n_evals"), a.get("peak_step"),
+               a.get("peak_raw", a.get("peak")), f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "—"]
+        if tied:
+            row.append(", ".join(fmt(s) for s in a.get("tied_steps") or []) or "—")
+        rows.append(row + [a.get("collapse_step"), a.get("zero_step"), a.get("final_step"), a.get("final_accuracy"),
+                           ", ".join(faults) or "none"])
+    header = ["run", "status", "evals", "peak step", "peak accuracy", "peak 95% CI"]
+    header += ["steps tied with the peak"] if tied else []
+    return header + ["collapse step", "zero step", "final step", "final accuracy", "faults"], rows
+
+
+def _peak_wilson(run: Any) -> tuple[float, float] | None:
+    """The Wilson interval of the peak eval's accuracy when the curve records its eval size ``n``."""
+    a, curve = run.analysis or {}, run.curve
+    if curve is None or "n" not in curve or a.get("peak_step") is None or a.get("peak_raw") is None:
+        return None
+    n = curve.loc[curve["step"] == a["peak_step"], "n"].dropna()
+    return wilson(round(a["peak_raw"] * float(n.iloc[0])), float(n.iloc[0])) if len(n) and n.iloc[0] > 0 else None
+
+
+def indicator_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
+    """Onset step and lead time of each leading indicator per run."""
+    names = list(dict.fromkeys(n for r in runs for n in ((r.analysis or {}).get("indicators") or {})))
+    rows = []
+    for run in runs:
+        ind = (run.analysis or {}).get("indicators") or {}
+        rows.append([run.label] + [f"onset {fmt(ind[n].get('onset_step'))}, lead {fmt(ind[n].get('lead_time'))}"
+                                   if n in ind else "—" for n in names])
+    return ["run", *names], rows
+
+
+def fault_rows(runs: Sequence[Any]) -> list[list[Any]]:
+    """Every recorded fault: run, step, kind, detail."""
+    return [[run.label, f.get("step"), f.get("kind"), f.get("detail")] for run in runs for f in run.faults]
+
+
+def seed_rows(groups: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+    """Per group of seeds: seeds, mean peak with its Student-t interval, peak steps, collapses, finals."""
+    rows = []
+    for label, runs in groups:
+        peaks = [r.analysis["peak_raw"] for r in runs if r.analysis and r.analysis.get("peak_raw") is not None]
+        low, high = clip01(t_interval(peaks))
+        collapsed = sum(1 for r in runs if r.analysis and r.analysis.get("collapse_step") is not None)
+        finals = [r.analysis["final_accuracy"] for r in runs if r.analysis and r.analysis.get("final_accuracy")
+                  is not None]
+        rows.append([label, ", ".join(str(r.seed) for r in runs), len(runs),
+                     sum(peaks) / len(peaks) if peaks else None,
+                     f"[{fmt(low)}, {fmt(high)}]" if low is not None else "—",
+                     ", ".join(fmt(r.analysis.get("peak_step")) for r in runs if r.analysis),
+                     f"{collapsed}/{len(runs)}", sum(finals) / len(finals) if finals else None])
+    return rows
+
+
+SEED_HEADER = ["arm", "seeds", "n", "mean peak accuracy", "95% t-interval", "peak steps", "collapsed",
+               "mean final accuracy"]
