@@ -62,7 +62,7 @@ def test_semantics_and_protocol_are_sweepable(tmp_path):
         "sampler": {"name": "grid"}}))
     assert validate_file(ab) == "ablation"
     from harness.sweep.ablation import load_ablation
-    from harness.sweep.runner import train_command
+    from harness.sweep.trial import trial_config
 
-    cmd = train_command(load_ablation(ab), {"reward_semantics": "strict", "stop_after_action": False}, {}, tmp_path)
-    assert cmd[cmd.index("--reward-semantics") + 1] == "strict" and "--no-stop-after-action" in cmd
+    cfg = trial_config(load_ablation(ab), {"reward_semantics": "strict", "stop_after_action": False}, {}, tmp_path)
+    assert cfg["reward_semantics"] == "strict" and cfg["stop_after_action"] is False

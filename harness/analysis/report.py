@@ -251,7 +251,7 @@ def _seed_pairs(groups: list[tuple[str, list[Run]]], browser: Browser) -> list[s
         return []
     at_peak: dict[str, dict[str, bool]] = {}
     for ref in browser.refs:
-        if "(peak)" in ref.dims.get("step", ""):
+        if "(peak" in ref.dims.get("step", ""):  # "(peak)" or "(peak, last)"
             at_peak.setdefault(ref.dims.get("run", ""), {})[ref.qid] = "correct" in ref.kinds
     arms = [(label, {r.seed: at_peak[r.label] for r in runs if r.label in at_peak}) for label, runs in groups]
     sentences = arm_sentences([(label, by_seed) for label, by_seed in arms if by_seed])

@@ -18,9 +18,9 @@ def _train(cfg: TrainConfig) -> None:
     from harness.train.runner import TrainRun
 
     run = TrainRun(cfg)
-    r = run.resolved
-    typer.echo(f"rewards: {r.semantics} semantics, stop_after_action={str(r.stop_after_action).lower()}", err=True)
     res = run.run()
+    r = run.resolved
+    typer.echo(f"rewards: {r.semantics} semantics, stop_after_action={str(r.stop_after_action).lower()}")
     peak, final = res.get("peak") or {}, res.get("final") or {}
     line = (f"{res['status']}: peak accuracy {peak.get('accuracy', float('nan')):.4f} at step {peak.get('step')}"
             + (f" [95% CI {peak['interval'][0]:.3f}, {peak['interval'][1]:.3f}]" if peak.get("interval") else "")
