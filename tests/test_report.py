@@ -354,8 +354,7 @@ def test_runs_compared_on_the_same_questions_at_peak_and_last_eval(tmp_path: Pat
 
 
 @pytest.mark.integration
-def test_seed_arms_compared_per_question_when_the_stats_module_is_there(tmp_path: Path, eval_dir: Path):
-    pytest.importorskip("harness.analysis.stats", reason="the paired-statistics module (issue 13) is not merged")
+def test_seed_arms_compared_per_question(tmp_path: Path, eval_dir: Path):
     rows = [r for r in rows_of(eval_dir / "samples.jsonl") if r["policy"] == "oracle-retry"][:24]
     runs = [with_eval_samples(train_run(tmp_path, f"{p}-{s}", RISE_FALL, preset=p, seed=s), rows, (30,),
                               [True] * (20 if p == "rezero" else 8) + [False] * (4 if p == "rezero" else 16))

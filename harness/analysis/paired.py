@@ -4,9 +4,7 @@ Two arms evaluated on the same questions are compared question by question: only
 questions (one right, the other wrong) carry evidence. :func:`compare` gives the difference of
 accuracies, its 95% interval and a p-value. It uses the paired-statistics module
 ``harness.analysis.stats`` (bootstrap interval over questions and seeds; McNemar's exact test for one
-seed pair, a sign-flip permutation test for several) when that module is part of the build, and
-otherwise this module's own one-seed version: a paired Wald interval and an exact McNemar test, both
-pure Python (several seeds then need ``harness.analysis.stats``).
+seed pair, a sign-flip permutation test for several).
 
 Two training arms run with the same seeds are also compared on their peak accuracies, seed by seed:
 the mean of the per-seed differences with a Student-t interval (:func:`seed_pair_rows`).
@@ -14,77 +12,27 @@ the mean of the per-seed differences with a Student-t interval (:func:`seed_pair
 
 from __future__ import annotations
 
-import math
 import re
 from itertools import combinations
 from typing import Any, Sequence
 
-from harness.analysis.intervals import Z975, t_interval
-
-
-def mcnemar_exact(b: int, c: int) -> float:
-    """Exact two-sided McNemar p-value from the two discordant counts (a binomial sign test).
-
-    >>> mcnemar_exact(0, 0), round(mcnemar_exact(1, 9), 4), mcnemar_exact(5, 5)
-    (1.0, 0.0215, 1.0)
-    """
-    n = b + c
-    if n == 0:
-        return 1.0
-    k = min(b, c)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
-    return min(1.0, 2 * tail)
-
-
-def paired_difference(b: int, c: int, n: int) -> tuple[float, float, float]:
-    """Difference of two accuracies on ``n`` shared questions (``b``: only the first right, ``c``: only
-    the second) with its 95% paired Wald interval.
-
-    >>> [round(x, 3) for x in paired_difference(6, 1, 32)]
-    [0.156, 0.004, 0.309]
-    """
-    d = (b - c) / n
-    var = max((b + c) / n - d * d, 0.0) / n
-    half = Z975 * math.sqrt(var)
-    return d, d - half, d + half
-
-
-def _stats_module() -> Any:
-    """``harness.analysis.stats`` when this build has it, else None."""
-    try:
-        from harness.analysis import stats
-    except ImportError:
-        return None
-    return stats if hasattr(stats, "compare_paired") else None
+from harness.analysis.intervals import t_interval
+from harness.analysis.stats import compare_paired
 
 
 def compare(a: Sequence[Sequence[int]], b: Sequence[Sequence[int]], name_a: str, name_b: str,
-            label: str = "accuracy") -> dict[str, Any] | None:
+            label: str = "accuracy") -> dict[str, Any]:
     """Paired comparison of two arms' 0/1 outcomes (one list per seed, the same questions in the same
-    order in every list): ``difference``, ``interval``, ``p_value``, ``test``, ``significant`` and a
-    one-line ``sentence``; None when several seeds need ``harness.analysis.stats`` and it is absent.
+    order in every list) through :func:`harness.analysis.stats.compare_paired`: ``difference``,
+    ``interval``, ``p_value``, ``test``, ``significant`` and a one-line ``sentence``.
 
     >>> r = compare([[1, 1, 1, 1, 1, 1, 0, 0]], [[0, 0, 0, 0, 0, 1, 0, 0]], "retry", "baseline")
     >>> r["difference"], r["test"], r["p_value"]  # 5 discordant questions, all for retry: 2 / 2**5
     (0.625, 'mcnemar', 0.0625)
     """
-    stats = _stats_module()
-    if stats is not None:
-        res = stats.compare_paired(a, b, name_a, name_b, label=label)
-        return {"difference": res.difference, "interval": tuple(res.interval), "p_value": res.p_value,
-                "test": res.test, "significant": res.significant, "sentence": res.sentence()}
-    if len(a) != 1 or len(b) != 1:
-        return None
-    x, y = list(a[0]), list(b[0])
-    only_a = sum(1 for u, v in zip(x, y) if u and not v)
-    only_b = sum(1 for u, v in zip(x, y) if v and not u)
-    d, lo, hi = paired_difference(only_a, only_b, len(x))
-    p = mcnemar_exact(only_a, only_b)
-    verdict = "significant" if p < 0.05 else "not significant"
-    sentence = (f"{name_a} vs {name_b}: {label} {sum(x) / len(x):.2f} vs {sum(y) / len(y):.2f}, difference "
-                f"{d:.2f} [{lo:.2f}, {hi:.2f}], p = {p:.2g} (paired, {len(x)} questions): {verdict}")
-    return {"difference": d, "interval": (lo, hi), "p_value": p, "test": "mcnemar", "significant": p < 0.05,
-            "sentence": sentence}
+    res = compare_paired(a, b, name_a, name_b, label=label)
+    return {"difference": res.difference, "interval": tuple(res.interval), "p_value": res.p_value,
+            "test": res.test, "significant": res.significant, "sentence": res.sentence()}
 
 
 AGREEMENT_HEADER = ["where", "A vs B", "shared", "both right", "only A", "only B", "both wrong",
@@ -133,8 +81,7 @@ def arm_sentences(arms: Sequence[tuple[str, dict[Any, dict[str, bool]]]], label:
             continue
         res = compare([[int(a[s][q]) for q in qids] for s in seeds], [[int(b[s][q]) for q in qids] for s in seeds],
                       la, lb, label)
-        if res is not None:
-            out.append(res["sentence"])
+        out.append(res["sentence"])
     return out
 
 
