@@ -15,7 +15,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
@@ -28,6 +28,14 @@ NOISE_MODES = ("drop_gold", "paraphrase", "random", "shuffle")
 #: project's stricter rules); :mod:`harness.scoring.rewards` implements both (docs/rewards.md).
 REWARD_SEMANTICS: tuple[str, ...] = ("rezero", "strict")
 RewardSemantics = Literal["rezero", "strict"]
+#: The two protocol/reward overrides ``harness run`` and ``harness train`` share (None: the task's or
+#: preset's choice), declared once for both config models.
+SemanticsOverride = Annotated[RewardSemantics | None, Field(
+    description="reward semantics: 'rezero' (ReZero's reward code, rule for rule) or 'strict' (the project's "
+    "stricter rules); see docs/rewards.md (default: the task's or preset's)")]
+StopAfterActionOverride = Annotated[bool | None, Field(
+    description="protocol: stop each turn at its first action (true, Search-R1) or keep the whole message as "
+    "ReZero's agent does (false) (default: the task's or preset's)")]
 #: Answer-judge rules implemented by :mod:`harness.scoring.judge`.
 JUDGE_RULES: tuple[str, ...] = ("default", "exact_match", "f1", "contains", "number")
 #: Retrievers understood by :mod:`harness.data.retrieval`.

@@ -16,7 +16,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.core.config import RewardSemantics
+from harness.core.config import SemanticsOverride, StopAfterActionOverride
 from harness.core.io import slug
 from harness.core.options import cli, split_commas
 
@@ -62,12 +62,8 @@ class RunConfig(BaseModel):
                                  "else the cache)")
     resume: bool = Field(False, description="continue a run directory, skipping finished episodes")
     report: bool = Field(True, description="write report.html at the end")
-    reward_semantics: RewardSemantics | None = Field(
-        None, description="reward semantics: 'rezero' (ReZero's reward code, rule for rule) or 'strict' (the "
-        "project's stricter rules); see docs/rewards.md (default: the task's)")
-    stop_after_action: bool | None = Field(
-        None, description="protocol: stop each turn at its first action (true, Search-R1) or keep the whole "
-        "message as ReZero's agent does (false) (default: the task's)")
+    reward_semantics: SemanticsOverride = None
+    stop_after_action: StopAfterActionOverride = None
 
     @field_validator("noise_levels", "noise_modes", mode="before")
     @classmethod

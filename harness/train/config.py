@@ -25,6 +25,8 @@ from harness.core.config import (
     NoiseConfig,
     RewardSemantics,
     RewardWeights,
+    SemanticsOverride,
+    StopAfterActionOverride,
     TaskConfig,
     load_task,
     make_noise,
@@ -96,12 +98,8 @@ class TrainConfig(BaseModel):
     data_dir: str | None = Field(None, description="task data folder (else $HARNESS_DATA_DIR, else the cache)")
     resume: bool = Field(False, description="continue from the last checkpoint in --output-dir")
     report: bool = Field(True, description="write report.html at the end")
-    reward_semantics: RewardSemantics | None = Field(
-        None, description="reward semantics: 'rezero' (ReZero's reward code, rule for rule) or 'strict' (the "
-        "project's stricter rules); see docs/rewards.md (default: the preset's)")
-    stop_after_action: bool | None = Field(
-        None, description="protocol: stop each turn at its first action (true, Search-R1) or keep the whole "
-        "message as ReZero's agent does (false) (default: the preset's)")
+    reward_semantics: SemanticsOverride = None
+    stop_after_action: StopAfterActionOverride = None
     stop_on_collapse: bool = Field(False, description="end the run when the online collapse detector fires "
                                    "(harness.analysis.detect; status stopped_collapse)")
     patience: int | None = Field(None, ge=1, description="end the run after N evals without a statistically better "
