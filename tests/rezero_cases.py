@@ -264,6 +264,7 @@ CASES: list[Case] = [
 #: ``rezero`` is ReZero's value by its code; ``strict`` the project's.
 INFO = "<information>The oxygen tank 2 pressure dropped at 55:54:53.</information>"
 GOLD_PASSAGE = "The oxygen tank 2 pressure dropped at 55:54:53."
+MISS = "<information>The crew slept at 22:00.</information>"
 EXAMPLES: list[Case] = [
     Case("ex_format_text_after_action", "format", (a("<think>t</think><answer>4</answer> Hope this helps!"),), 0.0),
     Case("ex_format_middle_turn_malformed", "format",
@@ -281,6 +282,20 @@ EXAMPLES: list[Case] = [
     Case("ex_retry_tags_counted", "retry",
          (a("<think>t</think><search>q1</search><search>q2</search><search>q3</search>"), u(INFO),
           a("<think>t</think><answer>4</answer>")), 0.325, strict=0.175),
+    # retry_after_miss: the project's extension (not ReZero's); the same rule under both semantics
+    Case("ex_ram_retry_after_miss", "retry_after_miss",
+         (a("<think>t</think><search>q1</search>"), u(MISS), a("<think>t</think><search>q2</search>"), u(INFO),
+          a("<think>t</think><answer>4</answer>")), 1.0, chunk=GOLD_PASSAGE),
+    Case("ex_ram_retry_after_hit", "retry_after_miss",
+         (a("<think>t</think><search>q1</search>"), u(MISS), a("<think>t</think><search>q2</search>"), u(INFO),
+          a("<think>t</think><search>q3</search>"), u(MISS), a("<think>t</think><answer>4</answer>")), 0.0,
+         chunk=GOLD_PASSAGE),
+    Case("ex_ram_no_retry_needed", "retry_after_miss",
+         (a("<think>t</think><search>q1</search>"), u(INFO), a("<think>t</think><answer>4</answer>")), 0.0,
+         chunk=GOLD_PASSAGE),
+    Case("ex_ram_no_answer", "retry_after_miss",
+         (a("<think>t</think><search>q1</search>"), u(MISS), a("<think>t</think><search>q2</search>"), u(INFO)), 0.0,
+         chunk=GOLD_PASSAGE),
     Case("ex_em_chunk_line_break", "em_chunk",
          (a("<think>t</think><search>q</search>"),
           u("<information>The oxygen tank 2 pressure\ndropped at 55:54:53.</information>")), 0.0, strict=1.0,

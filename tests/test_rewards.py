@@ -16,8 +16,9 @@ def R(name, semantics="strict"):
     return reward_fn(name, semantics)
 
 
-def test_registry_has_the_six_in_both_semantics():
-    assert set(REWARDS) == {"correctness", "format", "retry", "em_chunk", "search_strategy", "search_diversity"}
+def test_registry_has_the_six_and_the_extension_in_both_semantics():
+    assert set(REWARDS) == {"correctness", "format", "retry", "em_chunk", "search_strategy", "search_diversity",
+                            "retry_after_miss"}
     assert all(set(by_sem) == {"rezero", "strict"} for by_sem in REWARDS.values())
     with pytest.raises(ConfigError, match="semantics"):
         reward_fn("retry", "loose")
@@ -200,3 +201,11 @@ def test_a_raising_reward_is_recorded_not_scored_zero(monkeypatch):
     m = compute_metrics([ep, ok])
     assert m["n_reward_errors"] == 1 and m["reward_search_diversity"] == 0.2   # mean over the scorable one
     assert trl_reward("search_diversity")(episode=[ep]) == [None]
+
+
+def test_retry_after_miss_is_zero_in_every_preset_but_its_own():
+    for name in ("apollo3", "apollo3_micro"):
+        task = load_task(name)
+        assert task.rewards.weights["retry_after_miss"] == 0.0
+        for preset, p in task.presets.items():
+            assert (p.reward_weights["retry_after_miss"] > 0) == (preset == "retry_after_miss"), (name, preset)

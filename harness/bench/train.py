@@ -33,9 +33,12 @@ def _timer_callback(run, steps: list[dict]):
 
 
 def bench_train(task: str = "apollo3", data_dir=None, model: str = "tiny", steps: int = 6, num_generations: int = 4,
-                prompts_per_step: int = 2, max_turns: int = 3, max_new_tokens: int = 24, warm_start: int = 40,
-                threads: int | None = 1, seed: int = 0) -> dict:
-    """Per-step time (mean over steps after the first), peak RSS and the generation/update/env split."""
+                prompts_per_step: int = 2, max_turns: int | None = 3, max_new_tokens: int | None = 24,
+                warm_start: int = 40, threads: int | None = 1, seed: int = 0, **overrides) -> dict:
+    """Per-step time (mean over steps after the first), peak RSS and the generation/update/env split.
+
+    ``overrides``: further :class:`~harness.train.config.TrainConfig` fields (e.g. ``gradient_checkpointing``).
+    """
     from harness.train.config import TrainConfig
     from harness.train.runner import TrainRun
 
@@ -45,7 +48,7 @@ def bench_train(task: str = "apollo3", data_dir=None, model: str = "tiny", steps
                                 max_steps=steps, eval_every=steps, eval_limit=4, num_generations=num_generations,
                                 prompts_per_step=prompts_per_step, max_turns=max_turns,
                                 max_new_tokens=max_new_tokens, warm_start=warm_start, threads=threads, seed=seed,
-                                report=False, output_dir=out)
+                                report=False, output_dir=out, keep_peak=False, **overrides)
         run = TrainRun(cfg)
         run.extra_callbacks.append(_timer_callback(run, timed))
         t0 = time.perf_counter()
@@ -64,4 +67,27 @@ def bench_train(task: str = "apollo3", data_dir=None, model: str = "tiny", steps
         "fraction": {"generation": gen / step_s, "update": update / step_s, "environment": env / step_s},
         "eval_s_total": res["timing"]["eval_s"], "wall_s": wall,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "overrides": overrides,
     }
+
+
+#: What ``harness bench train --compare`` measures against the current defaults: the settings the
+#: harness used before the micro-step profile (TRL's default activation checkpointing on every model).
+BEFORE = {"gradient_checkpointing": True}
+
+
+def compare_train(rounds: int = 2, **kwargs) -> dict:
+    """Before (:data:`BEFORE`) and after (the defaults) in one process, alternating ``rounds`` times so
+    both see the same machine load; the ratio of median step times is the figure to report."""
+    runs = {"before": [], "after": []}
+    for _ in range(rounds):
+        for arm, extra in (("before", BEFORE), ("after", {})):
+            runs[arm].append(bench_train(**kwargs, **extra))
+    med = {arm: statistics.median(r["step_s"] for r in rs) for arm, rs in runs.items()}
+    split = {arm: {k: statistics.median(r["fraction"][k] for r in rs) for k in ("generation", "update", "environment")}
+             for arm, rs in runs.items()}
+    first = runs["after"][0]
+    return {"machine": first["machine"], "versions": first["versions"], "model": first["model"],
+            "episodes_per_step": first["episodes_per_step"], "steps": first["steps"], "rounds": rounds,
+            "before": BEFORE, "step_s": med, "fraction": split, "speedup": med["before"] / med["after"],
+            "all_step_s": {arm: [round(r["step_s"], 3) for r in rs] for arm, rs in runs.items()}}

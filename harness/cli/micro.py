@@ -19,6 +19,10 @@ def build(
                                               "where `--model micro` finds it)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Warm-start steps (default: the shipped spec)."),
     seed: int = typer.Option(0, "--seed"),
+    p_retry: Optional[float] = typer.Option(None, "--p-retry", min=0.0, max=1.0,
+                                            help="Probability that a demonstration searches again after a miss "
+                                            "(default 0.3, the shipped weights). `--model micro:p_retry=X` names "
+                                            "the same build."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if the folder holds a model."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the task's data files."),
 ) -> None:
@@ -32,6 +36,8 @@ def build(
     spec = BuildSpec(seed=seed)
     if steps is not None:
         spec = replace(spec, steps=steps)
+    if p_retry is not None:
+        spec = replace(spec, p_retry=p_retry)
     data = load_micro_data(data_dir)
     bar = tqdm(total=spec.steps, desc="micro warm start", unit="step", file=sys.stderr)
 
@@ -48,8 +54,13 @@ def build(
 
 
 @micro.command("path")
-def path(data_dir: Optional[Path] = typer.Option(None, "--data-dir")) -> None:
-    """Print where `--model micro` resolves (building it first if needed)."""
+def path(model: str = typer.Argument("micro", help="micro, or micro:KEY=VALUE,... (a non-default build)"),
+         data_dir: Optional[Path] = typer.Option(None, "--data-dir")) -> None:
+    """Print where `--model micro` (or `micro:p_retry=0.03`) resolves, building it first if needed."""
     from harness.models.micro import resolve_micro
+    from harness.models.resolve import micro_spec
 
-    typer.echo(resolve_micro(data_dir=data_dir))
+    spec = micro_spec(model)
+    if spec is None:
+        raise typer.BadParameter(f"{model!r} is not a micro model name (micro or micro:KEY=VALUE,...)")
+    typer.echo(resolve_micro(data_dir=data_dir, spec=spec))

@@ -145,6 +145,11 @@ class Corpus:
         return len(self.chunk_ids)
 
     @cached_property
+    def flat_texts(self) -> list[str]:
+        """Each text with its whitespace runs collapsed to one space (computed once)."""
+        return [" ".join(t.split()) for t in self.texts]
+
+    @cached_property
     def index_of(self) -> dict[str, int]:
         return {c: i for i, c in enumerate(self.chunk_ids)}
 

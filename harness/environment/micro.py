@@ -175,7 +175,7 @@ def derive_facts(data: TaskData, k: int, retriever=None) -> list[Fact]:
 
 
 def _gold_ids(data: TaskData, f: Fact) -> tuple[str, ...]:
-    return tuple(cid for cid, t in zip(data.corpus.chunk_ids, data.corpus.texts) if f.sentence in " ".join(t.split()))
+    return tuple(cid for cid, t in zip(data.corpus.chunk_ids, data.corpus.flat_texts) if f.sentence in t)
 
 
 def process_data(data: TaskData) -> TaskData:

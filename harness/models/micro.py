@@ -215,9 +215,10 @@ def _shipped_matches(spec: BuildSpec) -> bool:
     return is_built(SHIPPED) and meta.is_file() and json.loads(meta.read_text()).get("spec") == asdict(spec)
 
 
-def resolve_micro(data_dir: str | Path | None = None, corpus_checksum: str | None = None) -> str:
-    """The folder ``--model micro`` names: shipped weights, else the cache, else built now (with a bar)."""
-    spec = BuildSpec()
+def resolve_micro(data_dir: str | Path | None = None, corpus_checksum: str | None = None,
+                  spec: BuildSpec = BuildSpec()) -> str:
+    """The folder ``--model micro`` (or ``micro:p_retry=0.03``, any :class:`BuildSpec`) names: shipped weights
+    when their spec matches, else the cache (keyed by the spec), else built now (with a bar)."""
     if _shipped_matches(spec):
         return str(SHIPPED)
     if corpus_checksum is not None and is_built(default_path(corpus_checksum, spec)):

@@ -15,6 +15,47 @@ MICRO_SCALE_MODELS = ("micro", "tiny")
 BUILD_RECORD, PEAK_RECORD = "harness_build.json", "peak.json"
 
 
+#: ``micro:KEY=VALUE,...`` names a micro policy built with a non-default :class:`~harness.models.micro.BuildSpec`.
+MICRO_PREFIX = "micro:"
+
+
+def micro_spec(model: str):
+    """The :class:`~harness.models.micro.BuildSpec` a ``micro`` or ``micro:KEY=VALUE,...`` name asks for; None
+    for other names. Raises ConfigError on an unknown key or a value of the wrong type.
+
+    >>> micro_spec("micro:p_retry=0.03").p_retry, micro_spec("micro").p_retry, micro_spec("tiny")
+    (0.03, 0.3, None)
+    >>> micro_spec("micro:p_rety=0.03")
+    Traceback (most recent call last):
+    ...
+    harness.core.errors.ConfigError: micro:p_rety=0.03: unknown build parameter 'p_rety'; valid: seed, vocab, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, steps, batch_size, learning_rate, warmup_steps, weight_decay, p_retry, demo_noise, threads
+    """
+    if model != "micro" and not model.startswith(MICRO_PREFIX):
+        return None
+    from dataclasses import fields, replace
+
+    from harness.core.errors import ConfigError
+    from harness.models.micro import BuildSpec
+
+    spec = BuildSpec()
+    types = {f.name: type(getattr(spec, f.name)) for f in fields(BuildSpec) if f.name != "version"}
+    values = {}
+    for item in filter(None, model[len(MICRO_PREFIX):].split(",")) if model != "micro" else ():
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if key not in types:
+            raise ConfigError(f"{model}: unknown build parameter {key!r}; valid: {', '.join(types)}")
+        try:
+            values[key] = types[key](raw.strip()) if eq else None
+        except ValueError:
+            values[key] = None
+        if values[key] is None:
+            raise ConfigError(f"{model}: {key} needs a {types[key].__name__} value, as in {key}={getattr(spec, key)}")
+    if "p_retry" in values and not 0 <= values["p_retry"] <= 1:
+        raise ConfigError(f"{model}: p_retry must be in [0, 1]")
+    return replace(spec, **values)
+
+
 def is_micro_scale(model: str | None) -> bool:
     """True for the harness's own CPU-built models: by name, by their build record, or for the peak
     checkpoint of a training run that started from one.
@@ -24,7 +65,7 @@ def is_micro_scale(model: str | None) -> bool:
     """
     if not model:
         return False
-    if model in MICRO_SCALE_MODELS:
+    if model in MICRO_SCALE_MODELS or model.startswith(MICRO_PREFIX):
         return True
     folder = Path(model)
     if (folder / BUILD_RECORD).is_file():
@@ -39,15 +80,16 @@ def is_micro_scale(model: str | None) -> bool:
 
 
 def resolve_model_path(model: str, corpus: Corpus | None = None) -> str:
-    """``tiny`` and ``micro`` become built local folders; anything else (path or hub id) is returned unchanged.
+    """``tiny``, ``micro`` and ``micro:KEY=VALUE`` become built local folders; anything else (path or hub id) is returned unchanged.
 
     >>> resolve_model_path("Qwen/Qwen2.5-3B-Instruct")
     'Qwen/Qwen2.5-3B-Instruct'
     """
-    if model == "micro":
+    spec = micro_spec(model)
+    if spec is not None:
         from harness.models.micro import resolve_micro
 
-        return resolve_micro(corpus_checksum=corpus.checksum if corpus is not None else None)
+        return resolve_micro(corpus_checksum=corpus.checksum if corpus is not None else None, spec=spec)
     if model == "tiny":
         if corpus is None:
             raise ValueError("building the tiny model needs the task corpus")

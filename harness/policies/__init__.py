@@ -78,6 +78,11 @@ def check_model_name(model: str, backend: str) -> None:
 
     if backend == "lm-eval" or model in known_model_names() or "/" in model or Path(model).exists():
         return
+    if model.startswith("micro:"):
+        from harness.models.resolve import micro_spec
+
+        micro_spec(model)  # an unknown build parameter fails here
+        return
     guess = suggest_model(model)
     if guess:
         raise ConfigError(f"unknown model {model!r}: did you mean {guess!r}? (--model takes a scripted policy: "

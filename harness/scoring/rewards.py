@@ -1,4 +1,5 @@
-"""ReZero's six rewards as pure functions of an episode, in two named semantics, registered by name.
+"""ReZero's six rewards (and one named extension, ``retry_after_miss``) as pure functions of an episode,
+in two named semantics, registered by name.
 
 ``rezero``  ReZero's own code (``src/rewards.py`` of menloresearch/ReZero, the version the pinned
             data commit ships), rule for rule: every reward reads the conversation
@@ -20,7 +21,7 @@ Adding a reward is one registered function (``@register("name")`` serves both se
 row in docs/rewards.md. Weights name rewards by their registered name (:func:`check_weights`).
 
 >>> sorted(REWARDS)
-['correctness', 'em_chunk', 'format', 'retry', 'search_diversity', 'search_strategy']
+['correctness', 'em_chunk', 'format', 'retry', 'retry_after_miss', 'search_diversity', 'search_strategy']
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def check_weights(weights: RewardWeights, where: str = "reward weights") -> Rewa
     >>> check_weights(RewardWeights({"retri": 1.0}))
     Traceback (most recent call last):
     ...
-    harness.core.errors.ConfigError: reward weights: unknown reward 'retri'; valid: correctness, format, retry, em_chunk, search_strategy, search_diversity
+    harness.core.errors.ConfigError: reward weights: unknown reward 'retri'; valid: correctness, format, retry, retry_after_miss, em_chunk, search_strategy, search_diversity
     """
     unknown = [k for k in weights.names() if k not in REWARDS]
     if unknown:
@@ -211,6 +212,41 @@ def retry_strict(ep: Episode) -> float:
     if ep.answer is None:
         return 0.0
     return _retry_formula(ep.n_searches, any(t.action.n_search > 1 for t in ep.turns))
+
+
+# ============================================================================ retry_after_miss (extension)
+def retries_after_miss(ep: Episode) -> tuple[int, int]:
+    """(warranted, wasted): searches run right after a search that did not / did show the gold passage.
+
+    >>> from harness.episode.record import Episode
+    >>> from harness.data.loading import Question
+    >>> q = Question("q", 0, "Who?", "Ann", ("Ann did it.",), ("1",))
+    >>> def ep(*infos):
+    ...     msgs = [{"role": "user", "content": "Who?"}]
+    ...     for info in infos:
+    ...         msgs += [{"role": "assistant", "content": "<search>who</search>"},
+    ...                  {"role": "user", "content": f"<information>{info}</information>"}]
+    ...     return Episode.from_messages(msgs + [{"role": "assistant", "content": "<answer>Ann</answer>"}], q)
+    >>> retries_after_miss(ep("Bob.", "Ann did it.")), retries_after_miss(ep("Ann did it.", "Bob."))
+    ((1, 0), (0, 1))
+    """
+    seen = [t.gold_seen for t in ep.searches]
+    warranted = sum(1 for prev in seen[:-1] if not prev)
+    return warranted, len(seen) - 1 - warranted if seen else 0
+
+
+@register("retry_after_miss")
+def retry_after_miss(ep: Episode) -> float:
+    """1 if the episode ended on an answer after at least one retry that followed a miss (a search whose
+    results did not show the gold passage) and no retry after a hit; else 0.
+
+    Not ReZero's rule: an extension that pays for a retry only when one was needed (the environment
+    knows whether the gold passage was shown). Default weight 0 in every preset except ``retry_after_miss``.
+    """
+    if ep.answer is None:
+        return 0.0
+    warranted, wasted = retries_after_miss(ep)
+    return 1.0 if warranted and not wasted else 0.0
 
 
 # ============================================================================ em_chunk
