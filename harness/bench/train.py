@@ -37,7 +37,7 @@ def bench_train(task: str = "apollo3", data_dir=None, model: str = "tiny", steps
                 warm_start: int = 40, threads: int | None = 1, seed: int = 0, **overrides) -> dict:
     """Per-step time (mean over steps after the first), peak RSS and the generation/update/env split.
 
-    ``overrides``: further :class:`~harness.train.config.TrainConfig` fields (e.g. ``gradient_checkpointing``).
+    ``overrides``: further :class:`~harness.train.config.TrainConfig` fields (e.g. ``beta=0``).
     """
     from harness.train.config import TrainConfig
     from harness.train.runner import TrainRun
@@ -70,24 +70,3 @@ def bench_train(task: str = "apollo3", data_dir=None, model: str = "tiny", steps
         "overrides": overrides,
     }
 
-
-#: What ``harness bench train --compare`` measures against the current defaults: the settings the
-#: harness used before the micro-step profile (TRL's default activation checkpointing on every model).
-BEFORE = {"gradient_checkpointing": True}
-
-
-def compare_train(rounds: int = 2, **kwargs) -> dict:
-    """Before (:data:`BEFORE`) and after (the defaults) in one process, alternating ``rounds`` times so
-    both see the same machine load; the ratio of median step times is the figure to report."""
-    runs = {"before": [], "after": []}
-    for _ in range(rounds):
-        for arm, extra in (("before", BEFORE), ("after", {})):
-            runs[arm].append(bench_train(**kwargs, **extra))
-    med = {arm: statistics.median(r["step_s"] for r in rs) for arm, rs in runs.items()}
-    split = {arm: {k: statistics.median(r["fraction"][k] for r in rs) for k in ("generation", "update", "environment")}
-             for arm, rs in runs.items()}
-    first = runs["after"][0]
-    return {"machine": first["machine"], "versions": first["versions"], "model": first["model"],
-            "episodes_per_step": first["episodes_per_step"], "steps": first["steps"], "rounds": rounds,
-            "before": BEFORE, "step_s": med, "fraction": split, "speedup": med["before"] / med["after"],
-            "all_step_s": {arm: [round(r["step_s"], 3) for r in rs] for arm, rs in runs.items()}}

@@ -359,20 +359,15 @@ def bench_train(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
                 num_generations: int = typer.Option(4, "--num-generations", "-G"),
                 prompts_per_step: int = typer.Option(2, "--prompts-per-step"),
                 task_limits: bool = typer.Option(False, "--task-limits", help="Use the task's max turns and tokens "
-                                                 "per turn (default: 3 turns of 24 tokens)."),
-                compare: bool = typer.Option(False, "--compare", help="Also run the pre-profile settings (activation "
-                                             "checkpointing on), alternating, and print the speed-up."),
-                rounds: int = typer.Option(2, "--rounds", help="Alternations for --compare.")) -> None:
+                                                 "per turn (default: 3 turns of 24 tokens).")) -> None:
     """GRPO step cost on a small model: per-step time, peak RSS, generation/update/environment split."""
     from harness.bench.train import bench_train as b
-    from harness.bench.train import compare_train
 
     kw = dict(task=task, data_dir=data_dir, model=model, steps=steps, threads=threads, num_generations=num_generations,
               prompts_per_step=prompts_per_step, warm_start=40 if model == "tiny" else 0)  # tiny needs the protocol
     if task_limits:
         kw.update(max_turns=None, max_new_tokens=None)
-    out = compare_train(rounds=rounds, **kw) if compare else b(**kw)
-    typer.echo(json.dumps(out, indent=2, default=str))
+    typer.echo(json.dumps(b(**kw), indent=2, default=str))
 
 
 @bench_app.command("protocol")

@@ -33,13 +33,8 @@ def grpo_config(cfg: TrainConfig, r: ResolvedTrain, out: Path):
     import torch
     from trl import GRPOConfig
 
-    from harness.models.resolve import is_micro_scale
-
     cuda = torch.cuda.is_available()
     weights = r.weights.active()
-    checkpointing = cfg.gradient_checkpointing
-    if checkpointing is None:  # a 1M-parameter model's activations are small: recomputing them is pure cost
-        checkpointing = not is_micro_scale(cfg.model)
     return GRPOConfig(
         output_dir=str(out / "checkpoints"), max_steps=cfg.max_steps, seed=cfg.seed, use_cpu=not cuda,
         bf16=cuda and torch.cuda.is_bf16_supported(),
@@ -49,7 +44,7 @@ def grpo_config(cfg: TrainConfig, r: ResolvedTrain, out: Path):
         loss_type=cfg.loss_type, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0,
         reward_weights=list(weights.values()), logging_steps=1, save_strategy="steps",
         save_steps=r.save_every, save_total_limit=2, report_to="none", disable_tqdm=True, log_level="warning",
-        remove_unused_columns=False, dataloader_num_workers=0, gradient_checkpointing=checkpointing,
+        remove_unused_columns=False, dataloader_num_workers=0,
     )
 
 

@@ -104,9 +104,6 @@ class TrainConfig(BaseModel):
                                    "(harness.analysis.detect; status stopped_collapse)")
     patience: int | None = Field(None, ge=1, description="end the run after N evals without a statistically better "
                                  "one (status stopped_patience)")
-    gradient_checkpointing: bool | None = Field(None, description="recompute activations in the backward pass to save "
-                                                "memory (default: on, as TRL; off for micro-scale models, where it only "
-                                                "costs time)")
     keep_peak: bool = Field(True, description="keep the best eval's model in RUN_DIR/peak/ (LoRA merged, tokenizer "
                             "included) with peak.json")
 

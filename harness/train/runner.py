@@ -191,7 +191,7 @@ class TrainRun:
 
     #: Options that may differ on --resume without changing the curve's prefix.
     RESUME_FREE = {"resume", "report", "output_dir", "data_dir", "max_steps", "stop_after", "threads",
-                   "eval_batch_size", "save_every", "gradient_checkpointing"}
+                   "eval_batch_size", "save_every"}
 
     def _check_output_dir(self) -> None:
         self.rundir.open()   # held until run() returns: a second process into self.out fails at once
