@@ -287,6 +287,23 @@ def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to c
     typer.echo(f"report written: {path}")
 
 
+@app.command()
+def cells(study_dir: Path = typer.Argument(..., help="A `harness sweep` output directory (its trials/ folder)."),
+          arm: str = typer.Option(..., "--arm", help="The trial option whose values are compared paired, e.g. preset."),
+          by: str = typer.Option("", "--by", help="Comma-separated trial options that define the cells the arms are "
+                                 "compared within, e.g. model (the exploration regime)."),
+          seed_key: str = typer.Option("seed", "--seed-key", help="The trial option that indexes seeds."),
+          output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Default: STUDY_DIR/cells."),
+          title: Optional[str] = typer.Option(None, "--title")) -> None:
+    """A factorial study cell by cell: means over seeds with 95% t-intervals, arms compared paired within cells."""
+    from harness.analysis.cells import markdown, write_cells
+
+    factors = [f.strip() for f in by.split(",") if f.strip()]
+    res = write_cells(study_dir, factors, arm, output_dir, seed_key=seed_key, title=title)
+    typer.echo(markdown(res["cells"], res["comparisons"]))
+    typer.echo(f"written: {output_dir or study_dir / 'cells'}/cells.json, cells.md, cells.html")
+
+
 # ----------------------------------------------------------------------------- sweep
 def _overrides(pairs: list[str]) -> dict:
     out = {}

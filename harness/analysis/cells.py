@@ -1,0 +1,239 @@
+"""A factorial study, cell by cell: per-cell outcomes across seeds, and arms compared paired within each cell.
+
+A study whose trials cross categorical factors (e.g. ``model`` = the exploration regime, ``preset`` =
+the reward arm) with seeds is summarised per *cell* (one value of every factor but the seed):
+
+=====================  ====================================================================================
+per run                peak accuracy and step (the best held-out eval: the step whose ``eval_samples`` the
+                       paired tests use), and at that step persistence, recovery, wasted retries and
+                       searches per episode; collapse onset (offline, noise-aware:
+                       :func:`harness.analysis.curves.analyze`) and final accuracy
+per cell               the mean of each over the cell's seeds with a 95% Student-t interval, the peak
+                       steps, and how many seeds collapsed (and when)
+within a cell's other  every pair of arms compared paired: seed ``s`` of one arm with seed ``s`` of the
+factors                other, per question correct/incorrect at each run's peak
+                       (:func:`harness.analysis.outcomes.compare_runs`: permutation test over questions
+                       and a bootstrap interval of the difference)
+=====================  ====================================================================================
+
+``harness cells STUDY_DIR --by model --arm preset`` prints the table and the sentences and writes
+``cells.json``, ``cells.md`` and ``cells.html`` (curves across seeds per arm, drawn by the report code).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from harness.analysis.intervals import clip01, t_interval
+from harness.analysis.runs import Run, load_run
+from harness.core.errors import DataError
+
+__all__ = ["CellRun", "METRICS", "cell_rows", "compare_within", "load_study_runs", "run_row", "write_cells"]
+
+#: Metrics read at each run's peak step (curve.csv columns), in table order.
+METRICS = ("accuracy", "persistence", "recovery", "wasted_retries", "searches_per_episode")
+#: Rates (clipped to [0, 1] in intervals); the others are counts.
+RATES = ("accuracy", "persistence", "recovery", "wasted_retries", "final_accuracy")
+#: Run statuses that count as finished (a trial still running, or failed, is left out).
+FINISHED = ("complete", "stopped_collapse", "stopped_patience", "diverged")
+
+
+@dataclass
+class CellRun:
+    """One finished trial: its factor values (from ``trial_config.yaml``) and its loaded run."""
+
+    params: dict[str, Any]
+    run: Run
+    row: dict[str, Any] = field(default_factory=dict)
+
+
+def load_study_runs(study_dir: str | Path) -> list[CellRun]:
+    """Every trial of ``STUDY_DIR/trials/*`` that has a curve (running or failed trials without one are skipped)."""
+    import yaml
+
+    trials = Path(study_dir) / "trials"
+    if not trials.is_dir():
+        raise DataError(f"{study_dir}: no trials/ folder (is it a `harness sweep` output directory?)")
+    out = []
+    for folder in sorted(p for p in trials.iterdir() if p.is_dir()):
+        config = folder / "trial_config.yaml"
+        if not config.is_file() or not (folder / "curve.csv").is_file():
+            continue
+        try:
+            params = yaml.safe_load(config.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise DataError(f"{config}: not valid YAML ({e})") from None
+        run = load_run(folder)
+        if run.analysis is None or run.results.get("status") not in FINISHED:
+            continue
+        out.append(CellRun(params, run, run_row(run)))
+    return out
+
+
+def _at(curve, step: Any, column: str) -> float | None:
+    if curve is None or column not in curve:
+        return None
+    rows = curve.loc[curve["step"] == step, column].dropna()
+    return float(rows.iloc[0]) if len(rows) else None
+
+
+def run_row(run: Run) -> dict[str, Any]:
+    """Peak step and the :data:`METRICS` there, collapse onset, final accuracy and status of one run."""
+    a = run.analysis or {}
+    step = a.get("peak_step")
+    row = {m: _at(run.curve, step, m) for m in METRICS}
+    row.update(peak_step=step, collapse_step=a.get("collapse_step"), final_accuracy=a.get("final_accuracy"),
+               final_step=a.get("final_step"), status=run.results.get("status"), run=str(run.path))
+    return row
+
+
+def _mean_ci(values: Sequence[float | None], rate: bool = False) -> dict[str, Any]:
+    vals = [float(v) for v in values if v is not None]
+    lo, hi = clip01(t_interval(vals)) if rate else t_interval(vals)
+    if not rate and lo is not None:
+        lo = max(lo, 0.0)  # counts (searches per episode) are never negative
+    return {"mean": sum(vals) / len(vals) if vals else None, "ci": [lo, hi], "n": len(vals)}
+
+
+def _key(params: dict[str, Any], names: Sequence[str]) -> tuple:
+    return tuple(params.get(n) for n in names)
+
+
+def cell_rows(runs: Sequence[CellRun], by: Sequence[str], seed_key: str = "seed") -> list[dict[str, Any]]:
+    """One row per cell (a value of every factor in ``by``): means with 95% t-intervals over seeds."""
+    rows = []
+    cells: dict[tuple, list[CellRun]] = {}
+    for r in runs:
+        cells.setdefault(_key(r.params, by), []).append(r)
+    for key in sorted(cells, key=lambda k: tuple(str(x) for x in k)):
+        members = sorted(cells[key], key=lambda r: str(r.params.get(seed_key)))
+        collapsed = [r for r in members if r.row["collapse_step"] is not None]
+        rows.append({
+            "cell": dict(zip(by, key)), "seeds": [r.params.get(seed_key) for r in members],
+            **{m: _mean_ci([r.row[m] for r in members], m in RATES) for m in METRICS},
+            "peak_steps": [r.row["peak_step"] for r in members],
+            "final_accuracy": _mean_ci([r.row["final_accuracy"] for r in members], True),
+            "collapsed": len(collapsed), "collapse_steps": [r.row["collapse_step"] for r in collapsed],
+        })
+    return rows
+
+
+def compare_within(runs: Sequence[CellRun], arm: str, by: Sequence[str] = (), seed_key: str = "seed",
+                   **kwargs) -> list[dict[str, Any]]:
+    """Every pair of ``arm`` values compared paired within each level of the factors ``by`` (seed-matched)."""
+    from harness.analysis.outcomes import compare_runs, run_outcomes
+
+    out = []
+    groups: dict[tuple, list[CellRun]] = {}
+    for r in runs:
+        groups.setdefault(_key(r.params, by), []).append(r)
+    for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
+        members = groups[key]
+        arms = sorted({r.params.get(arm) for r in members}, key=str)
+        for a, b in itertools.combinations(arms, 2):
+            by_seed = {s: {} for s in {r.params.get(seed_key) for r in members}}
+            for r in members:
+                by_seed[r.params.get(seed_key)][r.params.get(arm)] = r
+            seeds = sorted((s for s, d in by_seed.items() if a in d and b in d), key=str)
+            if not seeds:
+                continue
+            outs_a = [run_outcomes(by_seed[s][a].run.path, step=by_seed[s][a].row["peak_step"]) for s in seeds]
+            outs_b = [run_outcomes(by_seed[s][b].run.path, step=by_seed[s][b].row["peak_step"]) for s in seeds]
+            comp = compare_runs(outs_a, outs_b, str(a), str(b), **kwargs)
+            out.append({"within": dict(zip(by, key)), "arm": arm, "a": a, "b": b, "seeds": seeds, **comp.to_dict()})
+    return out
+
+
+def _fmt(cell: dict[str, Any], digits: int = 2) -> str:
+    m, (lo, hi) = cell["mean"], cell["ci"]
+    if m is None:
+        return "–"
+    return f"{m:.{digits}f}" + (f" [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None else "")
+
+
+def _steps(steps: Sequence[Any]) -> str:
+    """Median and range of the seeds' peak steps: ``10 (5-20)``."""
+    vals = sorted(float(s) for s in steps if s is not None)
+    if not vals:
+        return "–"
+    mid = len(vals) // 2
+    med = vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
+    return f"{med:g} ({vals[0]:g}–{vals[-1]:g})"
+
+
+def markdown(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> str:
+    """The cell table (mean [95% t-interval] over seeds) and one quotable sentence per comparison."""
+    factors = list(rows[0]["cell"]) if rows else []
+    head = [*factors, "seeds", "peak accuracy", "peak step (range)", "persistence", "recovery", "wasted retries",
+            "searches / episode", "collapsed (step)", "final accuracy"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for r in rows:
+        steps = ", ".join(str(int(s)) for s in r["collapse_steps"])
+        lines.append("| " + " | ".join([
+            *(f"`{v}`" for v in r["cell"].values()), str(len(r["seeds"])), _fmt(r["accuracy"]),
+            _steps(r["peak_steps"]), _fmt(r["persistence"]), _fmt(r["recovery"]), _fmt(r["wasted_retries"]),
+            _fmt(r["searches_per_episode"]), f"{r['collapsed']}/{len(r['seeds'])}" + (f" ({steps})" if steps else ""),
+            _fmt(r["final_accuracy"])]) + " |")
+    text = "\n".join(lines) + "\n"
+    if comparisons:
+        text += "\n" + "\n".join(f"- {'; '.join(f'{k} `{v}`' for k, v in c['within'].items())}"
+                                 f"{': ' if c['within'] else ''}{c['sentence']}" for c in comparisons) + "\n"
+    return text
+
+
+def html(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], runs: Sequence[CellRun], arm: str,
+         by: Sequence[str], title: str) -> str:
+    """A page per level of ``by``: accuracy by step across seeds per arm (report code), then the table."""
+    import html as _h
+
+    from harness.analysis.figures import seed_figure
+    from harness.analysis.page import page
+
+    parts = [f"<h1>{_h.escape(title)}</h1>"]
+    levels = sorted({_key(r.params, by) for r in runs}, key=lambda k: tuple(str(x) for x in k))
+    for level in levels:
+        members = [r for r in runs if _key(r.params, by) == level]
+        groups = []
+        for value in sorted({r.params.get(arm) for r in members}, key=str):
+            groups.append((f"{arm} {value}", [r.run for r in members if r.params.get(arm) == value]))
+        name = ", ".join(f"{k} {v}" for k, v in zip(by, level)) or "all trials"
+        fig = seed_figure(groups)
+        parts.append(f"<section><h2>{_h.escape(name)}</h2>")
+        if fig:
+            parts.append(fig[0] + fig[1])
+        sentences = [c["sentence"] for c in comparisons if _key(c["within"], by) == level]
+        if sentences:
+            parts.append("<ul>" + "".join(f"<li>{_h.escape(s)}</li>" for s in sentences) + "</ul>")
+        parts.append("</section>")
+    parts.append("<section><h2>Cells</h2><pre>" + _h.escape(markdown(rows, [])) + "</pre></section>")
+    return page(title, parts)
+
+
+def write_cells(study_dir: str | Path, by: Sequence[str], arm: str, output_dir: str | Path | None = None,
+                seed_key: str = "seed", title: str | None = None) -> dict[str, Any]:
+    """Compute the cells and comparisons of a study; write ``cells.json``, ``cells.md`` and ``cells.html``."""
+    from harness.core.io import atomic_write_text
+
+    runs = load_study_runs(study_dir)
+    if not runs:
+        raise DataError(f"{study_dir}: no finished trial with a curve")
+    missing = [k for k in (*by, arm, seed_key) if all(k not in r.params for r in runs)]
+    if missing:
+        known = sorted({k for r in runs for k in r.params})
+        raise DataError(f"{study_dir}: no trial sets {', '.join(missing)}; trial options: {', '.join(known)}")
+    factors = [*by, arm]
+    rows = cell_rows(runs, factors, seed_key)
+    comparisons = compare_within(runs, arm, by, seed_key)
+    out = Path(output_dir) if output_dir else Path(study_dir) / "cells"
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"study": str(study_dir), "by": list(by), "arm": arm, "runs": [
+        {"params": r.params, **r.row} for r in runs], "cells": rows, "comparisons": comparisons}
+    atomic_write_text(out / "cells.json", json.dumps(result, indent=2, default=str) + "\n")
+    atomic_write_text(out / "cells.md", markdown(rows, comparisons))
+    atomic_write_text(out / "cells.html", html(rows, comparisons, runs, arm, by,
+                                               title or f"{Path(study_dir).name}: {arm} within {', '.join(by)}"))
+    return result
