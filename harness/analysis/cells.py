@@ -144,7 +144,7 @@ def compare_within(runs: Sequence[CellRun], arm: str, by: Sequence[str] = (), se
             outs_a = [run_outcomes(by_seed[s][a].run.path, step=by_seed[s][a].row["peak_step"]) for s in seeds]
             outs_b = [run_outcomes(by_seed[s][b].run.path, step=by_seed[s][b].row["peak_step"]) for s in seeds]
             comp = compare_runs(outs_a, outs_b, str(a), str(b), **kwargs)
-            out.append({"within": dict(zip(by, key)), "arm": arm, "a": a, "b": b, "seeds": seeds, **comp.to_dict()})
+            out.append({"within": dict(zip(by, key)), "arm": arm, "a": a, "b": b, **comp.to_dict(), "seed_values": seeds})
     return out
 
 

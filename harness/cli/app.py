@@ -387,6 +387,22 @@ def bench_train(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
     typer.echo(json.dumps(b(**kw), indent=2, default=str))
 
 
+@bench_app.command("corpus")
+def bench_corpus(run_dirs: list[Path] = typer.Argument(..., help="harness train run directories."),
+                 output_dir: Path = typer.Option(..., "--output-dir", "-o", help="Corpus folder (e.g. "
+                                                 "tests/data/micro_corpus); manifest.json there is merged."),
+                 prefix: str = typer.Option("", "--prefix", help="Prepended to each run's folder name."),
+                 source: str = typer.Option("", "--source", help="How the runs were made (recorded per run).")) -> None:
+    """Copy runs' curves (trimmed to the detectors' columns) into an early-warning corpus with labels."""
+    from harness.bench.corpus import export_corpus
+
+    names = [f"{prefix}{d.name}" for d in run_dirs]
+    manifest = export_corpus(run_dirs, output_dir, names, source)
+    runs = manifest["runs"]
+    collapsed = sum(r["collapse_step"] is not None for r in runs.values())
+    typer.echo(f"{output_dir}: {len(runs)} runs, {collapsed} with a sustained drop below half the peak")
+
+
 @bench_app.command("protocol")
 def bench_protocol(sizes: str = typer.Option("1000,2000,5000", "--sizes", help="Unclosed <think> tags per turn."),
                    repeats: int = typer.Option(3, "--repeats")) -> None:

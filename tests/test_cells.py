@@ -1,0 +1,82 @@
+"""harness cells: a factorial study cell by cell, on hand-made trial folders (no training)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from harness.analysis.cells import cell_rows, compare_within, load_study_runs, markdown, write_cells
+from harness.core.errors import DataError
+
+pytestmark = pytest.mark.unit
+
+N = 40  # questions per eval
+
+
+def _trial(root, name, params, accs, correct_at_peak, status="complete"):
+    """A trial folder: config, results, a curve evaluated every 10 steps, the eval samples of every eval."""
+    d = root / "trials" / name
+    (d / "eval_samples").mkdir(parents=True)
+    (d / "trial_config.yaml").write_text(yaml.safe_dump(params))
+    (d / "results.json").write_text(json.dumps({"kind": "train", "status": status}))
+    lines = ["step,accuracy,n,persistence,recovery,wasted_retries,searches_per_episode"]
+    peak = max(range(len(accs)), key=lambda i: accs[i])
+    for i, a in enumerate(accs):
+        lines.append(f"{10 * i},{a},{N},{0.5 + 0.01 * i},{0.3},{0.1},{1.5}")
+        k = correct_at_peak if i == peak else round(a * N)
+        rows = [{"qid": f"q{j}", "correct": j < k} for j in range(N)]
+        (d / "eval_samples" / f"step_{10 * i:05d}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (d / "curve.csv").write_text("\n".join(lines) + "\n")
+    return d
+
+
+@pytest.fixture
+def study(tmp_path):
+    # regime "common": arm a beats arm b on every seed by 10 of 40 questions; regime "rare": a tie
+    for seed in range(3):
+        _trial(tmp_path, f"c_a_{seed}", {"model": "common", "preset": "a", "seed": seed}, [0.2, 0.8, 0.75, 0.8], 32)
+        _trial(tmp_path, f"c_b_{seed}", {"model": "common", "preset": "b", "seed": seed}, [0.2, 0.55, 0.5, 0.05], 22)
+        _trial(tmp_path, f"r_a_{seed}", {"model": "rare", "preset": "a", "seed": seed}, [0.2, 0.5, 0.5, 0.5], 20)
+        _trial(tmp_path, f"r_b_{seed}", {"model": "rare", "preset": "b", "seed": seed}, [0.2, 0.5, 0.5, 0.5], 20)
+    _trial(tmp_path, "running", {"model": "rare", "preset": "b", "seed": 9}, [0.2, 0.9], 36, status="partial")
+    return tmp_path
+
+
+def test_cells_average_over_seeds_and_count_collapses(study):
+    runs = load_study_runs(study)
+    assert len(runs) == 12  # the partial trial is left out
+    rows = {tuple(r["cell"].values()): r for r in cell_rows(runs, ["model", "preset"])}
+    common_b = rows[("common", "b")]
+    assert common_b["seeds"] == [0, 1, 2] and common_b["collapsed"] == 3 and common_b["collapse_steps"] == [30] * 3
+    assert common_b["accuracy"]["mean"] == pytest.approx(0.55)
+    assert rows[("common", "a")]["collapsed"] == 0 and rows[("common", "a")]["peak_steps"] == [10, 10, 10]
+    lo, hi = rows[("common", "a")]["persistence"]["ci"]
+    assert lo == pytest.approx(0.51) and hi == pytest.approx(0.51)  # identical seeds: a zero-width interval
+
+
+def test_arms_are_compared_paired_within_each_regime(study):
+    comps = {c["within"]["model"]: c for c in compare_within(load_study_runs(study), "preset", ["model"])}
+    common, rare = comps["common"], comps["rare"]
+    assert common["seed_values"] == [0, 1, 2] and common["seeds"] == 3 and common["questions"] == N
+    assert common["difference"] == pytest.approx(10 / N) and common["significant"]
+    assert rare["difference"] == 0 and not rare["significant"]
+    assert "(paired, 3 seeds x 40 questions)" in common["sentence"]
+
+
+def test_write_cells_writes_json_markdown_and_html(study, tmp_path):
+    res = write_cells(study, ["model"], "preset", tmp_path / "out")
+    text = (tmp_path / "out" / "cells.md").read_text()
+    assert "| `common` | `b` | 3 | 0.55" in text and "3/3 (30, 30, 30)" in text
+    assert text == markdown(res["cells"], res["comparisons"])
+    page = (tmp_path / "out" / "cells.html").read_text()
+    assert page.count("<figure") == 2 and "model common" in page and "not significant" in page
+    assert json.loads((tmp_path / "out" / "cells.json").read_text())["arm"] == "preset"
+
+
+def test_clear_errors(tmp_path, study):
+    with pytest.raises(DataError, match="no trials/ folder"):
+        write_cells(tmp_path / "nothing", ["model"], "preset")
+    with pytest.raises(DataError, match="no trial sets regime"):
+        write_cells(study, ["regime"], "preset")
