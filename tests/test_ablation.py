@@ -183,3 +183,18 @@ def test_probes_cover_choices_ends_and_inside():
         ParamSpec(type="int", low=0.5, high=3)
     with pytest.raises(ValueError, match="finite"):
         ParamSpec(type="float", low=0.0, high=float("inf"))
+
+
+def test_gpu_scale_ablations_warn_when_run_with_a_micro_scale_model():
+    from harness.sweep.ablation import load_ablation
+    from harness.sweep.runner import warn_scale
+
+    root = Path(__file__).resolve().parents[1] / "ablations"
+    ab = load_ablation(str(root / "retry_vs_baseline.yaml"))
+    msg = warn_scale(ab, {"model": "tiny"})
+    assert msg and "GPU-scale" in msg and "ablations/micro_*.yaml" in msg and warn_scale(ab) == msg  # tiny: default
+    assert warn_scale(ab, {"model": "Qwen/Qwen2.5-3B-Instruct"}) is None
+    for name in ("micro_exploration", "micro_reward_weights", "micro_noise_levels", "micro_lr_collapse"):
+        assert warn_scale(load_ablation(str(root / f"{name}.yaml"))) is None
+    for name in ("retry_vs_baseline", "reward_weights", "noise_levels"):
+        assert "GPU-scale" in (root / f"{name}.yaml").read_text().split("\n", 1)[0]

@@ -137,6 +137,7 @@ def run_sweep(ab_path: str, *, n_trials: int | None = None, storage: str | None 
     url = storage or default_storage(study_dir)
     name = study_name or ab.name
     n = n_trials_for(ab, n_trials)
+    warn_scale(ab, overrides)
     if workers <= 1:
         run_worker(ab_path, url, name, study_dir, n, overrides, trial_timeout)
     else:
@@ -160,6 +161,24 @@ def run_sweep(ab_path: str, *, n_trials: int | None = None, storage: str | None 
     if not summary["states"].get("COMPLETE"):
         raise NoTrialCompleted(no_trial_message(summary), summary)
     return summary
+
+
+def warn_scale(ab, overrides: dict[str, Any] | None = None) -> str | None:
+    """A warning (logged and returned) for a GPU-scale ablation run with a micro-scale model on a CPU:
+    the apollo3 ablations with ``tiny`` give all-zero curves (a plumbing check, nothing to rank)."""
+    from harness.models.resolve import is_micro_scale
+
+    models = {str((overrides or {}).get("model") or ab.base.get("model") or "tiny")}
+    space = ab.search_space.get("model")
+    if space is not None and getattr(space, "choices", None):
+        models = {str(c) for c in space.choices}
+    if ab.task == "apollo3" and all(is_micro_scale(m) for m in models):
+        msg = (f"{ab.name}: apollo3 ablations are GPU-scale; with {', '.join(sorted(models))} every curve stays at 0 "
+               "(a plumbing check). For curves that move on a CPU use the micro ablations "
+               "(ablations/micro_*.yaml, task apollo3_micro, --model micro).")
+        log.warning(msg)
+        return msg
+    return None
 
 
 def no_trial_message(summary: dict[str, Any]) -> str:
