@@ -7,7 +7,13 @@ import json
 import pytest
 import yaml
 
-from harness.analysis.cells import cell_rows, compare_within, load_study_runs, markdown, write_cells
+from harness.analysis.cells import (
+    cell_rows,
+    compare_within,
+    load_study_runs,
+    markdown,
+    write_cells,
+)
 from harness.core.errors import DataError
 
 pytestmark = pytest.mark.unit

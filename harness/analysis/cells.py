@@ -32,7 +32,7 @@ from harness.analysis.intervals import clip01, t_interval
 from harness.analysis.runs import Run, load_run
 from harness.core.errors import DataError
 
-__all__ = ["CellRun", "METRICS", "cell_rows", "compare_within", "load_study_runs", "run_row", "write_cells"]
+__all__ = ["METRICS", "CellRun", "cell_rows", "compare_within", "load_study_runs", "run_row", "write_cells"]
 
 #: Metrics read at each run's peak step (curve.csv columns), in table order.
 METRICS = ("accuracy", "persistence", "recovery", "wasted_retries", "searches_per_episode")

@@ -28,7 +28,8 @@ import pandas as pd
 
 from harness.analysis.curves import INDICATORS, indicator_onsets, indicator_series
 
-__all__ = ["NullModel", "RunCase", "fit_null", "indicator_rates", "null_curve", "verdicts"]
+__all__ = ["NullModel", "RunCase", "combined_rates", "fit_null", "indicator_rates", "lead_times", "null_curve",
+           "verdicts"]
 
 #: Indicators computed from the held-out evaluation (logged at eval steps only); the others are
 #: training statistics logged every step.
@@ -80,6 +81,56 @@ def indicator_rates(cases: Iterable[RunCase], m: int = 2) -> dict[str, dict[str,
         row["warned_early_rate"] = row["warned_early"] / row["collapsing"] if row["collapsing"] else None
         row["false_warning_rate"] = row["false_warnings"] / row["non_collapsing"] if row["non_collapsing"] else None
     return out
+
+
+def lead_times(rates: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per indicator: the lead times (collapse step - onset step) of the collapses it warned of early,
+    with their median and range (None when it warned of none)."""
+    out = {}
+    for name, row in rates.items():
+        leads = sorted(float(r["lead"]) for r in row.get("runs", {}).values()
+                       if r["outcome"] == "early" and r["lead"] is not None)
+        mid = len(leads) // 2
+        median = None if not leads else leads[mid] if len(leads) % 2 else (leads[mid - 1] + leads[mid]) / 2
+        out[name] = {"leads": leads, "median": median, "min": leads[0] if leads else None,
+                     "max": leads[-1] if leads else None}
+    return out
+
+
+def combined_rates(cases: Sequence[RunCase], names: Sequence[str], m: int = 2) -> dict[str, Any]:
+    """The rule "warn when any of ``names`` fires" (onset: the earliest of theirs): warned-early share on
+    collapsing runs, false-warning rate on the others, as :func:`indicator_rates` counts them."""
+    row = {"indicators": list(names), "collapsing": 0, "warned_early": 0, "non_collapsing": 0, "false_warnings": 0}
+    for case in cases:
+        onsets = indicator_onsets(case.curve, case.peak_step, case.collapse_step, m)
+        steps = [onsets[n]["onset_step"] for n in names if n in onsets and onsets[n]["onset_step"] is not None]
+        o = outcome(min(steps) if steps else None, case)
+        if case.collapse_step is None:
+            row["non_collapsing"] += 1
+            row["false_warnings"] += o == "false"
+        else:
+            row["collapsing"] += 1
+            row["warned_early"] += o == "early"
+    row["warned_early_rate"] = row["warned_early"] / row["collapsing"] if row["collapsing"] else None
+    row["false_warning_rate"] = row["false_warnings"] / row["non_collapsing"] if row["non_collapsing"] else None
+    return row
+
+
+def best_combinations(cases: Sequence[RunCase], names: Sequence[str], m: int = 2, size: int = 2,
+                      goal: tuple[float, float] = (0.8, 0.2)) -> list[dict[str, Any]]:
+    """Every "any of" rule over up to ``size`` indicators, sorted by warned-early share minus false-warning
+    rate; ``meets_goal``: at least ``goal[0]`` warned early with at most ``goal[1]`` false warnings."""
+    import itertools
+
+    rows = []
+    for k in range(1, size + 1):
+        for combo in itertools.combinations(names, k):
+            r = combined_rates(cases, combo, m)
+            early, false = r["warned_early_rate"], r["false_warning_rate"]
+            r["meets_goal"] = early is not None and early >= goal[0] and (false is None or false <= goal[1])
+            rows.append(r)
+    rows.sort(key=lambda r: -((r["warned_early_rate"] or 0) - (r["false_warning_rate"] or 0)))
+    return rows
 
 
 # ----------------------------------------------------------------------------- the null (chance) model

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Callable
 
 from harness.analysis.curves import find_collapse
@@ -29,6 +30,7 @@ from harness.analysis.detect import (
     wilson_interval,
 )
 from harness.analysis.synthetic import SyntheticCurve, SyntheticSpec, synthetic_set
+from harness.core.errors import DataError
 
 #: The issue's targets.
 TARGET_FALSE = 0.05
@@ -137,10 +139,12 @@ def _fmt(r: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- leading indicators
 
 
-def bench_indicators(run_dirs: list[str], count: int = 300, seed: int = 0, m: int = 2) -> dict[str, Any]:
+def bench_indicators(run_dirs: list[str], count: int = 300, seed: int = 0, m: int = 2,
+                     labels: dict[str, float | None] | None = None) -> dict[str, Any]:
     """Warned-early share and false-warning rate of each indicator on real runs, against chance.
 
-    Each run's collapse is the offline binomial detector's (there is no true curve); the chance rates
+    Each run's collapse is ``labels[run]`` when given (e.g. the corpus manifest's sustained drop), else the
+    offline binomial detector's (there is no true curve); the chance rates
     come from synthetic curves shaped like the runs (their eval size, interval and number of evals)
     with each indicator replaced by noise fitted on the runs before their collapse
     (:mod:`harness.analysis.indicators`).
@@ -150,7 +154,15 @@ def bench_indicators(run_dirs: list[str], count: int = 300, seed: int = 0, m: in
     import numpy as np
 
     from harness.analysis.curves import analyze, load_curve
-    from harness.analysis.indicators import RunCase, fit_null, indicator_rates, null_curve, verdicts
+    from harness.analysis.indicators import (
+        RunCase,
+        best_combinations,
+        fit_null,
+        indicator_rates,
+        lead_times,
+        null_curve,
+        verdicts,
+    )
 
     cases, pre_collapse, sizes, intervals, n_evals = [], [], [], [], []
     for d in run_dirs:
@@ -158,8 +170,9 @@ def bench_indicators(run_dirs: list[str], count: int = 300, seed: int = 0, m: in
         a = analyze(curve)
         evals = curve[curve["accuracy"].notna()]
         interval = float(statistics.median(np.diff(evals["step"].to_numpy()))) if len(evals) > 1 else 1.0
-        cases.append(RunCase(str(d), curve, a["peak_step"], a["collapse_step"], interval))
-        cut = curve if a["collapse_step"] is None else curve[curve["step"] <= a["collapse_step"]]
+        collapse = labels[str(d)] if labels is not None and str(d) in labels else a["collapse_step"]
+        cases.append(RunCase(str(d), curve, a["peak_step"], collapse, interval))
+        cut = curve if collapse is None else curve[curve["step"] <= collapse]
         pre_collapse.append(cut)
         sizes.append((a.get("eval_n") or {}).get("max") or 100)
         intervals.append(int(interval))
@@ -181,7 +194,37 @@ def bench_indicators(run_dirs: list[str], count: int = 300, seed: int = 0, m: in
     return {"runs": [str(d) for d in run_dirs], "collapsing_runs": sum(c.collapse_step is not None for c in cases),
             "spec": asdict(spec), "count": count, "m": m,
             "null_models": {k: asdict(v) for k, v in models.items()},
-            "real": real, "chance": chance, "verdicts": verdicts(real, chance)}
+            "real": real, "chance": chance, "verdicts": verdicts(real, chance), "lead_times": lead_times(real),
+            "labels": "given" if labels is not None else "offline detector",
+            "combinations": best_combinations(cases, list(real), m)[:5]}
+
+
+def corpus_runs(folder: str | Path) -> tuple[list[str], dict[str, float | None]]:
+    """The curve files of an early-warning corpus (:mod:`harness.bench.corpus`) and their labelled collapse steps."""
+    import json
+
+    folder = Path(folder)
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        raise DataError(f"{folder}: no manifest.json (make one with `harness bench corpus`)")
+    runs = json.loads(manifest.read_text())["runs"]
+    paths = [str(folder / f"{name}.csv") for name in runs]
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise DataError(f"{folder}: manifest.json names curves that are missing: {', '.join(missing[:3])}")
+    return paths, {str(folder / f"{name}.csv"): r["collapse_step"] for name, r in runs.items()}
+
+
+def format_combinations(result: dict[str, Any]) -> str:
+    """Lead times of each indicator's early warnings and the best "any of" rules against the goal."""
+    lines = ["lead time of early warnings (steps): " + "; ".join(
+        f"{k} {v['median']:g} [{v['min']:g}, {v['max']:g}]" if v["median"] is not None else f"{k} -"
+        for k, v in result["lead_times"].items())]
+    lines.append("best rules (warn when any fires; goal: >= 0.80 warned early, <= 0.20 false):")
+    for r in result["combinations"]:
+        lines.append(f"  {' | '.join(r['indicators']):44} warned early {r['warned_early']}/{r['collapsing']}  "
+                     f"false {r['false_warnings']}/{r['non_collapsing']}  {'meets goal' if r['meets_goal'] else ''}")
+    return "\n".join(lines)
 
 
 def format_indicators(result: dict[str, Any]) -> str:

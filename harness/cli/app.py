@@ -416,19 +416,27 @@ def bench_detect(count: int = typer.Option(1000, "--count", help="Curves per kin
                  seed: int = typer.Option(0, "--seed"),
                  runs: list[Path] = typer.Option([], "--runs", help="Training runs (repeat) on which to score the "
                                                  "leading indicators against chance."),
+                 corpus: Optional[Path] = typer.Option(None, "--corpus", help="An early-warning corpus folder "
+                                                       "(`harness bench corpus`; e.g. tests/data/micro_corpus): its "
+                                                       "curves, with its labelled collapses."),
                  as_json: bool = typer.Option(False, "--json", help="Everything, with rates per stratum.")) -> None:
     """False-collapse and detection rates of the collapse detectors on synthetic binomial curves;
     with --runs, the leading indicators' warning rates on those runs against chance."""
     from harness.bench import detect
 
     res = detect.bench_detect(count=count, sizes=tuple(int(x) for x in sizes.split(",") if x.strip()), seed=seed)
-    ind = detect.bench_indicators([str(r) for r in runs], seed=seed) if runs else None
+    paths, labels = [str(r) for r in runs], None
+    if corpus is not None:
+        more, labels = detect.corpus_runs(corpus)
+        paths += more
+    ind = detect.bench_indicators(paths, seed=seed, labels=labels) if paths else None
     if as_json:
         typer.echo(json.dumps({**res, "indicators": ind}, indent=2, default=str))
         return
     typer.echo(detect.format_table(res))
     if ind is not None:
         typer.echo("\n" + detect.format_indicators(ind))
+        typer.echo(detect.format_combinations(ind))
 
 
 @bench_app.command("sweep")
