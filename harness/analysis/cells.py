@@ -165,19 +165,28 @@ def _steps(steps: Sequence[Any]) -> str:
     return f"{med:g} ({vals[0]:g}–{vals[-1]:g})"
 
 
-def markdown(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> str:
-    """The cell table (mean [95% t-interval] over seeds) and one quotable sentence per comparison."""
+def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the cell table: mean [95% t-interval] over seeds, peak steps, collapses."""
     factors = list(rows[0]["cell"]) if rows else []
     head = [*factors, "seeds", "peak accuracy", "peak step (range)", "persistence", "recovery", "wasted retries",
             "searches / episode", "collapsed (step)", "final accuracy"]
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    body = []
     for r in rows:
         steps = ", ".join(str(int(s)) for s in r["collapse_steps"])
-        lines.append("| " + " | ".join([
-            *(f"`{v}`" for v in r["cell"].values()), str(len(r["seeds"])), _fmt(r["accuracy"]),
-            _steps(r["peak_steps"]), _fmt(r["persistence"]), _fmt(r["recovery"]), _fmt(r["wasted_retries"]),
-            _fmt(r["searches_per_episode"]), f"{r['collapsed']}/{len(r['seeds'])}" + (f" ({steps})" if steps else ""),
-            _fmt(r["final_accuracy"])]) + " |")
+        body.append([*(str(v) for v in r["cell"].values()), str(len(r["seeds"])), _fmt(r["accuracy"]),
+                     _steps(r["peak_steps"]), _fmt(r["persistence"]), _fmt(r["recovery"]), _fmt(r["wasted_retries"]),
+                     _fmt(r["searches_per_episode"]),
+                     f"{r['collapsed']}/{len(r['seeds'])}" + (f" ({steps})" if steps else ""),
+                     _fmt(r["final_accuracy"])])
+    return head, body
+
+
+def markdown(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> str:
+    """The cell table (mean [95% t-interval] over seeds) and one quotable sentence per comparison."""
+    head, body = table(rows)
+    n = len(rows[0]["cell"]) if rows else 0
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines += ["| " + " | ".join([*(f"`{c}`" for c in cells[:n]), *cells[n:]]) + " |" for cells in body]
     text = "\n".join(lines) + "\n"
     if comparisons:
         text += "\n" + "\n".join(f"- {'; '.join(f'{k} `{v}`' for k, v in c['within'].items())}"
@@ -209,7 +218,12 @@ def html(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], runs: Se
         if sentences:
             parts.append("<ul>" + "".join(f"<li>{_h.escape(s)}</li>" for s in sentences) + "</ul>")
         parts.append("</section>")
-    parts.append("<section><h2>Cells</h2><pre>" + _h.escape(markdown(rows, [])) + "</pre></section>")
+    head, body = table(rows)
+    parts.append("<section><h2>Cells</h2><p>Mean over seeds [95% Student-t interval]; metrics at each run's peak "
+                 "eval; collapse: the offline noise-aware detector.</p><table><thead><tr>"
+                 + "".join(f"<th>{_h.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
+                 + "".join("<tr>" + "".join(f"<td>{_h.escape(c)}</td>" for c in cells) + "</tr>" for cells in body)
+                 + "</tbody></table></section>")
     return page(title, parts)
 
 
