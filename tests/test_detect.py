@@ -15,11 +15,13 @@ from harness.analysis.detect import (
     DetectorConfig,
     EvalPoint,
     OnlineDetector,
+    collapse_evidence,
     detect_offline,
     estimate_peak,
     online_alarm,
     significantly_better,
     tied_with,
+    weighted_binom_cdf,
     wilson_interval,
 )
 from harness.analysis.stats import compare_paired, mcnemar_exact
@@ -66,7 +68,8 @@ def test_peak_ties_take_the_earliest_step():
 
 
 def test_detector_config_is_validated():
-    for bad in ({"fraction": 1.0}, {"alpha": 0}, {"window": 0}, {"confirm": 1.5}):
+    for bad in ({"fraction": 1.0}, {"alpha": 0}, {"single_alpha": 1}, {"recent_alpha": 0}, {"window": 0},
+                {"confirm": 1.5}):
         with pytest.raises(ValueError):
             DetectorConfig(**bad)
 
@@ -92,6 +95,33 @@ def test_one_bad_eval_at_n32_is_not_enough_but_a_fall_is():
     plateau = [(i * 10, k) for i, k in enumerate([10, 12, 9, 11, 10, 12, 11])]
     assert online_alarm(pts(plateau + [(70, 5), (80, 11)])) is None  # 5/32 against a level of ~0.33: noise
     assert online_alarm(pts(plateau + [(70, 1), (80, 0)])) in (70, 80)
+
+
+def test_weighted_binomial_cdf_is_exact():
+    from itertools import product
+
+    from scipy.stats import binom
+
+    n, p = 5, 0.3
+    brute = sum(binom.pmf(x, n, p) * binom.pmf(y, 3, p) for x, y in product(range(n + 1), range(4)) if x + 2 * y <= 4)
+    assert weighted_binom_cdf(4, [n, 3], [1, 2], p) == pytest.approx(brute)
+    assert weighted_binom_cdf(-1, [n], [1], p) == 0 and weighted_binom_cdf(99, [n, 3], [1, 2], p) == pytest.approx(1)
+    with pytest.raises(ValueError, match="positive integers"):
+        weighted_binom_cdf(1, [n], [0.5], p)
+
+
+def test_a_borderline_low_eval_is_confirmed_by_the_next_one():
+    """The recent count (current eval twice, the previous once) finds a fall whose first low eval is borderline."""
+    plateau = [(i * 10, k) for i, k in enumerate([10, 12, 9, 11, 10, 12, 11])]  # level ~0.34: half is 5.4 of 32
+    curve = pts(plateau + [(70, 4), (80, 3)])
+    peak = estimate_peak(curve)
+    assert [collapse_evidence(curve, t, estimate_peak(curve[: t + 1])) for t in (7, 8)] == [None, "recent"]
+    assert online_alarm(curve) == 80 and peak.step == 10
+    assert online_alarm(pts(plateau + [(70, 4), (80, 9)])) is None  # one low eval that comes back: noise
+    assert online_alarm(pts(plateau + [(70, 0)])) == 70  # an eval far below decides alone
+    det = OnlineDetector()
+    det.replay((p.step, p.accuracy, p.n) for p in curve)
+    assert det.stop_step == 80 and "recent accuracy" in det.decision.reason
 
 
 def test_patience_counts_evals_without_a_significantly_better_one():

@@ -14,8 +14,8 @@ def test_calibration_rates_hold_at_a_relaxed_threshold():
     """`harness bench detect` measures these on 1000 + 1000 curves; here a smaller set and looser bounds."""
     from harness.bench.detect import bench_detect
 
-    res = bench_detect(count=120, seed=1)
-    for n, found_min in (("32", 0.75), ("100", 0.88)):
+    res = bench_detect(count=120, seed=1)  # the full bench: online 0.915-0.922 found at n = 32, seeds 0-4
+    for n, found_min in (("32", 0.85), ("100", 0.92)):
         online, offline = (res["sizes"][n][k] for k in ("online", "offline"))
         assert online["false_collapse"]["rate"] <= 0.10, (n, online["false_collapse"])
         assert offline["false_collapse"]["rate"] <= 0.08, (n, offline["false_collapse"])

@@ -17,14 +17,18 @@ peak level             pooled accuracy of the tied evals (sum of k / sum of n): 
                        far less biased than the single best point
 threshold ``h``        ``fraction`` x peak level (``fraction`` = 0.5: "below half the peak")
 ``h_low``              ``fraction`` x the one-sided ``level_alpha`` Wilson lower bound of the level
-online collapse        at eval t after the peak: accuracy_t < h, and for some window of the last
-                       w = 1..``window`` evals (all after the peak) the pooled count is significantly
-                       below ``h_low``: exact binomial P(X <= k_w | n_w, h_low) < ``alpha``
+recent count ``r_t``   the last ``window`` (2) evals after the peak weighted so that each eval counts
+                       twice the one before it: ``r_t = 2 k_t + k_(t-1)`` (an exponentially weighted
+                       moving average with weight 1/2, cut at the peak and at ``window`` evals)
+online collapse        at eval t after the peak: accuracy_t < h, and either the eval alone is
+                       significantly below ``h_low`` (exact binomial P(X <= k_t | n_t, h_low) <
+                       ``single_alpha``) or the recent count is (exact distribution of the weighted
+                       sum of independent Binomial(n_i, h_low): P(R <= r_t) < ``recent_alpha``)
 offline collapse       the first eval j after the peak such that accuracy < h at j and at the next
                        ``confirm`` - 1 evals (or up to the end), the pooled tail (j..end) is
-                       significantly below ``h_low`` (same test), and no window of 1..3 evals of the
-                       tail is significantly above ``h`` (exact, ``recovery_alpha``): a dip that
-                       recovers is not a collapse
+                       significantly below ``h_low`` (exact binomial, ``alpha``), and no window of
+                       1..3 evals of the tail is significantly above ``h`` (exact,
+                       ``recovery_alpha``): a dip that recovers is not a collapse
 patience               evals since the last eval that was significantly better than the previous
                        such eval (one-sided Agresti–Caffo at ``tie_alpha`` / 2)
 =====================  ==========================================================================
@@ -50,10 +54,14 @@ __all__ = [
     "EvalPoint",
     "OnlineDetector",
     "PeakEstimate",
+    "collapse_at",
+    "collapse_evidence",
     "detect_offline",
     "estimate_peak",
+    "online_alarm",
     "significantly_better",
     "tied_with",
+    "weighted_binom_cdf",
     "wilson_interval",
 ]
 
@@ -97,13 +105,18 @@ class DetectorConfig:
 
     #: Collapse means below this fraction of the peak level (0.5: "below half the peak").
     fraction: float = 0.5
-    #: One-sided level of each collapse test (exact binomial), per check.
+    #: Offline: one-sided level of the test of the pooled tail (exact binomial).
     alpha: float = 0.2
     #: One-sided level of the peak level's lower bound that the collapse tests compare against.
     level_alpha: float = 0.3
     #: Two-sided level of "tied with the peak" (and, one-sided at half, of "significantly better").
     tie_alpha: float = 0.05
-    #: Online: the collapse test pools the last 1..window evals (each window tried).
+    #: Online: one-sided level of the test of the current eval alone (exact binomial), per check.
+    single_alpha: float = 0.05
+    #: Online: one-sided level of the test of the recent count (current eval weighted twice, the
+    #: previous once; exact), per check.
+    recent_alpha: float = 0.4
+    #: Online: evals in the recent count (weights halving backwards from the current one; 1: off).
     window: int = 2
     #: Offline: a window of 1..3 tail evals significantly above the threshold at this level is a recovery.
     recovery_alpha: float = 0.05
@@ -113,7 +126,7 @@ class DetectorConfig:
     def __post_init__(self) -> None:
         if not 0 < self.fraction < 1:
             raise ValueError(f"fraction must be in (0, 1), got {self.fraction!r}")
-        for name in ("alpha", "level_alpha", "tie_alpha", "recovery_alpha"):
+        for name in ("alpha", "level_alpha", "tie_alpha", "single_alpha", "recent_alpha", "recovery_alpha"):
             v = getattr(self, name)
             if not 0 < v < 1:
                 raise ValueError(f"{name} must be in (0, 1), got {v!r}")
@@ -163,6 +176,30 @@ def binom_cdf(k: int, n: int, p: float) -> float:
     from scipy.stats import binom
 
     return float(binom.cdf(k, n, min(max(p, 0.0), 1.0)))
+
+
+def weighted_binom_cdf(s: int, ns: Sequence[int], weights: Sequence[int], p: float) -> float:
+    """P(sum_i w_i X_i <= s) for independent X_i ~ Binomial(n_i, p) and positive integer weights w_i.
+
+    Exact: the distribution of the weighted sum lives on the integers and is the convolution of the
+    scaled binomial distributions.
+
+    >>> round(weighted_binom_cdf(2, [32], [1], 0.2), 6) == round(binom_cdf(2, 32, 0.2), 6)
+    True
+    >>> round(weighted_binom_cdf(2, [1, 1], [1, 2], 0.5), 3)  # X + 2Y <= 2 fails only at X = Y = 1
+    0.75
+    """
+    from scipy.stats import binom
+
+    p = min(max(p, 0.0), 1.0)
+    pmf = np.ones(1)
+    for n, w in zip(ns, weights):
+        if int(w) != w or w < 1:
+            raise ValueError(f"weights must be positive integers, got {w!r}")
+        scaled = np.zeros(int(w) * int(n) + 1)
+        scaled[:: int(w)] = binom.pmf(np.arange(int(n) + 1), int(n), p)
+        pmf = np.convolve(pmf, scaled)
+    return float(min(1.0, pmf[: max(math.floor(s) + 1, 0)].sum()))
 
 
 def binom_sf_incl(k: int, n: int, p: float) -> float:
@@ -269,18 +306,35 @@ def estimate_peak(points: Sequence[EvalPoint], config: DetectorConfig | None = N
 # ----------------------------------------------------------------------------- online
 
 
-def collapse_at(points: Sequence[EvalPoint], t: int, peak: PeakEstimate, config: DetectorConfig) -> bool:
-    """The online collapse test at eval ``t`` given the peak of ``points[: t + 1]`` (see the module table)."""
+def collapse_evidence(points: Sequence[EvalPoint], t: int, peak: PeakEstimate,
+                      config: DetectorConfig | None = None) -> str | None:
+    """Which online test finds a collapse at eval ``t`` given the peak of ``points[: t + 1]``: ``"eval"``
+    (the eval alone), ``"recent"`` (the recent count) or None (no collapse; see the module table).
+
+    >>> plateau = [EvalPoint(s, k, 32) for s, k in [(0, 5), (25, 14), (50, 15), (75, 13)]]
+    >>> fall = plateau + [EvalPoint(100, 6, 32), EvalPoint(125, 3, 32)]  # half the level is 0.22 (7 of 32)
+    >>> [collapse_evidence(fall, t, estimate_peak(fall[: t + 1])) for t in (4, 5)]
+    [None, 'recent']
+    """
+    config = config or DetectorConfig()
     if t <= peak.index or points[t].accuracy >= peak.threshold(config):
-        return False
+        return None
     h_low = peak.threshold_low(config)
-    for w in range(1, config.window + 1):
-        if t - w + 1 <= peak.index:
-            break
-        window = points[t - w + 1 : t + 1]
-        if binom_cdf(sum(p.correct for p in window), sum(p.n for p in window), h_low) < config.alpha:
-            return True
-    return False
+    if binom_cdf(points[t].correct, points[t].n, h_low) < config.single_alpha:
+        return "eval"
+    m = min(config.window, t - peak.index)  # the recent evals, all after the peak
+    if m >= 2:
+        recent = points[t - m + 1 : t + 1]
+        weights = [2**i for i in range(m)]  # oldest first: ..., 1, 2 (the current eval counts most)
+        r = sum(w * p.correct for w, p in zip(weights, recent))
+        if weighted_binom_cdf(r, [p.n for p in recent], weights, h_low) < config.recent_alpha:
+            return "recent"
+    return None
+
+
+def collapse_at(points: Sequence[EvalPoint], t: int, peak: PeakEstimate, config: DetectorConfig) -> bool:
+    """The online collapse rule at eval ``t`` given the peak of ``points[: t + 1]`` (see the module table)."""
+    return collapse_evidence(points, t, peak, config) is not None
 
 
 @dataclass
@@ -341,10 +395,14 @@ class OnlineDetector:
         since = t - self._anchor
         if self.decision is not None and self.decision.stop:  # latched: a stop stays a stop
             self.decision = Decision(step, self.decision.action, peak, since, self.decision.reason)
-        elif self.collapse and collapse_at(self.points, t, peak, self.config):
+        elif self.collapse and (evidence := collapse_evidence(self.points, t, peak, self.config)):
+            recent = self.points[t - min(self.config.window, t - peak.index) + 1 : t + 1]
+            what = (f"accuracy {self.points[t].accuracy:.4f} at step {step}" if evidence == "eval" else
+                    "the recent accuracy (" + ", ".join(f"{p.accuracy:.4f} at step {p.step}" for p in recent)
+                    + ", each eval weighted twice the one before)")
             self.decision = Decision(step, "collapse", peak, since,
-                                     f"accuracy {self.points[t].accuracy:.4f} at step {step} is significantly "
-                                     f"below {self.config.fraction:g} x the peak level {peak.level:.4f}")
+                                     f"{what} is significantly below {self.config.fraction:g} x the peak level "
+                                     f"{peak.level:.4f}")
         elif self.patience is not None and since >= self.patience:
             self.decision = Decision(step, "patience", peak, since,
                                      f"{since} evals since step {self.points[self._anchor].step} without a "
@@ -390,7 +448,7 @@ def detect_offline(points: Sequence[EvalPoint], config: DetectorConfig | None = 
     ``collapse_step`` is the first eval of the sustained fall (see the module table); ``alarm_step``
     is where the online detector, fed the same evals, would have stopped the run.
 
-    >>> pts = [EvalPoint(s, k, 32) for s, k in [(0, 5), (25, 14), (50, 15), (75, 13), (100, 3), (125, 12),
+    >>> pts = [EvalPoint(s, k, 32) for s, k in [(0, 5), (25, 14), (50, 15), (75, 13), (100, 1), (125, 12),
     ...                                          (150, 14), (175, 13), (200, 4), (225, 1), (250, 0)]]
     >>> r = detect_offline(pts)
     >>> r["collapse_step"], r["alarm_step"]  # the dip at 100 recovers; the fall from 200 does not
