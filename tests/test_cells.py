@@ -78,7 +78,11 @@ def test_write_cells_writes_json_markdown_and_html(study, tmp_path):
     assert text == markdown(res["cells"], res["comparisons"])
     page = (tmp_path / "out" / "cells.html").read_text()
     assert page.count("<figure") == 2 and "model common" in page and "not significant" in page
-    assert json.loads((tmp_path / "out" / "cells.json").read_text())["arm"] == "preset"
+    saved = json.loads((tmp_path / "out" / "cells.json").read_text())
+    assert saved["arm"] == "preset" and [f["level"] for f in saved["figures"]] == [{"model": "common"}, {"model": "rare"}]
+    for f in saved["figures"]:
+        svg = (tmp_path / "out" / f["file"]).read_text()
+        assert svg.count("<svg") == 1 and 'xmlns="http://www.w3.org/2000/svg"' in svg and set(f["legend"]) == {"a", "b"}
 
 
 def test_clear_errors(tmp_path, study):

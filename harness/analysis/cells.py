@@ -31,6 +31,7 @@ from typing import Any, Sequence
 from harness.analysis.intervals import clip01, t_interval
 from harness.analysis.runs import Run, load_run
 from harness.core.errors import DataError
+from harness.core.io import atomic_write_text
 
 __all__ = ["METRICS", "CellRun", "cell_rows", "compare_within", "load_study_runs", "run_row", "write_cells"]
 
@@ -227,11 +228,34 @@ def html(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], runs: Se
     return page(title, parts)
 
 
+def figure_files(runs: Sequence[CellRun], arm: str, by: Sequence[str], out: Path) -> list[dict[str, Any]]:
+    """One standalone SVG per level of ``by`` (accuracy by step across seeds, one colour per arm), for
+    documents that cannot hold the HTML page; returns each file's name, level and legend (arm -> colour)."""
+    import re
+
+    from harness.analysis.figures import _style, seed_figure
+    from harness.core.io import slug
+
+    made = []
+    for level in sorted({_key(r.params, by) for r in runs}, key=lambda k: tuple(str(x) for x in k)):
+        members = [r for r in runs if _key(r.params, by) == level]
+        values = sorted({r.params.get(arm) for r in members}, key=str)
+        fig = seed_figure([(f"{arm} {v}", [r.run for r in members if r.params.get(arm) == v]) for v in values])
+        svg = re.search(r"<svg.*?</svg>", fig[0], re.S) if fig else None
+        if svg is None:
+            continue
+        name = f"accuracy_{slug('_'.join(str(x) for x in level) or 'all', 60)}.svg"
+        text = svg.group(0).replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1)
+        atomic_write_text(out / name, '<?xml version="1.0" encoding="utf-8"?>\n' + text + "\n")
+        made.append({"file": name, "level": dict(zip(by, level)),
+                     "legend": {str(v): _style(i)[0] for i, v in enumerate(values)}})
+    return made
+
+
 def write_cells(study_dir: str | Path, by: Sequence[str], arm: str, output_dir: str | Path | None = None,
                 seed_key: str = "seed", title: str | None = None) -> dict[str, Any]:
-    """Compute the cells and comparisons of a study; write ``cells.json``, ``cells.md`` and ``cells.html``."""
-    from harness.core.io import atomic_write_text
-
+    """Compute the cells and comparisons of a study; write ``cells.json``, ``cells.md``, ``cells.html`` and one
+    ``accuracy_<level>.svg`` per level of ``by``."""
     runs = load_study_runs(study_dir)
     if not runs:
         raise DataError(f"{study_dir}: no finished trial with a curve")
@@ -250,4 +274,6 @@ def write_cells(study_dir: str | Path, by: Sequence[str], arm: str, output_dir: 
     atomic_write_text(out / "cells.md", markdown(rows, comparisons))
     atomic_write_text(out / "cells.html", html(rows, comparisons, runs, arm, by,
                                                title or f"{Path(study_dir).name}: {arm} within {', '.join(by)}"))
+    result["figures"] = figure_files(runs, arm, by, out)
+    atomic_write_text(out / "cells.json", json.dumps(result, indent=2, default=str) + "\n")
     return result
