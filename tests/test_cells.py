@@ -90,3 +90,15 @@ def test_clear_errors(tmp_path, study):
         write_cells(tmp_path / "nothing", ["model"], "preset")
     with pytest.raises(DataError, match="no trial sets regime"):
         write_cells(study, ["regime"], "preset")
+    with pytest.raises(DataError, match=r"has two runs of seed 0 .*add the options that tell them apart to --by: model"):
+        write_cells(study, [], "preset")  # without --by model, each cell would pool both regimes
+
+
+def test_seed_level_interval_and_a_trial_without_samples(study):
+    comps = {c["within"]["model"]: c for c in compare_within(load_study_runs(study), "preset", ["model"])}
+    lo, hi = comps["common"]["seed_interval"]
+    assert lo == pytest.approx(0.25) and hi == pytest.approx(0.25)  # three identical per-seed differences
+    assert "(excludes 0)" in comps["common"]["seed_sentence"] and "+0.25, +0.25, +0.25" in comps["common"]["seed_sentence"]
+    (study / "trials" / "r_a_1" / "eval_samples" / "step_00010.jsonl").unlink()
+    comps = {c["within"]["model"]: c for c in compare_within(load_study_runs(study), "preset", ["model"])}
+    assert "no eval samples for step 10" in comps["rare"]["skipped"] and "significant" in comps["common"]["sentence"]

@@ -66,7 +66,11 @@ def test_table_values_are_the_codes(row):
                                           pytest.approx(expected_rezero, abs=6e-4))
 
 
+def _expected(value):
+    return "error" if value == "raises" else pytest.approx(value, abs=6e-4)
+
+
 def test_examples_have_the_values_they_record():
     for c in EXAMPLES:
-        assert _value(c, "rezero") == pytest.approx(c.rezero, abs=6e-4), c.id
-        assert _value(c, "strict") == pytest.approx(c.rezero if c.strict is None else c.strict, abs=6e-4), c.id
+        assert _value(c, "rezero") == _expected(c.rezero), c.id
+        assert _value(c, "strict") == _expected(c.rezero if c.strict is None else c.strict), c.id

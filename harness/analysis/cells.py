@@ -13,7 +13,9 @@ per cell               the mean of each over the cell's seeds with a 95% Student
 within a cell's other  every pair of arms compared paired: seed ``s`` of one arm with seed ``s`` of the
 factors                other, per question correct/incorrect at each run's peak
                        (:func:`harness.analysis.outcomes.compare_runs`: permutation test over questions
-                       and a bootstrap interval of the difference)
+                       and a bootstrap interval of the difference: these say whether *these trained
+                       models* differ); and a Student-t interval over the per-seed differences, which
+                       carries the training-seed variance (whether *the recipe* differs)
 =====================  ====================================================================================
 
 ``harness cells STUDY_DIR --by model --arm preset`` prints the table and the sentences and writes
@@ -104,6 +106,22 @@ def _key(params: dict[str, Any], names: Sequence[str]) -> tuple:
     return tuple(params.get(n) for n in names)
 
 
+def check_one_run_per_seed(runs: Sequence[CellRun], factors: Sequence[str], seed_key: str = "seed") -> None:
+    """Refuse cells holding two runs of one seed (they would be averaged as seeds and overwrite each other in
+    the paired comparison): name the trial options that vary but are not among ``factors``."""
+    seen: dict[tuple, CellRun] = {}
+    for r in runs:
+        key = (*_key(r.params, factors), r.params.get(seed_key))
+        if key in seen:
+            ignore = {*factors, seed_key, "output_dir"}
+            varying = sorted(k for k in {k for x in runs for k in x.params} - ignore
+                             if len({str(x.params.get(k)) for x in runs}) > 1)
+            raise DataError(f"cell {dict(zip(factors, key))} has two runs of {seed_key} {key[-1]} "
+                            f"({seen[key].run.path.name}, {r.run.path.name}); add the options that tell them apart "
+                            f"to --by: {', '.join(varying) or '(none vary: the study holds repeated trials)'}")
+        seen[key] = r
+
+
 def cell_rows(runs: Sequence[CellRun], by: Sequence[str], seed_key: str = "seed") -> list[dict[str, Any]]:
     """One row per cell (a value of every factor in ``by``): means with 95% t-intervals over seeds."""
     rows = []
@@ -142,10 +160,21 @@ def compare_within(runs: Sequence[CellRun], arm: str, by: Sequence[str] = (), se
             seeds = sorted((s for s, d in by_seed.items() if a in d and b in d), key=str)
             if not seeds:
                 continue
-            outs_a = [run_outcomes(by_seed[s][a].run.path, step=by_seed[s][a].row["peak_step"]) for s in seeds]
-            outs_b = [run_outcomes(by_seed[s][b].run.path, step=by_seed[s][b].row["peak_step"]) for s in seeds]
-            comp = compare_runs(outs_a, outs_b, str(a), str(b), **kwargs)
-            out.append({"within": dict(zip(by, key)), "arm": arm, "a": a, "b": b, **comp.to_dict(), "seed_values": seeds})
+            try:
+                outs_a = [run_outcomes(by_seed[s][a].run.path, step=by_seed[s][a].row["peak_step"]) for s in seeds]
+                outs_b = [run_outcomes(by_seed[s][b].run.path, step=by_seed[s][b].row["peak_step"]) for s in seeds]
+            except DataError as e:  # one trial without its peak's samples must not lose the rest
+                out.append({"within": dict(zip(by, key)), "arm": arm, "a": a, "b": b, "skipped": str(e),
+                            "sentence": f"{a} vs {b}: not compared ({e})"})
+                continue
+            comp = compare_runs(outs_a, outs_b, str(a), str(b), **kwargs).to_dict()
+            lo, hi = t_interval(comp["per_seed"])
+            comp["seed_interval"] = [lo, hi]  # Student-t over the per-seed differences: training-seed variance
+            comp["seed_sentence"] = (f"across seeds: per-seed differences {', '.join(f'{d:+.2f}' for d in comp['per_seed'])}"
+                                     + (f", mean {comp['difference']:+.2f}, 95% t [{lo:+.2f}, {hi:+.2f}]"
+                                        + (" (excludes 0)" if lo > 0 or hi < 0 else " (includes 0)")
+                                        if lo is not None else ""))
+            out.append({"within": dict(zip(by, key)), "arm": arm, "a": a, "b": b, **comp, "seed_values": seeds})
     return out
 
 
@@ -191,7 +220,9 @@ def markdown(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> s
     text = "\n".join(lines) + "\n"
     if comparisons:
         text += "\n" + "\n".join(f"- {'; '.join(f'{k} `{v}`' for k, v in c['within'].items())}"
-                                 f"{': ' if c['within'] else ''}{c['sentence']}" for c in comparisons) + "\n"
+                                 f"{': ' if c['within'] else ''}{c['sentence']}"
+                                 + (f"; {c['seed_sentence']}" if c.get("seed_sentence") else "")
+                                 for c in comparisons) + "\n"
     return text
 
 
@@ -215,7 +246,8 @@ def html(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], runs: Se
         parts.append(f"<section><h2>{_h.escape(name)}</h2>")
         if fig:
             parts.append(fig[0] + fig[1])
-        sentences = [c["sentence"] for c in comparisons if _key(c["within"], by) == level]
+        sentences = [c["sentence"] + (f"; {c['seed_sentence']}" if c.get("seed_sentence") else "")
+                     for c in comparisons if _key(c["within"], by) == level]
         if sentences:
             parts.append("<ul>" + "".join(f"<li>{_h.escape(s)}</li>" for s in sentences) + "</ul>")
         parts.append("</section>")
@@ -264,6 +296,7 @@ def write_cells(study_dir: str | Path, by: Sequence[str], arm: str, output_dir: 
         known = sorted({k for r in runs for k in r.params})
         raise DataError(f"{study_dir}: no trial sets {', '.join(missing)}; trial options: {', '.join(known)}")
     factors = [*by, arm]
+    check_one_run_per_seed(runs, factors, seed_key)
     rows = cell_rows(runs, factors, seed_key)
     comparisons = compare_within(runs, arm, by, seed_key)
     out = Path(output_dir) if output_dir else Path(study_dir) / "cells"

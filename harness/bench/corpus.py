@@ -1,17 +1,18 @@
 """The early-warning corpus: real micro runs' curves, kept small, labelled, and scored against the indicators.
 
-``harness bench corpus export RUN_DIR... -o tests/data/micro_corpus`` copies each run's ``curve.csv``
+``harness bench corpus RUN_DIR... -o tests/data/micro_corpus --prefix P`` copies each run's ``curve.csv``
 (only the columns the detectors and indicators read) to ``NAME.csv`` and writes ``manifest.json``: how
 each run was made (from its ``config.json``) and its labels:
 
 ``peak_step`` / ``peak``   the best held-out eval
 ``collapse_step``          the *sustained drop*: the first eval after the peak from which every later eval is
-                           below half the peak accuracy, with at least two such evals (the definition of a
-                           planted collapse in :mod:`harness.analysis.synthetic`, read off the observed curve;
-                           None when the run never drops so)
+                           below half the peak accuracy, with at least two such evals (the issue's wording of a
+                           collapse, "below half the peak and staying there", read off the observed curve; the
+                           synthetic set plants the same fall on the true curve; None when the run never drops so)
 ``detector_collapse_step`` what the offline noise-aware detector reports (:func:`harness.analysis.curves.analyze`)
 
-``harness bench detect --runs tests/data/micro_corpus/*.csv`` then scores the indicators on them.
+``harness bench detect --corpus tests/data/micro_corpus`` then scores the indicators on them against these
+labels (``--runs FILE.csv`` would use the offline detector's collapse instead).
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ def export_corpus(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Se
     from harness.analysis.curves import analyze, load_curve
 
     out = Path(out_dir)
+    given = list(names) if names else [Path(d).name for d in run_dirs]
+    dupes = sorted({n for n in given if given.count(n) > 1})
+    if dupes:
+        raise DataError(f"two runs would be saved as {dupes[0]}.csv (runs of different studies share folder names "
+                        "such as trial_0000): export them in separate calls with different --prefix values")
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"runs": {}}

@@ -4,6 +4,7 @@ and whether a model is micro-scale (one decision for ``harness run`` and ``harne
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from harness.data.loading import Corpus
@@ -39,21 +40,35 @@ def micro_spec(model: str):
 
     spec = BuildSpec()
     types = {f.name: type(getattr(spec, f.name)) for f in fields(BuildSpec) if f.name != "version"}
-    values = {}
-    for item in filter(None, model[len(MICRO_PREFIX):].split(",")) if model != "micro" else ():
+    items = model[len(MICRO_PREFIX):].split(",") if model != "micro" else []
+    if model != "micro" and not any(i.strip() for i in items):
+        raise ConfigError(f"{model}: no build parameter after 'micro:' (write micro, or micro:p_retry=0.03)")
+    values: dict = {}
+    for item in items:
         key, eq, raw = item.partition("=")
         key = key.strip()
         if key not in types:
             raise ConfigError(f"{model}: unknown build parameter {key!r}; valid: {', '.join(types)}")
+        if key in values:
+            raise ConfigError(f"{model}: {key} is given twice")
         try:
-            values[key] = types[key](raw.strip()) if eq else None
+            value = types[key](raw.strip()) if eq else None
         except ValueError:
-            values[key] = None
-        if values[key] is None:
-            raise ConfigError(f"{model}: {key} needs a {types[key].__name__} value, as in {key}={getattr(spec, key)}")
-    if "p_retry" in values and not 0 <= values["p_retry"] <= 1:
-        raise ConfigError(f"{model}: p_retry must be in [0, 1]")
-    return replace(spec, **values)
+            value = None
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            raise ConfigError(f"{model}: {key} needs a finite {types[key].__name__} value, as in {key}={getattr(spec, key)}")
+        values[key] = value
+    built = replace(spec, **values)
+    problems = [f"{k} must be in [0, 1]" for k in ("p_retry", "demo_noise") if not 0 <= getattr(built, k) <= 1]
+    problems += [f"{k} must be > 0" for k in ("vocab", "hidden_size", "intermediate_size", "num_hidden_layers",
+                                              "num_attention_heads", "steps", "batch_size", "learning_rate", "threads")
+                 if getattr(built, k) <= 0]
+    problems += [f"{k} must be >= 0" for k in ("warmup_steps", "weight_decay") if getattr(built, k) < 0]
+    if built.num_attention_heads > 0 and built.hidden_size % built.num_attention_heads:
+        problems.append("hidden_size must be a multiple of num_attention_heads")
+    if problems:
+        raise ConfigError(f"{model}: " + "; ".join(problems))
+    return built
 
 
 def is_micro_scale(model: str | None) -> bool:

@@ -232,7 +232,7 @@ def retries_after_miss(ep: Episode) -> tuple[int, int]:
     """
     seen = [t.gold_seen for t in ep.searches]
     warranted = sum(1 for prev in seen[:-1] if not prev)
-    return warranted, len(seen) - 1 - warranted if seen else 0
+    return warranted, (len(seen) - 1 - warranted) if seen else 0
 
 
 @register("retry_after_miss")
@@ -243,6 +243,7 @@ def retry_after_miss(ep: Episode) -> float:
     Not ReZero's rule: an extension that pays for a retry only when one was needed (the environment
     knows whether the gold passage was shown). Default weight 0 in every preset except ``retry_after_miss``.
     """
+    _gold_passage(ep)  # no gold passage: every search would look like a miss; an error, recorded, not a 1
     if ep.answer is None:
         return 0.0
     warranted, wasted = retries_after_miss(ep)

@@ -263,6 +263,9 @@ def refusal(values: dict[str, Any], task: TaskConfig, allow: list[str] = (), nam
         return "; ".join(validation_messages(e, name_of))
     try:
         resolved = resolve(cfg, task)
+        from harness.policies import check_model_name
+
+        check_model_name(cfg.model, "hf")  # a misspelt model name or micro build parameter fails here, not per trial
     except ConfigError as e:
         return str(e)
     for name, w in resolved.weights.model_dump().items():
