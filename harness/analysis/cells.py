@@ -90,8 +90,30 @@ def run_row(run: Run) -> dict[str, Any]:
     step = a.get("peak_step")
     row = {m: _at(run.curve, step, m) for m in METRICS}
     row.update(peak_step=step, collapse_step=a.get("collapse_step"), final_accuracy=a.get("final_accuracy"),
-               final_step=a.get("final_step"), status=run.results.get("status"), run=str(run.path))
+               final_step=a.get("final_step"), status=run.results.get("status"), run=str(run.path),
+               retry_onset_step=retry_onset(run.curve), mean_accuracy=_mean_eval(run.curve))
     return row
+
+
+#: Persistence (P(search again | first search missed)) at which the policy counts as retrying.
+RETRY_ONSET = 0.5
+
+
+def retry_onset(curve) -> float | None:
+    """First eval step at which persistence reaches :data:`RETRY_ONSET` (None: never): how long the policy
+    took to discover retrying under greedy evaluation."""
+    if curve is None or "persistence" not in curve:
+        return None
+    hit = curve[(curve["persistence"] >= RETRY_ONSET) & curve["accuracy"].notna()]
+    return float(hit["step"].iloc[0]) if len(hit) else None
+
+
+def _mean_eval(curve) -> float | None:
+    """Mean held-out accuracy over the run's evals (the area under the curve, per eval)."""
+    if curve is None or "accuracy" not in curve:
+        return None
+    vals = curve["accuracy"].dropna()
+    return float(vals.mean()) if len(vals) else None
 
 
 def _mean_ci(values: Sequence[float | None], rate: bool = False) -> dict[str, Any]:
@@ -136,6 +158,8 @@ def cell_rows(runs: Sequence[CellRun], by: Sequence[str], seed_key: str = "seed"
             **{m: _mean_ci([r.row[m] for r in members], m in RATES) for m in METRICS},
             "peak_steps": [r.row["peak_step"] for r in members],
             "final_accuracy": _mean_ci([r.row["final_accuracy"] for r in members], True),
+            "mean_accuracy": _mean_ci([r.row["mean_accuracy"] for r in members], True),
+            "retry_onset_steps": [r.row["retry_onset_step"] for r in members],
             "collapsed": len(collapsed), "collapse_steps": [r.row["collapse_step"] for r in collapsed],
         })
     return rows
@@ -174,6 +198,11 @@ def compare_within(runs: Sequence[CellRun], arm: str, by: Sequence[str] = (), se
                                      + (f", mean {comp['difference']:+.2f}, 95% t [{lo:+.2f}, {hi:+.2f}]"
                                         + (" (excludes 0)" if lo > 0 or hi < 0 else " (includes 0)")
                                         if lo is not None else ""))
+            comp["onset_differences"] = [
+                by_seed[s][a].row["retry_onset_step"] - by_seed[s][b].row["retry_onset_step"] for s in seeds
+                if by_seed[s][a].row["retry_onset_step"] is not None and by_seed[s][b].row["retry_onset_step"] is not None]
+            comp["onset_sentence"] = (f"retry onset step {a} - {b} per seed: "
+                                      + (", ".join(f"{d:+g}" for d in comp["onset_differences"]) or "none comparable"))
             out.append({"within": dict(zip(by, key)), "arm": arm, "a": a, "b": b, **comp, "seed_values": seeds})
     return out
 
@@ -195,11 +224,19 @@ def _steps(steps: Sequence[Any]) -> str:
     return f"{med:g} ({vals[0]:g}–{vals[-1]:g})"
 
 
+def _onsets(steps: Sequence[Any]) -> str:
+    """Retry onsets as median (range), with how many seeds never reached it."""
+    never = sum(s is None for s in steps)
+    text = _steps(steps)
+    return text + (f", never in {never}" if never else "") if text != "–" else (f"never ({never})" if never else "–")
+
+
 def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the cell table: mean [95% t-interval] over seeds, peak steps, collapses."""
     factors = list(rows[0]["cell"]) if rows else []
     head = [*factors, "seeds", "peak accuracy", "peak step (range)", "persistence", "recovery", "wasted retries",
-            "searches / episode", "collapsed (step)", "final accuracy"]
+            "searches / episode", "collapsed (step)", "final accuracy", "mean accuracy over evals",
+            "retry onset step (range)"]
     body = []
     for r in rows:
         steps = ", ".join(str(int(s)) for s in r["collapse_steps"])
@@ -207,7 +244,7 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
                      _steps(r["peak_steps"]), _fmt(r["persistence"]), _fmt(r["recovery"]), _fmt(r["wasted_retries"]),
                      _fmt(r["searches_per_episode"]),
                      f"{r['collapsed']}/{len(r['seeds'])}" + (f" ({steps})" if steps else ""),
-                     _fmt(r["final_accuracy"])])
+                     _fmt(r["final_accuracy"]), _fmt(r["mean_accuracy"]), _onsets(r["retry_onset_steps"])])
     return head, body
 
 
@@ -222,6 +259,7 @@ def markdown(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> s
         text += "\n" + "\n".join(f"- {'; '.join(f'{k} `{v}`' for k, v in c['within'].items())}"
                                  f"{': ' if c['within'] else ''}{c['sentence']}"
                                  + (f"; {c['seed_sentence']}" if c.get("seed_sentence") else "")
+                                 + (f"; {c['onset_sentence']}" if c.get("onset_sentence") else "")
                                  for c in comparisons) + "\n"
     return text
 
