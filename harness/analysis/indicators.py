@@ -68,7 +68,7 @@ def indicator_rates(cases: Iterable[RunCase], m: int = 2) -> dict[str, dict[str,
         onsets = indicator_onsets(case.curve, case.peak_step, case.collapse_step, m)
         for name, info in onsets.items():
             row = out.setdefault(name, {"collapsing": 0, "warned_early": 0, "non_collapsing": 0,
-                                        "false_warnings": 0, "runs": {}})
+                                        "false_warnings": 0, "warnable": 0, "runs": {}})
             o = outcome(info["onset_step"], case)
             row["runs"][case.name] = {"outcome": o, "onset_step": info["onset_step"], "lead": info["lead_time"]}
             if case.collapse_step is None:
@@ -77,10 +77,22 @@ def indicator_rates(cases: Iterable[RunCase], m: int = 2) -> dict[str, dict[str,
             else:
                 row["collapsing"] += 1
                 row["warned_early"] += o == "early"
+                row["warnable"] += warnable(case)
     for row in out.values():
         row["warned_early_rate"] = row["warned_early"] / row["collapsing"] if row["collapsing"] else None
         row["false_warning_rate"] = row["false_warnings"] / row["non_collapsing"] if row["non_collapsing"] else None
     return out
+
+
+def warnable(case: RunCase) -> bool:
+    """Could any indicator warn of this collapse one eval interval early? Onsets come after the peak, so
+    not when the collapse is the first eval after the peak (e.g. a learning rate that breaks the policy
+    at once).
+
+    >>> warnable(RunCase("x", pd.DataFrame(), 0, 5, 5)), warnable(RunCase("x", pd.DataFrame(), 0, 10, 5))
+    (False, True)
+    """
+    return case.collapse_step is not None and case.collapse_step - case.interval > case.peak_step
 
 
 def lead_times(rates: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -242,7 +242,9 @@ def format_combinations(result: dict[str, Any]) -> str:
 
 def format_indicators(result: dict[str, Any]) -> str:
     """One line per indicator: real warned-early and false-warning rates, chance rates, verdict."""
-    lines = [f"leading indicators on {len(result['runs'])} runs ({result['collapsing_runs']} collapsing); chance "
+    warnable = next(iter(result["real"].values()), {}).get("warnable", 0)
+    lines = [f"leading indicators on {len(result['runs'])} runs ({result['collapsing_runs']} collapsing, {warnable} of "
+             "them with at least one eval between the peak and the collapse, so warnable at all); chance "
              f"from {result['count']} + {result['count']} synthetic curves with noise indicators",
              f"{'indicator':22}  {'warned early':>12}  {'false warn':>10}  {'chance early':>12}  "
              f"{'chance false':>12}  verdict"]
