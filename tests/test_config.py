@@ -22,7 +22,8 @@ def test_shipped_tasks_validate():
 def test_apollo3_defaults(task):
     assert task.retrieval.k == 3 and task.protocol.max_turns == 20
     assert task.rewards.weights.model_dump() == {"correctness": 4.0, "format": 2.0, "retry": 1.0, "em_chunk": 1.0,
-                                                 "search_strategy": 1.0, "search_diversity": 1.0}
+                                                 "retry_after_miss": 0.0, "search_strategy": 1.0,
+                                                 "search_diversity": 1.0}
     assert task.presets["baseline"].reward_weights.active().keys() == {"correctness", "format", "em_chunk"}
     assert len(task.splits.paper.expected_test_lines) == 32
 

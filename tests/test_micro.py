@@ -45,7 +45,7 @@ def test_task_config_hooks(micro_task, task):
     assert micro_task.hooks.environment == "harness.environment.micro:MicroEnvironment"
     assert task.hooks.process_data is None and task.hooks.environment is None  # apollo3 untouched
     assert micro_task.data.files.chunks == task.data.files.chunks
-    assert set(micro_task.presets) == {"rezero", "baseline"}
+    assert set(micro_task.presets) == {"rezero", "baseline", "retry_after_miss"}
     assert micro_task.presets["rezero"].train_noise.level == 0.5
 
 
