@@ -20,6 +20,7 @@ it only gives the chance rates. Pure: numpy, pandas (scipy for the binomial test
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -61,27 +62,39 @@ def outcome(onset: float | None, case: RunCase) -> str:
     return "early" if onset <= case.collapse_step - case.interval else "late"
 
 
+def _tally(row: dict[str, Any], case: RunCase, onset: float | None) -> str:
+    """Count one run's outcome for a rule whose onset is ``onset`` into ``row``; returns the outcome."""
+    o = outcome(onset, case)
+    if case.collapse_step is None:
+        row["non_collapsing"] += 1
+        row["false_warnings"] += o == "false"
+    else:
+        row["collapsing"] += 1
+        row["warned_early"] += o == "early"
+        row["warnable"] += warnable(case)
+    return o
+
+
+def _new_row(**extra: Any) -> dict[str, Any]:
+    return {**extra, "collapsing": 0, "warned_early": 0, "non_collapsing": 0, "false_warnings": 0, "warnable": 0}
+
+
+def _with_rates(row: dict[str, Any]) -> dict[str, Any]:
+    row["warned_early_rate"] = row["warned_early"] / row["collapsing"] if row["collapsing"] else None
+    row["false_warning_rate"] = row["false_warnings"] / row["non_collapsing"] if row["non_collapsing"] else None
+    return row
+
+
 def indicator_rates(cases: Iterable[RunCase], m: int = 2) -> dict[str, dict[str, Any]]:
     """Per indicator: collapsing runs, how many it warned early; non-collapsing runs, how many it warned."""
     out: dict[str, dict[str, Any]] = {}
     for case in cases:
         onsets = indicator_onsets(case.curve, case.peak_step, case.collapse_step, m)
         for name, info in onsets.items():
-            row = out.setdefault(name, {"collapsing": 0, "warned_early": 0, "non_collapsing": 0,
-                                        "false_warnings": 0, "warnable": 0, "runs": {}})
-            o = outcome(info["onset_step"], case)
+            row = out.setdefault(name, _new_row(runs={}))
+            o = _tally(row, case, info["onset_step"])
             row["runs"][case.name] = {"outcome": o, "onset_step": info["onset_step"], "lead": info["lead_time"]}
-            if case.collapse_step is None:
-                row["non_collapsing"] += 1
-                row["false_warnings"] += o == "false"
-            else:
-                row["collapsing"] += 1
-                row["warned_early"] += o == "early"
-                row["warnable"] += warnable(case)
-    for row in out.values():
-        row["warned_early_rate"] = row["warned_early"] / row["collapsing"] if row["collapsing"] else None
-        row["false_warning_rate"] = row["false_warnings"] / row["non_collapsing"] if row["non_collapsing"] else None
-    return out
+    return {name: _with_rates(row) for name, row in out.items()}
 
 
 def warnable(case: RunCase) -> bool:
@@ -102,30 +115,23 @@ def lead_times(rates: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for name, row in rates.items():
         leads = sorted(float(r["lead"]) for r in row.get("runs", {}).values()
                        if r["outcome"] == "early" and r["lead"] is not None)
-        mid = len(leads) // 2
-        median = None if not leads else leads[mid] if len(leads) % 2 else (leads[mid - 1] + leads[mid]) / 2
-        out[name] = {"leads": leads, "median": median, "min": leads[0] if leads else None,
+        out[name] = {"leads": leads, "median": statistics.median(leads) if leads else None, "min": leads[0] if leads else None,
                      "max": leads[-1] if leads else None}
     return out
 
 
-def combined_rates(cases: Sequence[RunCase], names: Sequence[str], m: int = 2) -> dict[str, Any]:
+def combined_rates(cases: Sequence[RunCase], names: Sequence[str], m: int = 2,
+                   onsets: Sequence[dict[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
     """The rule "warn when any of ``names`` fires" (onset: the earliest of theirs): warned-early share on
-    collapsing runs, false-warning rate on the others, as :func:`indicator_rates` counts them."""
-    row = {"indicators": list(names), "collapsing": 0, "warned_early": 0, "non_collapsing": 0, "false_warnings": 0}
-    for case in cases:
-        onsets = indicator_onsets(case.curve, case.peak_step, case.collapse_step, m)
-        steps = [onsets[n]["onset_step"] for n in names if n in onsets and onsets[n]["onset_step"] is not None]
-        o = outcome(min(steps) if steps else None, case)
-        if case.collapse_step is None:
-            row["non_collapsing"] += 1
-            row["false_warnings"] += o == "false"
-        else:
-            row["collapsing"] += 1
-            row["warned_early"] += o == "early"
-    row["warned_early_rate"] = row["warned_early"] / row["collapsing"] if row["collapsing"] else None
-    row["false_warning_rate"] = row["false_warnings"] / row["non_collapsing"] if row["non_collapsing"] else None
-    return row
+    collapsing runs, false-warning rate on the others, as :func:`indicator_rates` counts them.
+    ``onsets``: each case's :func:`indicator_onsets`, when already computed."""
+    if onsets is None:
+        onsets = [indicator_onsets(c.curve, c.peak_step, c.collapse_step, m) for c in cases]
+    row = _new_row(indicators=list(names))
+    for case, found in zip(cases, onsets):
+        steps = [found[n]["onset_step"] for n in names if n in found and found[n]["onset_step"] is not None]
+        _tally(row, case, min(steps) if steps else None)
+    return _with_rates(row)
 
 
 def best_combinations(cases: Sequence[RunCase], names: Sequence[str], m: int = 2, size: int = 2,
@@ -134,10 +140,11 @@ def best_combinations(cases: Sequence[RunCase], names: Sequence[str], m: int = 2
     rate; ``meets_goal``: at least ``goal[0]`` warned early with at most ``goal[1]`` false warnings."""
     import itertools
 
+    onsets = [indicator_onsets(c.curve, c.peak_step, c.collapse_step, m) for c in cases]  # once, not per rule
     rows = []
     for k in range(1, size + 1):
         for combo in itertools.combinations(names, k):
-            r = combined_rates(cases, combo, m)
+            r = combined_rates(cases, combo, m, onsets)
             early, false = r["warned_early_rate"], r["false_warning_rate"]
             r["meets_goal"] = early is not None and early >= goal[0] and (false is None or false <= goal[1])
             rows.append(r)

@@ -202,10 +202,12 @@ def bench_indicators(run_dirs: list[str], count: int = 300, seed: int = 0, m: in
 def _with_chance(rows: list[dict[str, Any]], chance_cases: list, m: int) -> list[dict[str, Any]]:
     """Each combination's rates on the null curves too: the best of many rules, picked on the real runs,
     must still beat what the same rule does on indicators that carry no information."""
+    from harness.analysis.curves import indicator_onsets
     from harness.analysis.indicators import combined_rates
 
+    onsets = [indicator_onsets(c.curve, c.peak_step, c.collapse_step, m) for c in chance_cases]
     for r in rows:
-        c = combined_rates(chance_cases, r["indicators"], m)
+        c = combined_rates(chance_cases, r["indicators"], m, onsets)
         r["chance_warned_early_rate"], r["chance_false_warning_rate"] = c["warned_early_rate"], c["false_warning_rate"]
     return rows
 
