@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -219,9 +220,7 @@ def _steps(steps: Sequence[Any]) -> str:
     vals = sorted(float(s) for s in steps if s is not None)
     if not vals:
         return "–"
-    mid = len(vals) // 2
-    med = vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
-    return f"{med:g} ({vals[0]:g}–{vals[-1]:g})"
+    return f"{statistics.median(vals):g} ({vals[0]:g}–{vals[-1]:g})"
 
 
 def _onsets(steps: Sequence[Any]) -> str:
@@ -257,35 +256,43 @@ def markdown(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> s
     text = "\n".join(lines) + "\n"
     if comparisons:
         text += "\n" + "\n".join(f"- {'; '.join(f'{k} `{v}`' for k, v in c['within'].items())}"
-                                 f"{': ' if c['within'] else ''}{c['sentence']}"
-                                 + (f"; {c['seed_sentence']}" if c.get("seed_sentence") else "")
-                                 + (f"; {c['onset_sentence']}" if c.get("onset_sentence") else "")
-                                 for c in comparisons) + "\n"
+                                 f"{': ' if c['within'] else ''}{_sentence(c)}" for c in comparisons) + "\n"
     return text
 
 
-def html(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], runs: Sequence[CellRun], arm: str,
+def _sentence(c: dict[str, Any]) -> str:
+    """A comparison's sentence with its seed-level and retry-onset notes (markdown and HTML alike)."""
+    return c["sentence"] + "".join(f"; {c[k]}" for k in ("seed_sentence", "onset_sentence") if c.get(k))
+
+
+def level_figures(runs: Sequence[CellRun], arm: str, by: Sequence[str]) -> list[tuple[tuple, list, Any]]:
+    """Per level of ``by``: the level, its arm values and the report code's accuracy-across-seeds figure
+    (one group per arm value), computed once for the page and the SVG files."""
+    from harness.analysis.figures import seed_figure
+
+    out = []
+    for level in sorted({_key(r.params, by) for r in runs}, key=lambda k: tuple(str(x) for x in k)):
+        members = [r for r in runs if _key(r.params, by) == level]
+        values = sorted({r.params.get(arm) for r in members}, key=str)
+        fig = seed_figure([(f"{arm} {v}", [r.run for r in members if r.params.get(arm) == v]) for v in values])
+        out.append((level, values, fig))
+    return out
+
+
+def html(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], figures: list[tuple[tuple, list, Any]],
          by: Sequence[str], title: str) -> str:
-    """A page per level of ``by``: accuracy by step across seeds per arm (report code), then the table."""
+    """A section per level of ``by``: accuracy by step across seeds per arm, the comparisons; then the table."""
     import html as _h
 
-    from harness.analysis.figures import seed_figure
     from harness.analysis.page import page
 
     parts = [f"<h1>{_h.escape(title)}</h1>"]
-    levels = sorted({_key(r.params, by) for r in runs}, key=lambda k: tuple(str(x) for x in k))
-    for level in levels:
-        members = [r for r in runs if _key(r.params, by) == level]
-        groups = []
-        for value in sorted({r.params.get(arm) for r in members}, key=str):
-            groups.append((f"{arm} {value}", [r.run for r in members if r.params.get(arm) == value]))
+    for level, _values, fig in figures:
         name = ", ".join(f"{k} {v}" for k, v in zip(by, level)) or "all trials"
-        fig = seed_figure(groups)
         parts.append(f"<section><h2>{_h.escape(name)}</h2>")
         if fig:
             parts.append(fig[0] + fig[1])
-        sentences = [c["sentence"] + (f"; {c['seed_sentence']}" if c.get("seed_sentence") else "")
-                     for c in comparisons if _key(c["within"], by) == level]
+        sentences = [_sentence(c) for c in comparisons if _key(c["within"], by) == level]
         if sentences:
             parts.append("<ul>" + "".join(f"<li>{_h.escape(s)}</li>" for s in sentences) + "</ul>")
         parts.append("</section>")
@@ -298,19 +305,16 @@ def html(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], runs: Se
     return page(title, parts)
 
 
-def figure_files(runs: Sequence[CellRun], arm: str, by: Sequence[str], out: Path) -> list[dict[str, Any]]:
-    """One standalone SVG per level of ``by`` (accuracy by step across seeds, one colour per arm), for
-    documents that cannot hold the HTML page; returns each file's name, level and legend (arm -> colour)."""
+def figure_files(figures: list[tuple[tuple, list, Any]], by: Sequence[str], out: Path) -> list[dict[str, Any]]:
+    """One standalone SVG per level (the figure of :func:`level_figures`), for documents that cannot hold
+    the HTML page; returns each file's name, level and legend (arm value -> colour)."""
     import re
 
-    from harness.analysis.figures import _style, seed_figure
+    from harness.analysis.figures import _style
     from harness.core.io import slug
 
     made = []
-    for level in sorted({_key(r.params, by) for r in runs}, key=lambda k: tuple(str(x) for x in k)):
-        members = [r for r in runs if _key(r.params, by) == level]
-        values = sorted({r.params.get(arm) for r in members}, key=str)
-        fig = seed_figure([(f"{arm} {v}", [r.run for r in members if r.params.get(arm) == v]) for v in values])
+    for level, values, fig in figures:
         svg = re.search(r"<svg.*?</svg>", fig[0], re.S) if fig else None
         if svg is None:
             continue
@@ -341,10 +345,10 @@ def write_cells(study_dir: str | Path, by: Sequence[str], arm: str, output_dir: 
     out.mkdir(parents=True, exist_ok=True)
     result = {"study": str(study_dir), "by": list(by), "arm": arm, "runs": [
         {"params": r.params, **r.row} for r in runs], "cells": rows, "comparisons": comparisons}
-    atomic_write_text(out / "cells.json", json.dumps(result, indent=2, default=str) + "\n")
+    figures = level_figures(runs, arm, by)
     atomic_write_text(out / "cells.md", markdown(rows, comparisons))
-    atomic_write_text(out / "cells.html", html(rows, comparisons, runs, arm, by,
+    atomic_write_text(out / "cells.html", html(rows, comparisons, figures, by,
                                                title or f"{Path(study_dir).name}: {arm} within {', '.join(by)}"))
-    result["figures"] = figure_files(runs, arm, by, out)
+    result["figures"] = figure_files(figures, by, out)
     atomic_write_text(out / "cells.json", json.dumps(result, indent=2, default=str) + "\n")
     return result
