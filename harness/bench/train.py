@@ -34,11 +34,8 @@ def _timer_callback(run, steps: list[dict]):
 
 def bench_train(task: str = "apollo3", data_dir=None, model: str = "tiny", steps: int = 6, num_generations: int = 4,
                 prompts_per_step: int = 2, max_turns: int | None = 3, max_new_tokens: int | None = 24,
-                warm_start: int = 40, threads: int | None = 1, seed: int = 0, **overrides) -> dict:
-    """Per-step time (mean over steps after the first), peak RSS and the generation/update/env split.
-
-    ``overrides``: further :class:`~harness.train.config.TrainConfig` fields (e.g. ``beta=0``).
-    """
+                warm_start: int = 40, threads: int | None = 1, seed: int = 0) -> dict:
+    """Per-step time (mean over steps after the first), peak RSS and the generation/update/env split."""
     from harness.train.config import TrainConfig
     from harness.train.runner import TrainRun
 
@@ -48,7 +45,7 @@ def bench_train(task: str = "apollo3", data_dir=None, model: str = "tiny", steps
                                 max_steps=steps, eval_every=steps, eval_limit=4, num_generations=num_generations,
                                 prompts_per_step=prompts_per_step, max_turns=max_turns,
                                 max_new_tokens=max_new_tokens, warm_start=warm_start, threads=threads, seed=seed,
-                                report=False, output_dir=out, keep_peak=False, **overrides)
+                                report=False, output_dir=out, keep_peak=False)
         run = TrainRun(cfg)
         run.extra_callbacks.append(_timer_callback(run, timed))
         t0 = time.perf_counter()
@@ -67,6 +64,5 @@ def bench_train(task: str = "apollo3", data_dir=None, model: str = "tiny", steps
         "fraction": {"generation": gen / step_s, "update": update / step_s, "environment": env / step_s},
         "eval_s_total": res["timing"]["eval_s"], "wall_s": wall,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "overrides": overrides,
     }
 
