@@ -274,3 +274,83 @@ def test_known_experimental_silences_only_the_features_we_use():
         warnings.warn("Argument ``heartbeat_interval`` is an experimental feature.", ExperimentalWarning)
     assert [str(w.message) for w in seen] == ["SomethingNew is experimental.",
                                               "Argument ``heartbeat_interval`` is an experimental feature."]
+
+
+# ----------------------------------------------------------------------------- duplicates and worker seeds
+def _space3():
+    return {"reward.retry": {"type": "float", "low": 0.0, "high": 1.0, "step": 0.5}}
+
+
+@pytest.mark.unit
+def test_parallel_workers_draw_different_proposals_and_worker_0_keeps_the_seed():
+    import optuna
+
+    from harness.sweep.study import make_sampler
+
+    ab = _ab(search_space={"x": {"type": "float", "low": 0.0, "high": 1.0}}, sampler={"name": "random", "seed": 3})
+
+    def first(sampler):
+        study = optuna.create_study(sampler=sampler)
+        return [study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}).params["x"] for _ in range(3)]
+
+    assert first(make_sampler(ab, 0)) == first(optuna.samplers.RandomSampler(seed=3))   # worker 0: the ablation's seed
+    assert first(make_sampler(ab, 1)) != first(make_sampler(ab, 0))   # the bug: both workers proposed the same
+
+
+@pytest.mark.unit
+def test_a_trial_with_the_parameters_of_an_earlier_one_is_not_run_again(tmp_path):
+    import optuna
+
+    from harness.sweep.study import claimed, distinct_run, space_size
+    from harness.sweep.trial import TrialRunner
+
+    ran = []
+
+    class Runner(TrialRunner):   # everything but the training subprocess
+        def run(self, trial, params):
+            ran.append(trial.number)
+            return float(params["reward.retry"])
+
+    ab = _ab(search_space=_space3(), sampler={"name": "tpe"})
+    study = optuna.create_study(direction="maximize")
+    for value in (0.5, 0.5, 1.0):
+        study.enqueue_trial({"reward.retry": value})
+    study.optimize(Runner(ab, tmp_path, {}), n_trials=3)
+    states = [(t.number, t.state.name, t.user_attrs.get("duplicate_of")) for t in study.trials]
+    assert states == [(0, "COMPLETE", None), (1, "PRUNED", 0), (2, "COMPLETE", None)]
+    assert ran == [0, 2] and not (tmp_path / "trials").exists()       # the duplicate started nothing
+    assert claimed(study) == 2 and claimed(study, count_duplicates=True) == 3
+    assert distinct_run(study) == 2 and space_size(ab) == 3
+    assert space_size(_ab(search_space={"x": {"type": "float", "low": 0, "high": 1}})) is None
+    assert space_size(_ab(search_space={"n": {"type": "int", "low": 1, "high": 4},
+                                        "m": {"type": "categorical", "choices": ["a", "b"]}})) == 8
+
+
+@pytest.mark.unit
+def test_worker_runs_n_distinct_configurations_and_stops_when_the_space_is_exhausted(tmp_path, monkeypatch, caplog):
+    import optuna
+
+    from harness.sweep import runner as sweep_runner
+    from harness.sweep.study import default_storage, is_duplicate
+    from harness.sweep.trial import TrialRunner
+
+    class Runner(TrialRunner):
+        def run(self, trial, params):
+            return 1.0 - abs(float(params["reward.retry"]) - 0.5)   # TPE keeps coming back to 0.5
+
+    monkeypatch.setattr(sweep_runner, "TrialRunner", Runner)
+    ab_path = tmp_path / "ab.yaml"
+    ab_path.write_text(yaml.safe_dump({"name": "dups", "task": "apollo3", "search_space": _space3(),
+                                       "sampler": {"name": "tpe", "n_startup_trials": 1}, "pruner": {"name": "none"}}))
+    url = default_storage(tmp_path)
+    sweep_runner.run_worker(str(ab_path), url, "dups", tmp_path, 2, {})
+    trials = optuna.load_study(study_name="dups", storage=url).trials
+    ran = [t for t in trials if not is_duplicate(t)]
+    assert len(ran) == 2 and len({t.params["reward.retry"] for t in ran}) == 2   # two distinct configurations
+    # asked for more than the space holds: all 3 configurations run, then the worker stops by itself
+    sweep_runner.run_worker(str(ab_path), url, "dups", tmp_path, 10, {})
+    trials = optuna.load_study(study_name="dups", storage=url).trials
+    ran = [t for t in trials if not is_duplicate(t)]
+    assert sorted(t.params["reward.retry"] for t in ran) == [0.0, 0.5, 1.0]
+    assert all(t.state.name == "PRUNED" for t in trials if is_duplicate(t))
+    assert "all 3 configurations of the search space have run" in caplog.text

@@ -11,8 +11,9 @@ difference      accuracy(A) - accuracy(B)
 95% interval    percentile bootstrap of the difference, resampling questions (each drawn
                 question brings its outcomes in both arms and every seed: the pairing is kept)
 p-value         one seed pair: McNemar's exact test (two-sided binomial test on the discordant
-                questions); several: a sign-flip permutation test on the per-question
-                differences summed over seeds (two-sided; exact when 2^questions is small)
+                questions); several, or scores in [0, 1] (``binary=False``): a sign-flip
+                permutation test on the per-question differences summed over seeds
+                (two-sided; exact when 2^questions is small)
 significant     ``p < alpha`` (default 0.05)
 per seed        the difference of each seed pair, to show the spread between seeds
 ==============  ===========================================================================
@@ -103,10 +104,13 @@ def _p(p: float) -> str:
 
 
 def compare_paired(a: Sequence, b: Sequence, name_a: str = "A", name_b: str = "B", *, n_boot: int = 4000,
-                   n_perm: int = 20000, alpha: float = 0.05, seed: int = 0, label: str = "peak") -> PairedComparison:
+                   n_perm: int = 20000, alpha: float = 0.05, seed: int = 0, label: str = "peak",
+                   binary: bool = True) -> PairedComparison:
     """Compare two arms' 0/1 outcomes on shared questions: difference, 95% interval, p-value.
 
     ``a`` and ``b``: one outcome list per seed (or a single list for one seed), equal shapes.
+    ``binary=False`` takes per-question scores in [0, 1] instead (e.g. a question's mean outcome over
+    several evals); the p-value is then the sign-flip permutation test, one seed or several.
 
     >>> a = [1] * 30 + [0] * 10   # 40 questions: A right on 30
     >>> b = [1] * 20 + [0] * 20   # B right on the first 20 (all of which A also gets)
@@ -114,7 +118,7 @@ def compare_paired(a: Sequence, b: Sequence, name_a: str = "A", name_b: str = "B
     >>> r.difference, r.test, round(r.p_value, 4), r.significant
     (0.25, 'mcnemar', 0.002, True)
     """
-    x, y = _matrix(a), _matrix(b)
+    x, y = _matrix(a, binary), _matrix(b, binary)
     if x.shape != y.shape:
         raise ValueError(f"arms differ in shape: {x.shape} vs {y.shape} (seeds x shared questions)")
     if x.shape[1] == 0:
@@ -125,7 +129,7 @@ def compare_paired(a: Sequence, b: Sequence, name_a: str = "A", name_b: str = "B
     per_question = d.mean(axis=0)
     boots = per_question[rng.integers(0, questions, size=(n_boot, questions))].mean(axis=1)
     lo, hi = (float(v) for v in np.quantile(boots, [0.025, 0.975]))
-    if seeds == 1:
+    if seeds == 1 and binary:
         p = mcnemar_exact(int(((x == 1) & (y == 0)).sum()), int(((x == 0) & (y == 1)).sum()))
         test = "mcnemar"
     else:
@@ -134,12 +138,16 @@ def compare_paired(a: Sequence, b: Sequence, name_a: str = "A", name_b: str = "B
                             seeds, questions, alpha, label, tuple(float(v) for v in d.mean(axis=1)))
 
 
-def _matrix(arm: Sequence) -> np.ndarray:
+def _matrix(arm: Sequence, binary: bool = True) -> np.ndarray:
     m = np.asarray(arm, dtype=float)
     if m.ndim == 1:
         m = m[None, :]
-    if m.ndim != 2 or not np.isin(m, (0.0, 1.0)).all():
+    if m.ndim != 2:
+        raise ValueError("outcomes must be one list per seed")
+    if binary and not np.isin(m, (0.0, 1.0)).all():
         raise ValueError("outcomes must be 0/1, one list per seed")
+    if not binary and not (np.isfinite(m).all() and ((m >= 0) & (m <= 1)).all()):
+        raise ValueError("scores must be numbers in [0, 1], one list per seed")
     return m
 
 

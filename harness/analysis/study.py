@@ -11,7 +11,13 @@ written) and each trial's ``curve.csv`` from its ``run_dir`` attribute. :func:`c
   arm, mean peak accuracy with a 95% Student-t interval across seeds, and, where trials share seeds,
   the arms' differences paired by seed (:func:`harness.analysis.paired.seed_pair_rows`);
 - fANOVA parameter importances, only with enough completed trials (:func:`importance_floor`); with
-  fewer, a warning says why they are left out.
+  fewer, a warning says why they are left out;
+- the best trial against each of the next ones, paired on the held-out questions, on the objective
+  itself (:mod:`harness.analysis.ranking`), and a warning when the objective is the same in every
+  completed trial (then nothing can be ranked, and importances are left out).
+
+Trials not run because an earlier trial had their parameters (``stopped: duplicate``, pruned) are
+counted (``duplicates``) but are in no table: one configuration is never counted twice.
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from harness.analysis.intervals import clip01, t_interval
 from harness.analysis.paired import SEED_PAIR_HEADER, seed_pair_rows
+from harness.analysis.ranking import RANKING_HEADER
 
 RETRY_PARAM, NOISE_PARAM, SEED_PARAM = "reward.retry", "train_noise", "seed"
 TOP_N = 10
@@ -70,8 +78,6 @@ def load_study(storage: str, study_name: str | None = None):
     import optuna
 
     if storage.startswith("sqlite:///") and storage != "sqlite:///:memory:":
-        from pathlib import Path
-
         path = Path(storage[len("sqlite:///"):])
         if not path.is_file():
             raise FileNotFoundError(f"no study database at {path}")
@@ -161,6 +167,12 @@ class StudyData:
     importances: dict[str, dict[str, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: the best trial against the others, paired on the questions (:func:`harness.analysis.ranking.versus_best`)
+    ranking: dict[str, Any] = field(default_factory=dict)
+    #: what the best trials' table cannot be read as (a constant objective; the ranking's sentence)
+    best_notes: list[str] = field(default_factory=list)
+    best_warnings: list[str] = field(default_factory=list)
+    duplicates: int = 0
 
     @property
     def done(self) -> pd.DataFrame:
@@ -290,8 +302,24 @@ def collect(storage: str, study_name: str | None = None) -> StudyData:
     data.comparisons = [compare_arms(data, p) for p in arm_params(data)]
     if len(trials):
         data.failed = trials[trials["state"] == "FAIL"][["number", *params, "fail_reason", "run_dir"]]
+    data.duplicates = int((trials["stopped"] == "duplicate").sum()) if len(trials) else 0
+    constant = constant_objectives(data)
+    for name, value in constant.items():
+        data.best_warnings.append(
+            f"Every completed trial ({len(data.done)}) has the same {name}: {value:g}. This objective does not separate "
+            "the configurations, so the ranking, the parameter plots and the importances say nothing about them; "
+            "choose an objective that varies between them (when every trial reaches the same peak: auc or final).")
+    rank_by = ranked_objective(data)
+    if rank_by is not None and len(data.done) >= 2 and rank_by[1] not in constant:
+        data.ranking = rank_trials(data, *rank_by)
+        if data.ranking:
+            from harness.analysis.ranking import ranking_sentence
+
+            data.best_notes.append(ranking_sentence(data.ranking))
     n_done, floor = len(data.done), importance_floor(len(params))
-    if n_done >= floor:
+    if constant and n_done >= floor:
+        data.notes.append(f"Importances are left out: {', '.join(constant)} is the same in every completed trial.")
+    elif n_done >= floor:
         data.importances, data.notes = param_importances(study, objectives)
     else:
         data.warnings.append(
@@ -299,6 +327,49 @@ def collect(storage: str, study_name: str | None = None) -> StudyData:
             f"fANOVA fits a random forest to the trials and needs at least {floor} (10, and 4 per parameter) "
             "before its ranking means anything. Read the comparison and the parameter plots instead.")
     return data
+
+
+def constant_objectives(data: StudyData) -> dict[str, float]:
+    """{objective (its alias where known): value} for each objective equal in all (>= 2) completed trials."""
+    done, out = data.done, {}
+    if len(done) < 2:
+        return out
+    aliases = data.objective_aliases or data.objectives
+    for col, alias in zip(data.objectives, aliases):
+        values = pd.to_numeric(done[col], errors="coerce").dropna()
+        if len(values) >= 2 and float(values.max() - values.min()) <= 1e-12:
+            out[alias] = float(values.iloc[0])
+    return out
+
+
+def ranked_objective(data: StudyData) -> tuple[str, str] | None:
+    """(column, objective) to compare trials on: the first objective when it is a mean over questions
+    (``peak``, ``final``, ``auc``; ``peak`` of ``peak_and_collapse``), else None."""
+    from harness.analysis.ranking import RANKED_OBJECTIVES
+
+    aliases = data.objective_aliases or []
+    if aliases and aliases[0] in RANKED_OBJECTIVES:
+        return data.objectives[0], aliases[0]
+    return None
+
+
+def rank_trials(data: StudyData, column: str, objective: str) -> dict[str, Any]:
+    """The best :data:`TOP_N` completed trials on ``column``, the best compared with each of the others
+    (:func:`harness.analysis.ranking.versus_best`); {} when no trial has a curve."""
+    from harness.analysis.curves import load_curve
+    from harness.analysis.ranking import versus_best
+
+    done = data.done.copy()
+    done["_v"] = pd.to_numeric(done[column], errors="coerce")
+    top = done.dropna(subset=["_v"]).sort_values(["_v", "number"], ascending=[False, True]).head(TOP_N)
+    trials, curves = [], {}
+    for row in top.to_dict("records"):
+        try:
+            curves[int(row["number"])] = load_curve(Path(row["run_dir"]))
+        except (TypeError, OSError, ValueError, KeyError):
+            continue
+        trials.append(row)
+    return versus_best(trials, objective, curves) if trials else {}
 
 
 def _aliases(study, objectives: list[str]) -> list[str]:
@@ -330,4 +401,9 @@ def study_summary(storage: str, study_name: str | None = None) -> dict[str, Any]
                              "paired_by_seed": [dict(zip(PAIRED_HEADER, r)) for r in c.paired]}
                             for c in d.comparisons],
             "comparison_ci": "95% Student-t interval across seeds", "importances": d.importances,
-            "failed": records(d.failed), "notes": d.notes, "warnings": d.warnings}
+            "failed": records(d.failed), "notes": d.notes, "warnings": d.warnings,
+            "duplicates": d.duplicates,
+            "versus_best": ({**d.ranking, "header": RANKING_HEADER,
+                             "rows": [dict(zip(RANKING_HEADER, r)) for r in d.ranking.get("rows", [])]}
+                            if d.ranking else None),
+            "best_notes": d.best_notes, "best_warnings": d.best_warnings}

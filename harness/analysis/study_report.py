@@ -2,7 +2,8 @@
 
 Sections (tables from :mod:`harness.analysis.study`): the header (objectives, directions, trials by
 state, storage URL with the password masked); the best trials, or for a multi-objective study the
-Pareto front with its figure; every trial's accuracy curve with peak and collapse marked; one
+Pareto front with its figure, then the best trial against the next ones paired on the held-out
+questions (and a warning when the objective is the same in every trial); every trial's accuracy curve with peak and collapse marked; one
 comparison per arm parameter (e.g. ``preset: [rezero, baseline]``) with its figure and the arms
 paired by seed; a parallel-coordinates figure of every completed trial; each parameter against each
 objective (categorical parameters and seeds on categorical axes); fANOVA importances, or a warning
@@ -32,6 +33,7 @@ from harness.analysis.page import (
     page,
     table,
 )
+from harness.analysis.ranking import RANKING_HEADER
 from harness.analysis.study import (
     PAIRED_HEADER,
     TOP_N,
@@ -330,6 +332,26 @@ def _missing(text: str) -> str:
     return note(text)
 
 
+def ranking_parts(data: StudyData) -> list[str]:
+    """The best trial against the next ones, paired on the held-out questions (:mod:`harness.analysis.ranking`)."""
+    r = data.ranking
+    if not r:
+        return []
+    parts = [f"<h3>Best vs the next trials, paired on the held-out questions ({esc(r['objective'])})</h3>"]
+    parts += [note(n) for n in data.best_notes]
+    if r.get("rows"):
+        parts.append(table(RANKING_HEADER, r["rows"], left=1))
+    parts.append(note("Each row: the best trial's score minus this trial's, question by question, on the objective "
+                      "itself; 95% bootstrap interval over questions; p: McNemar's exact test (peak, final) or a "
+                      "sign-flip permutation test (auc); no correction for the number of rows. The intervals count "
+                      "question sampling only: each configuration ran one seed, and the best was picked because it "
+                      "scored highest, so its lead is if anything overstated. Repeat the leading configurations "
+                      "with a seed parameter before reading their order."))
+    if r.get("skipped"):
+        parts.append(note("Not compared: " + "; ".join(f"trial {k}: {v}" for k, v in r["skipped"].items()), "warn"))
+    return parts
+
+
 def render_study_html(data: StudyData) -> str:
     """The complete page for a collected study, as one HTML string."""
     title = f"Study report: {data.name}"
@@ -337,12 +359,17 @@ def render_study_html(data: StudyData) -> str:
     objs = ", ".join(f"{o} ({d}" + (f"; the ablation's objective: {a})" if a and a != o else ")")
                      for o, d, a in zip(data.objectives, data.directions, aliases))
     states = ", ".join(f"{k}: {v}" for k, v in sorted(data.states.items())) or "no trials"
+    if data.duplicates:
+        states += (f" ({data.duplicates} of the pruned: proposed again with the parameters of an earlier trial, "
+                   "not run again and in no table)")
     multi = len(data.directions) > 1
     best_title = "Pareto front" if multi else f"Best trials (top {TOP_N})"
     sections: list[tuple[str, str, list[str]]] = []
-    best = [frame_table(_cells(data.best)) if not data.best.empty else _missing("No completed trials.")]
+    best = [note(w, "warn") for w in data.best_warnings]
+    best.append(frame_table(_cells(data.best)) if not data.best.empty else _missing("No completed trials."))
     if multi:
         best.append(pareto_figure(data) or "")
+    best += ranking_parts(data)
     sections.append(("best", best_title, best))
     curves = curves_figure(data)
     sections.append(("curves", "Accuracy curves", [curves[1], curves[0]] if curves else

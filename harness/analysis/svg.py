@@ -281,8 +281,9 @@ class Chart:
             dlo, dhi = (min(self._ys), max(self._ys)) if self._ys else (0.0, 1.0)
             lo = dlo if lo is None else lo
             hi = dhi if hi is None else hi
-            if hi <= lo:
-                hi = lo + (abs(lo) * 0.1 or 1.0)
+            if hi <= lo:  # one value: centre it, so ticks fall on both sides of it
+                half = (abs(lo) * 0.1 or 1.0) / 2
+                lo, hi = lo - half, hi + half
             pad = (hi - lo) * 0.04
             yl = (lo - (pad if self.ylim is None or self.ylim[0] is None else 0),
                   hi + (pad if self.ylim is None or self.ylim[1] is None else 0))

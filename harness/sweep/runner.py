@@ -31,12 +31,15 @@ from typing import Any, Iterator
 from harness.core.errors import HarnessError
 from harness.core.results import write_json
 from harness.sweep.ablation import Ablation, load_ablation
-from harness.sweep.study import claimed, default_storage, enqueue_baseline, known_experimental, open_study, summarize
+from harness.sweep.study import (claimed, default_storage, distinct_run, enqueue_baseline, is_duplicate,
+                                 known_experimental, open_study, space_size, summarize)
 from harness.sweep.trial import TrialRunner
 
 log = logging.getLogger(__name__)
 #: A worker stops once this many trials (or n_trials, if fewer) have all failed with none completed.
 FAIL_FAST = 3
+#: A worker stops after this many proposals in a row of parameters an earlier trial already ran.
+MAX_DUPLICATES_IN_A_ROW = 50
 
 
 class NoTrialCompleted(HarnessError):
@@ -86,30 +89,50 @@ def n_trials_for(ab: Ablation, n_trials: int | None) -> int:
 
 
 def run_worker(ab_path: str, storage_url: str, study_name: str, study_dir: Path, n_trials: int,
-               overrides: dict[str, Any], trial_timeout: float | None = None) -> None:
+               overrides: dict[str, Any], trial_timeout: float | None = None, worker: int = 0) -> None:
     """One worker process: run trials one at a time until the study's budget of ``n_trials`` is claimed.
 
     Before each trial the worker marks stale trials (a killed worker's) failed, which re-queues their
     parameters, then counts finished + running + queued trials, so workers sharing a study neither
-    overshoot the budget nor stop while a retry is pending.
+    overshoot the budget nor stop while a retry is pending. Trials not run because an earlier trial
+    has their parameters do not count (:func:`harness.sweep.study.claimed`); the worker stops when the
+    search space holds no configuration left to run, or after :data:`MAX_DUPLICATES_IN_A_ROW` such
+    proposals in a row. ``worker`` offsets the sampler's seed (:func:`harness.sweep.study.worker_seed`).
     """
     import optuna
 
     ab = load_ablation(ab_path, overrides)
-    study = open_study(ab, storage_url, study_name)
+    study = open_study(ab, storage_url, study_name, worker=worker)
     enqueue_baseline(study, ab)
     runner = TrialRunner(ab, study_dir, overrides, trial_timeout)
+    grid, size = ab.sampler.name == "grid", space_size(ab)
+    runs, in_a_row = 0, 0
     with known_experimental(), one_line_failures():
-        for _ in range(n_trials * 3):  # a hard stop if trials keep failing
+        while runs < n_trials * 3:  # a hard stop if trials keep failing
             optuna.storages.fail_stale_trials(study)
             waiting = any(t.state.name == "WAITING" for t in study.get_trials(deepcopy=False))
-            if claimed(study) >= n_trials and not waiting:
+            if claimed(study, count_duplicates=grid) >= n_trials and not waiting:
+                return
+            if not grid and size is not None and distinct_run(study) >= size and not waiting:
+                log.warning("%s: all %d configurations of the search space have run; stopping this worker before "
+                            "n_trials (%d)", study_name, size, n_trials)
                 return
             if failing_from_the_start(study, min(n_trials, FAIL_FAST)):
                 log.error("the first %d trials of the study all failed and none completed: stopping this worker "
                           "(fix the cause and rerun the same command; the study resumes)", min(n_trials, FAIL_FAST))
                 return
-            study.optimize(runner, n_trials=1, catch=(RuntimeError, OSError, ValueError))
+            mine: list[Any] = []   # the trial this worker just finished (not another worker's)
+            study.optimize(runner, n_trials=1, catch=(RuntimeError, OSError, ValueError),
+                           callbacks=[lambda _study, t: mine.append(t)])
+            if not grid and mine and is_duplicate(mine[-1]):
+                in_a_row += 1
+                if in_a_row >= MAX_DUPLICATES_IN_A_ROW:
+                    log.warning("%s: the sampler proposed %d configurations in a row that had already run; stopping "
+                                "this worker (the study holds %d distinct runs)", study_name, in_a_row,
+                                distinct_run(study))
+                    return
+                continue
+            runs, in_a_row = runs + 1, 0
 
 
 def failing_from_the_start(study, k: int) -> bool:
@@ -143,7 +166,8 @@ def run_sweep(ab_path: str, *, n_trials: int | None = None, storage: str | None 
     else:
         open_study(ab, url, name)  # create tables/study once, before workers race to
         procs = [subprocess.Popen([sys.executable, "-m", "harness.sweep.runner", ab_path, url, name, str(study_dir),
-                                   str(n), json.dumps(overrides), str(trial_timeout or "")]) for _ in range(workers)]
+                                   str(n), json.dumps(overrides), str(trial_timeout or ""), str(w)])
+                 for w in range(workers)]
         codes = [p.wait() for p in procs]
         if any(codes):
             log.error("worker exit codes: %s (the study keeps every finished trial)", codes)
@@ -194,4 +218,5 @@ def no_trial_message(summary: dict[str, Any]) -> str:
 if __name__ == "__main__":  # a worker process started by run_sweep(workers=K)
     logging.basicConfig(level=logging.INFO)
     a, url, name, sdir, n, ov, to = sys.argv[1:8]
-    run_worker(a, url, name, Path(sdir), int(n), json.loads(ov), float(to) if to else None)
+    w = sys.argv[8] if len(sys.argv) > 8 else "0"   # the worker's index (its sampler seed offset)
+    run_worker(a, url, name, Path(sdir), int(n), json.loads(ov), float(to) if to else None, worker=int(w))

@@ -10,6 +10,11 @@ a trial stops itself with the online detector of ``harness train`` (``--stop-on-
 (its value is then its peak). Peak step, collapse step
 and run directory become trial attributes; a failed trial records a one-line ``fail_reason``.
 
+A trial whose parameters an earlier trial already ran (or is running) is not run again: a training
+run is deterministic given its config (the same seed gives the same curve), so it is pruned with
+``stopped: duplicate`` and ``duplicate_of: N``, and the study's budget does not count it. To repeat
+a configuration on purpose, make ``seed`` a parameter.
+
     trials/trial_0007/
       trial_config.yaml    the trial's harness train options
       train.log            its output
@@ -30,6 +35,7 @@ import yaml
 from harness.core.io import atomic_write_text
 from harness.sweep.ablation import Ablation, trial_values
 from harness.sweep.child import command as child_command
+from harness.sweep.study import DUPLICATE, is_duplicate
 from harness.train.config import TrainConfig
 
 POLL_S = 0.5
@@ -135,10 +141,22 @@ class TrialRunner:
         import optuna
 
         params = suggest(trial, self.ab)
-        if self.ab.sampler.name == "grid" and self._duplicate(trial, params):
-            trial.set_user_attr("stopped", "duplicate")
-            trial.study.stop()
-            raise optuna.TrialPruned("grid cell already taken by another worker; the grid is exhausted")
+        earlier = self._duplicate(trial, params)
+        if earlier is not None:
+            trial.set_user_attr("stopped", DUPLICATE)
+            trial.set_user_attr("duplicate_of", earlier)
+            if self.ab.sampler.name == "grid":
+                trial.study.stop()
+                raise optuna.TrialPruned("grid cell already taken by another worker; the grid is exhausted")
+            # a training run is deterministic given its config: running it again costs a trial's compute and
+            # would count one configuration twice in every comparison; the budget does not count it
+            raise optuna.TrialPruned(f"same parameters as trial {earlier}: not run again")
+        return self.run(trial, params)
+
+    def run(self, trial, params: dict[str, Any]) -> float | tuple[float, float]:
+        """Run the trial's training to its end (or a prune, a stop, the timeout) and return its value(s)."""
+        import optuna
+
         run_dir = self.study_dir / "trials" / f"trial_{trial.number:04d}"
         if run_dir.exists():  # a retried trial gets a fresh directory; the failed one is kept
             run_dir = run_dir.with_name(run_dir.name + f"_{int(time.time())}")
@@ -220,12 +238,16 @@ class TrialRunner:
         return TrialFailed(reason)
 
     @staticmethod
-    def _duplicate(trial, params: dict[str, Any]) -> bool:
+    def _duplicate(trial, params: dict[str, Any]) -> int | None:
+        """The number of the earliest other trial that ran (or runs) these parameters, or None.
+
+        Failed trials do not count: their parameters may be tried again."""
         from optuna.trial import TrialState
 
         taken = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED)
-        return any(t.number != trial.number and t.state in taken and t.params == params
-                   and t.user_attrs.get("stopped") != "duplicate" for t in trial.study.get_trials(deepcopy=False))
+        same = [t.number for t in trial.study.get_trials(deepcopy=False)
+                if t.number != trial.number and t.state in taken and t.params == params and not is_duplicate(t)]
+        return min(same) if same else None
 
     @staticmethod
     def _status(run_dir: Path) -> str | None:
