@@ -78,7 +78,7 @@ def test_question_scores_refuse_what_they_cannot_score():
 
 # ----------------------------------------------------------------------------- in the study report
 @pytest.mark.integration
-def test_study_report_ranks_on_auc_and_warns_on_a_constant_objective(tmp_path):
+def test_study_report_ranks_on_auc_and_warns_on_a_constant_objective(tmp_path, monkeypatch):
     optuna = pytest.importorskip("optuna")
     from harness.analysis.study import collect
     from harness.analysis.study_report import write_study_report
@@ -112,8 +112,13 @@ def test_study_report_ranks_on_auc_and_warns_on_a_constant_objective(tmp_path):
         ["not significantly below", "significantly below"]
     assert data.best_notes and "1 of the 2 trials compared with the best (trial 0)" in data.best_notes[0]
     assert not data.best_warnings
-    page = write_study_report(root).read_text()
+    monkeypatch.chdir(tmp_path)
+    page = write_study_report(root, svg_dir=tmp_path / "figs").read_text()
     assert "Best vs the next trials, paired on the held-out questions (auc)" in page
+    assert "sqlite:///auc_study/study.db" in page      # the storage named relative to the current directory
+    figs = {p.name: p.read_text() for p in (tmp_path / "figs").iterdir()}
+    assert {"curves.svg", "parallel.svg"} <= set(figs) and "pareto.svg" not in figs    # one objective: no front
+    assert all(t.startswith("<?xml") and 'xmlns="http://www.w3.org/2000/svg"' in t for t in figs.values())
     assert "proposed again with the parameters of an earlier trial" in page
 
     flat = make("flat_study", runs, 0.9)             # every trial "peaks" at 0.9: nothing to rank

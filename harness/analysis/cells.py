@@ -308,19 +308,17 @@ def html(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], figures:
 def figure_files(figures: list[tuple[tuple, list, Any]], by: Sequence[str], out: Path) -> list[dict[str, Any]]:
     """One standalone SVG per level (the figure of :func:`level_figures`), for documents that cannot hold
     the HTML page; returns each file's name, level and legend (arm value -> colour)."""
-    import re
-
     from harness.analysis.figures import _style
+    from harness.analysis.svg import standalone_svg
     from harness.core.io import slug
 
     made = []
     for level, values, fig in figures:
-        svg = re.search(r"<svg.*?</svg>", fig[0], re.S) if fig else None
-        if svg is None:
+        text = standalone_svg(fig[0]) if fig else None
+        if text is None:
             continue
         name = f"accuracy_{slug('_'.join(str(x) for x in level) or 'all', 60)}.svg"
-        text = svg.group(0).replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1)
-        atomic_write_text(out / name, '<?xml version="1.0" encoding="utf-8"?>\n' + text + "\n")
+        atomic_write_text(out / name, text)
         made.append({"file": name, "level": dict(zip(by, level)),
                      "legend": {str(v): _style(i)[0] for i, v in enumerate(values)}})
     return made

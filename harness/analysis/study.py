@@ -57,6 +57,26 @@ def mask_url(url: str) -> str:
         return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
+def shown_url(url: str, cwd: str | Path | None = None) -> str:
+    """The storage URL as a report shows it: password masked (:func:`mask_url`), and a SQLite file under
+    the current directory named relative to it, so a page shared from a run folder names no path of the
+    machine it was made on.
+
+    >>> shown_url("sqlite:////home/me/proj/runs/sweeps/x/study.db", cwd="/home/me/proj")
+    'sqlite:///runs/sweeps/x/study.db'
+    >>> shown_url("sqlite:////elsewhere/study.db", cwd="/home/me/proj")
+    'sqlite:////elsewhere/study.db'
+    """
+    prefix = "sqlite:///"
+    if url.startswith(prefix + "/"):
+        path = Path(url[len(prefix):])
+        try:
+            return prefix + path.relative_to(Path(cwd) if cwd is not None else Path.cwd()).as_posix()
+        except ValueError:
+            return url
+    return mask_url(url)
+
+
 def resolve_study_name(storage: Any, study_name: str | None, where: str = "the storage") -> str:
     """``study_name``, or the only study in ``storage`` (a URL or an opened storage); a ValueError
     naming ``where`` lists the studies when that name is absent, or there are several or none."""
@@ -293,7 +313,7 @@ def collect(storage: str, study_name: str | None = None) -> StudyData:
     study = load_study(storage, study_name)
     trials, objectives = trials_frame(study), objective_names(study)
     params = sorted({p for t in study.trials for p in t.params})
-    data = StudyData(study.study_name, mask_url(storage), [d.name.lower() for d in study.directions],
+    data = StudyData(study.study_name, shown_url(storage), [d.name.lower() for d in study.directions],
                      objectives, params, trials, categorical=categorical_params(study), choices=choice_orders(study),
                      values=raw_choices(study), objective_aliases=_aliases(study, objectives),
                      states={str(k): int(v) for k, v in trials["state"].value_counts().items()})

@@ -46,10 +46,10 @@ from harness.analysis.study import (
     plain,
     study_summary,
 )
-from harness.analysis.svg import DASHES, MARKERS, Chart, color, figure, figures, legend
+from harness.analysis.svg import DASHES, MARKERS, Chart, color, figure, figures, legend, standalone_svg
 from harness.core.io import atomic_write_bytes
 
-__all__ = ["mask_url", "render_study_html", "study_summary", "write_study_report"]
+__all__ = ["mask_url", "render_study_html", "study_figures", "study_summary", "write_study_report"]
 
 
 # ---------------------------------------------------------------- figures
@@ -410,11 +410,32 @@ def render_study_html(data: StudyData) -> str:
     return page(title, body)
 
 
+def study_figures(data: StudyData) -> dict[str, str]:
+    """The report's main figures as standalone SVG documents, by file name: ``curves.svg`` (the first
+    panel), ``pareto.svg`` (multi-objective), ``importance.svg`` and ``parallel.svg``, where the study has them."""
+    curves = curves_figure(data)
+    made = {"curves.svg": curves[0] if curves else None,
+            "pareto.svg": pareto_figure(data) if len(data.directions) > 1 else None,
+            "importance.svg": importance_figure(data.importances), "parallel.svg": parallel_figure(data)}
+    out = {}
+    for name, fragment in made.items():
+        text = standalone_svg(fragment) if fragment else None
+        if text:
+            out[name] = text
+    return out
+
+
 def write_study_report(study_dir: Path, storage: str | None = None, study_name: str | None = None,
-                       output: Path | None = None) -> Path:
-    """Render the study report and write it atomically (default ``study_dir/report.html``)."""
+                       output: Path | None = None, svg_dir: Path | None = None) -> Path:
+    """Render the study report and write it atomically (default ``study_dir/report.html``); with
+    ``svg_dir``, also its main figures as standalone SVG files (:func:`study_figures`)."""
     study_dir = Path(study_dir)
     storage = storage or f"sqlite:///{(study_dir / 'study.db').resolve()}"
     output = Path(output) if output else study_dir / "report.html"
-    atomic_write_bytes(output, render_study_html(collect(storage, study_name)).encode("utf-8", errors="replace"))
+    data = collect(storage, study_name)
+    atomic_write_bytes(output, render_study_html(data).encode("utf-8", errors="replace"))
+    if svg_dir is not None:
+        Path(svg_dir).mkdir(parents=True, exist_ok=True)
+        for name, text in study_figures(data).items():
+            atomic_write_bytes(Path(svg_dir) / name, text.encode("utf-8"))
     return output

@@ -402,6 +402,24 @@ def _finite(v: Any) -> bool:
         return False
 
 
+def standalone_svg(fragment: str) -> str | None:
+    """The first ``<svg>`` element of an HTML fragment as a standalone SVG document (None if there is none),
+    for documents that cannot hold the HTML page.
+
+    >>> standalone_svg('<figure><svg class="chart" viewBox="0 0 1 1"></svg></figure>').splitlines()[1]
+    '<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 1 1"></svg>'
+    >>> standalone_svg("<p>no chart</p>") is None
+    True
+    """
+    import re
+
+    found = re.search(r"<svg.*?</svg>", fragment or "", re.S)
+    if found is None:
+        return None
+    text = found.group(0).replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + text + "\n"
+
+
 def figure(svg: str, caption: str | None = None) -> str:
     """An SVG chart wrapped in ``<figure>`` with an optional escaped caption."""
     cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""

@@ -265,7 +265,10 @@ def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to c
            title: Optional[str] = typer.Option(None, "--title"),
            storage: Optional[str] = typer.Option(None, "--storage", help="Study storage URL (e.g. postgresql://...)."),
            study_name: Optional[str] = typer.Option(None, "--study-name"),
-           as_json: bool = typer.Option(False, "--json", help="For a study: print its summary tables as JSON.")) -> None:
+           as_json: bool = typer.Option(False, "--json", help="For a study: print its summary tables as JSON."),
+           svg_dir: Optional[Path] = typer.Option(None, "--svg", help="For a study: also write its main figures "
+                                                  "(curves, Pareto front, importances, parallel coordinates) as "
+                                                  "standalone SVG files into this folder.")) -> None:
     """Write one self-contained HTML report for runs, or for an Optuna ablation study."""
     from harness.analysis.runs import check_report_target
 
@@ -279,8 +282,12 @@ def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to c
         if as_json:
             typer.echo(json.dumps(study_summary(url, study_name), indent=2, default=str))
             return
-        path = write_study_report(run_dirs[0], storage=url, study_name=study_name, output=output)
+        path = write_study_report(run_dirs[0], storage=url, study_name=study_name, output=output, svg_dir=svg_dir)
+        if svg_dir is not None:
+            typer.echo(f"figures written: {svg_dir}")
     else:
+        if svg_dir is not None:
+            _fail("--svg is for a study directory (harness report STUDY_DIR --svg DIR)")
         from harness.analysis.report import write_report
 
         path = write_report(list(run_dirs), output=output, title=title)
