@@ -60,11 +60,29 @@ def test_best_against_the_rest_paired_verdicts_and_a_trial_without_samples(tmp_p
     for objective in ("peak", "auc"):
         res = versus_best(trials, objective, curves)
         rows = {r[0]: r for r in res["rows"]}
-        assert res["best"] == 0 and set(rows) == {1, 2}
-        assert rows[1][-1] == "not significantly below" and rows[1][3] > 0.05
-        assert rows[2][-1] == "significantly below" and rows[2][3] < 1e-4
-        assert rows[2][2].startswith("+0.") and rows[1][4] == N
+        assert res["best"] == 0 and set(rows) == {1, 2} and res["error"] is None
+        assert rows[1][-1] == "not separated" and rows[1][4] > 0.05
+        assert rows[2][-1] == "below" and rows[2][4] < 1e-3 and rows[2][4] >= rows[2][3]   # Holm: never smaller
+        assert rows[2][2].startswith("+0.") and rows[1][5] == N
         assert res["not_below"] == [1] and "step_00005.jsonl is missing" in res["skipped"][3]
+    # the best trial itself cannot be scored: no ranking at all (not the runner-up promoted in silence)
+    res = versus_best([trials[3], *trials[:3]], "peak", curves)
+    assert res["best"] is None and not res["rows"] and "the best trial (3) could not be scored" in res["error"]
+    # a trial the shared questions favour over the "best" is not reported as below it
+    odd = write_trial(tmp_path, "odd", {0: 20, 5: 60, 10: 60, 20: 60})
+    res = versus_best([trials[2], {"number": 9, "run_dir": odd["run_dir"], "peak_step": 5}], "peak",
+                      {2: worse["curve"], 9: odd["curve"]})
+    assert res["rows"][0][-1] == "above on these questions" and res["not_below"] == [9]
+
+
+def test_holm_adjustment_is_monotone_and_never_below_the_raw_p():
+    from harness.analysis.ranking import holm
+
+    raw = [0.001, 0.2, 0.01, 0.04, 0.5]
+    adj = holm(raw)
+    assert all(a >= r for a, r in zip(adj, raw)) and max(adj) <= 1
+    order = sorted(range(len(raw)), key=raw.__getitem__)
+    assert [adj[i] for i in order] == sorted(adj)
 
 
 def test_question_scores_refuse_what_they_cannot_score():
@@ -108,9 +126,8 @@ def test_study_report_ranks_on_auc_and_warns_on_a_constant_objective(tmp_path, m
     root = make("auc_study", runs, None)
     data = collect(f"sqlite:///{root / 'study.db'}")
     assert data.duplicates == 1 and len(data.done) == 3
-    assert data.ranking["best"] == 0 and [r[-1] for r in data.ranking["rows"]] == \
-        ["not significantly below", "significantly below"]
-    assert data.best_notes and "1 of the 2 trials compared with the best (trial 0)" in data.best_notes[0]
+    assert data.ranking["best"] == 0 and [r[-1] for r in data.ranking["rows"]] == ["not separated", "below"]
+    assert data.best_notes and "the best trial (0) is not separated from 1 of the 2 trials" in data.best_notes[0]
     assert not data.best_warnings
     monkeypatch.chdir(tmp_path)
     page = write_study_report(root, svg_dir=tmp_path / "figs").read_text()
@@ -124,4 +141,26 @@ def test_study_report_ranks_on_auc_and_warns_on_a_constant_objective(tmp_path, m
     flat = make("flat_study", runs, 0.9)             # every trial "peaks" at 0.9: nothing to rank
     data = collect(f"sqlite:///{flat / 'study.db'}")
     assert data.best_warnings and "Every completed trial (3) has the same peak: 0.9" in data.best_warnings[0]
-    assert not data.ranking and not data.importances
+    assert "auc or final" in data.best_warnings[0] and not data.ranking and not data.importances
+
+
+@pytest.mark.integration
+def test_importances_skip_only_the_constant_objective(tmp_path):
+    optuna = pytest.importorskip("optuna")
+    from harness.analysis.study import collect
+
+    dist = {"reward.retry": optuna.distributions.FloatDistribution(0.0, 1.0),
+            "train_noise": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    study = optuna.create_study(study_name="pc", storage=f"sqlite:///{tmp_path / 'study.db'}",
+                                directions=["maximize", "maximize"])
+    study.set_user_attr("objectives", ["peak", "collapse_step"])
+    for i in range(12):                               # nothing collapsed: collapse_step = last step + 1 everywhere
+        r, n = (i % 4) / 3, (i // 4) / 2
+        study.add_trial(optuna.trial.create_trial(params={"reward.retry": r, "train_noise": n}, distributions=dist,
+                                                  values=[round(0.5 + 0.4 * n - 0.05 * r, 4), 31.0]))
+    data = collect(f"sqlite:///{tmp_path / 'study.db'}")
+    assert set(data.importances) == {"values_0"} or set(data.importances) == {data.objectives[0]}
+    assert any("Importances for collapse_step are left out" in n for n in data.notes)
+    assert "the same collapse_step: 31" in data.best_warnings[0] and "auc or final" not in data.best_warnings[0]
+    assert not any("the same peak" in w for w in data.best_warnings)   # peak varies: no warning about it
+    assert "No ranking on peak: the best trial (8) could not be scored" in data.best_warnings[1]  # no run folders

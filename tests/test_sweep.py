@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -297,33 +298,90 @@ def test_parallel_workers_draw_different_proposals_and_worker_0_keeps_the_seed()
     assert first(make_sampler(ab, 1)) != first(make_sampler(ab, 0))   # the bug: both workers proposed the same
 
 
+class _NoTraining:
+    """A TrialRunner whose training is a function of the parameters (everything else is the real runner)."""
+
+    @staticmethod
+    def make(ab, root, overrides=None, ran=None):
+        from harness.sweep.trial import TrialRunner
+
+        class Runner(TrialRunner):
+            def run(self, trial, params):
+                if ran is not None:
+                    ran.append(trial.number)
+                return float(params["reward.retry"])
+
+        return Runner(ab, root, overrides or {})
+
+
 @pytest.mark.unit
-def test_a_trial_with_the_parameters_of_an_earlier_one_is_not_run_again(tmp_path):
+def test_a_trial_with_the_configuration_of_an_earlier_one_is_not_run_again(tmp_path):
     import optuna
 
-    from harness.sweep.study import claimed, distinct_run, space_size
-    from harness.sweep.trial import TrialRunner
+    from harness.sweep.runner import failing_from_the_start
+    from harness.sweep.study import claimed, space_size
+    from harness.sweep.trial import distinct_configurations
 
-    ran = []
-
-    class Runner(TrialRunner):   # everything but the training subprocess
-        def run(self, trial, params):
-            ran.append(trial.number)
-            return float(params["reward.retry"])
-
+    ran: list[int] = []
     ab = _ab(search_space=_space3(), sampler={"name": "tpe"})
     study = optuna.create_study(direction="maximize")
     for value in (0.5, 0.5, 1.0):
         study.enqueue_trial({"reward.retry": value})
-    study.optimize(Runner(ab, tmp_path, {}), n_trials=3)
+    study.optimize(_NoTraining.make(ab, tmp_path, ran=ran), n_trials=3)
     states = [(t.number, t.state.name, t.user_attrs.get("duplicate_of")) for t in study.trials]
     assert states == [(0, "COMPLETE", None), (1, "PRUNED", 0), (2, "COMPLETE", None)]
     assert ran == [0, 2] and not (tmp_path / "trials").exists()       # the duplicate started nothing
     assert claimed(study) == 2 and claimed(study, count_duplicates=True) == 3
-    assert distinct_run(study) == 2 and space_size(ab) == 3
-    assert space_size(_ab(search_space={"x": {"type": "float", "low": 0, "high": 1}})) is None
-    assert space_size(_ab(search_space={"n": {"type": "int", "low": 1, "high": 4},
-                                        "m": {"type": "categorical", "choices": ["a", "b"]}})) == 8
+    assert distinct_configurations(study, ab, {}) == 2 and space_size(ab) == 3
+    assert not failing_from_the_start(study, 1)                       # a duplicate is no failure, nor a success
+    # the same parameters under another base (a resumed study whose ablation changed) are a new configuration
+    changed = _ab(search_space=_space3(), sampler={"name": "tpe"}, base={"max_steps": 7})
+    study.enqueue_trial({"reward.retry": 0.5})
+    study.optimize(_NoTraining.make(changed, tmp_path, ran=ran), n_trials=1)
+    assert study.trials[-1].state.name == "COMPLETE" and ran[-1] == 3
+    assert distinct_configurations(study, ab, {}) == 2 and distinct_configurations(study, changed, {}) == 1
+
+
+@pytest.mark.unit
+def test_only_an_earlier_trial_makes_a_duplicate_and_a_retry_sheds_its_original_attributes(tmp_path):
+    import optuna
+
+    from harness.sweep.trial import FINGERPRINT, config_fingerprint
+
+    ab = _ab(search_space=_space3(), sampler={"name": "tpe"})
+    study = optuna.create_study(direction="maximize")
+    dist = {"reward.retry": optuna.distributions.FloatDistribution(0, 1, step=0.5)}
+    fp = config_fingerprint(ab, {"reward.retry": 0.5}, {})
+    # two workers started the same configuration at once: trials 0 and 1 both RUNNING with it. Trial 1 stands
+    # down for trial 0; trial 0 never stands down for the later trial 1 (before: each named the other)
+    for _ in range(2):
+        study.add_trial(optuna.trial.create_trial(params={"reward.retry": 0.5}, distributions=dist,
+                                                  user_attrs={FINGERPRINT: fp}, state=optuna.trial.TrialState.RUNNING))
+    runner = _NoTraining.make(ab, tmp_path)
+    assert runner._duplicate(SimpleNamespace(number=0, study=study), fp) is None
+    assert runner._duplicate(SimpleNamespace(number=1, study=study), fp) == 0
+    assert runner._duplicate(SimpleNamespace(number=2, study=study), "another configuration") is None
+    # a retried trial arrives with the dead trial's attributes, a duplicate mark among them: they are cleared
+    study.enqueue_trial({"reward.retry": 1.0}, user_attrs={"stopped": "duplicate", "duplicate_of": 0,
+                                                          "run_dir": "trials/trial_0000"})
+    study.optimize(_NoTraining.make(ab, tmp_path), n_trials=1)
+    retried = study.trials[-1]
+    assert retried.state.name == "COMPLETE" and retried.user_attrs.get("stopped") is None
+    assert retried.user_attrs.get("duplicate_of") is None and retried.user_attrs.get("run_dir") is None
+
+
+@pytest.mark.unit
+def test_a_resumed_random_sampler_draws_on_instead_of_replaying(tmp_path):
+    from harness.sweep.study import default_storage, open_study
+
+    ab = _ab(search_space={"x": {"type": "float", "low": 0.0, "high": 1.0}}, sampler={"name": "random", "seed": 0})
+    url = default_storage(tmp_path)
+    study = open_study(ab, url, "r")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    again = open_study(ab, url, "r")                                 # the same command run again
+    again.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    xs = [t.params["x"] for t in again.trials]
+    assert len(set(xs)) == 6                                         # before: the first three, replayed
 
 
 @pytest.mark.unit

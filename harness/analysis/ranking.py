@@ -16,13 +16,14 @@ auc         its 0/1 outcomes averaged over the trial's evals with the trapezoid 
 The mean score over the questions is the trial's objective value (a test checks it). Each trial is
 compared with the best one (:func:`versus_best`): the mean difference of scores, its 95% bootstrap
 interval over questions, and a p-value (McNemar's exact test for 0/1 scores, a sign-flip permutation
-test for ``auc``), through :func:`harness.analysis.stats.compare_paired`.
+test for ``auc``), through :func:`harness.analysis.stats.compare_paired`; the verdicts use the p-values
+adjusted for the number of comparisons (Holm-Bonferroni, :func:`holm`).
 
 What the intervals leave out, and the report says so: each configuration ran one training seed, so
 seed-to-seed variation is not in them; the best was picked *because* it scored highest, so its lead
-is biased upward (the winner's curse); there is no correction for comparing it with several trials.
-A trial "not significantly below the best" is therefore not shown to be worse, which is the reading
-that matters when the sweep is used to choose a configuration.
+is biased upward (the winner's curse), which Holm's adjustment does not remove. A trial "not
+separated" from the best is not shown to be worse, which is the reading that matters when the sweep
+is used to choose a configuration.
 
 Reads each trial's ``eval_samples/step_NNNNN.jsonl`` (``harness train``); nothing is written.
 """
@@ -36,7 +37,8 @@ from harness.analysis.stats import compare_paired
 from harness.core.errors import DataError
 from harness.core.results import read_jsonl
 
-__all__ = ["RANKED_OBJECTIVES", "auc_weights", "eval_outcomes", "question_scores", "versus_best"]
+__all__ = ["RANKED_OBJECTIVES", "RANKING_HEADER", "auc_weights", "eval_outcomes", "holm", "question_scores",
+           "ranking_sentence", "versus_best"]
 
 #: The objectives whose value is a mean over questions (collapse_step is not).
 RANKED_OBJECTIVES = ("peak", "final", "auc")
@@ -107,64 +109,97 @@ def question_scores(outcomes: dict[int, dict[str, bool]], objective: str, peak_s
     return {q: sum(w * outcomes[s][q] for w, s in zip(weights, steps)) for q in sorted(shared)}
 
 
-RANKING_HEADER = ["trial", "value", "best − trial [95% CI]", "p", "questions", "verdict"]
+RANKING_HEADER = ["trial", "value", "best − trial [95% CI]", "p", "p (Holm)", "questions", "verdict"]
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (same order): step-down, monotone, capped at 1.
+
+    >>> holm([0.01, 0.04, 0.03])
+    [0.03, 0.06, 0.06]
+    """
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    out, running, m = [0.0] * len(p_values), 0.0, len(p_values)
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        out[i] = round(running, 12)
+    return out
 
 
 def versus_best(trials: Sequence[dict[str, Any]], objective: str, curves: dict[int, Any]) -> dict[str, Any]:
     """Compare the best of ``trials`` with each of the others, paired on the questions both evaluated.
 
-    ``trials``: completed trials, best first (``number``, ``run_dir``, ``peak_step``); ``curves``:
-    {trial number: its curve DataFrame} (eval steps are the rows with an accuracy). Returns ``rows``
-    (:data:`RANKING_HEADER`), ``skipped`` ({trial: why}), ``not_below`` (trials not significantly below
-    the best) and ``best``. A trial whose samples are missing is skipped, not fatal.
+    ``trials``: completed trials, best first (``number``, ``run_dir``, ``peak_step`` and the objective
+    value as ``value``); ``curves``: {trial number: its curve DataFrame} (eval steps are the rows with an
+    accuracy). Returns ``rows`` (:data:`RANKING_HEADER`; the verdict from Holm-adjusted p-values at 5%:
+    ``below``, ``not separated``, or ``above on these questions`` when the two trials' shared questions
+    favour the other), ``skipped`` ({trial: why}), ``not_below`` (trials the best is not shown to beat),
+    ``best`` and ``error`` (why there is no ranking: the best trial itself could not be scored).
     """
     scores: dict[int, dict[str, float]] = {}
     skipped: dict[int, str] = {}
     for t in trials:
         number = int(t["number"])
+        if number not in curves:
+            skipped[number] = "no readable curve.csv"
+            continue
         try:
             curve = curves[number]
             steps = [int(s) for s in curve.loc[curve["accuracy"].notna(), "step"]]
-            peak = t.get("peak_step")
-            outcomes = eval_outcomes(t["run_dir"], steps)
-            scores[number] = question_scores(outcomes, objective, int(peak) if peak is not None else None)
-        except (DataError, KeyError, TypeError, ValueError, OSError) as e:
+            peak = int(t["peak_step"]) if t.get("peak_step") is not None else None
+            needed = steps if objective == "auc" else [steps[-1]] if objective == "final" else [peak]
+            scores[number] = question_scores(eval_outcomes(t["run_dir"], needed), objective, peak)
+        except (DataError, KeyError, TypeError, ValueError, OSError, IndexError) as e:
             skipped[number] = str(e)
-    ranked = [int(t["number"]) for t in trials if int(t["number"]) in scores]
-    out: dict[str, Any] = {"objective": objective, "best": ranked[0] if ranked else None, "rows": [],
-                           "skipped": skipped, "not_below": []}
-    if not ranked:
+    out: dict[str, Any] = {"objective": objective, "best": None, "rows": [], "skipped": skipped, "not_below": [],
+                           "error": None}
+    if not trials:
         return out
-    best = scores[ranked[0]]
-    binary = objective != "auc"
-    for number in ranked[1:]:
-        other = scores[number]
-        qids = sorted(set(best) & set(other))
+    first = int(trials[0]["number"])
+    if first not in scores:
+        out["error"] = (f"the best trial ({first}) could not be scored, so nothing is compared with it: "
+                        f"{skipped.get(first, 'no samples')}")
+        return out
+    out["best"], best = first, scores[first]
+    compared = []
+    for t in trials[1:]:
+        number = int(t["number"])
+        if number not in scores:
+            continue
+        qids = sorted(set(best) & set(scores[number]))
         if not qids:
             skipped[number] = "no question in common with the best trial"
             continue
-        res = compare_paired([best[q] for q in qids], [other[q] for q in qids], f"trial {ranked[0]}",
-                             f"trial {number}", label=objective, binary=binary)
+        res = compare_paired([best[q] for q in qids], [scores[number][q] for q in qids], f"trial {first}",
+                             f"trial {number}", label=objective, binary=objective != "auc")
+        compared.append((t, res, len(qids)))
+    adjusted = holm([res.p_value for _, res, _ in compared])
+    for (t, res, n), p_holm in zip(compared, adjusted):
         lo, hi = res.interval
-        verdict = "significantly below" if res.significant and res.difference > 0 else "not significantly below"
-        if verdict == "not significantly below":
-            out["not_below"].append(number)
-        out["rows"].append([number, round(res.accuracy_b, 4), f"{res.difference:+.3f} [{lo:+.3f}, {hi:+.3f}]",
-                            round(res.p_value, 4), len(qids), verdict])
+        verdict = ("not separated" if p_holm >= res.alpha else "below" if res.difference > 0
+                   else "above on these questions")
+        if verdict != "below":
+            out["not_below"].append(int(t["number"]))
+        value = t.get("value")
+        out["rows"].append([int(t["number"]), round(float(value), 4) if value is not None else round(res.accuracy_b, 4),
+                            f"{res.difference:+.3f} [{lo:+.3f}, {hi:+.3f}]", round(res.p_value, 4), round(p_holm, 4),
+                            n, verdict])
     return out
 
 
 def ranking_sentence(result: dict[str, Any]) -> str:
     """One sentence for the report: how many trials the best is not shown to beat.
 
-    >>> ranking_sentence({"objective": "auc", "best": 3, "rows": [[1, 0.8, "", 0.2, 50, ""]] * 4,
-    ...                   "not_below": [1, 2], "skipped": {}})
-    'On auc, 2 of the 4 trials compared with the best (trial 3) are not significantly below it (paired on the held-out questions, 5%): with one seed per configuration, the sweep does not separate them from the best.'
+    >>> ranking_sentence({"objective": "auc", "best": 3, "rows": [[1, 0.8, "", 0.2, 0.4, 50, ""]] * 4,
+    ...                   "not_below": [1, 2], "skipped": {}, "error": None})
+    'On auc, the best trial (3) is not separated from 2 of the 4 trials compared with it (paired on the held-out questions, Holm-adjusted, 5%): with one seed per configuration, the sweep does not tell them apart.'
     """
+    if result.get("error"):
+        return f"No ranking on {result['objective']}: {result['error']}."
     compared, k = len(result["rows"]), len(result["not_below"])
     if result["best"] is None or not compared:
         return f"No trial could be compared with the best on {result['objective']} (no eval samples)."
-    tail = (": with one seed per configuration, the sweep does not separate them from the best." if k else
-            ": the best is ahead of every one of them beyond the eval noise of these questions.")
-    return (f"On {result['objective']}, {k} of the {compared} trials compared with the best (trial {result['best']}) "
-            f"are not significantly below it (paired on the held-out questions, 5%){tail}")
+    tail = (": with one seed per configuration, the sweep does not tell them apart." if k else
+            ": it is ahead of every one of them beyond the eval noise of these questions (one seed each).")
+    return (f"On {result['objective']}, the best trial ({result['best']}) is not separated from {k} of the {compared} "
+            f"trials compared with it (paired on the held-out questions, Holm-adjusted, 5%){tail}")

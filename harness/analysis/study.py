@@ -204,9 +204,9 @@ def best_trials(study, trials: pd.DataFrame, columns: list[str]) -> pd.DataFrame
     if len(study.directions) > 1:
         numbers = [t.number for t in study.best_trials]
         return trials[trials["number"].isin(numbers)][columns].sort_values("number")
-    done = trials[trials["state"] == "COMPLETE"]
-    ascending = study.direction.name == "MINIMIZE"
-    return done.sort_values("value", ascending=ascending).head(TOP_N)[columns]
+    done = trials[trials["state"] == "COMPLETE"].sort_values("number")
+    ascending = study.direction.name == "MINIMIZE"   # stable: ties keep the lower trial number first
+    return done.sort_values("value", ascending=ascending, kind="mergesort").head(TOP_N)[columns]
 
 
 def arm_label(param: str, value: Any) -> str:
@@ -291,13 +291,17 @@ def importance_floor(n_params: int) -> int:
     return max(10, 4 * n_params)
 
 
-def param_importances(study, objectives: list[str]) -> tuple[dict[str, dict[str, float]], list[str]]:
-    """fANOVA importances per objective, and notes for any that could not be computed."""
+def param_importances(study, objectives: list[str], only: list[str] | None = None
+                      ) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """fANOVA importances per objective (those in ``only``, when given), and notes for any that could not
+    be computed."""
     import optuna
     from optuna.importance import FanovaImportanceEvaluator
 
     out, notes = {}, []
     for i, name in enumerate(objectives):
+        if only is not None and name not in only:
+            continue
         try:
             target = None if len(objectives) == 1 else (lambda t, i=i: t.values[i])
             imp = optuna.importance.get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0),
@@ -324,23 +328,31 @@ def collect(storage: str, study_name: str | None = None) -> StudyData:
         data.failed = trials[trials["state"] == "FAIL"][["number", *params, "fail_reason", "run_dir"]]
     data.duplicates = int((trials["stopped"] == "duplicate").sum()) if len(trials) else 0
     constant = constant_objectives(data)
-    for name, value in constant.items():
+    aliases = data.objective_aliases or objectives
+    for column, alias in zip(objectives, aliases):
+        if column not in constant:
+            continue
+        hint = (" When every trial reaches the same peak, an objective over the whole run (auc or final) can "
+                "separate them." if alias == "peak" else "")
         data.best_warnings.append(
-            f"Every completed trial ({len(data.done)}) has the same {name}: {value:g}. This objective does not separate "
-            "the configurations, so the ranking, the parameter plots and the importances say nothing about them; "
-            "choose an objective that varies between them (when every trial reaches the same peak: auc or final).")
+            f"Every completed trial ({len(data.done)}) has the same {alias}: {constant[column]:g}. It does not separate "
+            f"the configurations, so the order, the plots and the importances on {alias} say nothing about them."
+            + hint)
     rank_by = ranked_objective(data)
-    if rank_by is not None and len(data.done) >= 2 and rank_by[1] not in constant:
+    if rank_by is not None and len(data.done) >= 2 and rank_by[0] not in constant:
         data.ranking = rank_trials(data, *rank_by)
         if data.ranking:
             from harness.analysis.ranking import ranking_sentence
 
-            data.best_notes.append(ranking_sentence(data.ranking))
+            (data.best_warnings if data.ranking.get("error") else data.best_notes).append(
+                ranking_sentence(data.ranking))
     n_done, floor = len(data.done), importance_floor(len(params))
-    if constant and n_done >= floor:
-        data.notes.append(f"Importances are left out: {', '.join(constant)} is the same in every completed trial.")
-    elif n_done >= floor:
-        data.importances, data.notes = param_importances(study, objectives)
+    if n_done >= floor:
+        varying = [o for o in objectives if o not in constant]
+        imp, notes = param_importances(study, objectives, only=varying) if varying else ({}, [])
+        data.importances, data.notes = imp, notes + [
+            f"Importances for {a} are left out: it is the same in every completed trial."
+            for o, a in zip(objectives, aliases) if o in constant]
     else:
         data.warnings.append(
             f"Parameter importances are left out: {n_done} completed trial(s) for {len(params)} parameter(s); "
@@ -349,16 +361,18 @@ def collect(storage: str, study_name: str | None = None) -> StudyData:
     return data
 
 
+#: Completed trials before "every trial has the same value" is worth a warning.
+CONSTANT_MIN_TRIALS = 3
+
+
 def constant_objectives(data: StudyData) -> dict[str, float]:
-    """{objective (its alias where known): value} for each objective equal in all (>= 2) completed trials."""
+    """{objective column: value} for each objective equal in all completed trials (at least
+    :data:`CONSTANT_MIN_TRIALS` of them)."""
     done, out = data.done, {}
-    if len(done) < 2:
-        return out
-    aliases = data.objective_aliases or data.objectives
-    for col, alias in zip(data.objectives, aliases):
-        values = pd.to_numeric(done[col], errors="coerce").dropna()
-        if len(values) >= 2 and float(values.max() - values.min()) <= 1e-12:
-            out[alias] = float(values.iloc[0])
+    for col in data.objectives:
+        values = pd.to_numeric(done[col], errors="coerce").dropna() if col in done else pd.Series(dtype=float)
+        if len(values) >= CONSTANT_MIN_TRIALS and float(values.max() - values.min()) <= 1e-12:
+            out[col] = float(values.iloc[0])
     return out
 
 
@@ -381,13 +395,15 @@ def rank_trials(data: StudyData, column: str, objective: str) -> dict[str, Any]:
 
     done = data.done.copy()
     done["_v"] = pd.to_numeric(done[column], errors="coerce")
+    # ties: the lower trial number first, as in the best-trials table
     top = done.dropna(subset=["_v"]).sort_values(["_v", "number"], ascending=[False, True]).head(TOP_N)
     trials, curves = [], {}
     for row in top.to_dict("records"):
+        row["value"] = row["_v"]
         try:
             curves[int(row["number"])] = load_curve(Path(row["run_dir"]))
         except (TypeError, OSError, ValueError, KeyError):
-            continue
+            pass  # versus_best says why it is skipped (or that the best itself could not be scored)
         trials.append(row)
     return versus_best(trials, objective, curves) if trials else {}
 

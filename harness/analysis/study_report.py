@@ -46,7 +46,7 @@ from harness.analysis.study import (
     plain,
     study_summary,
 )
-from harness.analysis.svg import DASHES, MARKERS, Chart, color, figure, figures, legend, standalone_svg
+from harness.analysis.svg import DASHES, MARKERS, Chart, color, figure, figures, legend, standalone_svgs
 from harness.core.io import atomic_write_bytes
 
 __all__ = ["mask_url", "render_study_html", "study_figures", "study_summary", "write_study_report"]
@@ -411,17 +411,18 @@ def render_study_html(data: StudyData) -> str:
 
 
 def study_figures(data: StudyData) -> dict[str, str]:
-    """The report's main figures as standalone SVG documents, by file name: ``curves.svg`` (the first
-    panel), ``pareto.svg`` (multi-objective), ``importance.svg`` and ``parallel.svg``, where the study has them."""
+    """The report's main figures as standalone SVG documents, by file name: ``curves.svg``, ``pareto.svg``
+    (multi-objective), ``importance.svg`` and ``parallel.svg``, where the study has them; a figure with
+    several panels (curves by a second arm, importances of two objectives) gives ``NAME_2.svg``, ...
+    (the curves' legend is HTML and stays in the page)."""
     curves = curves_figure(data)
     made = {"curves.svg": curves[0] if curves else None,
             "pareto.svg": pareto_figure(data) if len(data.directions) > 1 else None,
             "importance.svg": importance_figure(data.importances), "parallel.svg": parallel_figure(data)}
     out = {}
     for name, fragment in made.items():
-        text = standalone_svg(fragment) if fragment else None
-        if text:
-            out[name] = text
+        for i, text in enumerate(standalone_svgs(fragment) if fragment else []):
+            out[name if i == 0 else name.replace(".svg", f"_{i + 1}.svg")] = text
     return out
 
 

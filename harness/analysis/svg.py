@@ -407,17 +407,24 @@ def standalone_svg(fragment: str) -> str | None:
     for documents that cannot hold the HTML page.
 
     >>> standalone_svg('<figure><svg class="chart" viewBox="0 0 1 1"></svg></figure>').splitlines()[1]
-    '<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 1 1"></svg>'
+    '<svg xmlns="http://www.w3.org/2000/svg" style="background:#fff" class="chart" viewBox="0 0 1 1"></svg>'
     >>> standalone_svg("<p>no chart</p>") is None
     True
     """
+    found = standalone_svgs(fragment)
+    return found[0] if found else None
+
+
+def standalone_svgs(fragment: str) -> list[str]:
+    """Every ``<svg>`` element of an HTML fragment (a figure with several panels), each as a standalone
+    SVG document on a white background (the page's background does not travel with it)."""
     import re
 
-    found = re.search(r"<svg.*?</svg>", fragment or "", re.S)
-    if found is None:
-        return None
-    text = found.group(0).replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + text + "\n"
+    out = []
+    for found in re.finditer(r"<svg.*?</svg>", fragment or "", re.S):
+        text = found.group(0).replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" style="background:#fff" ', 1)
+        out.append('<?xml version="1.0" encoding="utf-8"?>\n' + text + "\n")
+    return out
 
 
 def figure(svg: str, caption: str | None = None) -> str:

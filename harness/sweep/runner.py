@@ -31,9 +31,17 @@ from typing import Any, Iterator
 from harness.core.errors import HarnessError
 from harness.core.results import write_json
 from harness.sweep.ablation import Ablation, load_ablation
-from harness.sweep.study import (claimed, default_storage, distinct_run, enqueue_baseline, is_duplicate,
-                                 known_experimental, open_study, space_size, summarize)
-from harness.sweep.trial import TrialRunner
+from harness.sweep.study import (
+    claimed,
+    default_storage,
+    enqueue_baseline,
+    is_duplicate,
+    known_experimental,
+    open_study,
+    space_size,
+    summarize,
+)
+from harness.sweep.trial import TrialRunner, distinct_configurations
 
 log = logging.getLogger(__name__)
 #: A worker stops once this many trials (or n_trials, if fewer) have all failed with none completed.
@@ -113,7 +121,7 @@ def run_worker(ab_path: str, storage_url: str, study_name: str, study_dir: Path,
             waiting = any(t.state.name == "WAITING" for t in study.get_trials(deepcopy=False))
             if claimed(study, count_duplicates=grid) >= n_trials and not waiting:
                 return
-            if not grid and size is not None and distinct_run(study) >= size and not waiting:
+            if not grid and size is not None and distinct_configurations(study, ab, overrides) >= size and not waiting:
                 log.warning("%s: all %d configurations of the search space have run; stopping this worker before "
                             "n_trials (%d)", study_name, size, n_trials)
                 return
@@ -123,13 +131,13 @@ def run_worker(ab_path: str, storage_url: str, study_name: str, study_dir: Path,
                 return
             mine: list[Any] = []   # the trial this worker just finished (not another worker's)
             study.optimize(runner, n_trials=1, catch=(RuntimeError, OSError, ValueError),
-                           callbacks=[lambda _study, t: mine.append(t)])
+                           callbacks=[lambda _study, t, mine=mine: mine.append(t)])
             if not grid and mine and is_duplicate(mine[-1]):
                 in_a_row += 1
                 if in_a_row >= MAX_DUPLICATES_IN_A_ROW:
                     log.warning("%s: the sampler proposed %d configurations in a row that had already run; stopping "
                                 "this worker (the study holds %d distinct runs)", study_name, in_a_row,
-                                distinct_run(study))
+                                distinct_configurations(study, ab, overrides))
                     return
                 continue
             runs, in_a_row = runs + 1, 0
@@ -141,7 +149,7 @@ def failing_from_the_start(study, k: int) -> bool:
     A cause that fails every trial (a missing data folder, a broken model path) is not retried
     ``3 x n_trials`` times; a study that has completed or pruned anything carries on past failures.
     """
-    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and not is_duplicate(t)]
     return len(finished) >= k and all(t.state.name == "FAIL" for t in finished)
 
 

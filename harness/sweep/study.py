@@ -13,6 +13,7 @@ only theirs, around the calls that use them.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from contextlib import contextmanager
@@ -56,25 +57,28 @@ def make_storage(url: str):
                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2), **kwargs)
 
 
-def worker_seed(seed: int, worker: int = 0) -> int:
-    """The sampler seed of worker ``worker`` (0, 1, ... within one ``harness sweep --workers K``).
+def worker_seed(seed: int, worker: int = 0, finished: int = 0) -> int:
+    """The sampler seed of worker ``worker`` (0, 1, ... within one ``harness sweep --workers K``) that opens
+    a study holding ``finished`` finished trials.
 
-    Worker 0 keeps the ablation's seed, so a one-worker sweep draws what it always drew; the others
-    are offset, because K processes seeded alike propose the same configurations in the same order
-    (measured: 2 workers with TPE seed 0 proposed 4 of the first 12 trials twice).
+    Worker 0 of a new study keeps the ablation's seed, so a one-worker sweep draws what it always drew.
+    The others are offset, because K processes seeded alike propose the same configurations in the same
+    order (measured: 2 workers with TPE seed 0 proposed 4 of the first 12 trials twice); so is a resumed
+    study, because a random sampler (and TPE's random start) would replay the first run's proposals.
 
-    >>> [worker_seed(0, w) for w in range(3)], worker_seed(7, 1)
-    ([0, 1000003, 2000006], 1000010)
+    >>> [worker_seed(0, w) for w in range(3)], worker_seed(7, 1), worker_seed(0, 0, finished=2)
+    ([0, 1000003, 2000006], 1000010, 15838)
     """
-    return seed + 1_000_003 * worker
+    return seed + 1_000_003 * worker + 7919 * finished
 
 
-def make_sampler(ab: Ablation, worker: int = 0):
-    """The ablation's sampler, seeded for ``worker`` (:func:`worker_seed`)."""
+def make_sampler(ab: Ablation, worker: int = 0, finished: int = 0):
+    """The ablation's sampler, seeded for ``worker`` of a study with ``finished`` finished trials
+    (:func:`worker_seed`)."""
     import optuna
 
     s = ab.sampler
-    seed = worker_seed(s.seed, worker)
+    seed = worker_seed(s.seed, worker, finished)
     if s.name == "grid":
         return optuna.samplers.GridSampler({k: v.grid_values() for k, v in ab.search_space.items()}, seed=seed)
     if s.name == "random":
@@ -103,6 +107,9 @@ def open_study(ab: Ablation, storage_url: str, study_name: str, worker: int = 0)
     study = optuna.create_study(study_name=study_name, storage=make_storage(storage_url),
                                 sampler=make_sampler(ab, worker),
                                 pruner=make_pruner(ab), directions=ab.directions, load_if_exists=True)
+    finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+    if finished:  # a resumed study: draw on from where the last run left off, not its proposals again
+        study.sampler = make_sampler(ab, worker, finished)
     if "objectives" not in study.user_attrs:
         study.set_user_attr("objectives", ["peak", "collapse_step"] if ab.objective == "peak_and_collapse"
                             else [ab.objective])
@@ -153,6 +160,25 @@ def claimed(study, count_duplicates: bool = False) -> int:
     return sum(t.state in live and (count_duplicates or not is_duplicate(t)) for t in study.get_trials(deepcopy=False))
 
 
+def space_values(spec) -> list[Any] | None:
+    """The values a search-space entry can take, as Optuna samples them, or None when continuous.
+
+    A stepped range holds ``low + k * step`` up to ``high`` (Optuna drops a last step that would pass it).
+
+    >>> from harness.sweep.ablation import ParamSpec
+    >>> space_values(ParamSpec(type="float", low=0, high=1, step=0.35)), space_values(ParamSpec(type="int", low=2, high=4))
+    ([0.0, 0.35, 0.7], [2, 3, 4])
+    """
+    if spec.type == "categorical":
+        return list(spec.choices)
+    if spec.step is None and spec.type != "int":
+        return None
+    step = spec.step or 1
+    n = math.floor((spec.high - spec.low) / step + 1e-9) + 1
+    values = [round(spec.low + k * step, 12) for k in range(n)]
+    return [int(v) for v in values] if spec.type == "int" else values
+
+
 def space_size(ab: Ablation) -> int | None:
     """How many distinct configurations the search space holds, or None when a parameter is continuous.
 
@@ -163,22 +189,24 @@ def space_size(ab: Ablation) -> int | None:
     """
     n = 1
     for spec in ab.search_space.values():
-        if spec.type == "int" and spec.step is None:
-            n *= int(spec.high) - int(spec.low) + 1
-            continue
-        try:
-            n *= len(spec.grid_values())
-        except ValueError:
+        values = space_values(spec)
+        if values is None:
             return None
+        n *= len(values)
     return n
 
 
-def distinct_run(study) -> int:
-    """Trials that ran or run a configuration of their own: neither duplicates nor failed."""
-    from optuna.trial import TrialState
-
-    ran = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-    return sum(t.state in ran and not is_duplicate(t) for t in study.get_trials(deepcopy=False))
+def in_space(ab: Ablation, params: dict[str, Any]) -> bool:
+    """True when every parameter of ``params`` is one of its search-space values (an enqueued baseline
+    off the step grid is not)."""
+    for name, spec in ab.search_space.items():
+        values = space_values(spec)
+        if values is None or name not in params:
+            continue
+        if not any(params[name] == v or (isinstance(v, float) and isinstance(params[name], (int, float))
+                                         and abs(float(params[name]) - v) <= 1e-9) for v in values):
+            return False
+    return True
 
 
 def first_failure(study) -> dict[str, Any] | None:

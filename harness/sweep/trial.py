@@ -10,10 +10,10 @@ a trial stops itself with the online detector of ``harness train`` (``--stop-on-
 (its value is then its peak). Peak step, collapse step
 and run directory become trial attributes; a failed trial records a one-line ``fail_reason``.
 
-A trial whose parameters an earlier trial already ran (or is running) is not run again: a training
-run is deterministic given its config (the same seed gives the same curve), so it is pruned with
-``stopped: duplicate`` and ``duplicate_of: N``, and the study's budget does not count it. To repeat
-a configuration on purpose, make ``seed`` a parameter.
+A trial whose whole configuration (:func:`config_fingerprint`) an earlier trial already ran (or is
+running) is not run again: a training run is deterministic given its config (the same seed gives the
+same curve), so it is pruned with ``stopped: duplicate`` and ``duplicate_of: N``, and the study's
+budget does not count it. To repeat a configuration on purpose, make ``seed`` a parameter.
 
     trials/trial_0007/
       trial_config.yaml    the trial's harness train options
@@ -35,11 +35,15 @@ import yaml
 from harness.core.io import atomic_write_text
 from harness.sweep.ablation import Ablation, trial_values
 from harness.sweep.child import command as child_command
-from harness.sweep.study import DUPLICATE, is_duplicate
+from harness.sweep.study import DUPLICATE, in_space, is_duplicate
 from harness.train.config import TrainConfig
 
 POLL_S = 0.5
 TRIAL_CONFIG = "trial_config.yaml"
+#: Trial attribute holding :func:`config_fingerprint`.
+FINGERPRINT = "config_fingerprint"
+#: Attributes a trial sets for itself; a retried trial (a killed worker's) starts without its original's.
+OWN_ATTRS = ("stopped", "duplicate_of", "run_dir", "log", "command", FINGERPRINT, "fail_reason")
 
 
 def suggest(trial, ab: Ablation) -> dict[str, Any]:
@@ -65,6 +69,45 @@ def trial_config(ab: Ablation, params: dict[str, Any], overrides: dict[str, Any]
     stops = {"stop_on_collapse": ab.collapse_stop.enabled, "patience": ab.collapse_stop.patience}
     values = {**{k: v for k, v in stops.items() if v}, **values, "output_dir": str(run_dir), "report": False}
     return TrainConfig.build(**values).model_dump(mode="json", exclude_unset=True)
+
+
+def config_fingerprint(ab: Ablation, params: dict[str, Any], overrides: dict[str, Any]) -> str:
+    """A short hash of the trial's whole ``harness train`` configuration (:func:`trial_config` without its
+    output directory): two trials run the same training exactly when their fingerprints agree, so a study
+    resumed after its ablation's ``base`` or the sweep's overrides changed repeats no old trial's result.
+
+    >>> ab = Ablation(name="x", base={"max_steps": 5},
+    ...               search_space={"reward.retry": {"type": "categorical", "choices": [0, 1]}})
+    >>> a = config_fingerprint(ab, {"reward.retry": 1}, {})
+    >>> a == config_fingerprint(ab, {"reward.retry": 1}, {}), a == config_fingerprint(ab, {"reward.retry": 1}, {"max_steps": 6})
+    (True, False)
+    """
+    import hashlib
+    import json
+
+    cfg = trial_config(ab, params, overrides, Path("."))
+    cfg.pop("output_dir", None)
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def distinct_configurations(study, ab: Ablation, overrides: dict[str, Any]) -> int:
+    """Distinct configurations of the search space that ran or run under the ablation and overrides as they
+    are now (a finished trial whose fingerprint matches); duplicates, failures and trials run under another
+    ``base`` do not count, nor parameters outside the space (an enqueued baseline off the step grid)."""
+    from optuna.trial import TrialState
+
+    ran = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    seen = set()
+    for t in study.get_trials(deepcopy=False):
+        if t.state not in ran or is_duplicate(t) or not in_space(ab, t.params):
+            continue
+        try:
+            if t.user_attrs.get(FINGERPRINT) != config_fingerprint(ab, t.params, overrides):
+                continue
+        except Exception:  # parameters the current ablation refuses: not one of its configurations
+            continue
+        seen.add(tuple(sorted((k, repr(v)) for k, v in t.params.items())))
+    return len(seen)
 
 
 def write_trial_config(ab: Ablation, params: dict[str, Any], overrides: dict[str, Any], run_dir: Path) -> Path:
@@ -140,8 +183,16 @@ class TrialRunner:
     def __call__(self, trial):
         import optuna
 
+        for key in OWN_ATTRS:  # a retry (a killed worker's trial) arrives with its attributes: not its outcome
+            if trial.user_attrs.get(key) is not None:
+                trial.set_user_attr(key, None)
         params = suggest(trial, self.ab)
-        earlier = self._duplicate(trial, params)
+        try:
+            fingerprint = config_fingerprint(self.ab, params, self.overrides)
+        except Exception:  # refused config: run() fails the trial with the reason
+            fingerprint = None
+        trial.set_user_attr(FINGERPRINT, fingerprint)
+        earlier = self._duplicate(trial, fingerprint) if fingerprint else None
         if earlier is not None:
             trial.set_user_attr("stopped", DUPLICATE)
             trial.set_user_attr("duplicate_of", earlier)
@@ -238,15 +289,18 @@ class TrialRunner:
         return TrialFailed(reason)
 
     @staticmethod
-    def _duplicate(trial, params: dict[str, Any]) -> int | None:
-        """The number of the earliest other trial that ran (or runs) these parameters, or None.
+    def _duplicate(trial, fingerprint: str) -> int | None:
+        """The number of the earliest *earlier* trial that ran (or runs) this configuration, or None.
 
-        Failed trials do not count: their parameters may be tried again."""
+        Only lower-numbered trials count, so two workers that start the same configuration at once never
+        both stand down (at worst both run it). Failed trials do not count: their configuration may be
+        tried again."""
         from optuna.trial import TrialState
 
         taken = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED)
         same = [t.number for t in trial.study.get_trials(deepcopy=False)
-                if t.number != trial.number and t.state in taken and t.params == params and not is_duplicate(t)]
+                if t.number < trial.number and t.state in taken and not is_duplicate(t)
+                and t.user_attrs.get(FINGERPRINT) == fingerprint]
         return min(same) if same else None
 
     @staticmethod
