@@ -62,7 +62,7 @@ def test_best_against_the_rest_paired_verdicts_and_a_trial_without_samples(tmp_p
         rows = {r[0]: r for r in res["rows"]}
         assert res["best"] == 0 and set(rows) == {1, 2} and res["error"] is None
         assert rows[1][-1] == "not separated" and rows[1][4] > 0.05
-        assert rows[2][-1] == "below" and rows[2][4] < 1e-3 and rows[2][4] >= rows[2][3]   # Holm: never smaller
+        assert rows[2][-1] == "below on these questions" and rows[2][4] < 1e-3 and rows[2][4] >= rows[2][3]   # Holm: never smaller
         assert rows[2][2].startswith("+0.") and rows[1][5] == N
         assert res["not_below"] == [1] and "step_00005.jsonl is missing" in res["skipped"][3]
     # the best trial itself cannot be scored: no ranking at all (not the runner-up promoted in silence)
@@ -126,9 +126,11 @@ def test_study_report_ranks_on_auc_and_warns_on_a_constant_objective(tmp_path, m
     root = make("auc_study", runs, None)
     data = collect(f"sqlite:///{root / 'study.db'}")
     assert data.duplicates == 1 and len(data.done) == 3
-    assert data.ranking["best"] == 0 and [r[-1] for r in data.ranking["rows"]] == ["not separated", "below"]
+    assert data.ranking["best"] == 0 and [r[-1] for r in data.ranking["rows"]] == ["not separated", "below on these questions"]
     assert data.best_notes and "the best trial (0) is not separated from 1 of the 2 trials" in data.best_notes[0]
     assert not data.best_warnings
+    # an auc study compares its arms on auc, not on the peak (which can be the same everywhere)
+    assert [c.metric for c in data.comparisons] == ["auc"] and "mean auc" in data.comparisons[0].table.columns
     monkeypatch.chdir(tmp_path)
     page = write_study_report(root, svg_dir=tmp_path / "figs").read_text()
     assert "Best vs the next trials, paired on the held-out questions (auc)" in page
@@ -164,3 +166,22 @@ def test_importances_skip_only_the_constant_objective(tmp_path):
     assert "the same collapse_step: 31" in data.best_warnings[0] and "auc or final" not in data.best_warnings[0]
     assert not any("the same peak" in w for w in data.best_warnings)   # peak varies: no warning about it
     assert "No ranking on peak: the best trial (8) could not be scored" in data.best_warnings[1]  # no run folders
+
+
+@pytest.mark.integration
+def test_an_arm_comparison_says_what_its_rows_pool(tmp_path):
+    optuna = pytest.importorskip("optuna")
+    from harness.analysis.study import collect
+    from harness.analysis.study_report import pooled_params, render_study_html
+
+    dist = {"train_noise": optuna.distributions.FloatDistribution(0.0, 0.8, step=0.2),
+            "train_noise_mode": optuna.distributions.CategoricalDistribution(["drop_gold", "drop_gold,random"])}
+    study = optuna.create_study(study_name="n", storage=f"sqlite:///{tmp_path / 'study.db'}", direction="maximize")
+    for i, (noise, mode) in enumerate([(0.2, "drop_gold"), (0.8, "drop_gold"), (0.4, "drop_gold,random")]):
+        study.add_trial(optuna.trial.create_trial(params={"train_noise": noise, "train_noise_mode": mode},
+                                                  distributions=dist, value=0.5 + 0.1 * i,
+                                                  user_attrs={"peak": 0.5 + 0.1 * i, "peak_step": 5}))
+    data = collect(f"sqlite:///{tmp_path / 'study.db'}")
+    [comp] = data.comparisons
+    assert comp.param == "train_noise_mode" and pooled_params(data, comp) == ["train_noise"]
+    assert "Each row pools trials that differ in train_noise" in render_study_html(data)

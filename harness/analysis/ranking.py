@@ -109,7 +109,10 @@ def question_scores(outcomes: dict[int, dict[str, bool]], objective: str, peak_s
     return {q: sum(w * outcomes[s][q] for w, s in zip(weights, steps)) for q in sorted(shared)}
 
 
-RANKING_HEADER = ["trial", "value", "best − trial [95% CI]", "p", "p (Holm)", "questions", "verdict"]
+RANKING_HEADER = ["trial", "value", "best − trial [95% CI]", "p", "p (Holm)", "questions", "verdict (eval noise only)"]
+#: The verdict when the best trial is ahead beyond the eval's noise: a statement about these runs on these
+#: questions, not about the configurations (one training seed each).
+BELOW = "below on these questions"
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -132,8 +135,8 @@ def versus_best(trials: Sequence[dict[str, Any]], objective: str, curves: dict[i
     ``trials``: completed trials, best first (``number``, ``run_dir``, ``peak_step`` and the objective
     value as ``value``); ``curves``: {trial number: its curve DataFrame} (eval steps are the rows with an
     accuracy). Returns ``rows`` (:data:`RANKING_HEADER`; the verdict from Holm-adjusted p-values at 5%:
-    ``below``, ``not separated``, or ``above on these questions`` when the two trials' shared questions
-    favour the other), ``skipped`` ({trial: why}), ``not_below`` (trials the best is not shown to beat),
+    :data:`BELOW`, ``not separated``, or ``above on these questions`` when the two trials' shared
+    questions favour the other), ``skipped`` ({trial: why}), ``not_below`` (trials the best is not shown to beat),
     ``best`` and ``error`` (why there is no ranking: the best trial itself could not be scored).
     """
     scores: dict[int, dict[str, float]] = {}
@@ -176,9 +179,9 @@ def versus_best(trials: Sequence[dict[str, Any]], objective: str, curves: dict[i
     adjusted = holm([res.p_value for _, res, _ in compared])
     for (t, res, n), p_holm in zip(compared, adjusted):
         lo, hi = res.interval
-        verdict = ("not separated" if p_holm >= res.alpha else "below" if res.difference > 0
+        verdict = ("not separated" if p_holm >= res.alpha else BELOW if res.difference > 0
                    else "above on these questions")
-        if verdict != "below":
+        if verdict != BELOW:
             out["not_below"].append(int(t["number"]))
         value = t.get("value")
         out["rows"].append([int(t["number"]), round(float(value), 4) if value is not None else round(res.accuracy_b, 4),
@@ -192,14 +195,16 @@ def ranking_sentence(result: dict[str, Any]) -> str:
 
     >>> ranking_sentence({"objective": "auc", "best": 3, "rows": [[1, 0.8, "", 0.2, 0.4, 50, ""]] * 4,
     ...                   "not_below": [1, 2], "skipped": {}, "error": None})
-    'On auc, the best trial (3) is not separated from 2 of the 4 trials compared with it (paired on the held-out questions, Holm-adjusted, 5%): with one seed per configuration, the sweep does not tell them apart.'
+    'On auc, the best trial (3) is not separated from 2 of the 4 trials compared with it (paired on the held-out questions, Holm-adjusted, 5%): the sweep does not tell them apart even before training-seed variation is counted. Each configuration ran one training seed, so whether the order holds for another seed is not tested: rerun the leading configurations with a seed parameter before choosing.'
     """
     if result.get("error"):
         return f"No ranking on {result['objective']}: {result['error']}."
     compared, k = len(result["rows"]), len(result["not_below"])
     if result["best"] is None or not compared:
         return f"No trial could be compared with the best on {result['objective']} (no eval samples)."
-    tail = (": with one seed per configuration, the sweep does not tell them apart." if k else
-            ": it is ahead of every one of them beyond the eval noise of these questions (one seed each).")
+    tail = (": the sweep does not tell them apart even before training-seed variation is counted." if k else
+            ": it is ahead of each of them beyond the eval noise of these questions.")
+    tail += (" Each configuration ran one training seed, so whether the order holds for another seed is not "
+             "tested: rerun the leading configurations with a seed parameter before choosing.")
     return (f"On {result['objective']}, the best trial ({result['best']}) is not separated from {k} of the {compared} "
             f"trials compared with it (paired on the held-out questions, Holm-adjusted, 5%){tail}")

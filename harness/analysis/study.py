@@ -8,7 +8,8 @@ written) and each trial's ``curve.csv`` from its ``run_dir`` attribute. :func:`c
 - one **comparison per arm parameter**: every categorical parameter other than the seed with 2–8
   values (``preset: [rezero, baseline]``, ``train_noise``), and ``reward.retry`` (arms ``retry`` where it
   is > 0, ``baseline`` where it is 0): completed trials grouped by the other arm parameters and the
-  arm, mean peak accuracy with a 95% Student-t interval across seeds, and, where trials share seeds,
+  arm, mean peak accuracy (or the objective, when it is auc or final) with a 95% Student-t interval
+  across seeds, and, where trials share seeds,
   the arms' differences paired by seed (:func:`harness.analysis.paired.seed_pair_rows`);
 - fANOVA parameter importances, only with enough completed trials (:func:`importance_floor`); with
   fewer, a warning says why they are left out;
@@ -164,6 +165,8 @@ class Comparison:
     context: list[str]
     table: pd.DataFrame
     paired: list[list[Any]] = field(default_factory=list)
+    #: what the arms are compared on: ``peak``, or the study's objective when it is ``auc`` or ``final``
+    metric: str = "peak"
 
 
 @dataclass
@@ -241,9 +244,25 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
+def compared_metric(data: StudyData) -> tuple[str, str]:
+    """(column, label) the arm comparisons use: the study's objective when it is ``auc`` or ``final`` (a
+    study that ranks on them means them), else each trial's ``peak``."""
+    aliases = data.objective_aliases or []
+    if aliases and aliases[0] in ("auc", "final"):
+        return data.objectives[0], aliases[0]
+    return "peak", "peak"
+
+
+def paired_header(label: str = "peak") -> list[str]:
+    """:data:`PAIRED_HEADER` with the compared metric named."""
+    return ["where", *[h.replace("peak", label) for h in SEED_PAIR_HEADER]]
+
+
 def compare_arms(data: StudyData, param: str) -> Comparison:
-    """Completed trials grouped by the other arm parameters and this parameter's arm: mean peak with
-    its 95% Student-t interval across seeds, mean peak step, collapses; paired by seed where possible."""
+    """Completed trials grouped by the other arm parameters and this parameter's arm: the mean of the
+    compared metric (:func:`compared_metric`) with its 95% Student-t interval across seeds, mean peak
+    step, collapses; paired by seed where possible."""
+    column, label = compared_metric(data)
     done = data.done[data.done[param].notna()].copy()
     done["arm"] = [arm_label(param, v) for v in done[param]]
     context = [p for p in arm_params(data) if p != param]
@@ -251,11 +270,11 @@ def compare_arms(data: StudyData, param: str) -> Comparison:
     rows, paired = [], []
     for key, cell in done.groupby(keys, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
-        peaks = [p for p in map(_num, cell["peak"]) if p is not None]
+        peaks = [p for p in map(_num, cell[column]) if p is not None]
         low, high = clip01(t_interval(peaks))
         collapses = [c for c in map(_num, cell["collapse_step"]) if c is not None]
         rows.append({**dict(zip(keys, key)), "n": len(cell),
-                     "mean peak": sum(peaks) / len(peaks) if peaks else None, "ci low": low, "ci high": high,
+                     f"mean {label}": sum(peaks) / len(peaks) if peaks else None, "ci low": low, "ci high": high,
                      "mean peak step": pd.to_numeric(cell["peak_step"], errors="coerce").mean(),
                      "mean collapse step": sum(collapses) / len(collapses) if collapses else None,
                      "collapsed": f"{len(collapses)}/{len(cell)}"})
@@ -273,10 +292,10 @@ def compare_arms(data: StudyData, param: str) -> Comparison:
             ctx = ctx if isinstance(ctx, tuple) else (ctx,)
             arms = []
             for arm, cell in sorted(part.groupby("arm", sort=True), key=lambda kv: rank[str(kv[0])]):
-                arms.append((str(arm), {s: _num(p) for s, p in zip(cell[SEED_PARAM], cell["peak"])}))
+                arms.append((str(arm), {s: _num(p) for s, p in zip(cell[SEED_PARAM], cell[column])}))
             where = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in zip(context, ctx))
             paired += [[where or "all", *r] for r in seed_pair_rows(arms)]
-    return Comparison(param, context, frame, paired)
+    return Comparison(param, context, frame, paired, metric=label)
 
 
 PAIRED_HEADER = ["where", *SEED_PAIR_HEADER]
@@ -433,7 +452,7 @@ def study_summary(storage: str, study_name: str | None = None) -> dict[str, Any]
             "states": d.states, "params": d.params, "categorical_params": d.categorical,
             "best_kind": "pareto_front" if len(d.directions) > 1 else f"top_{TOP_N}",
             "best": records(d.best),
-            "comparisons": [{"param": c.param, "context": c.context, "rows": records(c.table),
+            "comparisons": [{"param": c.param, "context": c.context, "metric": c.metric, "rows": records(c.table),
                              "paired_by_seed": [dict(zip(PAIRED_HEADER, r)) for r in c.paired]}
                             for c in d.comparisons],
             "comparison_ci": "95% Student-t interval across seeds", "importances": d.importances,

@@ -35,14 +35,15 @@ from harness.analysis.page import (
 )
 from harness.analysis.ranking import RANKING_HEADER
 from harness.analysis.study import (
-    PAIRED_HEADER,
     TOP_N,
     Comparison,
     StudyData,
     arm_label,
     arm_params,
     collect,
+    compared_metric,
     mask_url,
+    paired_header,
     plain,
     study_summary,
 )
@@ -146,26 +147,30 @@ def comparison_figure(data: StudyData, comp: Comparison) -> str | None:
     arms = list(dict.fromkeys(str(a) for a in t["arm"]))
     contexts = list(dict.fromkeys(ctx_of(r) for r in t.to_dict("records")))
     cats = [f"{c} · {a}" if c else a for c in contexts for a in arms]
-    chart = Chart(width=max(600, 110 * len(cats) + 120), height=320, xcats=cats, ylabel="peak accuracy",
-                  title=f"Peak accuracy by {comp.param} (mean, 95% t-interval; dots: trials)", ylim=(0, None))
+    metric = comp.metric
+    column = compared_metric(data)[0]
+    chart = Chart(width=max(600, 110 * len(cats) + 120), height=320, xcats=cats, ylabel=f"{metric} accuracy",
+                  title=f"{'AUC' if metric == 'auc' else metric.capitalize()} accuracy by {comp.param} "
+                        "(mean, 95% t-interval; dots: trials)",
+                  ylim=(0, None))
     done = data.done[data.done[comp.param].notna()]
     for j, arm in enumerate(arms):
         col, shape = color(j), MARKERS[j % len(MARKERS)]
         for r in t[t["arm"].astype(str) == arm].to_dict("records"):
             ctx = ctx_of(r)
             x = cats.index(f"{ctx} · {arm}" if ctx else arm)
-            title = (f"{comp.param} {arm}{', ' + ctx if ctx else ''}: mean peak {fmt(plain(r['mean peak']))} over "
-                     f"{r['n']} trial(s), 95% t [{fmt(plain(r['ci low']))}, {fmt(plain(r['ci high']))}]")
-            chart.errorbars([x - 0.08], [plain(r["mean peak"])], [plain(r["ci low"])], [plain(r["ci high"])], col,
+            title = (f"{comp.param} {arm}{', ' + ctx if ctx else ''}: mean {metric} {fmt(plain(r[f'mean {metric}']))} "
+                     f"over {r['n']} trial(s), 95% t [{fmt(plain(r['ci low']))}, {fmt(plain(r['ci high']))}]")
+            chart.errorbars([x - 0.08], [plain(r[f"mean {metric}"])], [plain(r["ci low"])], [plain(r["ci high"])], col,
                             shape=shape, size=5.5, titles=[title])
             members = done[[arm_label(comp.param, v) == arm for v in done[comp.param]]]
             for c in comp.context:
                 members = members[members[c].map(lambda v, c=c, r=r: str(plain(v)) == str(plain(r[c])))]
-            peaks = [(plain(p), row) for p, row in zip(members["peak"], members.to_dict("records"))
+            peaks = [(plain(p), row) for p, row in zip(members[column], members.to_dict("records"))
                      if plain(p) is not None]
             chart.points([x + 0.12 + _jitter(row["number"]) * 0.25 for _, row in peaks], [p for p, _ in peaks], col,
                          shape="circle", size=2.8, opacity=0.6,
-                         titles=[_trial_name(row, data.params) + f": peak {fmt(p)}" for p, row in peaks])
+                         titles=[_trial_name(row, data.params) + f": {metric} {fmt(p)}" for p, row in peaks])
     return figure(chart.render())
 
 
@@ -211,7 +216,7 @@ def parallel_figure(data: StudyData) -> str | None:
     out = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
            f'aria-label="parallel coordinates">',
            f'<text x="8" y="17" font-size="13" font-weight="600" fill="#222">Every completed trial '
-           f'(colour: {esc_attr(obj)}, darker is higher)</text>']
+           f'(colour: {esc_attr(_named(data, obj))}, darker is higher)</text>']
     records = done.to_dict("records")
     order = sorted(range(len(records)), key=lambda i: ovals[i] if isinstance(ovals[i], (int, float)) else -math.inf)
     for i in order:
@@ -228,7 +233,7 @@ def parallel_figure(data: StudyData) -> str | None:
         labels = cols[a][1]
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{bottom}" stroke="#444" stroke-width="1.2"/>'
                    f'<text x="{x:.1f}" y="{top - 14}" font-size="11" font-weight="600" text-anchor="middle" '
-                   f'fill="#222">{esc_attr(cap(a, 24))}</text>')
+                   f'fill="#222">{esc_attr(cap(_named(data, a), 24))}</text>')
         if labels and a in data.categorical or (labels and not _numeric_axis(data, done, a)):
             for j, lv in enumerate(labels):
                 p = j / (len(labels) - 1) if len(labels) > 1 else 0.5
@@ -256,24 +261,46 @@ def _ramp(share: float) -> str:
     return "#" + "".join(f"{int(round(x + (y - x) * share)):02x}" for x, y in zip(a, b))
 
 
+def _named(data: StudyData, objective: str) -> str:
+    """An objective column as the page names it: its alias where ``harness sweep`` recorded one.
+
+    >>> d = StudyData("s", "x", ["maximize"] * 2, ["values_0", "values_1"], [], pd.DataFrame(),
+    ...               objective_aliases=["peak", "collapse_step"])
+    >>> _named(d, "values_1"), _named(d, "other")
+    ('collapse_step', 'other')
+    """
+    aliases = dict(zip(data.objectives, data.objective_aliases or []))
+    return aliases.get(objective) or objective
+
+
 def pareto_figure(data: StudyData) -> str | None:
-    """The first two objectives of every completed trial, the Pareto front joined and highlighted."""
+    """The first two objectives of every completed trial, the Pareto front joined and highlighted; the
+    caption says how many front trials share a point (ties draw on top of each other)."""
     if len(data.objectives) < 2 or data.best.empty:
         return None
     o0, o1 = data.objectives[:2]
+    n0, n1 = _named(data, o0), _named(data, o1)
     done = data.done
-    chart = Chart(width=560, height=360, title=f"Pareto front ({o0} vs {o1})", xlabel=o0, ylabel=o1)
+    chart = Chart(width=560, height=360, title=f"Pareto front ({n0} vs {n1})", xlabel=n0, ylabel=n1)
     front = set(data.best["number"])
     rest = [r for r in done.to_dict("records") if r["number"] not in front]
     chart.points([r[o0] for r in rest], [r[o1] for r in rest], "#bbb", size=4,
-                 titles=[_trial_name(r, data.params) + f": {o0} {fmt(r[o0])}, {o1} {fmt(r[o1])}" for r in rest])
+                 titles=[_trial_name(r, data.params) + f": {n0} {fmt(r[o0])}, {n1} {fmt(r[o1])}" for r in rest])
     best = sorted(data.best.to_dict("records"), key=lambda r: (r[o0], r[o1]))
     chart.line([r[o0] for r in best], [r[o1] for r in best], color(3), width=1.5, dash="5 3")
     chart.points([r[o0] for r in best], [r[o1] for r in best], color(3), shape="diamond", size=5,
-                 titles=[_trial_name(r, data.params) + f": {o0} {fmt(r[o0])}, {o1} {fmt(r[o1])} (Pareto-optimal)"
+                 titles=[_trial_name(r, data.params) + f": {n0} {fmt(r[o0])}, {n1} {fmt(r[o1])} (Pareto-optimal)"
                          for r in best])
-    return figure(chart.render(), f"Directions: {', '.join(f'{o} {d}' for o, d in zip(data.objectives, data.directions))}; "
-                                  "diamonds: trials no other trial beats on every objective.")
+    points: dict[tuple, list[int]] = {}
+    for r in best:
+        points.setdefault((plain(r[o0]), plain(r[o1])), []).append(int(r["number"]))
+    ties = [f"trials {', '.join(map(str, ns))} share ({fmt(a)}, {fmt(b)})" for (a, b), ns in points.items() if len(ns) > 1]
+    caption = (f"Directions: {', '.join(f'{_named(data, o)} {d}' for o, d in zip(data.objectives, data.directions))}; "
+               "diamonds: trials no other trial beats on every objective"
+               + (f"; {'; '.join(ties)} (drawn on top of each other)" if ties else "") + ".")
+    if n1 == "collapse_step":
+        caption += " A trial that did not collapse counts one step past its last step."
+    return figure(chart.render(), caption)
 
 
 def scatter_figure(data: StudyData) -> str | None:
@@ -332,6 +359,22 @@ def _missing(text: str) -> str:
     return note(text)
 
 
+def _p_text(p: float) -> str:
+    """A p-value as the page prints it.
+
+    >>> _p_text(0.3594), _p_text(0.0039), _p_text(0.00004)
+    ('0.36', '0.004', '< 0.001')
+    """
+    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
+
+
+def pooled_params(data: StudyData, comp: Comparison) -> list[str]:
+    """Parameters that vary among the completed trials but define no row of ``comp`` (nor are the seed)."""
+    done = data.done
+    fixed = {comp.param, *comp.context, "seed"}
+    return [p for p in data.params if p not in fixed and p in done and done[p].dropna().astype(str).nunique() > 1]
+
+
 def ranking_parts(data: StudyData) -> list[str]:
     """The best trial against the next ones, paired on the held-out questions (:mod:`harness.analysis.ranking`)."""
     r = data.ranking
@@ -340,13 +383,14 @@ def ranking_parts(data: StudyData) -> list[str]:
     parts = [f"<h3>Best vs the next trials, paired on the held-out questions ({esc(r['objective'])})</h3>"]
     parts += [note(n) for n in data.best_notes]
     if r.get("rows"):
-        parts.append(table(RANKING_HEADER, r["rows"], left=1))
+        shown = [[*row[:3], _p_text(row[3]), _p_text(row[4]), *row[5:]] for row in r["rows"]]
+        parts.append(table(RANKING_HEADER, shown, left=1))
     parts.append(note("Each row: the best trial's score minus this trial's, question by question, on the objective "
                       "itself; 95% bootstrap interval over questions; p: McNemar's exact test (peak, final) or a "
-                      "sign-flip permutation test (auc); no correction for the number of rows. The intervals count "
-                      "question sampling only: each configuration ran one seed, and the best was picked because it "
-                      "scored highest, so its lead is if anything overstated. Repeat the leading configurations "
-                      "with a seed parameter before reading their order."))
+                      "sign-flip permutation test (auc), then Holm-adjusted for the number of rows (the verdict uses "
+                      "the adjusted p at 5%). These intervals count the eval's question sampling only: each "
+                      "configuration ran one training seed, whose run-to-run variation is often larger, and the best "
+                      "was picked because it scored highest, so its lead is if anything overstated."))
     if r.get("skipped"):
         parts.append(note("Not compared: " + "; ".join(f"trial {k}: {v}" for k, v in r["skipped"].items()), "warn"))
     return parts
@@ -366,7 +410,9 @@ def render_study_html(data: StudyData) -> str:
     best_title = "Pareto front" if multi else f"Best trials (top {TOP_N})"
     sections: list[tuple[str, str, list[str]]] = []
     best = [note(w, "warn") for w in data.best_warnings]
-    best.append(frame_table(_cells(data.best)) if not data.best.empty else _missing("No completed trials."))
+    named = {o: f"{_named(data, o)} (objective)" for o in data.objectives if _named(data, o) != o}
+    best.append(frame_table(_cells(data.best.rename(columns=named))) if not data.best.empty
+                else _missing("No completed trials."))
     if multi:
         best.append(pareto_figure(data) or "")
     best += ranking_parts(data)
@@ -378,14 +424,19 @@ def render_study_html(data: StudyData) -> str:
         parts = [note(f"Completed trials by {comp.param}"
                       + (f" (retry: {comp.param} > 0, baseline: = 0)" if comp.param == "reward.retry" else "")
                       + (f", within each {', '.join(comp.context)}" if comp.context else "")
-                      + ". Peak CI: 95% Student-t interval of the mean across seeds (none for n = 1); the collapse "
-                        "step is averaged over the trials that collapsed."),
+                      + f". Compared on {comp.metric}"
+                      + (" (the study's objective)" if comp.metric != "peak" else "")
+                      + "; CI: 95% Student-t interval of the mean over the row's trials (none for n = 1)"
+                      + (f". Each row pools trials that differ in {', '.join(pooled)}, so its interval spans "
+                         "those settings as well as seeds: a difference between rows can come from them"
+                         if (pooled := pooled_params(data, comp)) else ", which differ only in their seed")
+                      + "; the collapse step is averaged over the trials that collapsed."),
                  frame_table(_cells(comp.table), left=len(comp.context) + 1)]
         fig = comparison_figure(data, comp)
         if fig:
             parts.append(fig)
         if comp.paired:
-            parts += ["<h3>Paired by seed</h3>", table(PAIRED_HEADER, comp.paired, left=3),
+            parts += ["<h3>Paired by seed</h3>", table(paired_header(comp.metric), comp.paired, left=3),
                       note("Differences within each seed, averaged; an interval that contains 0 is not significant. "
                            "With 2–3 seeds only a large difference can show.")]
         sections.append((f"comparison-{comp.param}", f"Comparison: {comp.param}", parts))
