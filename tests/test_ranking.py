@@ -138,6 +138,7 @@ def test_study_report_ranks_on_auc_and_warns_on_a_constant_objective(tmp_path, m
     figs = {p.name: p.read_text() for p in (tmp_path / "figs").iterdir()}
     assert {"curves.svg", "parallel.svg"} <= set(figs) and "pareto.svg" not in figs    # one objective: no front
     assert all(t.startswith("<?xml") and 'xmlns="http://www.w3.org/2000/svg"' in t for t in figs.values())
+    (tmp_path / "auc_report.html").write_text(page)   # kept for the browser test below
     assert "proposed again with the parameters of an earlier trial" in page
 
     flat = make("flat_study", runs, 0.9)             # every trial "peaks" at 0.9: nothing to rank
@@ -185,3 +186,14 @@ def test_an_arm_comparison_says_what_its_rows_pool(tmp_path):
     [comp] = data.comparisons
     assert comp.param == "train_noise_mode" and pooled_params(data, comp) == ["train_noise"]
     assert "Each row pools trials that differ in train_noise" in render_study_html(data)
+
+
+@pytest.mark.integration
+@pytest.mark.browser
+def test_ranked_study_page_renders_in_headless_chromium(tmp_path, monkeypatch):
+    """The page with the ranking table, the duplicates line and an auc comparison, rendered for real."""
+    from tests.browser import check_page_in_chromium
+
+    test_study_report_ranks_on_auc_and_warns_on_a_constant_objective(tmp_path, monkeypatch)
+    dom = check_page_in_chromium(tmp_path / "auc_report.html", tmp_path / "chromium")
+    assert "verdict (eval noise only)" in dom and "AUC accuracy by reward.retry" in dom

@@ -273,6 +273,11 @@ def _named(data: StudyData, objective: str) -> str:
     return aliases.get(objective) or objective
 
 
+def _named_keys(data: StudyData, by_objective: dict[str, Any]) -> dict[str, Any]:
+    """``by_objective`` keyed by what each objective measures (:func:`_named`)."""
+    return {_named(data, k): v for k, v in by_objective.items()}
+
+
 def pareto_figure(data: StudyData) -> str | None:
     """The first two objectives of every completed trial, the Pareto front joined and highlighted; the
     caption says how many front trials share a point (ties draw on top of each other)."""
@@ -312,14 +317,14 @@ def scatter_figure(data: StudyData) -> str | None:
     charts = []
     for obj, param in pairs:
         rows = [r for r in done.to_dict("records") if r.get(param) is not None and plain(r.get(obj)) is not None]
-        titles = [_trial_name(r, data.params) + f": {obj} {fmt(plain(r[obj]))}" for r in rows]
+        titles = [_trial_name(r, data.params) + f": {_named(data, obj)} {fmt(plain(r[obj]))}" for r in rows]
         ys = [float(plain(r[obj])) for r in rows]
         if _numeric_axis(data, done, param):
-            chart = Chart(width=330, height=250, title=f"{obj} vs {param}", xlabel=param, left=48)
+            chart = Chart(width=330, height=250, title=f"{_named(data, obj)} vs {param}", xlabel=param, left=48)
             chart.points([float(plain(r[param])) for r in rows], ys, color(0), size=3.5, titles=titles, opacity=0.8)
         else:
             levels = _axis_values(data, done, param)[1] or []
-            chart = Chart(width=330, height=250, title=f"{obj} vs {param}", xlabel=param, xcats=levels, left=48)
+            chart = Chart(width=330, height=250, title=f"{_named(data, obj)} vs {param}", xlabel=param, xcats=levels, left=48)
             xs = [levels.index(str(plain(r[param]))) + _jitter(r["number"]) for r in rows]
             chart.points(xs, ys, color(0), size=3.5, titles=titles, opacity=0.8)
         charts.append(figure(chart.render()))
@@ -444,7 +449,7 @@ def render_study_html(data: StudyData) -> str:
     sections.append(("parallel", "Parallel coordinates", [parallel] if parallel else [_missing("No completed trials.")]))
     scatter = scatter_figure(data)
     sections.append(("params", "Parameters vs objective", [scatter] if scatter else [_missing("No completed trials.")]))
-    importance = [note(w, "warn") for w in data.warnings] + [importance_figure(data.importances) or ""]
+    importance = [note(w, "warn") for w in data.warnings] + [importance_figure(_named_keys(data, data.importances)) or ""]
     importance += [note(n) for n in data.notes]
     sections.append(("importance", "Parameter importances", importance))
     sections.append(("failed", "Failed trials", [frame_table(_cells(data.failed)) if not data.failed.empty
@@ -469,7 +474,7 @@ def study_figures(data: StudyData) -> dict[str, str]:
     curves = curves_figure(data)
     made = {"curves.svg": curves[0] if curves else None,
             "pareto.svg": pareto_figure(data) if len(data.directions) > 1 else None,
-            "importance.svg": importance_figure(data.importances), "parallel.svg": parallel_figure(data)}
+            "importance.svg": importance_figure(_named_keys(data, data.importances)), "parallel.svg": parallel_figure(data)}
     out = {}
     for name, fragment in made.items():
         for i, text in enumerate(standalone_svgs(fragment) if fragment else []):
