@@ -81,19 +81,30 @@ def config_fingerprint(ab: Ablation, params: dict[str, Any], overrides: dict[str
     >>> a = config_fingerprint(ab, {"reward.retry": 1}, {})
     >>> a == config_fingerprint(ab, {"reward.retry": 1}, {}), a == config_fingerprint(ab, {"reward.retry": 1}, {"max_steps": 6})
     (True, False)
+
+    Without noise the noise modes do not count (noise 0 under any mode is one configuration):
+
+    >>> quiet = [config_fingerprint(ab, {"train_noise": 0.0, "train_noise_mode": m}, {}) for m in ("drop_gold", "random")]
+    >>> quiet[0] == quiet[1], config_fingerprint(ab, {"train_noise": 0.2, "train_noise_mode": "random"}, {}) == quiet[0]
+    (True, False)
     """
     import hashlib
     import json
 
     cfg = trial_config(ab, params, overrides, Path("."))
     cfg.pop("output_dir", None)
+    for level, modes in (("train_noise", "train_noise_mode"), ("eval_noise", "eval_noise_mode")):
+        if level in cfg and cfg[level] == 0:  # no noise: which modes would apply changes nothing (measured:
+            cfg.pop(modes, None)               # noise 0 with drop_gold and with paraphrase, identical runs)
     return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def distinct_configurations(study, ab: Ablation, overrides: dict[str, Any]) -> int:
-    """Distinct configurations of the search space that ran or run under the ablation and overrides as they
-    are now (a finished trial whose fingerprint matches); duplicates, failures and trials run under another
-    ``base`` do not count, nor parameters outside the space (an enqueued baseline off the step grid)."""
+    """Distinct configurations (fingerprints) of the search space that ran or run under the ablation and
+    overrides as they are now; duplicates, failures and trials run under another ``base`` do not count, nor
+    parameters outside the space (an enqueued baseline off the step grid). Equivalent parameter sets (noise
+    0 under two modes) are one configuration, so this can stay below :func:`harness.sweep.study.space_size`;
+    the worker then stops on its duplicates-in-a-row rule."""
     from optuna.trial import TrialState
 
     ran = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
@@ -102,11 +113,11 @@ def distinct_configurations(study, ab: Ablation, overrides: dict[str, Any]) -> i
         if t.state not in ran or is_duplicate(t) or not in_space(ab, t.params):
             continue
         try:
-            if t.user_attrs.get(FINGERPRINT) != config_fingerprint(ab, t.params, overrides):
-                continue
-        except Exception:  # parameters the current ablation refuses: not one of its configurations
+            fingerprint = config_fingerprint(ab, t.params, overrides)
+        except Exception:  # noqa: BLE001 -- parameters the current ablation refuses: not one of its configurations
             continue
-        seen.add(tuple(sorted((k, repr(v)) for k, v in t.params.items())))
+        if t.user_attrs.get(FINGERPRINT) == fingerprint:
+            seen.add(fingerprint)
     return len(seen)
 
 
