@@ -412,3 +412,31 @@ def test_worker_runs_n_distinct_configurations_and_stops_when_the_space_is_exhau
     assert sorted(t.params["reward.retry"] for t in ran) == [0.0, 0.5, 1.0]
     assert all(t.state.name == "PRUNED" for t in trials if is_duplicate(t))
     assert "all 3 configurations of the search space have run" in caplog.text
+
+
+@pytest.mark.unit
+def test_an_equivalent_grid_cell_is_skipped_without_ending_the_grid(tmp_path):
+    import optuna
+
+    from harness.sweep.study import make_sampler
+
+    space = {"train_noise": {"type": "categorical", "choices": [0.0, 0.5]},
+             "train_noise_mode": {"type": "categorical", "choices": ["drop_gold", "random"]}}
+    ab = _ab(search_space=space, sampler={"name": "grid", "seed": 4})   # seed 4: the equivalent cell comes 2nd
+    ran: list[int] = []
+
+    from harness.sweep.trial import TrialRunner
+
+    class Runner(TrialRunner):
+        def run(self, trial, params):
+            ran.append(trial.number)
+            return float(params["train_noise"])
+
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(ab))
+    study.optimize(Runner(ab, tmp_path, {}), n_trials=4)
+    # noise 0 under two modes is one configuration: one of the two is pruned, the grid still runs its 3 others
+    states = sorted(t.state.name for t in study.trials)
+    assert states == ["COMPLETE", "COMPLETE", "COMPLETE", "PRUNED"] and len(ran) == 3
+    [dup] = [t for t in study.trials if t.state.name == "PRUNED"]
+    assert dup.params["train_noise"] == 0.0 and dup.user_attrs["stopped"] == "duplicate"
+    assert dup.number < 3                      # not the grid's last cell, so ending the grid there would show

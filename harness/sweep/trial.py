@@ -207,12 +207,14 @@ class TrialRunner:
         if earlier is not None:
             trial.set_user_attr("stopped", DUPLICATE)
             trial.set_user_attr("duplicate_of", earlier)
-            if self.ab.sampler.name == "grid":
+            same_cell = next(t.params for t in trial.study.get_trials(deepcopy=False) if t.number == earlier) == params
+            if self.ab.sampler.name == "grid" and same_cell:
                 trial.study.stop()
                 raise optuna.TrialPruned("grid cell already taken by another worker; the grid is exhausted")
             # a training run is deterministic given its config: running it again costs a trial's compute and
             # would count one configuration twice in every comparison; the budget does not count it
-            raise optuna.TrialPruned(f"same parameters as trial {earlier}: not run again")
+            raise optuna.TrialPruned(f"same configuration as trial {earlier}"
+                                     + ("" if same_cell else " (equivalent parameters)") + ": not run again")
         return self.run(trial, params)
 
     def run(self, trial, params: dict[str, Any]) -> float | tuple[float, float]:
