@@ -320,7 +320,7 @@ def test_a_trial_with_the_configuration_of_an_earlier_one_is_not_run_again(tmp_p
 
     from harness.sweep.runner import failing_from_the_start
     from harness.sweep.study import claimed, space_size
-    from harness.sweep.trial import distinct_configurations
+    from harness.sweep.trial import covered_configurations
 
     ran: list[int] = []
     ab = _ab(search_space=_space3(), sampler={"name": "tpe"})
@@ -331,15 +331,15 @@ def test_a_trial_with_the_configuration_of_an_earlier_one_is_not_run_again(tmp_p
     states = [(t.number, t.state.name, t.user_attrs.get("duplicate_of")) for t in study.trials]
     assert states == [(0, "COMPLETE", None), (1, "PRUNED", 0), (2, "COMPLETE", None)]
     assert ran == [0, 2] and not (tmp_path / "trials").exists()       # the duplicate started nothing
-    assert claimed(study) == 2 and claimed(study, count_duplicates=True) == 3
-    assert distinct_configurations(study, ab, {}) == 2 and space_size(ab) == 3
+    assert claimed(study) == 2 and len(study.trials) == 3
+    assert covered_configurations(study, ab, {}) == 2 and space_size(ab) == 3
     assert not failing_from_the_start(study, 1)                       # a duplicate is no failure, nor a success
     # the same parameters under another base (a resumed study whose ablation changed) are a new configuration
     changed = _ab(search_space=_space3(), sampler={"name": "tpe"}, base={"max_steps": 7})
     study.enqueue_trial({"reward.retry": 0.5})
     study.optimize(_NoTraining.make(changed, tmp_path, ran=ran), n_trials=1)
     assert study.trials[-1].state.name == "COMPLETE" and ran[-1] == 3
-    assert distinct_configurations(study, ab, {}) == 2 and distinct_configurations(study, changed, {}) == 1
+    assert covered_configurations(study, ab, {}) == 2 and covered_configurations(study, changed, {}) == 1
 
 
 @pytest.mark.unit
@@ -411,7 +411,7 @@ def test_worker_runs_n_distinct_configurations_and_stops_when_the_space_is_exhau
     ran = [t for t in trials if not is_duplicate(t)]
     assert sorted(t.params["reward.retry"] for t in ran) == [0.0, 0.5, 1.0]
     assert all(t.state.name == "PRUNED" for t in trials if is_duplicate(t))
-    assert "all 3 configurations of the search space have run" in caplog.text
+    assert "all 3 configurations of the search space are covered" in caplog.text
 
 
 @pytest.mark.unit
@@ -440,3 +440,39 @@ def test_an_equivalent_grid_cell_is_skipped_without_ending_the_grid(tmp_path):
     [dup] = [t for t in study.trials if t.state.name == "PRUNED"]
     assert dup.params["train_noise"] == 0.0 and dup.user_attrs["stopped"] == "duplicate"
     assert dup.number < 3                      # not the grid's last cell, so ending the grid there would show
+
+
+@pytest.mark.unit
+def test_a_grid_worker_that_loses_a_race_for_a_cell_still_runs_every_other_cell(tmp_path, monkeypatch):
+    """CI caught it: two workers took the first cell at once, the loser's pruned record counted towards the
+    grid's budget, and one cell of four never ran."""
+    import optuna
+
+    from harness.sweep import runner as sweep_runner
+    from harness.sweep.ablation import load_ablation
+    from harness.sweep.study import default_storage
+    from harness.sweep.trial import FINGERPRINT, TrialRunner, config_fingerprint
+
+    class Runner(TrialRunner):
+        def run(self, trial, params):
+            return 1.0
+
+    monkeypatch.setattr(sweep_runner, "TrialRunner", Runner)
+    ab_path = tmp_path / "grid.yaml"
+    ab_path.write_text(yaml.safe_dump({"name": "g", "task": "apollo3", "sampler": {"name": "grid"},
+                                       "search_space": {"reward.retry": {"type": "categorical", "choices": [0.0, 1.0]},
+                                                        "seed": {"type": "categorical", "choices": [0, 1]}}}))
+    ab, url = load_ablation(str(ab_path)), default_storage(tmp_path)
+    study = optuna.create_study(study_name="g", storage=url, direction="maximize")
+    # the other worker's trial: running the cell (retry 1, seed 0)
+    dist = {"reward.retry": optuna.distributions.CategoricalDistribution([0.0, 1.0]),
+            "seed": optuna.distributions.CategoricalDistribution([0, 1])}
+    params = {"reward.retry": 1.0, "seed": 0}
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=dist, state=optuna.trial.TrialState.RUNNING,
+                                              user_attrs={FINGERPRINT: config_fingerprint(ab, params, {})}))
+    study.enqueue_trial(params)       # this worker's first proposal: the same cell (what a simultaneous start does)
+    sweep_runner.run_worker(str(ab_path), url, "g", tmp_path, 4, {})
+    trials = optuna.load_study(study_name="g", storage=url).trials
+    complete = {(t.params["reward.retry"], t.params["seed"]) for t in trials if t.state.name == "COMPLETE"}
+    assert complete == {(0.0, 0), (0.0, 1), (1.0, 1)}           # every cell but the one the other worker runs
+    assert any(t.user_attrs.get("stopped") == "duplicate" for t in trials)   # the race did happen

@@ -41,7 +41,7 @@ from harness.sweep.study import (
     space_size,
     summarize,
 )
-from harness.sweep.trial import TrialRunner, distinct_configurations
+from harness.sweep.trial import TrialRunner, covered_configurations
 
 log = logging.getLogger(__name__)
 #: A worker stops once this many trials (or n_trials, if fewer) have all failed with none completed.
@@ -103,9 +103,9 @@ def run_worker(ab_path: str, storage_url: str, study_name: str, study_dir: Path,
     Before each trial the worker marks stale trials (a killed worker's) failed, which re-queues their
     parameters, then counts finished + running + queued trials, so workers sharing a study neither
     overshoot the budget nor stop while a retry is pending. Trials not run because an earlier trial
-    has their parameters do not count (:func:`harness.sweep.study.claimed`); the worker stops when the
-    search space holds no configuration left to run, or after :data:`MAX_DUPLICATES_IN_A_ROW` such
-    proposals in a row. ``worker`` offsets the sampler's seed (:func:`harness.sweep.study.worker_seed`).
+    has their configuration do not count (:func:`harness.sweep.study.claimed`); the worker stops when the
+    search space holds no configuration left to run (:func:`harness.sweep.trial.covered_configurations`:
+    a grid ends there), or after :data:`MAX_DUPLICATES_IN_A_ROW` such proposals in a row. ``worker`` offsets the sampler's seed (:func:`harness.sweep.study.worker_seed`).
     """
     import optuna
 
@@ -113,17 +113,18 @@ def run_worker(ab_path: str, storage_url: str, study_name: str, study_dir: Path,
     study = open_study(ab, storage_url, study_name, worker=worker)
     enqueue_baseline(study, ab)
     runner = TrialRunner(ab, study_dir, overrides, trial_timeout)
-    grid, size = ab.sampler.name == "grid", space_size(ab)
+    size = space_size(ab)
     runs, in_a_row = 0, 0
     with known_experimental(), one_line_failures():
         while runs < n_trials * 3:  # a hard stop if trials keep failing
             optuna.storages.fail_stale_trials(study)
             waiting = any(t.state.name == "WAITING" for t in study.get_trials(deepcopy=False))
-            if claimed(study, count_duplicates=grid) >= n_trials and not waiting:
+            if claimed(study) >= n_trials and not waiting:
                 return
-            if not grid and size is not None and distinct_configurations(study, ab, overrides) >= size and not waiting:
-                log.warning("%s: all %d configurations of the search space have run; stopping this worker before "
-                            "n_trials (%d)", study_name, size, n_trials)
+            if size is not None and covered_configurations(study, ab, overrides) >= size and not waiting:
+                if n_trials < size or ab.sampler.name != "grid":   # a grid's budget is its size: no news there
+                    log.warning("%s: all %d configurations of the search space are covered; stopping this worker "
+                                "before n_trials (%d)", study_name, size, n_trials)
                 return
             if failing_from_the_start(study, min(n_trials, FAIL_FAST)):
                 log.error("the first %d trials of the study all failed and none completed: stopping this worker "
@@ -132,12 +133,12 @@ def run_worker(ab_path: str, storage_url: str, study_name: str, study_dir: Path,
             mine: list[Any] = []   # the trial this worker just finished (not another worker's)
             study.optimize(runner, n_trials=1, catch=(RuntimeError, OSError, ValueError),
                            callbacks=[lambda _study, t, mine=mine: mine.append(t)])
-            if not grid and mine and is_duplicate(mine[-1]):
+            if mine and is_duplicate(mine[-1]):
                 in_a_row += 1
                 if in_a_row >= MAX_DUPLICATES_IN_A_ROW:
                     log.warning("%s: the sampler proposed %d configurations in a row that had already run; stopping "
-                                "this worker (the study holds %d distinct runs)", study_name, in_a_row,
-                                distinct_configurations(study, ab, overrides))
+                                "this worker (%d of the space's configurations covered)", study_name, in_a_row,
+                                covered_configurations(study, ab, overrides))
                     return
                 continue
             runs, in_a_row = runs + 1, 0

@@ -148,16 +148,16 @@ def is_duplicate(trial) -> bool:
     return trial.user_attrs.get("stopped") == DUPLICATE
 
 
-def claimed(study, count_duplicates: bool = False) -> int:
+def claimed(study) -> int:
     """Trials finished, running or queued: what counts towards the study's trial budget.
 
-    Duplicates (same parameters as an earlier trial, not run again) do not count, so ``n_trials``
-    means that many distinct configurations; a grid counts them (its duplicate ends the grid).
+    Duplicates (the configuration of an earlier trial, not run again) do not count, so ``n_trials``
+    means that many distinct configurations.
     """
     from optuna.trial import TrialState
 
     live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-    return sum(t.state in live and (count_duplicates or not is_duplicate(t)) for t in study.get_trials(deepcopy=False))
+    return sum(t.state in live and not is_duplicate(t) for t in study.get_trials(deepcopy=False))
 
 
 def space_values(spec) -> list[Any] | None:

@@ -99,25 +99,25 @@ def config_fingerprint(ab: Ablation, params: dict[str, Any], overrides: dict[str
     return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def distinct_configurations(study, ab: Ablation, overrides: dict[str, Any]) -> int:
-    """Distinct configurations (fingerprints) of the search space that ran or run under the ablation and
-    overrides as they are now; duplicates, failures and trials run under another ``base`` do not count, nor
-    parameters outside the space (an enqueued baseline off the step grid). Equivalent parameter sets (noise
-    0 under two modes) are one configuration, so this can stay below :func:`harness.sweep.study.space_size`;
-    the worker then stops on its duplicates-in-a-row rule."""
+def covered_configurations(study, ab: Ablation, overrides: dict[str, Any]) -> int:
+    """Distinct parameter sets of the search space already covered under the ablation and overrides as they
+    are now: run, running, or pruned as a duplicate of one that was (an equivalent set, such as noise 0
+    under another mode, is covered by its twin's run). Failures and trials run under another ``base`` do
+    not count, nor parameters outside the space (an enqueued baseline off the step grid). When this
+    reaches :func:`harness.sweep.study.space_size`, nothing is left to run."""
     from optuna.trial import TrialState
 
-    ran = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    alive = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     seen = set()
     for t in study.get_trials(deepcopy=False):
-        if t.state not in ran or is_duplicate(t) or not in_space(ab, t.params):
+        if t.state not in alive or not in_space(ab, t.params):
             continue
         try:
             fingerprint = config_fingerprint(ab, t.params, overrides)
         except Exception:  # noqa: BLE001 -- parameters the current ablation refuses: not one of its configurations
             continue
         if t.user_attrs.get(FINGERPRINT) == fingerprint:
-            seen.add(fingerprint)
+            seen.add(tuple(sorted((k, repr(v)) for k, v in t.params.items())))
     return len(seen)
 
 
@@ -208,11 +208,9 @@ class TrialRunner:
             trial.set_user_attr("stopped", DUPLICATE)
             trial.set_user_attr("duplicate_of", earlier)
             same_cell = next(t.params for t in trial.study.get_trials(deepcopy=False) if t.number == earlier) == params
-            if self.ab.sampler.name == "grid" and same_cell:
-                trial.study.stop()
-                raise optuna.TrialPruned("grid cell already taken by another worker; the grid is exhausted")
             # a training run is deterministic given its config: running it again costs a trial's compute and
-            # would count one configuration twice in every comparison; the budget does not count it
+            # would count one configuration twice in every comparison; the budget does not count it (a grid
+            # worker that lost a race for a cell goes on to the next cell)
             raise optuna.TrialPruned(f"same configuration as trial {earlier}"
                                      + ("" if same_cell else " (equivalent parameters)") + ": not run again")
         return self.run(trial, params)
