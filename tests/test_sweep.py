@@ -319,7 +319,7 @@ def test_a_trial_with_the_configuration_of_an_earlier_one_is_not_run_again(tmp_p
     import optuna
 
     from harness.sweep.runner import failing_from_the_start
-    from harness.sweep.study import claimed, space_size
+    from harness.sweep.study import claimed
     from harness.sweep.trial import covered_configurations
 
     ran: list[int] = []
@@ -332,7 +332,7 @@ def test_a_trial_with_the_configuration_of_an_earlier_one_is_not_run_again(tmp_p
     assert states == [(0, "COMPLETE", None), (1, "PRUNED", 0), (2, "COMPLETE", None)]
     assert ran == [0, 2] and not (tmp_path / "trials").exists()       # the duplicate started nothing
     assert claimed(study) == 2 and len(study.trials) == 3
-    assert covered_configurations(study, ab, {}) == 2 and space_size(ab) == 3
+    assert covered_configurations(study, ab, {}) == 2 and ab.space_size() == 3
     assert not failing_from_the_start(study, 1)                       # a duplicate is no failure, nor a success
     # the same parameters under another base (a resumed study whose ablation changed) are a new configuration
     changed = _ab(search_space=_space3(), sampler={"name": "tpe"}, base={"max_steps": 7})
@@ -359,7 +359,7 @@ def test_only_an_earlier_trial_makes_a_duplicate_and_a_retry_sheds_its_original_
                                                   user_attrs={FINGERPRINT: fp}, state=optuna.trial.TrialState.RUNNING))
     runner = _NoTraining.make(ab, tmp_path)
     assert runner._duplicate(SimpleNamespace(number=0, study=study), fp) is None
-    assert runner._duplicate(SimpleNamespace(number=1, study=study), fp) == 0
+    assert runner._duplicate(SimpleNamespace(number=1, study=study), fp).number == 0
     assert runner._duplicate(SimpleNamespace(number=2, study=study), "another configuration") is None
     # a retried trial arrives with the dead trial's attributes, a duplicate mark among them: they are cleared
     study.enqueue_trial({"reward.retry": 1.0}, user_attrs={"stopped": "duplicate", "duplicate_of": 0,
@@ -476,3 +476,26 @@ def test_a_grid_worker_that_loses_a_race_for_a_cell_still_runs_every_other_cell(
     complete = {(t.params["reward.retry"], t.params["seed"]) for t in trials if t.state.name == "COMPLETE"}
     assert complete == {(0.0, 0), (0.0, 1), (1.0, 1)}           # every cell but the one the other worker runs
     assert any(t.user_attrs.get("stopped") == "duplicate" for t in trials)   # the race did happen
+
+
+@pytest.mark.unit
+def test_search_space_values_are_what_optuna_samples():
+    import warnings
+
+    import optuna
+
+    from harness.sweep.ablation import ParamSpec
+
+    for low, high, step in ((0.0, 1.0, 0.5), (0.0, 1.0, 0.35), (0.0, 0.8, 0.2), (1e-4, 1e-3, 3e-4)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # Optuna warns when it shortens a range to a whole number of steps
+            dist = optuna.distributions.FloatDistribution(low, high, step=step)
+        n_optuna = round((dist.high - dist.low) / step) + 1
+        assert len(ParamSpec(type="float", low=low, high=high, step=step).values()) == n_optuna
+    assert _ab(search_space={"x": {"type": "float", "low": 0, "high": 1}}).space_size() is None
+    assert _ab(search_space={"n": {"type": "int", "low": 1, "high": 4},
+                             "m": {"type": "categorical", "choices": ["a", "b"]}}).space_size() == 8
+    ab = _ab(search_space={"reward.retry": {"type": "float", "low": 0.0, "high": 1.0, "step": 0.5}})
+    assert ab.in_space({"reward.retry": 0.5}) and not ab.in_space({"reward.retry": 0.7})
+    with pytest.raises(ValueError, match="needs 'step'"):            # a grid still wants its numeric step said
+        ParamSpec(type="int", low=1, high=3).grid_values()

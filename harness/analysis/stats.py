@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["PairedComparison", "compare_paired", "mcnemar_exact"]
+__all__ = ["PairedComparison", "compare_paired", "format_p", "mcnemar_exact"]
 
 
 def mcnemar_exact(a_only: int, b_only: int) -> float:
@@ -98,9 +98,19 @@ def _num(x: float) -> str:
     return "0.00" if text == "-0.00" else text
 
 
+def format_p(p: float) -> str:
+    """A p-value as reports print it.
+
+    >>> format_p(0.2131), format_p(0.0039), format_p(0.00004)
+    ('0.21', '0.004', '< 0.001')
+    """
+    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
+
+
 def _p(p: float) -> str:
-    """``= 0.21``, ``= 0.004``, ``< 0.001``."""
-    return "< 0.001" if p < 0.001 else f"= {p:.3f}" if p < 0.01 else f"= {p:.2f}"
+    """``= 0.21``, ``= 0.004``, ``< 0.001`` (for "p ..." in a sentence)."""
+    text = format_p(p)
+    return text if text.startswith("<") else f"= {text}"
 
 
 def compare_paired(a: Sequence, b: Sequence, name_a: str = "A", name_b: str = "B", *, n_boot: int = 4000,

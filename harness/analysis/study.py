@@ -33,7 +33,7 @@ import pandas as pd
 
 from harness.analysis.intervals import clip01, t_interval
 from harness.analysis.paired import SEED_PAIR_HEADER, seed_pair_rows
-from harness.analysis.ranking import RANKING_HEADER
+from harness.analysis.ranking import RANKED_OBJECTIVES, RANKING_HEADER, versus_best
 
 RETRY_PARAM, NOISE_PARAM, SEED_PARAM = "reward.retry", "train_noise", "seed"
 TOP_N = 10
@@ -196,6 +196,8 @@ class StudyData:
     best_notes: list[str] = field(default_factory=list)
     best_warnings: list[str] = field(default_factory=list)
     duplicates: int = 0
+    #: each trial's curve.csv, by trial number, read once (:func:`read_curves`) for the ranking and the figures
+    curves: dict[int, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def done(self) -> pd.DataFrame:
@@ -244,13 +246,16 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
+def first_objective(data: StudyData, among: tuple[str, ...]) -> tuple[str, str] | None:
+    """(column, what it measures) of the study's first objective when it measures one of ``among``."""
+    aliases = data.objective_aliases or []
+    return (data.objectives[0], aliases[0]) if aliases and aliases[0] in among else None
+
+
 def compared_metric(data: StudyData) -> tuple[str, str]:
     """(column, label) the arm comparisons use: the study's objective when it is ``auc`` or ``final`` (a
     study that ranks on them means them), else each trial's ``peak``."""
-    aliases = data.objective_aliases or []
-    if aliases and aliases[0] in ("auc", "final"):
-        return data.objectives[0], aliases[0]
-    return "peak", "peak"
+    return first_objective(data, ("auc", "final")) or ("peak", "peak")
 
 
 def paired_header(label: str = "peak") -> list[str]:
@@ -346,6 +351,7 @@ def collect(storage: str, study_name: str | None = None) -> StudyData:
     if len(trials):
         data.failed = trials[trials["state"] == "FAIL"][["number", *params, "fail_reason", "run_dir"]]
     data.duplicates = int((trials["stopped"] == "duplicate").sum()) if len(trials) else 0
+    data.curves = read_curves(trials) if len(trials) else {}
     constant = constant_objectives(data)
     aliases = data.objective_aliases or objectives
     for column, alias in zip(objectives, aliases):
@@ -357,7 +363,7 @@ def collect(storage: str, study_name: str | None = None) -> StudyData:
             f"Every completed trial ({len(data.done)}) has the same {alias}: {constant[column]:g}. It does not separate "
             f"the configurations, so the order, the plots and the importances on {alias} say nothing about them."
             + hint)
-    rank_by = ranked_objective(data)
+    rank_by = first_objective(data, RANKED_OBJECTIVES)   # a mean over questions (peak of peak_and_collapse too)
     if rank_by is not None and len(data.done) >= 2 and rank_by[0] not in constant:
         data.ranking = rank_trials(data, *rank_by)
         if data.ranking:
@@ -395,36 +401,28 @@ def constant_objectives(data: StudyData) -> dict[str, float]:
     return out
 
 
-def ranked_objective(data: StudyData) -> tuple[str, str] | None:
-    """(column, objective) to compare trials on: the first objective when it is a mean over questions
-    (``peak``, ``final``, ``auc``; ``peak`` of ``peak_and_collapse``), else None."""
-    from harness.analysis.ranking import RANKED_OBJECTIVES
+def read_curves(trials: pd.DataFrame) -> dict[int, pd.DataFrame]:
+    """{trial number: its curve} for every trial whose ``run_dir`` holds a readable ``curve.csv``."""
+    from harness.analysis.curves import load_curve
 
-    aliases = data.objective_aliases or []
-    if aliases and aliases[0] in RANKED_OBJECTIVES:
-        return data.objectives[0], aliases[0]
-    return None
+    out = {}
+    for row in trials.to_dict("records"):
+        try:
+            out[int(row["number"])] = load_curve(Path(row["run_dir"]))
+        except (TypeError, OSError, ValueError, KeyError):
+            continue  # a duplicate, a trial that never started, a broken file: the figures and ranking say so
+    return out
 
 
 def rank_trials(data: StudyData, column: str, objective: str) -> dict[str, Any]:
     """The best :data:`TOP_N` completed trials on ``column``, the best compared with each of the others
-    (:func:`harness.analysis.ranking.versus_best`); {} when no trial has a curve."""
-    from harness.analysis.curves import load_curve
-    from harness.analysis.ranking import versus_best
-
+    (:func:`harness.analysis.ranking.versus_best`; a trial without a curve is reported as skipped)."""
     done = data.done.copy()
-    done["_v"] = pd.to_numeric(done[column], errors="coerce")
+    done["value"] = pd.to_numeric(done[column], errors="coerce")
     # ties: the lower trial number first, as in the best-trials table
-    top = done.dropna(subset=["_v"]).sort_values(["_v", "number"], ascending=[False, True]).head(TOP_N)
-    trials, curves = [], {}
-    for row in top.to_dict("records"):
-        row["value"] = row["_v"]
-        try:
-            curves[int(row["number"])] = load_curve(Path(row["run_dir"]))
-        except (TypeError, OSError, ValueError, KeyError):
-            pass  # versus_best says why it is skipped (or that the best itself could not be scored)
-        trials.append(row)
-    return versus_best(trials, objective, curves) if trials else {}
+    top = done.dropna(subset=["value"]).sort_values(["value", "number"], ascending=[False, True]).head(TOP_N)
+    trials = top.to_dict("records")
+    return versus_best(trials, objective, data.curves) if trials else {}
 
 
 def _aliases(study, objectives: list[str]) -> list[str]:

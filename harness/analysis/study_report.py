@@ -34,6 +34,7 @@ from harness.analysis.page import (
     table,
 )
 from harness.analysis.ranking import RANKING_HEADER
+from harness.analysis.stats import format_p
 from harness.analysis.study import (
     TOP_N,
     Comparison,
@@ -75,14 +76,8 @@ def _trial_name(row: dict[str, Any], params: Sequence[str]) -> str:
 def curves_figure(data: StudyData) -> tuple[str, str] | None:
     """Accuracy by step of every trial with a curve (star: peak, X: collapse), coloured by the first arm
     parameter; one panel per value of a second arm parameter when there are many trials."""
-    from harness.analysis.curves import load_curve
-
-    curves = []
-    for row in data.trials.to_dict("records"):
-        try:
-            curves.append((row, load_curve(Path(row["run_dir"]))))
-        except (TypeError, OSError, ValueError, KeyError):
-            continue
+    curves = [(row, data.curves[int(row["number"])]) for row in data.trials.to_dict("records")
+              if int(row["number"]) in data.curves]
     if not curves:
         return None
     arms = arm_params(data)
@@ -364,15 +359,6 @@ def _missing(text: str) -> str:
     return note(text)
 
 
-def _p_text(p: float) -> str:
-    """A p-value as the page prints it.
-
-    >>> _p_text(0.3594), _p_text(0.0039), _p_text(0.00004)
-    ('0.36', '0.004', '< 0.001')
-    """
-    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
-
-
 def pooled_params(data: StudyData, comp: Comparison) -> list[str]:
     """Parameters that vary among the completed trials but define no row of ``comp`` (nor are the seed)."""
     done = data.done
@@ -388,7 +374,7 @@ def ranking_parts(data: StudyData) -> list[str]:
     parts = [f"<h3>Best vs the next trials, paired on the held-out questions ({esc(r['objective'])})</h3>"]
     parts += [note(n) for n in data.best_notes]
     if r.get("rows"):
-        shown = [[*row[:3], _p_text(row[3]), _p_text(row[4]), *row[5:]] for row in r["rows"]]
+        shown = [[*row[:3], format_p(row[3]), format_p(row[4]), *row[5:]] for row in r["rows"]]
         parts.append(table(RANKING_HEADER, shown, left=1))
     parts.append(note("Each row: the best trial's score minus this trial's, question by question, on the objective "
                       "itself; 95% bootstrap interval over questions; p: McNemar's exact test (peak, final) or a "
@@ -401,15 +387,25 @@ def ranking_parts(data: StudyData) -> list[str]:
     return parts
 
 
-def render_study_html(data: StudyData) -> str:
-    """The complete page for a collected study, as one HTML string."""
+def main_figures(data: StudyData) -> dict[str, Any]:
+    """The figures the page and ``--svg`` share, built once: ``curves`` ((figures, legend) or None),
+    ``pareto``, ``importance`` and ``parallel`` (HTML fragments or None)."""
+    return {"curves": curves_figure(data),
+            "pareto": pareto_figure(data) if len(data.directions) > 1 else None,
+            "importance": importance_figure(_named_keys(data, data.importances)),
+            "parallel": parallel_figure(data)}
+
+
+def render_study_html(data: StudyData, figs: dict[str, Any] | None = None) -> str:
+    """The complete page for a collected study, as one HTML string (``figs``: :func:`main_figures`)."""
+    figs = figs if figs is not None else main_figures(data)
     title = f"Study report: {data.name}"
     aliases = data.objective_aliases or [""] * len(data.objectives)
     objs = ", ".join(f"{o} ({d}" + (f"; the ablation's objective: {a})" if a and a != o else ")")
                      for o, d, a in zip(data.objectives, data.directions, aliases))
     states = ", ".join(f"{k}: {v}" for k, v in sorted(data.states.items())) or "no trials"
     if data.duplicates:
-        states += (f" ({data.duplicates} of the pruned: proposed again with the parameters of an earlier trial, "
+        states += (f" ({data.duplicates} of the pruned: proposed again with the configuration of an earlier trial, "
                    "not run again and in no table)")
     multi = len(data.directions) > 1
     best_title = "Pareto front" if multi else f"Best trials (top {TOP_N})"
@@ -419,10 +415,10 @@ def render_study_html(data: StudyData) -> str:
     best.append(frame_table(_cells(data.best.rename(columns=named))) if not data.best.empty
                 else _missing("No completed trials."))
     if multi:
-        best.append(pareto_figure(data) or "")
+        best.append(figs["pareto"] or "")
     best += ranking_parts(data)
     sections.append(("best", best_title, best))
-    curves = curves_figure(data)
+    curves = figs["curves"]
     sections.append(("curves", "Accuracy curves", [curves[1], curves[0]] if curves else
                      [_missing("No trial has a curve.csv yet.")]))
     for comp in data.comparisons:
@@ -445,11 +441,11 @@ def render_study_html(data: StudyData) -> str:
                       note("Differences within each seed, averaged; an interval that contains 0 is not significant. "
                            "With 2–3 seeds only a large difference can show.")]
         sections.append((f"comparison-{comp.param}", f"Comparison: {comp.param}", parts))
-    parallel = parallel_figure(data)
+    parallel = figs["parallel"]
     sections.append(("parallel", "Parallel coordinates", [parallel] if parallel else [_missing("No completed trials.")]))
     scatter = scatter_figure(data)
     sections.append(("params", "Parameters vs objective", [scatter] if scatter else [_missing("No completed trials.")]))
-    importance = [note(w, "warn") for w in data.warnings] + [importance_figure(_named_keys(data, data.importances)) or ""]
+    importance = [note(w, "warn") for w in data.warnings] + [figs["importance"] or ""]
     importance += [note(n) for n in data.notes]
     sections.append(("importance", "Parameter importances", importance))
     sections.append(("failed", "Failed trials", [frame_table(_cells(data.failed)) if not data.failed.empty
@@ -466,19 +462,17 @@ def render_study_html(data: StudyData) -> str:
     return page(title, body)
 
 
-def study_figures(data: StudyData) -> dict[str, str]:
+def study_figures(data: StudyData, figs: dict[str, Any] | None = None) -> dict[str, str]:
     """The report's main figures as standalone SVG documents, by file name: ``curves.svg``, ``pareto.svg``
     (multi-objective), ``importance.svg`` and ``parallel.svg``, where the study has them; a figure with
     several panels (curves by a second arm, importances of two objectives) gives ``NAME_2.svg``, ...
     (the curves' legend is HTML and stays in the page)."""
-    curves = curves_figure(data)
-    made = {"curves.svg": curves[0] if curves else None,
-            "pareto.svg": pareto_figure(data) if len(data.directions) > 1 else None,
-            "importance.svg": importance_figure(_named_keys(data, data.importances)), "parallel.svg": parallel_figure(data)}
+    figs = figs if figs is not None else main_figures(data)
+    fragments = {**figs, "curves": figs["curves"][0] if figs["curves"] else None}
     out = {}
-    for name, fragment in made.items():
+    for name, fragment in fragments.items():
         for i, text in enumerate(standalone_svgs(fragment) if fragment else []):
-            out[name if i == 0 else name.replace(".svg", f"_{i + 1}.svg")] = text
+            out[f"{name}.svg" if i == 0 else f"{name}_{i + 1}.svg"] = text
     return out
 
 
@@ -490,9 +484,10 @@ def write_study_report(study_dir: Path, storage: str | None = None, study_name: 
     storage = storage or f"sqlite:///{(study_dir / 'study.db').resolve()}"
     output = Path(output) if output else study_dir / "report.html"
     data = collect(storage, study_name)
-    atomic_write_bytes(output, render_study_html(data).encode("utf-8", errors="replace"))
+    figs = main_figures(data)
+    atomic_write_bytes(output, render_study_html(data, figs).encode("utf-8", errors="replace"))
     if svg_dir is not None:
         Path(svg_dir).mkdir(parents=True, exist_ok=True)
-        for name, text in study_figures(data).items():
+        for name, text in study_figures(data, figs).items():
             atomic_write_bytes(Path(svg_dir) / name, text.encode("utf-8"))
     return output

@@ -85,14 +85,38 @@ class ParamSpec(_Strict):
             raise ValueError("an int range needs whole-number low, high and step (or use type: float)")
         return self
 
-    def grid_values(self) -> list[Any]:
+    def values(self) -> list[Any] | None:
+        """The values this entry can take, as Optuna samples them, or None when it is continuous: the
+        choices; a stepped range's ``low + k * step`` up to ``high`` (a last step past ``high`` is dropped,
+        as Optuna does); an int range without a step, every integer.
+
+        >>> ParamSpec(type="float", low=0, high=1, step=0.35).values(), ParamSpec(type="int", low=2, high=4).values()
+        ([0.0, 0.35, 0.7], [2, 3, 4])
+        >>> ParamSpec(type="float", low=0, high=1).values() is None
+        True
+        """
         if self.type == "categorical":
             return list(self.choices)
-        if self.step is None:
+        if self.step is None and self.type != "int":
+            return None
+        step = self.step or 1
+        n = math.floor((self.high - self.low) / step + 1e-9) + 1
+        vals = [self.low + i * step for i in range(n)]
+        return [int(round(v)) for v in vals] if self.type == "int" else vals
+
+    def grid_values(self) -> list[Any]:
+        """:meth:`values`, for a grid: a numeric range needs an explicit step."""
+        if self.type != "categorical" and self.step is None:
             raise ValueError("a grid over a numeric range needs 'step' (or use categorical choices)")
-        n = int(round((self.high - self.low) / self.step)) + 1
-        vals = [self.low + i * self.step for i in range(n)]
-        return [int(v) for v in vals] if self.type == "int" else vals
+        return self.values()
+
+    def contains(self, value: Any) -> bool:
+        """True when ``value`` is one of :meth:`values` (floats to 1e-9), or the entry is continuous."""
+        values = self.values()
+        if values is None:
+            return True
+        return any(value == v or (isinstance(v, float) and isinstance(value, (int, float))
+                                  and abs(float(value) - v) <= 1e-9) for v in values)
 
     def probes(self) -> list[tuple[str, Any]]:
         """Values that stand for the whole spec when checking it: every choice; a range's ends and one inside point.
@@ -178,6 +202,26 @@ class Ablation(_Strict):
         for spec in self.search_space.values():
             n *= len(spec.grid_values())
         return n
+
+    def space_size(self) -> int | None:
+        """How many distinct parameter sets the search space holds, or None when a parameter is continuous.
+
+        >>> Ablation(name="x", search_space={"reward.retry": {"type": "float", "low": 0, "high": 1, "step": 0.5},
+        ...                                  "seed": {"type": "int", "low": 0, "high": 1}}).space_size()
+        6
+        """
+        n = 1
+        for spec in self.search_space.values():
+            values = spec.values()
+            if values is None:
+                return None
+            n *= len(values)
+        return n
+
+    def in_space(self, params: dict[str, Any]) -> bool:
+        """True when every sampled parameter is one of its entry's values (an enqueued baseline off the
+        step grid is not)."""
+        return all(spec.contains(params[name]) for name, spec in self.search_space.items() if name in params)
 
 
 # ----------------------------------------------------------------------------- trial values

@@ -38,7 +38,6 @@ from harness.sweep.study import (
     is_duplicate,
     known_experimental,
     open_study,
-    space_size,
     summarize,
 )
 from harness.sweep.trial import TrialRunner, covered_configurations
@@ -113,7 +112,7 @@ def run_worker(ab_path: str, storage_url: str, study_name: str, study_dir: Path,
     study = open_study(ab, storage_url, study_name, worker=worker)
     enqueue_baseline(study, ab)
     runner = TrialRunner(ab, study_dir, overrides, trial_timeout)
-    size = space_size(ab)
+    size = ab.space_size()
     runs, in_a_row = 0, 0
     with known_experimental(), one_line_failures():
         while runs < n_trials * 3:  # a hard stop if trials keep failing

@@ -13,7 +13,6 @@ only theirs, around the calls that use them.
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from harness.sweep.ablation import Ablation
 #: Heartbeat period and the silence after which a trial counts as dead (its worker was killed).
 HEARTBEAT_S = int(os.environ.get("HARNESS_SWEEP_HEARTBEAT", "10"))
 GRACE_S = int(os.environ.get("HARNESS_SWEEP_GRACE", "30"))
-#: ``stopped`` attribute of a trial not run because an earlier one has its parameters.
+#: ``stopped`` attribute of a trial not run because an earlier one has its configuration.
 DUPLICATE = "duplicate"
 #: The experimental Optuna features the harness uses on purpose (matched against the warning text).
 KNOWN_EXPERIMENTAL = (r".*(heartbeat_interval|grace_period|RetryHeartbeatStaleTrialCallback|fail_stale_trials"
@@ -144,7 +143,7 @@ def enqueue_baseline(study, ab: Ablation) -> dict[str, Any] | None:
 
 
 def is_duplicate(trial) -> bool:
-    """A trial that was not run because an earlier trial has the same parameters (``stopped: duplicate``)."""
+    """A trial that was not run because an earlier trial has its configuration (``stopped: duplicate``)."""
     return trial.user_attrs.get("stopped") == DUPLICATE
 
 
@@ -158,55 +157,6 @@ def claimed(study) -> int:
 
     live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
     return sum(t.state in live and not is_duplicate(t) for t in study.get_trials(deepcopy=False))
-
-
-def space_values(spec) -> list[Any] | None:
-    """The values a search-space entry can take, as Optuna samples them, or None when continuous.
-
-    A stepped range holds ``low + k * step`` up to ``high`` (Optuna drops a last step that would pass it).
-
-    >>> from harness.sweep.ablation import ParamSpec
-    >>> space_values(ParamSpec(type="float", low=0, high=1, step=0.35)), space_values(ParamSpec(type="int", low=2, high=4))
-    ([0.0, 0.35, 0.7], [2, 3, 4])
-    """
-    if spec.type == "categorical":
-        return list(spec.choices)
-    if spec.step is None and spec.type != "int":
-        return None
-    step = spec.step or 1
-    n = math.floor((spec.high - spec.low) / step + 1e-9) + 1
-    values = [round(spec.low + k * step, 12) for k in range(n)]
-    return [int(v) for v in values] if spec.type == "int" else values
-
-
-def space_size(ab: Ablation) -> int | None:
-    """How many distinct configurations the search space holds, or None when a parameter is continuous.
-
-    >>> from harness.sweep.ablation import Ablation
-    >>> space_size(Ablation(name="x", search_space={"reward.retry": {"type": "float", "low": 0, "high": 1,
-    ...                                                                "step": 0.5}}))
-    3
-    """
-    n = 1
-    for spec in ab.search_space.values():
-        values = space_values(spec)
-        if values is None:
-            return None
-        n *= len(values)
-    return n
-
-
-def in_space(ab: Ablation, params: dict[str, Any]) -> bool:
-    """True when every parameter of ``params`` is one of its search-space values (an enqueued baseline
-    off the step grid is not)."""
-    for name, spec in ab.search_space.items():
-        values = space_values(spec)
-        if values is None or name not in params:
-            continue
-        if not any(params[name] == v or (isinstance(v, float) and isinstance(params[name], (int, float))
-                                         and abs(float(params[name]) - v) <= 1e-9) for v in values):
-            return False
-    return True
 
 
 def first_failure(study) -> dict[str, Any] | None:

@@ -35,7 +35,7 @@ import yaml
 from harness.core.io import atomic_write_text
 from harness.sweep.ablation import Ablation, trial_values
 from harness.sweep.child import command as child_command
-from harness.sweep.study import DUPLICATE, in_space, is_duplicate
+from harness.sweep.study import DUPLICATE, is_duplicate
 from harness.train.config import TrainConfig
 
 POLL_S = 0.5
@@ -104,13 +104,13 @@ def covered_configurations(study, ab: Ablation, overrides: dict[str, Any]) -> in
     are now: run, running, or pruned as a duplicate of one that was (an equivalent set, such as noise 0
     under another mode, is covered by its twin's run). Failures and trials run under another ``base`` do
     not count, nor parameters outside the space (an enqueued baseline off the step grid). When this
-    reaches :func:`harness.sweep.study.space_size`, nothing is left to run."""
+    reaches :meth:`~harness.sweep.ablation.Ablation.space_size`, nothing is left to run."""
     from optuna.trial import TrialState
 
     alive = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     seen = set()
     for t in study.get_trials(deepcopy=False):
-        if t.state not in alive or not in_space(ab, t.params):
+        if t.state not in alive or not ab.in_space(t.params):
             continue
         try:
             fingerprint = config_fingerprint(ab, t.params, overrides)
@@ -206,13 +206,13 @@ class TrialRunner:
         earlier = self._duplicate(trial, fingerprint) if fingerprint else None
         if earlier is not None:
             trial.set_user_attr("stopped", DUPLICATE)
-            trial.set_user_attr("duplicate_of", earlier)
-            same_cell = next(t.params for t in trial.study.get_trials(deepcopy=False) if t.number == earlier) == params
+            trial.set_user_attr("duplicate_of", earlier.number)
             # a training run is deterministic given its config: running it again costs a trial's compute and
             # would count one configuration twice in every comparison; the budget does not count it (a grid
             # worker that lost a race for a cell goes on to the next cell)
-            raise optuna.TrialPruned(f"same configuration as trial {earlier}"
-                                     + ("" if same_cell else " (equivalent parameters)") + ": not run again")
+            raise optuna.TrialPruned(f"same configuration as trial {earlier.number}"
+                                     + ("" if earlier.params == params else " (equivalent parameters)")
+                                     + ": not run again")
         return self.run(trial, params)
 
     def run(self, trial, params: dict[str, Any]) -> float | tuple[float, float]:
@@ -300,8 +300,8 @@ class TrialRunner:
         return TrialFailed(reason)
 
     @staticmethod
-    def _duplicate(trial, fingerprint: str) -> int | None:
-        """The number of the earliest *earlier* trial that ran (or runs) this configuration, or None.
+    def _duplicate(trial, fingerprint: str):
+        """The earliest *earlier* trial that ran (or runs) this configuration, or None.
 
         Only lower-numbered trials count, so two workers that start the same configuration at once never
         both stand down (at worst both run it). Failed trials do not count: their configuration may be
@@ -309,10 +309,9 @@ class TrialRunner:
         from optuna.trial import TrialState
 
         taken = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED)
-        same = [t.number for t in trial.study.get_trials(deepcopy=False)
-                if t.number < trial.number and t.state in taken and not is_duplicate(t)
-                and t.user_attrs.get(FINGERPRINT) == fingerprint]
-        return min(same) if same else None
+        return next((t for t in trial.study.get_trials(deepcopy=False)   # in trial-number order
+                     if t.number < trial.number and t.state in taken and not is_duplicate(t)
+                     and t.user_attrs.get(FINGERPRINT) == fingerprint), None)
 
     @staticmethod
     def _status(run_dir: Path) -> str | None:
