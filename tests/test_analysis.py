@@ -1,4 +1,4 @@
-"""Peak, collapse, zero-step and leading-indicator detection (harness.analysis.curves)."""
+"""Peak, collapse, zero-step and leading-indicator detection (harness.stats.curves)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import harness.analysis.curves
-from harness.analysis.curves import analyze, find_collapse, find_peak, find_zero_step, first_sustained, load_curve
+import harness.stats.curves
+from harness.stats.curves import analyze, find_collapse, find_peak, find_zero_step, first_sustained, load_curve
 
 pytestmark = pytest.mark.unit
 
@@ -290,12 +290,12 @@ def test_load_curve_names_file_and_missing_column(tmp_path: Path):
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(harness.analysis.curves)
+    result = doctest.testmod(harness.stats.curves)
     assert result.attempted >= 8 and result.failed == 0
 
 
 def test_analysis_imports_no_plotting_library():
-    code = "import sys, harness.analysis.curves; print(sorted(m for m in ('matplotlib', 'seaborn') if m in sys.modules))"
+    code = "import sys, harness.stats.curves; print(sorted(m for m in ('matplotlib', 'seaborn') if m in sys.modules))"
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

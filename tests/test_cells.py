@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from harness.analysis.cells import (
+from harness.report.cells import (
     cell_rows,
     compare_within,
     load_study_runs,

@@ -98,7 +98,7 @@ def test_search_drop_gold_with_a_question_id(data, bm25):
 
 
 def test_analyze_finds_peak_collapse_and_indicators(tmp_path):
-    from harness.analysis.curves import analyze, load_curve
+    from harness.stats.curves import analyze, load_curve
     from harness.train.curve import CurveWriter
 
     curve = CurveWriter(tmp_path / "curve.csv")  # the writer `harness train` uses

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis.curves import analyze, load_curve
+from harness.stats.curves import analyze, load_curve
 from harness.bench.corpus import sustained_drop
 from harness.bench.detect import bench_indicators, corpus_runs
 

@@ -1,4 +1,4 @@
-"""Noise-aware detection (harness.analysis.detect), its calibration set and paired statistics."""
+"""Noise-aware detection (harness.stats.detect), its calibration set and paired statistics."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from harness.analysis.curves import analyze, eval_points, infer_n
-from harness.analysis.detect import (
+from harness.stats.curves import analyze, eval_points, infer_n
+from harness.stats.detect import (
     DetectorConfig,
     EvalPoint,
     OnlineDetector,
@@ -24,8 +24,8 @@ from harness.analysis.detect import (
     weighted_binom_cdf,
     wilson_interval,
 )
-from harness.analysis.stats import compare_paired, mcnemar_exact
-from harness.analysis.synthetic import SyntheticSpec, synthetic_set
+from harness.stats.paired import compare_paired, mcnemar_exact
+from harness.stats.synthetic import SyntheticSpec, synthetic_set
 
 pytestmark = pytest.mark.unit
 
@@ -281,7 +281,7 @@ def test_analyze_vs_compares_runs_at_their_peaks(tmp_path: Path):
 
 
 def test_eval_run_outcomes_need_one_policy(tmp_path: Path):
-    from harness.analysis.outcomes import run_outcomes
+    from harness.stats.outcomes import run_outcomes
     from harness.core.errors import DataError
 
     rows = [{"qid": f"q{i}", "correct": i % 2 == 0, "policy": p, "noise_level": 0.0} for p in ("x", "y")
@@ -294,7 +294,7 @@ def test_eval_run_outcomes_need_one_policy(tmp_path: Path):
 
 # ----------------------------------------------------------------------------- leading indicators against chance
 def _indicator_case(name, collapse, kl_jump_at=None):
-    from harness.analysis.indicators import RunCase
+    from harness.stats.indicators import RunCase
 
     steps = np.arange(0, 41)
     acc = np.full(41, np.nan)
@@ -306,7 +306,7 @@ def _indicator_case(name, collapse, kl_jump_at=None):
 
 
 def test_indicator_rates_count_early_warnings_and_false_ones():
-    from harness.analysis.indicators import indicator_rates
+    from harness.stats.indicators import indicator_rates
 
     rates = indicator_rates([_indicator_case("a", 32, kl_jump_at=20), _indicator_case("b", 32, kl_jump_at=30),
                              _indicator_case("c", None, kl_jump_at=20), _indicator_case("d", None)])["kl"]
@@ -315,7 +315,7 @@ def test_indicator_rates_count_early_warnings_and_false_ones():
 
 
 def test_null_model_matches_scale_and_autocorrelation():
-    from harness.analysis.indicators import NullModel, fit_null, null_curve
+    from harness.stats.indicators import NullModel, fit_null, null_curve
 
     model = NullModel(mean=1.0, sd=0.2, rho=0.8, low=0.0, high=5.0, every_step=True)
     x = model.sample(np.random.default_rng(0), 20000)
@@ -330,7 +330,7 @@ def test_null_model_matches_scale_and_autocorrelation():
 
 
 def test_verdicts_keep_only_what_beats_chance():
-    from harness.analysis.indicators import verdicts
+    from harness.stats.indicators import verdicts
 
     real = {"kl": {"collapsing": 10, "warned_early": 9, "false_warning_rate": 0.1},
             "entropy": {"collapsing": 10, "warned_early": 5, "false_warning_rate": 0.1}}

@@ -1,4 +1,4 @@
-"""The best trial of a study against the others, paired on the held-out questions (harness.analysis.ranking),
+"""The best trial of a study against the others, paired on the held-out questions (harness.stats.ranking),
 and what the study report says when the objective cannot rank anything (the same value in every trial)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.analysis.curves import analyze
-from harness.analysis.ranking import eval_outcomes, question_scores, versus_best
+from harness.stats.curves import analyze
+from harness.stats.ranking import eval_outcomes, question_scores, versus_best
 from harness.sweep.ablation import Ablation
 from harness.sweep.trial import objective_value
 
@@ -76,7 +76,7 @@ def test_best_against_the_rest_paired_verdicts_and_a_trial_without_samples(tmp_p
 
 
 def test_holm_adjustment_is_monotone_and_never_below_the_raw_p():
-    from harness.analysis.ranking import holm
+    from harness.stats.ranking import holm
 
     raw = [0.001, 0.2, 0.01, 0.04, 0.5]
     adj = holm(raw)
@@ -98,8 +98,8 @@ def test_question_scores_refuse_what_they_cannot_score():
 @pytest.mark.integration
 def test_study_report_ranks_on_auc_and_warns_on_a_constant_objective(tmp_path, monkeypatch):
     optuna = pytest.importorskip("optuna")
-    from harness.analysis.study import collect
-    from harness.analysis.study_report import write_study_report
+    from harness.report.study import collect
+    from harness.report.study_report import write_study_report
 
     dist = {"reward.retry": optuna.distributions.CategoricalDistribution([0.0, 0.5, 1.0])}
 
@@ -150,7 +150,7 @@ def test_study_report_ranks_on_auc_and_warns_on_a_constant_objective(tmp_path, m
 @pytest.mark.integration
 def test_importances_skip_only_the_constant_objective(tmp_path):
     optuna = pytest.importorskip("optuna")
-    from harness.analysis.study import collect
+    from harness.report.study import collect
 
     dist = {"reward.retry": optuna.distributions.FloatDistribution(0.0, 1.0),
             "train_noise": optuna.distributions.FloatDistribution(0.0, 1.0)}
@@ -172,8 +172,8 @@ def test_importances_skip_only_the_constant_objective(tmp_path):
 @pytest.mark.integration
 def test_an_arm_comparison_says_what_its_rows_pool(tmp_path):
     optuna = pytest.importorskip("optuna")
-    from harness.analysis.study import collect
-    from harness.analysis.study_report import pooled_params, render_study_html
+    from harness.report.study import collect
+    from harness.report.study_report import pooled_params, render_study_html
 
     dist = {"train_noise": optuna.distributions.FloatDistribution(0.0, 0.8, step=0.2),
             "train_noise_mode": optuna.distributions.CategoricalDistribution(["drop_gold", "drop_gold,random"])}

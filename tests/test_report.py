@@ -1,4 +1,4 @@
-"""HTML reports of evaluation and training runs (harness.analysis.report and its parts), on real run output.
+"""HTML reports of evaluation and training runs (harness.report.run_report and its parts), on real run output.
 
 Evaluation runs come from the real ``EvalRun`` on the shared data with the scripted reference policies
 (what ``harness run --task apollo3`` does with no model). Training runs are written by the harness's
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis.episodes import KINDS, Ref, highlight_protocol, select
-from harness.analysis.intervals import t_interval, wilson
-from harness.analysis.page import esc
-from harness.analysis.page import page as html_page
-from harness.analysis.report import render_report_html, write_report
-from harness.analysis.runs import check_report_target, load_run
+from harness.report.episodes import KINDS, Ref, highlight_protocol, select
+from harness.stats.intervals import t_interval, wilson
+from harness.report.page import esc
+from harness.report.page import page as html_page
+from harness.report.run_report import render_report_html, write_report
+from harness.report.runs import check_report_target, load_run
 from harness.core.errors import ConfigError
 from tests.browser import check_page_in_chromium
 
@@ -197,7 +197,7 @@ def test_cli_report_refuses_a_folder_without_runs_and_lists_what_is_below(eval_d
 
 @pytest.mark.integration
 def test_terminal_summary_fits_80_columns_and_ends_with_the_report(eval_dir: Path):
-    from harness.analysis.summary import print_results
+    from harness.report.summary import print_results
 
     res = json.loads((eval_dir / "results.json").read_text())
     out = io.StringIO()
@@ -413,7 +413,7 @@ def test_highlight_escapes_before_tagging():
 
 @pytest.mark.unit
 def test_hostile_field_types_are_rendered_as_text():
-    from harness.analysis.episodes import episode_html
+    from harness.report.episodes import episode_html
 
     text = episode_html({"qid": ["<blink>"], "correct": [1], "messages": "<script>x</script>", "rewards": [1],
                          "answer": {"a": "<iframe>"}, "question": 3})

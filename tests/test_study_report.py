@@ -1,4 +1,4 @@
-"""The sweep's study report (harness.analysis.study, harness.analysis.study_report) on real SQLite Optuna
+"""The sweep's study report (harness.report.study, harness.report.study_report) on real SQLite Optuna
 studies built in tmp_path: arm comparisons (reward.retry and categorical arms such as preset), seeds
 paired, importances only with enough trials, parallel coordinates, the Pareto front, escaping."""
 
@@ -12,10 +12,10 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from harness.analysis.curves import analyze
-from harness.analysis.intervals import t_interval
-from harness.analysis.study import importance_floor, mask_url
-from harness.analysis.study_report import study_summary, write_study_report
+from harness.stats.curves import analyze
+from harness.stats.intervals import t_interval
+from harness.report.study import importance_floor, mask_url
+from harness.report.study_report import study_summary, write_study_report
 from tests.browser import check_page_in_chromium
 
 pytestmark = pytest.mark.integration  # real Optuna storages on disk

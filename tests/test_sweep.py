@@ -219,7 +219,7 @@ def _curve(steps, acc):
 
 @pytest.mark.unit
 def test_objective_values_final_auc_peak_and_collapse():
-    from harness.analysis.curves import analyze
+    from harness.stats.curves import analyze
     from harness.sweep.trial import objective_value
 
     curve = _curve([0, 10, 30, 40], [0.2, 0.6, 0.1, 0.0])

@@ -145,8 +145,7 @@ def bench_sweep(ablation: str, overrides: dict, n_trials: int, output_dir: str) 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(cfg))
         t0 = time.perf_counter()
-        summary = run_sweep(str(path), n_trials=n_trials, output_dir=str(Path(output_dir) / arm), overrides=overrides,
-                            report=False)
+        summary = run_sweep(str(path), n_trials=n_trials, output_dir=str(Path(output_dir) / arm), overrides=overrides)
         best = summary["best"][0] if summary["best"] else {}
         out[arm] = {"steps_run": summary["steps_run"], "wall_s": time.perf_counter() - t0,
                     "states": summary["states"], "best_value": best.get("values"), "best_params": best.get("params")}

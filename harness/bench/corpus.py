@@ -9,7 +9,7 @@ each run was made (from its ``config.json``) and its labels:
                            below half the peak accuracy, with at least two such evals (the issue's wording of a
                            collapse, "below half the peak and staying there", read off the observed curve; the
                            synthetic set plants the same fall on the true curve; None when the run never drops so)
-``detector_collapse_step`` what the offline noise-aware detector reports (:func:`harness.analysis.curves.analyze`)
+``detector_collapse_step`` what the offline noise-aware detector reports (:func:`harness.stats.curves.analyze`)
 
 ``harness bench detect --corpus tests/data/micro_corpus`` then scores the indicators on them against these
 labels (``--runs FILE.csv`` would use the offline detector's collapse instead).
@@ -74,7 +74,7 @@ def export_corpus(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Se
                   source: str = "") -> dict[str, Any]:
     """Copy the runs' trimmed curves into ``out_dir`` with a ``manifest.json`` (merged with an existing one)."""
 
-    from harness.analysis.curves import analyze, load_curve
+    from harness.stats.curves import analyze, load_curve
 
     out = Path(out_dir)
     given = list(names) if names else [Path(d).name for d in run_dirs]

@@ -2,12 +2,12 @@
 
 For each eval size ``n`` (default 32, the paper's test split, and 100, the micro eval), generates
 ``count`` never-collapsing curves and ``count`` curves with a planted collapse
-(:mod:`harness.analysis.synthetic`) and runs three detectors on the observed counts:
+(:mod:`harness.stats.synthetic`) and runs three detectors on the observed counts:
 
-``online``   :func:`harness.analysis.detect.online_alarm` (what a run or a sweep trial stops on)
-``offline``  :func:`harness.analysis.detect.detect_offline` (what reports show)
+``online``   :func:`harness.stats.detect.online_alarm` (what a run or a sweep trial stops on)
+``offline``  :func:`harness.stats.detect.detect_offline` (what reports show)
 ``legacy``   the exact-point rule (delta 0.5, m 2 against the raw maximum;
-             :func:`harness.analysis.curves.find_collapse`), for reference
+             :func:`harness.stats.curves.find_collapse`), for reference
 
 Rates: *false collapse* = share of never-collapsing curves with any collapse reported; *found* =
 share of planted collapses reported within one eval interval of the true collapse step (*early*:
@@ -22,14 +22,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.analysis.curves import find_collapse
-from harness.analysis.detect import (
+from harness.stats.curves import find_collapse
+from harness.stats.detect import (
     DetectorConfig,
     detect_offline,
     online_alarm,
     wilson_interval,
 )
-from harness.analysis.synthetic import SyntheticCurve, SyntheticSpec, synthetic_set
+from harness.stats.synthetic import SyntheticCurve, SyntheticSpec, synthetic_set
 from harness.core.errors import DataError
 
 #: The issue's targets.
@@ -147,14 +147,14 @@ def bench_indicators(run_dirs: list[str], count: int = 300, seed: int = 0, m: in
     offline binomial detector's (there is no true curve); the chance rates
     come from synthetic curves shaped like the runs (their eval size, interval and number of evals)
     with each indicator replaced by noise fitted on the runs before their collapse
-    (:mod:`harness.analysis.indicators`).
+    (:mod:`harness.stats.indicators`).
     """
     import statistics
 
     import numpy as np
 
-    from harness.analysis.curves import analyze, load_curve
-    from harness.analysis.indicators import (
+    from harness.stats.curves import analyze, load_curve
+    from harness.stats.indicators import (
         RunCase,
         best_combinations,
         fit_null,
@@ -202,8 +202,8 @@ def bench_indicators(run_dirs: list[str], count: int = 300, seed: int = 0, m: in
 def _with_chance(rows: list[dict[str, Any]], chance_cases: list, m: int) -> list[dict[str, Any]]:
     """Each combination's rates on the null curves too: the best of many rules, picked on the real runs,
     must still beat what the same rule does on indicators that carry no information."""
-    from harness.analysis.curves import indicator_onsets
-    from harness.analysis.indicators import combined_rates
+    from harness.stats.curves import indicator_onsets
+    from harness.stats.indicators import combined_rates
 
     onsets = [indicator_onsets(c.curve, c.peak_step, c.collapse_step, m) for c in chance_cases]
     for r in rows:

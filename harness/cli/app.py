@@ -65,11 +65,15 @@ def _run(cfg: RunConfig) -> None:
             if other != r.task.name:
                 typer.echo(f"The {', '.join(names)} policy is trained for {other}: "
                            f"harness run --task {other} --model {names[0]}", err=True)
-    res = r.run()
-    from harness.analysis.summary import print_results
+    from harness.cli.reports import report_run
 
-    html = r.out / "report.html"
-    print_results(res, run_dir=r.out, report=html if cfg.report and html.is_file() else None)
+    try:
+        res = r.run()
+    finally:  # a finished or interrupted run gets its page; a run that wrote nothing gets none
+        html = report_run(r.out, r.title) if cfg.report else None
+    from harness.report.summary import print_results
+
+    print_results(res, run_dir=r.out, report=html)
 
 
 #: ``harness run``: options generated from RunConfig (harness.cli.options), plus --config FILE.
@@ -209,11 +213,11 @@ def analyze(run_dirs: list[Path] = typer.Argument(..., help="Run directories or 
             names: str = typer.Option("A,B", "--names", help="Labels of the two arms: 'retry,baseline'."),
             as_json: bool = typer.Option(False, "--json")) -> None:
     """Peak (with interval and tied steps), collapse onset and leading indicators; or a paired comparison."""
-    from harness.analysis.curves import analyze as analyze_curve
-    from harness.analysis.curves import load_curve
+    from harness.stats.curves import analyze as analyze_curve
+    from harness.stats.curves import load_curve
 
     if vs:
-        from harness.analysis.outcomes import compare_runs, run_outcomes
+        from harness.stats.outcomes import compare_runs, run_outcomes
 
         labels = [x.strip() for x in names.split(",")]
         if len(labels) != 2:
@@ -270,13 +274,13 @@ def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to c
                                                   "(curves, Pareto front, importances, parallel coordinates) as "
                                                   "standalone SVG files into this folder.")) -> None:
     """Write one self-contained HTML report for runs, or for an Optuna ablation study."""
-    from harness.analysis.runs import check_report_target
+    from harness.report.runs import check_report_target
 
     kinds = [check_report_target(d) for d in run_dirs] if not storage else ["study"]
     if "study" in kinds and len(run_dirs) > 1:
         _fail("a study directory is reported on its own: harness report STUDY_DIR")
     if storage or kinds == ["study"]:
-        from harness.analysis.study_report import study_summary, write_study_report
+        from harness.report.study_report import study_summary, write_study_report
 
         url = storage or f"sqlite:///{(run_dirs[0] / 'study.db').resolve()}"
         if as_json:
@@ -288,7 +292,7 @@ def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to c
     else:
         if svg_dir is not None:
             _fail("--svg is for a study directory (harness report STUDY_DIR --svg DIR)")
-        from harness.analysis.report import write_report
+        from harness.report.run_report import write_report
 
         path = write_report(list(run_dirs), output=output, title=title)
     typer.echo(f"report written: {path}")
@@ -303,7 +307,7 @@ def cells(study_dir: Path = typer.Argument(..., help="A `harness sweep` output d
           output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Default: STUDY_DIR/cells."),
           title: Optional[str] = typer.Option(None, "--title")) -> None:
     """A factorial study cell by cell: means over seeds with 95% t-intervals, arms compared paired within cells."""
-    from harness.analysis.cells import markdown, write_cells
+    from harness.report.cells import markdown, write_cells
 
     factors = [f.strip() for f in by.split(",") if f.strip()]
     res = write_cells(study_dir, factors, arm, output_dir, seed_key=seed_key, title=title)
@@ -341,6 +345,7 @@ def sweep(
     report: bool = typer.Option(True, "--report/--no-report"),
 ) -> None:
     """Run (or resume) an Optuna ablation study whose trials are short harness train runs."""
+    from harness.cli.reports import report_study
     from harness.sweep.runner import NoTrialCompleted, run_sweep
 
     ov = {k: v for k, v in (("model", model), ("max_steps", max_steps), ("eval_every", eval_every),
@@ -349,10 +354,14 @@ def sweep(
     try:
         summary = run_sweep(str(ablation), n_trials=n_trials, storage=storage, study_name=study_name, workers=workers,
                             output_dir=str(output_dir) if output_dir else None, overrides=ov,
-                            trial_timeout=trial_timeout, report=report)
+                            trial_timeout=trial_timeout)
     except NoTrialCompleted as e:  # the study ran but nothing completed: a failed sweep, not bad input
+        if report:
+            report_study(e.summary)
         typer.echo(json.dumps(e.summary, indent=2, default=str))
         _fail(str(e), code=1)
+    if report:
+        report_study(summary)
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 

@@ -15,10 +15,15 @@ from harness.train.config import TrainConfig
 
 
 def _train(cfg: TrainConfig) -> None:
+    from harness.cli.reports import report_run
     from harness.train.runner import TrainRun
 
     run = TrainRun(cfg)
-    res = run.run()
+    try:
+        res = run.run()
+    finally:  # a finished, stopped or interrupted run gets its page
+        if cfg.report:
+            report_run(run.out, f"harness train: {run.out.name}")
     r = run.resolved
     typer.echo(f"rewards: {r.semantics} semantics, stop_after_action={str(r.stop_after_action).lower()}")
     peak, final = res.get("peak") or {}, res.get("final") or {}

@@ -6,14 +6,14 @@
               episode is appended to samples.jsonl at once (a killed run keeps them; --resume
               skips them)
     evaluate  retry-aware metrics per policy and noise level -> results.json (atomic write)
-    cleanup   HTML report, summary table
+    cleanup   release the run directory (the command line then writes report.html and prints the table)
 
 Run directory::
 
     config.json     the resolved RunConfig
     samples.jsonl   one episode per line (+ "policy" and "noise_level" keys)
     results.json    schema in harness.core.results.RESULTS_KEYS
-    report.html     written by harness.analysis.report
+    report.html     written by the command line (harness.report.run_report) after the run returns
     .lock           held (flock) while a process writes here; .lock.json names that process
 
 A run that fails before its first episode (a misspelt --model, an unreachable hub) removes the
@@ -203,8 +203,6 @@ class EvalRun:
             log.warning("interrupted: finished episodes are in %s; rerun with --resume", self.out / "samples.jsonl")
         res = self._results(results, started, time.time() - t0, status)
         write_json(self.out / "results.json", res)
-        if self.cfg.report:
-            self._report()
         if status == "partial":
             raise KeyboardInterrupt
         return res
@@ -252,13 +250,10 @@ class EvalRun:
             "status": status,
         })
 
-    def _report(self) -> None:
-        try:
-            from harness.analysis.report import write_report
-
-            title = f"harness run: {self.task.name}"
-            if self.micro_scale:
-                title += " (micro-scale model: not comparable to the paper's 3B model)"
-            write_report([self.out], output=self.out / "report.html", title=title)
-        except Exception as e:  # the results are already on disk; a report bug must not lose them
-            log.error("report failed (results are safe in %s): %r", self.out, e)
+    @property
+    def title(self) -> str:
+        """The report's title (the command line writes the report once the run returns)."""
+        title = f"harness run: {self.task.name}"
+        if self.micro_scale:
+            title += " (micro-scale model: not comparable to the paper's 3B model)"
+        return title

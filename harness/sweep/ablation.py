@@ -151,7 +151,7 @@ class PrunerConfig(_Strict):
 
 
 class CollapseStop(_Strict):
-    """Trial stopping rules: the online detector of ``harness train`` (:mod:`harness.analysis.detect`).
+    """Trial stopping rules: the online detector of ``harness train`` (:mod:`harness.stats.detect`).
 
     ``enabled`` stops a trial when the online collapse test fires (``--stop-on-collapse``: the trial ends
     with status ``stopped_collapse`` and keeps its peak model); ``patience`` stops it after that many

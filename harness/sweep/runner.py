@@ -155,11 +155,12 @@ def failing_from_the_start(study, k: int) -> bool:
 
 def run_sweep(ab_path: str, *, n_trials: int | None = None, storage: str | None = None, study_name: str | None = None,
               workers: int = 1, output_dir: str | None = None, overrides: dict[str, Any] | None = None,
-              trial_timeout: float | None = None, report: bool = True) -> dict[str, Any]:
+              trial_timeout: float | None = None) -> dict[str, Any]:
     """Run (or resume) the study of ``ab_path``; returns its summary (also written to summary.json).
 
     Raises ConfigError before any trial when the ablation or the overrides would be refused, and
-    :class:`NoTrialCompleted` (after the summary and report are written) when no trial completed.
+    :class:`NoTrialCompleted` (after the summary is written) when no trial completed. The study report is
+    the command line's to write (:mod:`harness.report.study_report`).
     """
     overrides = overrides or {}
     ab = load_ablation(ab_path, overrides)
@@ -183,13 +184,6 @@ def run_sweep(ab_path: str, *, n_trials: int | None = None, storage: str | None 
     summary["study_dir"] = str(study_dir)
     summary["storage"] = url
     write_json(study_dir / "summary.json", summary)
-    if report:
-        try:
-            from harness.analysis.study_report import write_study_report
-
-            summary["report"] = str(write_study_report(study_dir, storage=url, study_name=name))
-        except Exception as e:  # trials are safe in the storage; a report bug must not hide that
-            log.error("study report failed: %r", e)
     if not summary["states"].get("COMPLETE"):
         raise NoTrialCompleted(no_trial_message(summary), summary)
     return summary

@@ -250,7 +250,7 @@ class TrialRunner:
             curve = read_curve(run_dir / "curve.csv")
             if curve is None:
                 raise self._fail(trial, f"trial produced no curve.csv in {run_dir} (log: {log_path})")
-        from harness.analysis.curves import analyze
+        from harness.stats.curves import analyze
 
         res = analyze(curve, delta=self.ab.collapse_stop.delta, m=self.ab.collapse_stop.m)
         self._record(trial, res)
@@ -258,7 +258,7 @@ class TrialRunner:
 
     def _watch(self, trial, cmd: list[str], run_dir: Path, log_path: Path):
         """Run ``cmd`` to its end, a prune, a collapse or the timeout; returns (stop reason, curve, exit code)."""
-        from harness.analysis.curves import analyze
+        from harness.stats.curves import analyze
 
         reported, stop_reason, curve, t0 = 0, None, None, time.time()
         single = len(self.ab.directions) == 1

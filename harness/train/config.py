@@ -101,7 +101,7 @@ class TrainConfig(BaseModel):
     reward_semantics: SemanticsOverride = None
     stop_after_action: StopAfterActionOverride = None
     stop_on_collapse: bool = Field(False, description="end the run when the online collapse detector fires "
-                                   "(harness.analysis.detect; status stopped_collapse)")
+                                   "(harness.stats.detect; status stopped_collapse)")
     patience: int | None = Field(None, ge=1, description="end the run after N evals without a statistically better "
                                  "one (status stopped_patience)")
     keep_peak: bool = Field(True, description="keep the best eval's model in RUN_DIR/peak/ (LoRA merged, tokenizer "

@@ -2,7 +2,7 @@
 
 One row per optimisation step with the training statistics TRL logged; rows of eval steps (and the
 step-0 row, which has no training statistics) also carry the held-out metrics. Column names are
-the ones :mod:`harness.analysis.report` and :mod:`harness.analysis.curves` read:
+the ones :mod:`harness.report.run_report` and :mod:`harness.stats.curves` read:
 
     step, accuracy, accuracy_ci_low, accuracy_ci_high, n (questions evaluated),
     <every other scalar metric of compute_metrics>,
@@ -24,7 +24,7 @@ from typing import Any
 from harness.core.io import atomic_write_text
 
 #: Columns always written first, in this order. ``n`` (questions evaluated) makes every eval a binomial
-#: draw the detectors of :mod:`harness.analysis.detect` can weigh.
+#: draw the detectors of :mod:`harness.stats.detect` can weigh.
 LEADING = ("step", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "n")
 #: Training statistics: our column <- TRL's logged key.
 TRL_KEYS = {"reward": "reward", "reward_std": "reward_std", "frac_reward_zero_std": "frac_reward_zero_std",

@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.detect import wilson_interval
+from harness.stats.detect import wilson_interval
 from harness.core.io import atomic_build_dir, atomic_write_text
 from harness.core.results import now
 

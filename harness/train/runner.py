@@ -10,11 +10,11 @@ Run directory::
     peak/                       the best eval's model as a HF folder, LoRA merged, with peak.json (harness.train.peak)
     model/                      the final weights (or adapter, with --lora-rank) of a complete run
     results.json                harness.core.results.RESULTS_KEYS with kind 'train', peak, stopping, faults, status
-    report.html                 harness.analysis.report, when importable
+    report.html                 written by the command line (harness.report.run_report) after the run returns
 
 Status: ``complete``; ``partial`` (Ctrl-C / SIGTERM / --stop-after: a checkpoint and the curve are
 saved, --resume continues); ``stopped_collapse`` / ``stopped_patience`` (--stop-on-collapse /
---patience: the online detector of harness.analysis.detect ended the run; a checkpoint is saved and a
+--patience: the online detector of harness.stats.detect ended the run; a checkpoint is saved and a
 resumed run replays the curve to the same decision); ``diverged`` (NaN/inf weights, logits or loss:
 the curve is kept); ``failed`` (any other error, re-raised after results.json is written).
 
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from harness.analysis.detect import OnlineDetector
+from harness.stats.detect import OnlineDetector
 from harness.core.config import load_task
 from harness.core.errors import ConfigError
 from harness.core.io import atomic_write_text, slug
@@ -347,10 +347,7 @@ class TrainRun:
             restore()
             if self.callback is not None:
                 self.callback.bar.close()
-        res = self._write_results()
-        if self.cfg.report:
-            self._report()
-        return res
+        return self._write_results()
 
     @property
     def step(self) -> int:
@@ -424,11 +421,3 @@ class TrainRun:
                 "decision": d.action if d else None, "stop_step": self.detector.stop_step,
                 "reason": d.reason if d and d.stop else None,
                 "evals_since_better": d.since_better if d else None}
-
-    def _report(self) -> None:
-        try:
-            from harness.analysis.report import write_report
-
-            write_report([self.out], output=self.out / "report.html", title=f"harness train: {self.out.name}")
-        except Exception as e:  # the curve and results are on disk; a report bug must not lose them
-            log.error("report failed (results are safe in %s): %r", self.out, e)

@@ -1,4 +1,4 @@
-"""The report's figures, as inline SVG (see :mod:`harness.analysis.svg`); every point has hover text.
+"""The report's figures, as inline SVG (see :mod:`harness.report.svg`); every point has hover text.
 
 Evaluation runs: accuracy with its interval per policy and noise level; persistence, recovery,
 wasted retries and premature answers side by side; the distribution of searches per episode.
@@ -13,9 +13,9 @@ import math
 import re
 from typing import Any, Sequence
 
-from harness.analysis.intervals import t_interval, wilson
-from harness.analysis.page import fmt
-from harness.analysis.svg import (
+from harness.stats.intervals import t_interval, wilson
+from harness.report.page import fmt
+from harness.report.svg import (
     DASHES,
     MARKERS,
     Chart,
@@ -25,7 +25,7 @@ from harness.analysis.svg import (
     heatmap,
     legend,
 )
-from harness.analysis.tables import Column
+from harness.report.tables import Column
 
 RETRY_PANELS = (("persistence", "n_persistence", "searched again | first search missed gold"),
                 ("recovery", "n_recovery", "correct | first search missed gold"),

@@ -1,7 +1,7 @@
 """The terminal summary of a results.json: metrics as rows (full names), policies as columns, one
 table per noise level, readable in an 80-column terminal; it ends with the path of ``report.html``.
 
-Rows follow the HTML report's groups (:data:`harness.analysis.tables.GROUPS`); accuracy has its 95%
+Rows follow the HTML report's groups (:data:`harness.report.tables.GROUPS`); accuracy has its 95%
 Wilson interval under it, a conditional rate its denominator beside it (``n=22``); the HTML report
 has every interval.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness.analysis.intervals import wilson
-from harness.analysis.page import describe
-from harness.analysis.tables import GROUPS, Metric, columns_from_results, reward_metrics
+from harness.stats.intervals import wilson
+from harness.report.page import describe
+from harness.report.tables import GROUPS, Metric, columns_from_results, reward_metrics
 
 #: Rows left out when every column has 0 (nothing went wrong).
 QUIET_WHEN_ZERO = ("error_rate", "judge_error_rate")

@@ -10,11 +10,11 @@ written) and each trial's ``curve.csv`` from its ``run_dir`` attribute. :func:`c
   is > 0, ``baseline`` where it is 0): completed trials grouped by the other arm parameters and the
   arm, mean peak accuracy (or the objective, when it is auc or final) with a 95% Student-t interval
   across seeds, and, where trials share seeds,
-  the arms' differences paired by seed (:func:`harness.analysis.paired.seed_pair_rows`);
+  the arms' differences paired by seed (:func:`harness.report.comparisons.seed_pair_rows`);
 - fANOVA parameter importances, only with enough completed trials (:func:`importance_floor`); with
   fewer, a warning says why they are left out;
 - the best trial against each of the next ones, paired on the held-out questions, on the objective
-  itself (:mod:`harness.analysis.ranking`), and a warning when the objective is the same in every
+  itself (:mod:`harness.stats.ranking`), and a warning when the objective is the same in every
   completed trial (then nothing can be ranked, and importances are left out).
 
 Trials not run because an earlier trial had their parameters (``stopped: duplicate``, pruned) are
@@ -31,9 +31,9 @@ from typing import Any
 
 import pandas as pd
 
-from harness.analysis.intervals import clip01, t_interval
-from harness.analysis.paired import SEED_PAIR_HEADER, seed_pair_rows
-from harness.analysis.ranking import RANKED_OBJECTIVES, RANKING_HEADER, versus_best
+from harness.stats.intervals import clip01, t_interval
+from harness.report.comparisons import SEED_PAIR_HEADER, seed_pair_rows
+from harness.stats.ranking import RANKED_OBJECTIVES, RANKING_HEADER, versus_best
 
 RETRY_PARAM, NOISE_PARAM, SEED_PARAM = "reward.retry", "train_noise", "seed"
 TOP_N = 10
@@ -190,7 +190,7 @@ class StudyData:
     importances: dict[str, dict[str, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    #: the best trial against the others, paired on the questions (:func:`harness.analysis.ranking.versus_best`)
+    #: the best trial against the others, paired on the questions (:func:`harness.stats.ranking.versus_best`)
     ranking: dict[str, Any] = field(default_factory=dict)
     #: what the best trials' table cannot be read as (a constant objective; the ranking's sentence)
     best_notes: list[str] = field(default_factory=list)
@@ -367,7 +367,7 @@ def collect(storage: str, study_name: str | None = None) -> StudyData:
     if rank_by is not None and len(data.done) >= 2 and rank_by[0] not in constant:
         data.ranking = rank_trials(data, *rank_by)
         if data.ranking:
-            from harness.analysis.ranking import ranking_sentence
+            from harness.stats.ranking import ranking_sentence
 
             (data.best_warnings if data.ranking.get("error") else data.best_notes).append(
                 ranking_sentence(data.ranking))
@@ -403,7 +403,7 @@ def constant_objectives(data: StudyData) -> dict[str, float]:
 
 def read_curves(trials: pd.DataFrame) -> dict[int, pd.DataFrame]:
     """{trial number: its curve} for every trial whose ``run_dir`` holds a readable ``curve.csv``."""
-    from harness.analysis.curves import load_curve
+    from harness.stats.curves import load_curve
 
     out = {}
     for row in trials.to_dict("records"):
@@ -416,7 +416,7 @@ def read_curves(trials: pd.DataFrame) -> dict[int, pd.DataFrame]:
 
 def rank_trials(data: StudyData, column: str, objective: str) -> dict[str, Any]:
     """The best :data:`TOP_N` completed trials on ``column``, the best compared with each of the others
-    (:func:`harness.analysis.ranking.versus_best`; a trial without a curve is reported as skipped)."""
+    (:func:`harness.stats.ranking.versus_best`; a trial without a curve is reported as skipped)."""
     done = data.done.copy()
     done["value"] = pd.to_numeric(done[column], errors="coerce")
     # ties: the lower trial number first, as in the best-trials table

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.analysis.detect import EvalPoint
+from harness.stats.detect import EvalPoint
 
 __all__ = ["SyntheticCurve", "SyntheticSpec", "generate", "synthetic_set"]
 

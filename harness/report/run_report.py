@@ -1,25 +1,25 @@
 """Self-contained HTML reports of evaluation and training runs (``harness report``, ``harness run``,
 ``harness train``).
 
-One page per set of run directories (see :mod:`harness.analysis.runs` for what a run directory may
+One page per set of run directories (see :mod:`harness.report.runs` for what a run directory may
 hold), in sections that appear when the runs have something for them:
 
 - **Runs**: each run labelled by what differs between the runs (preset, reward weights, noise,
   seed, ...), with its task, policies and noise levels.
 - **Comparison** (evaluation runs): policies x noise levels against the grouped retry-aware metrics,
-  intervals, best value per row (:mod:`harness.analysis.tables`); figures of accuracy, persistence,
-  recovery, wasted retries, premature answers and searches per episode (:mod:`harness.analysis.figures`);
+  intervals, best value per row (:mod:`harness.report.tables`); figures of accuracy, persistence,
+  recovery, wasted retries, premature answers and searches per episode (:mod:`harness.report.figures`);
   per-question agreement between policies on shared questions.
 - **Training** (runs with a ``curve.csv``): peak, collapse and faults per run, accuracy by step with
   faults marked, seed aggregates, reward / retry / indicator panels, the final evaluation's table.
 - **Episodes**: every policy and noise level (or eval step), filterable, sampled fairly
-  (:mod:`harness.analysis.episodes`).
+  (:mod:`harness.report.episodes`).
 
 The page has no script and a strict Content-Security-Policy; figures are inline SVG; every text
-from a run is escaped with invisible characters made visible (:mod:`harness.analysis.page`), and
+from a run is escaped with invisible characters made visible (:mod:`harness.report.page`), and
 model-written fields are capped, so a report stays at most a few MB whatever the run holds.
 
-Usage: ``python -m harness.analysis.report RUN_DIR [RUN_DIR ...] [-o OUT.html] [--title TITLE]``.
+Usage: ``python -m harness.report.run_report RUN_DIR [RUN_DIR ...] [-o OUT.html] [--title TITLE]``.
 """
 
 from __future__ import annotations
@@ -30,16 +30,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-from harness.analysis import figures as figs
-from harness.analysis import tables
-from harness.analysis.episodes import (
+from harness.report import figures as figs
+from harness.report import tables
+from harness.report.episodes import (
     MAX_EPISODES,
     Browser,
     browser_html,
     iter_dims_eval,
     iter_dims_step,
 )
-from harness.analysis.page import (
+from harness.report.page import (
     bounded,
     cap,
     describe,
@@ -50,7 +50,7 @@ from harness.analysis.page import (
     page,
     table,
 )
-from harness.analysis.paired import (
+from harness.report.comparisons import (
     AGREEMENT_HEADER,
     SEED_PAIR_HEADER,
     agreement_rows,
@@ -58,7 +58,7 @@ from harness.analysis.paired import (
     outcomes_from_refs,
     seed_pair_rows,
 )
-from harness.analysis.runs import (
+from harness.report.runs import (
     Run,
     assign_labels,
     check_report_target,
@@ -244,7 +244,7 @@ def _params(runs: list[Run]) -> str:
 
 def _seed_pairs(groups: list[tuple[str, list[Run]]], browser: Browser) -> list[str]:
     """Arms paired by seed: peak accuracies (mean per-seed difference, Student-t interval), and the
-    per-question comparison at the peak evals over seeds x questions (:func:`harness.analysis.paired.compare`)."""
+    per-question comparison at the peak evals over seeds x questions (:func:`harness.report.comparisons.compare`)."""
     rows = seed_pair_rows([(label, {r.seed: (r.analysis or {}).get("peak_raw") for r in runs})
                            for label, runs in groups])
     if not rows:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Sequence
 
-from harness.analysis.page import esc, esc_attr
+from harness.report.page import esc, esc_attr
 
 #: Tableau-10, in order.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",

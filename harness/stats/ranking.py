@@ -16,7 +16,7 @@ auc         its 0/1 outcomes averaged over the trial's evals with the trapezoid 
 The mean score over the questions is the trial's objective value (a test checks it). Each trial is
 compared with the best one (:func:`versus_best`): the mean difference of scores, its 95% bootstrap
 interval over questions, and a p-value (McNemar's exact test for 0/1 scores, a sign-flip permutation
-test for ``auc``), through :func:`harness.analysis.stats.compare_paired`; the verdicts use the p-values
+test for ``auc``), through :func:`harness.stats.paired.compare_paired`; the verdicts use the p-values
 adjusted for the number of comparisons (Holm-Bonferroni, :func:`holm`).
 
 What the intervals leave out, and the report says so: each configuration ran one training seed, so
@@ -33,7 +33,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.analysis.stats import compare_paired
+from harness.stats.paired import compare_paired
 from harness.core.errors import DataError
 from harness.core.results import read_jsonl
 

@@ -1,6 +1,6 @@
 """The study report: one self-contained HTML page summarising an Optuna sweep (``harness sweep``).
 
-Sections (tables from :mod:`harness.analysis.study`): the header (objectives, directions, trials by
+Sections (tables from :mod:`harness.report.study`): the header (objectives, directions, trials by
 state, storage URL with the password masked); the best trials, or for a multi-objective study the
 Pareto front with its figure, then the best trial against the next ones paired on the held-out
 questions (and a warning when the objective is the same in every trial); every trial's accuracy curve with peak and collapse marked; one
@@ -9,7 +9,7 @@ paired by seed; a parallel-coordinates figure of every completed trial; each par
 objective (categorical parameters and seeds on categorical axes); fANOVA importances, or a warning
 when there are too few trials for them; the failed trials with their reasons.
 
-Like :mod:`harness.analysis.report`, the page has inline CSS, inline SVG figures with hover text,
+Like :mod:`harness.report.run_report`, the page has inline CSS, inline SVG figures with hover text,
 no script and a Content-Security-Policy; every text from the study is escaped.
 """
 
@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from harness.analysis.page import (
+from harness.report.page import (
     cap,
     esc,
     esc_attr,
@@ -33,9 +33,9 @@ from harness.analysis.page import (
     page,
     table,
 )
-from harness.analysis.ranking import RANKING_HEADER
-from harness.analysis.stats import format_p
-from harness.analysis.study import (
+from harness.stats.ranking import RANKING_HEADER
+from harness.stats.paired import format_p
+from harness.report.study import (
     TOP_N,
     Comparison,
     StudyData,
@@ -48,7 +48,7 @@ from harness.analysis.study import (
     plain,
     study_summary,
 )
-from harness.analysis.svg import DASHES, MARKERS, Chart, color, figure, figures, legend, standalone_svgs
+from harness.report.svg import DASHES, MARKERS, Chart, color, figure, figures, legend, standalone_svgs
 from harness.core.io import atomic_write_bytes
 
 __all__ = ["mask_url", "render_study_html", "study_figures", "study_summary", "write_study_report"]
@@ -367,7 +367,7 @@ def pooled_params(data: StudyData, comp: Comparison) -> list[str]:
 
 
 def ranking_parts(data: StudyData) -> list[str]:
-    """The best trial against the next ones, paired on the held-out questions (:mod:`harness.analysis.ranking`)."""
+    """The best trial against the next ones, paired on the held-out questions (:mod:`harness.stats.ranking`)."""
     r = data.ranking
     if not r:
         return []

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from harness.analysis.page import bounded, cap, esc, fmt
+from harness.report.page import bounded, cap, esc, fmt
 from harness.data.loading import Question
 from harness.episode.record import Episode
 from harness.scoring.metrics import answered_before_gold, searched_after_gold
@@ -227,7 +227,7 @@ _MARKS = {True: '<span class="ok">✓</span>', False: '<span class="bad">✗</sp
 def episode_html(episode: dict[str, Any], classes: str = "", chips: Sequence[str] = (), system: str | None = None,
                  where: str = "", open_: bool = False, kinds: Sequence[str] = ()) -> str:
     """One collapsible episode: a header line, then question, gold answer, answer, rewards, judge and
-    the messages. Every field is bounded (:func:`harness.analysis.page.bounded`) and the messages share
+    the messages. Every field is bounded (:func:`harness.report.page.bounded`) and the messages share
     one budget, so an episode adds at most about 20k characters to the page whatever it holds; a system
     prompt equal to ``system`` is not repeated."""
     correct = episode.get("correct")

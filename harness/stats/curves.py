@@ -9,7 +9,7 @@ A curve is a DataFrame with one row per logged step. Only ``step`` and ``accurac
 rows are ignored by the accuracy detectors ("eval steps" are the rows with an accuracy).
 
 Each eval is a binomial draw: ``n`` (questions evaluated, a column ``harness train`` writes) lets
-:func:`analyze` use the noise-aware detectors of :mod:`harness.analysis.detect` (method
+:func:`analyze` use the noise-aware detectors of :mod:`harness.stats.detect` (method
 ``binomial``). A curve without ``n`` (older runs, hand-made curves) gets ``n`` inferred when every
 accuracy is a multiple of one ``1/d`` with 16 <= d <= 1000 (``n_source: inferred``; 15/32 gives 32),
 else the exact-point rule below (method ``exact``: :func:`find_collapse`, delta and m), which treats
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.analysis.detect import DetectorConfig, EvalPoint, detect_offline
+from harness.stats.detect import DetectorConfig, EvalPoint, detect_offline
 
 __all__ = [
     "INDICATORS",
@@ -352,7 +352,7 @@ def analyze(
 
     With a known eval size (see :func:`eval_points`) and no ``smooth``, the peak comes with its Wilson
     interval, the steps tied with it and the pooled peak level, and the collapse is the noise-aware one
-    of :mod:`harness.analysis.detect` (``method: binomial``; collapse below ``(1 - delta)`` x the peak
+    of :mod:`harness.stats.detect` (``method: binomial``; collapse below ``(1 - delta)`` x the peak
     level, the fall confirmed over ``m`` evals offline). Otherwise the exact-point rule
     (``method: exact``). ``mode="offline"`` reports the collapse onset of the whole curve (a dip that
     recovers is not a collapse); ``mode="online"`` reports the step at which a run watching the curve

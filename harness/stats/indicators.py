@@ -1,15 +1,15 @@
-"""Do the leading indicators of :data:`harness.analysis.curves.INDICATORS` warn of a collapse early?
+"""Do the leading indicators of :data:`harness.stats.curves.INDICATORS` warn of a collapse early?
 
 For a set of runs, each with its collapse step (None: it never collapsed) and eval interval:
 
 ==================  ========================================================================
-outcome             definition (onset: :func:`harness.analysis.curves.indicator_onsets`)
+outcome             definition (onset: :func:`harness.stats.curves.indicator_onsets`)
 ==================  ========================================================================
 warned early        collapsing run, onset at least one eval interval before the collapse step
 false warning       non-collapsing run, any onset
 chance              the same two rates for an indicator that carries no information: its series
                     replaced by noise with the scale and lag-1 autocorrelation it shows on real
-                    runs (:func:`fit_null`), on the synthetic curves of :mod:`harness.analysis.synthetic`
+                    runs (:func:`fit_null`), on the synthetic curves of :mod:`harness.stats.synthetic`
 ==================  ========================================================================
 
 An indicator *beats chance* when its warned-early share on real runs is significantly above its
@@ -27,7 +27,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from harness.analysis.curves import INDICATORS, indicator_onsets, indicator_series
+from harness.stats.curves import INDICATORS, indicator_onsets, indicator_series
 
 __all__ = ["NullModel", "RunCase", "combined_rates", "fit_null", "indicator_rates", "lead_times", "null_curve",
            "verdicts"]

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.analysis.curves import analyze, load_curve
+from harness.stats.curves import analyze, load_curve
 from harness.core.errors import ConfigError
 
 RUN_FILES = ("results.json", "curve.csv", "samples.jsonl", "config.json")

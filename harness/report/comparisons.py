@@ -3,7 +3,7 @@
 Two arms evaluated on the same questions are compared question by question: only the discordant
 questions (one right, the other wrong) carry evidence. :func:`compare` gives the difference of
 accuracies, its 95% interval and a p-value. It uses the paired-statistics module
-``harness.analysis.stats`` (bootstrap interval over questions and seeds; McNemar's exact test for one
+``harness.stats.paired`` (bootstrap interval over questions and seeds; McNemar's exact test for one
 seed pair, a sign-flip permutation test for several).
 
 Two training arms run with the same seeds are also compared on their peak accuracies, seed by seed:
@@ -16,14 +16,14 @@ import re
 from itertools import combinations
 from typing import Any, Sequence
 
-from harness.analysis.intervals import t_interval
-from harness.analysis.stats import compare_paired
+from harness.stats.intervals import t_interval
+from harness.stats.paired import compare_paired
 
 
 def compare(a: Sequence[Sequence[int]], b: Sequence[Sequence[int]], name_a: str, name_b: str,
             label: str = "accuracy") -> dict[str, Any]:
     """Paired comparison of two arms' 0/1 outcomes (one list per seed, the same questions in the same
-    order in every list) through :func:`harness.analysis.stats.compare_paired`: ``difference``,
+    order in every list) through :func:`harness.stats.paired.compare_paired`: ``difference``,
     ``interval``, ``p_value``, ``test``, ``significant`` and a one-line ``sentence``.
 
     >>> r = compare([[1, 1, 1, 1, 1, 1, 0, 0]], [[0, 0, 0, 0, 0, 1, 0, 0]], "retry", "baseline")
@@ -86,7 +86,7 @@ def arm_sentences(arms: Sequence[tuple[str, dict[Any, dict[str, bool]]]], label:
 
 
 def outcomes_from_refs(refs: Sequence[Any]) -> dict[tuple[str, str], dict[str, bool]]:
-    """{(where, arm): {qid: correct}} from indexed episodes (``harness.analysis.episodes.Ref``): for
+    """{(where, arm): {qid: correct}} from indexed episodes (``harness.report.episodes.Ref``): for
     evaluation runs where = the noise level and arm = the policy (with its run); for training runs
     where = "peak eval" or "last eval" and arm = the run."""
     out: dict[tuple[str, str], dict[str, bool]] = {}

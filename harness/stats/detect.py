@@ -1,7 +1,7 @@
 """Peak and collapse detection that knows each eval is a binomial draw of ``n`` questions.
 
 An eval on the paper's 32 questions at a true accuracy of 0.3 has a standard deviation of about
-0.08, so a rule that treats every eval point as exact (:func:`harness.analysis.curves.find_collapse`)
+0.08, so a rule that treats every eval point as exact (:func:`harness.stats.curves.find_collapse`)
 calls noise a collapse in about one run in four. Here each eval point carries ``k`` correct out of
 ``n`` and every decision is a test. ``docs/detection.md`` gives the method, its assumptions and the
 calibration (``harness bench detect``).
@@ -34,7 +34,7 @@ patience               evals since the last eval that was significantly better t
 =====================  ==========================================================================
 
 The per-check levels (``alpha`` etc.) are not the per-run false-collapse rate: a run is checked at
-every eval. That rate is measured on synthetic curves (:mod:`harness.analysis.synthetic`) by
+every eval. That rate is measured on synthetic curves (:mod:`harness.stats.synthetic`) by
 ``harness bench detect``, and the defaults of :class:`DetectorConfig` are the calibrated ones.
 
 Everything here is pure; it imports numpy, and scipy (binomial tails) inside functions.

@@ -1,4 +1,4 @@
-"""Per-question outcomes of a run, for paired comparisons (:mod:`harness.analysis.stats`).
+"""Per-question outcomes of a run, for paired comparisons (:mod:`harness.stats.paired`).
 
 A training run (``curve.csv`` + ``eval_samples/``) gives the held-out episodes of its peak eval
 (the earliest best accuracy of the curve, or a chosen ``step``); an evaluation run (``samples.jsonl``)
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from harness.analysis.curves import analyze, load_curve
-from harness.analysis.stats import PairedComparison, compare_paired
+from harness.stats.curves import analyze, load_curve
+from harness.stats.paired import PairedComparison, compare_paired
 from harness.core.errors import DataError
 from harness.core.results import read_jsonl
 

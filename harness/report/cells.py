@@ -7,12 +7,12 @@ the reward arm) with seeds is summarised per *cell* (one value of every factor b
 per run                peak accuracy and step (the best held-out eval: the step whose ``eval_samples`` the
                        paired tests use), and at that step persistence, recovery, wasted retries and
                        searches per episode; collapse onset (offline, noise-aware:
-                       :func:`harness.analysis.curves.analyze`) and final accuracy
+                       :func:`harness.stats.curves.analyze`) and final accuracy
 per cell               the mean of each over the cell's seeds with a 95% Student-t interval, the peak
                        steps, and how many seeds collapsed (and when)
 within a cell's other  every pair of arms compared paired: seed ``s`` of one arm with seed ``s`` of the
 factors                other, per question correct/incorrect at each run's peak
-                       (:func:`harness.analysis.outcomes.compare_runs`: permutation test over questions
+                       (:func:`harness.stats.outcomes.compare_runs`: permutation test over questions
                        and a bootstrap interval of the difference: these say whether *these trained
                        models* differ); and a Student-t interval over the per-seed differences, which
                        carries the training-seed variance (whether *the recipe* differs)
@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.analysis.intervals import clip01, t_interval
-from harness.analysis.runs import Run, load_run
+from harness.stats.intervals import clip01, t_interval
+from harness.report.runs import Run, load_run
 from harness.core.errors import DataError
 from harness.core.io import atomic_write_text
 
@@ -169,7 +169,7 @@ def cell_rows(runs: Sequence[CellRun], by: Sequence[str], seed_key: str = "seed"
 def compare_within(runs: Sequence[CellRun], arm: str, by: Sequence[str] = (), seed_key: str = "seed",
                    **kwargs) -> list[dict[str, Any]]:
     """Every pair of ``arm`` values compared paired within each level of the factors ``by`` (seed-matched)."""
-    from harness.analysis.outcomes import compare_runs, run_outcomes
+    from harness.stats.outcomes import compare_runs, run_outcomes
 
     out = []
     groups: dict[tuple, list[CellRun]] = {}
@@ -268,7 +268,7 @@ def _sentence(c: dict[str, Any]) -> str:
 def level_figures(runs: Sequence[CellRun], arm: str, by: Sequence[str]) -> list[tuple[tuple, list, Any]]:
     """Per level of ``by``: the level, its arm values and the report code's accuracy-across-seeds figure
     (one group per arm value), computed once for the page and the SVG files."""
-    from harness.analysis.figures import seed_figure
+    from harness.report.figures import seed_figure
 
     out = []
     for level in sorted({_key(r.params, by) for r in runs}, key=lambda k: tuple(str(x) for x in k)):
@@ -284,7 +284,7 @@ def html(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], figures:
     """A section per level of ``by``: accuracy by step across seeds per arm, the comparisons; then the table."""
     import html as _h
 
-    from harness.analysis.page import page
+    from harness.report.page import page
 
     parts = [f"<h1>{_h.escape(title)}</h1>"]
     for level, _values, fig in figures:
@@ -308,8 +308,8 @@ def html(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], figures:
 def figure_files(figures: list[tuple[tuple, list, Any]], by: Sequence[str], out: Path) -> list[dict[str, Any]]:
     """One standalone SVG per level (the figure of :func:`level_figures`), for documents that cannot hold
     the HTML page; returns each file's name, level and legend (arm value -> colour)."""
-    from harness.analysis.figures import _style
-    from harness.analysis.svg import standalone_svg
+    from harness.report.figures import _style
+    from harness.report.svg import standalone_svg
     from harness.core.io import slug
 
     made = []
