@@ -13,7 +13,10 @@ import pandas as pd
 import pytest
 
 import harness.stats.curves
-from harness.stats.curves import analyze, find_collapse, find_peak, find_zero_step, first_sustained, load_curve
+from harness.core.errors import DataError
+from harness.core.rundir import read_curve
+from harness.stats.intervals import wilson
+from harness.stats.curves import analyze, find_collapse, find_peak, find_zero_step
 
 pytestmark = pytest.mark.unit
 
@@ -155,114 +158,18 @@ def test_smoothing_ignores_a_one_eval_spike():
     assert smoothed["params"]["smooth"] == 3
 
 
-def test_peak_ci_and_json_serialisable():
-    c = curve([0, 50, 100], [0.1, 0.4, 0.3], accuracy_ci_low=[0.0, 0.25, 0.2],
-              accuracy_ci_high=[0.2, 0.55, 0.4], entropy=[1.0, 1.0, 0.2])
+def test_peak_interval_is_wilson_from_the_eval_size_and_json_serialisable():
+    c = curve([0, 50, 100], [0.1, 0.4, 0.3], n=[20, 20, 20], entropy=[1.0, 1.0, 0.2])
     result = analyze(c)
-    assert result["peak_ci"] == [0.25, 0.55]
-    assert analyze(curve([0, 50], [0.1, 0.4]))["peak_ci"] is None
+    assert result["peak_interval"] == pytest.approx(list(wilson(8, 20)))
+    smoothed = analyze(c, smooth=2)  # the exact method: the same family, at the step it picks
+    assert smoothed["peak_interval"] == pytest.approx(list(wilson(round(smoothed["peak_raw"] * 20), 20)))
+    assert analyze(curve([0, 50], [0.1, 0.4]))["peak_interval"] is None  # no eval size known or inferable
+    assert "peak_ci" not in result
     assert json.loads(json.dumps(result, allow_nan=False)) == result
-    for key in ("peak_step", "peak", "peak_ci", "collapse_step", "zero_step", "final_step",
+    for key in ("peak_step", "peak", "peak_interval", "collapse_step", "zero_step", "final_step",
                 "final_accuracy", "params", "indicators"):
         assert key in result
-
-
-def test_rows_without_eval_are_ignored():
-    steps = np.arange(0, 305, 5)
-    acc = np.where(steps % 50 == 0, 0.0, np.nan)
-    acc[steps == 100] = 0.4
-    acc[steps == 150] = 0.38
-    result = analyze(curve(steps, acc))
-    assert result["peak_step"] == 100 and result["collapse_step"] == 200 and result["zero_step"] == 200
-    assert result["n_evals"] == 7 and result["final_step"] == 300
-
-
-def test_invalid_parameters():
-    c = curve([0, 50], [0.1, 0.2])
-    for kwargs in ({"delta": 0}, {"delta": 1.5}, {"m": 0}, {"m": 1.5}, {"smooth": 0}):
-        with pytest.raises(ValueError):
-            analyze(c, **kwargs)
-    with pytest.raises(ValueError, match="no evaluated steps"):
-        analyze(curve([0, 50], [np.nan, np.nan]))
-
-
-def test_first_sustained():
-    assert first_sustained([1, 2, 3, 4], [True, False, True, True], 2) == 3
-    assert first_sustained([1, 2, 3, 4], [True, False, True, False], 2) is None
-    assert first_sustained([], [], 2) is None
-
-
-# ---------------------------------------------------------------- leading indicators
-
-STEPS = list(range(0, 525, 25))
-# Peak 0.5 at step 250; first eval below 0.25 that stays there: step 350.
-ACC = [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.42, 0.45, 0.48, 0.5, 0.45, 0.4, 0.3, 0.1] + [0.0] * 6
-
-
-def indicator_curve(**columns) -> pd.DataFrame:
-    return curve(STEPS, ACC, **columns)
-
-
-def step_fn(before: float, after: float, at: int, blips: dict[int, float] | None = None) -> list[float]:
-    values = [before if s < at else after for s in STEPS]
-    for step, value in (blips or {}).items():
-        values[STEPS.index(step)] = value
-    return values
-
-
-def test_entropy_collapsing_50_steps_early_gives_lead_50():
-    result = analyze(indicator_curve(entropy=step_fn(1.0, 0.3, at=300)))
-    assert result["collapse_step"] == 350
-    entropy = result["indicators"]["entropy"]
-    assert entropy["onset_step"] == 300 and entropy["lead_time"] == 50
-    assert "entropy" in entropy["rule"]
-
-
-def test_indicators_only_for_logged_columns():
-    assert analyze(indicator_curve())["indicators"] == {}
-    assert set(analyze(indicator_curve(kl=[0.01] * len(STEPS)))["indicators"]) == {"kl"}
-
-
-def test_reward_std_from_component_columns():
-    result = analyze(indicator_curve(reward_correctness_std=step_fn(0.4, 0.0, at=275),
-                                     reward_format_std=step_fn(0.2, 0.001, at=275)))
-    assert result["indicators"]["reward_std"]["onset_step"] == 275
-    assert result["indicators"]["reward_std"]["lead_time"] == 75
-    assert result["indicators"]["reward_std"]["reference"] == pytest.approx(0.3)
-
-
-def test_kl_spike_ignores_a_single_blip():
-    kl = step_fn(0.01, 0.06, at=325, blips={275: 0.2})
-    result = analyze(indicator_curve(kl=kl))
-    assert result["indicators"]["kl"]["onset_step"] == 325 and result["indicators"]["kl"]["lead_time"] == 25
-
-
-def test_searches_explosion_from_a_zero_reference():
-    searches = step_fn(0.0, 4.0, at=300, blips={275: 0.5})  # +0.5 is noise, not retry hacking
-    result = analyze(indicator_curve(searches_per_episode=searches))
-    assert result["indicators"]["searches_per_episode"]["onset_step"] == 300
-
-
-def test_length_and_format_indicators():
-    result = analyze(indicator_curve(completion_length=step_fn(200, 450, at=325),
-                                     format_validity=step_fn(0.95, 0.6, at=275)))
-    assert result["indicators"]["completion_length"]["lead_time"] == 25
-    assert result["indicators"]["format_validity"]["lead_time"] == 75
-
-
-def test_indicator_logged_every_step_between_evals():
-    steps = np.arange(0, 501, 5)
-    acc = pd.Series(ACC, index=STEPS).reindex(steps).to_numpy()
-    entropy = np.where(steps < 310, 1.0, 0.2)
-    result = analyze(curve(steps, acc, entropy=entropy))
-    assert result["indicators"]["entropy"]["onset_step"] == 310
-    assert result["indicators"]["entropy"]["lead_time"] == 40
-
-
-def test_no_collapse_means_no_lead_time():
-    c = curve(range(0, 300, 50), [0.1, 0.4, 0.35, 0.38, 0.36, 0.4], entropy=[1, 1, 0.1, 0.1, 0.1, 0.1])
-    entropy = analyze(c)["indicators"]["entropy"]
-    assert entropy["onset_step"] == 100 and entropy["lead_time"] is None
 
 
 # ---------------------------------------------------------------- loading and hygiene
@@ -271,22 +178,48 @@ def test_no_collapse_means_no_lead_time():
 def test_load_curve_from_dir_or_file_sorted(tmp_path: Path):
     (tmp_path / "curve.csv").write_text("step,accuracy,entropy\n100,0.3,1\n0,0.1,2\n50,,1.5\n")
     for source in (tmp_path, tmp_path / "curve.csv", str(tmp_path)):
-        c = load_curve(source)
+        c = read_curve(source)
         assert c["step"].tolist() == [0, 50, 100]
         assert np.isnan(c["accuracy"].iloc[1])
     assert analyze(tmp_path)["peak_step"] == 100
 
 
-def test_load_curve_names_file_and_missing_column(tmp_path: Path):
+def test_read_curve_names_file_and_missing_column(tmp_path: Path):
     bad = tmp_path / "curve.csv"
     bad.write_text("step,acc\n0,0.1\n")
-    with pytest.raises(ValueError, match=r"curve\.csv.*'accuracy'"):
-        load_curve(tmp_path)
+    with pytest.raises(DataError, match=r"curve\.csv.*'accuracy'"):
+        read_curve(tmp_path)
     bad.write_text("iteration,accuracy\n0,0.1\n")
-    with pytest.raises(ValueError, match=r"curve\.csv.*'step'"):
-        load_curve(bad)
+    with pytest.raises(DataError, match=r"curve\.csv.*'step'"):
+        read_curve(bad)
     with pytest.raises(FileNotFoundError):
-        load_curve(tmp_path / "missing")
+        read_curve(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("0,0.1\n5,abc\n", r"line 3: accuracy 'abc' is not a number in \[0, 1\]"),
+    ("0,0.1\n5,nan\n", r"line 3: accuracy 'nan'"),
+    ("0,0.1\n5,1.5\n", r"line 3: accuracy '1.5'"),
+    ("-5,0.1\n5,0.2\n", r"line 2: step '-5' is not a whole number >= 0"),
+    ("0,0.1\n2.5,0.2\n", r"line 3: step '2.5'"),
+    ("0,0.1\n5,0.2\n5,0.3\n", r"line 4: step 5 appears twice"),
+    ("0,0.1\n,0.2\n", r"line 3: step ''"),
+])
+def test_read_curve_refuses_malformed_rows_with_file_and_line(tmp_path: Path, rows: str, message: str):
+    """A curve is never read with rows dropped: analyze must not report peak_step -5 (issue #27)."""
+    (tmp_path / "curve.csv").write_text("step,accuracy\n" + rows)
+    with pytest.raises(DataError, match=r"curve\.csv " + message):
+        read_curve(tmp_path)
+
+
+def test_read_curve_live_tolerates_a_file_being_written(tmp_path: Path):
+    assert read_curve(tmp_path / "curve.csv", live=True) is None          # not there yet
+    (tmp_path / "curve.csv").write_text("")
+    assert read_curve(tmp_path / "curve.csv", live=True) is None          # created, empty
+    (tmp_path / "curve.csv").write_text("step,accuracy,loss\n0,0.25,\n1,,0.5\n2,0.5,0.4\n")
+    live = read_curve(tmp_path, live=True)
+    assert live["step"].tolist() == [0, 2] and live["accuracy"].tolist() == [0.25, 0.5]  # eval rows only
+
 
 
 def test_docstring_examples_run():

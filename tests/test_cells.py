@@ -15,6 +15,7 @@ from harness.report.cells import (
     write_cells,
 )
 from harness.core.errors import DataError
+from harness.core.record import RunRecord, TaskRef, write_record
 
 pytestmark = pytest.mark.unit
 
@@ -26,7 +27,7 @@ def _trial(root, name, params, accs, correct_at_peak, status="complete"):
     d = root / "trials" / name
     (d / "eval_samples").mkdir(parents=True)
     (d / "trial_config.yaml").write_text(yaml.safe_dump(params))
-    (d / "results.json").write_text(json.dumps({"kind": "train", "status": status}))
+    write_record(d, RunRecord(kind="train", task=TaskRef(name="apollo3_micro"), status=status))
     lines = ["step,accuracy,n,persistence,recovery,wasted_retries,searches_per_episode"]
     peak = max(range(len(accs)), key=lambda i: accs[i])
     for i, a in enumerate(accs):

@@ -98,7 +98,8 @@ def test_search_drop_gold_with_a_question_id(data, bm25):
 
 
 def test_analyze_finds_peak_collapse_and_indicators(tmp_path):
-    from harness.stats.curves import analyze, load_curve
+    from harness.core.rundir import read_curve
+    from harness.stats.curves import analyze
     from harness.train.curve import CurveWriter
 
     curve = CurveWriter(tmp_path / "curve.csv")  # the writer `harness train` uses
@@ -114,7 +115,7 @@ def test_analyze_finds_peak_collapse_and_indicators(tmp_path):
     assert re.search(r"^  entropy\s+onset 60  lead -20  \(demoted: not shown to beat chance\)$", text, re.M)
     as_json = json.loads(harness("analyze", tmp_path / "curve.csv", "--json"))
     assert (as_json["peak_step"], as_json["peak"], as_json["collapse_step"]) == (20, 0.6, 40)
-    assert as_json == json.loads(json.dumps(analyze(load_curve(tmp_path)), default=str))
+    assert as_json == json.loads(json.dumps(analyze(read_curve(tmp_path)), default=str))
     # a stricter collapse rule moves the onset: below (1 - 0.9) x the pooled peak level, confirmed on the
     # binomial evals (n = 20 inferred), the fall is only certain from the zeros at 60
     assert json.loads(harness("analyze", tmp_path, "--json", "--delta", "0.9"))["collapse_step"] == 60

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.stats.curves import analyze, load_curve
+from harness.core.rundir import read_curve
+
+from harness.stats.curves import analyze
 from harness.bench.corpus import sustained_drop
 from harness.bench.detect import bench_indicators, corpus_runs
 
@@ -30,7 +32,7 @@ def test_corpus_size_and_collapses():
 
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_labels_follow_the_rule(name):
-    curve = load_curve(CORPUS / f"{name}.csv")
+    curve = read_curve(CORPUS / f"{name}.csv")
     evals = curve[curve["accuracy"].notna()]
     assert sustained_drop(evals["step"].tolist(), evals["accuracy"].tolist()) == RUNS[name]["collapse_step"]
     for key in ("model", "preset", "learning_rate", "seed", "source"):
@@ -40,7 +42,7 @@ def test_labels_follow_the_rule(name):
 def test_offline_detector_agrees_with_the_labels():
     agree = 0
     for name, r in RUNS.items():
-        found = analyze(load_curve(CORPUS / f"{name}.csv"))["collapse_step"]
+        found = analyze(read_curve(CORPUS / f"{name}.csv"))["collapse_step"]
         agree += (found is None) == (r["collapse_step"] is None)
     assert agree / len(RUNS) >= 0.85, f"offline detector agrees with {agree} of {len(RUNS)} labels"
 

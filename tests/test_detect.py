@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from harness.stats.intervals import wilson
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -22,7 +24,6 @@ from harness.stats.detect import (
     significantly_better,
     tied_with,
     weighted_binom_cdf,
-    wilson_interval,
 )
 from harness.stats.paired import compare_paired, mcnemar_exact
 from harness.stats.synthetic import SyntheticSpec, synthetic_set
@@ -47,9 +48,9 @@ def test_eval_point_validates_counts():
 
 def test_wilson_interval_contains_the_estimate_and_shrinks_with_n():
     for k, n in [(0, 32), (16, 32), (32, 32), (30, 100)]:
-        lo, hi = wilson_interval(k, n)
+        lo, hi = wilson(k, n)
         assert 0 <= lo <= k / n <= hi <= 1
-    assert np.diff(wilson_interval(50, 100)) < np.diff(wilson_interval(16, 32))
+    assert np.diff(wilson(50, 100)) < np.diff(wilson(16, 32))
 
 
 def test_tied_steps_and_significantly_better():
@@ -281,15 +282,15 @@ def test_analyze_vs_compares_runs_at_their_peaks(tmp_path: Path):
 
 
 def test_eval_run_outcomes_need_one_policy(tmp_path: Path):
-    from harness.stats.outcomes import run_outcomes
+    from harness.core.rundir import outcomes
     from harness.core.errors import DataError
 
     rows = [{"qid": f"q{i}", "correct": i % 2 == 0, "policy": p, "noise_level": 0.0} for p in ("x", "y")
             for i in range(4)]
     (tmp_path / "samples.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     with pytest.raises(DataError, match="choose one"):
-        run_outcomes(tmp_path)
-    assert run_outcomes(tmp_path, policy="y").outcomes == {"q0": True, "q1": False, "q2": True, "q3": False}
+        outcomes(tmp_path)
+    assert outcomes(tmp_path, policy="y").outcomes == {"q0": True, "q1": False, "q2": True, "q3": False}
 
 
 # ----------------------------------------------------------------------------- leading indicators against chance

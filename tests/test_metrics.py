@@ -1,9 +1,7 @@
-import math
-
 import pytest
 from episodes import A, S, episode
 
-from harness.scoring.metrics import bootstrap_ci, compute_metrics
+from harness.scoring.metrics import compute_metrics
 
 pytestmark = pytest.mark.unit
 
@@ -47,9 +45,9 @@ def test_conditional_metrics_are_none_without_condition():
     assert compute_metrics([]) == {"n": 0}
 
 
-def test_bootstrap_ci_deterministic_and_sane():
-    vals = [1] * 15 + [0] * 17
-    lo, hi = bootstrap_ci(vals)
-    assert (lo, hi) == bootstrap_ci(vals)
-    assert 0.2 < lo < 15 / 32 < hi < 0.7
-    assert all(math.isnan(x) for x in bootstrap_ci([]))
+def test_accuracy_interval_is_the_wilson_interval_the_reports_print():
+    """One interval family: 0/32 is [0, 0.107] in results.json as in every report (not a bootstrap's [0, 0])."""
+    none = compute_metrics([episode([A("x")], correct=False)] * 32)
+    assert (none["accuracy_ci_low"], round(none["accuracy_ci_high"], 3)) == (0.0, 0.107)
+    half = compute_metrics([episode([A("x")], correct=True)] * 15 + [episode([A("x")], correct=False)] * 17)
+    assert [round(half[k], 3) for k in ("accuracy_ci_low", "accuracy_ci_high")] == [0.309, 0.636]

@@ -197,9 +197,10 @@ def test_cli_report_refuses_a_folder_without_runs_and_lists_what_is_below(eval_d
 
 @pytest.mark.integration
 def test_terminal_summary_fits_80_columns_and_ends_with_the_report(eval_dir: Path):
+    from harness.core.record import read_record
     from harness.report.summary import print_results
 
-    res = json.loads((eval_dir / "results.json").read_text())
+    res = read_record(eval_dir)
     out = io.StringIO()
     print_results(res, run_dir=eval_dir, report=eval_dir / "report.html", file=out, width=80)
     lines = out.getvalue().splitlines()
@@ -229,7 +230,8 @@ def train_run(root: Path, name: str, acc: list[float], *, preset: str = "rezero"
     """A training run directory: config.json from TrainConfig/resolve, curve.csv from CurveWriter
     (held-out accuracy with its Wilson interval on 32 questions, training statistics between evals),
     results.json with the keys harness train writes."""
-    from harness.core.results import SCHEMA_VERSION, write_json
+    from harness.core.record import Fault, Final, ModelRef, Peak, RunRecord, TaskRef, write_record
+    from harness.core.results import write_json
     from harness.train.config import TrainConfig, resolve
     from harness.train.curve import CurveWriter
 
@@ -250,12 +252,11 @@ def train_run(root: Path, name: str, acc: list[float], *, preset: str = "rezero"
                 curve.upsert(s, {"kl": 0.001 * s, "entropy": 1.0 - 0.01 * s, "reward_correctness_mean": 4 * a,
                                  "reward_correctness_std": 0.5, "completion_length": 30})
     peak = curve.peak()
-    write_json(out / "results.json", {
-        "schema_version": SCHEMA_VERSION, "kind": "train", "task": {"name": "apollo3", "version": 1},
-        "model": [{"backend": "hf", "model": "micro"}], "micro_scale": True,
-        "results": {"micro": {"noise=0": {"n": 32, "accuracy": acc[-1]}}}, "config": resolved.to_dict(cfg),
-        "seed": seed, "status": "complete", "peak": peak, "final": {"step": every * (len(acc) - 1), "accuracy": acc[-1]},
-        "faults": [dict(f) for f in faults]})
+    write_record(out, RunRecord(
+        kind="train", task=TaskRef(name="apollo3", version=1), model=[ModelRef(backend="hf", model="micro")],
+        micro_scale=True, results={"micro": {"noise=0": {"n": 32, "accuracy": acc[-1]}}}, config=resolved.to_dict(cfg),
+        seed=seed, status="complete", peak=Peak(**peak), final=Final(step=every * (len(acc) - 1), accuracy=acc[-1]),
+        faults=[Fault(**f) for f in faults]))
     return out
 
 
@@ -376,7 +377,7 @@ def test_bad_inputs_are_listed_not_fatal(tmp_path: Path):
     (broken / "curve.csv").write_text("step,acc\n0,1\n")
     (broken / "samples.jsonl").write_text('{"qid": "q1"}\n{not json\n[1]\n')
     text = render_report_html([broken])
-    assert "results.json:" in text and "missing required column" in text and "skipped 2 malformed line(s)" in text
+    assert "results.json is not readable JSON" in text and "missing required column" in text and "skipped 2 malformed line(s)" in text
 
 
 @pytest.mark.integration

@@ -193,7 +193,7 @@ def test_resume_of_a_training_without_config_is_refused(tmp_path):
     run = TrainRun(TrainConfig.build(resume=True, output_dir=str(out), report=False))
     with pytest.raises(ConfigError, match="config.json is missing"):
         run.run()
-    assert not run.rundir.locked and (out / "curve.csv").read_text() == "step,accuracy\n0,0.25\n"
+    assert not run.life.rundir.locked and (out / "curve.csv").read_text() == "step,accuracy\n0,0.25\n"
 
 
 @pytest.mark.integration

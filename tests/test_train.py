@@ -237,10 +237,11 @@ def test_smoke_run_trains_and_evaluates_at_steps_0_and_5(data, warm_tiny, tmp_pa
                 "grad_norm", "learning_rate", "clip_ratio", "completion_length", "wall_time"):
         assert col in rows[0], col
     assert rows[5]["loss"] != "" and rows[0]["loss"] == ""
-    res = json.loads((out / "results.json").read_text())
-    from harness.core.results import RESULTS_KEYS
+    from harness.core.record import SCHEMA_VERSION, read_record
 
-    assert set(RESULTS_KEYS) <= set(res) and res["kind"] == "train" and res["status"] == "complete"
+    rec = read_record(out)
+    assert rec.schema_version == SCHEMA_VERSION and rec.kind == "train" and rec.status == "complete"
+    res = json.loads((out / "results.json").read_text())
     assert res["peak"]["step"] in (0, 5) and res["final"]["step"] == 5
     assert len((out / "eval_samples" / "step_00005.jsonl").read_text().splitlines()) == 4
     cfg = json.loads((out / "config.json").read_text())
@@ -321,8 +322,8 @@ def test_nan_weights_stop_the_run_as_diverged(data, warm_tiny, tmp_path):
                             num_generations=2, prompts_per_step=1, max_steps=4, eval_every=2, report=False,
                             output_dir=str(tmp_path / "nan"))
     res = TrainRun(cfg, callbacks=[Poison()]).run()
-    assert res["status"] == "diverged"
-    assert any(f["kind"] == "non_finite" for f in res["faults"])
+    assert res.status == "diverged"
+    assert any(f.kind == "non_finite" for f in res.faults)
     rows = read_curve(tmp_path / "nan")
     assert rows[0]["step"] == "0" and rows[0]["accuracy"] != ""  # the curve is kept
     assert all(math.isfinite(float(r["accuracy"])) for r in rows if r["accuracy"] != "")
@@ -359,7 +360,7 @@ def test_stopping_rules_keep_the_peak_and_survive_resume(data, warm_tiny, tmp_pa
 
     out = tmp_path / "run"
     res = _ScriptedRun.make(script)(_scripted_config(out, **extra)).run()
-    assert res["status"] == status and res["stopping"]["stop_step"] == stop
+    assert res.status == status and res.stopping.stop_step == stop
     assert [r["step"] for r in read_curve(out)][-1] == str(stop)  # the run ended at the stop
     assert (out / "checkpoints" / f"checkpoint-{stop}").is_dir()
     peak = json.loads((out / "peak" / "peak.json").read_text())
@@ -367,15 +368,15 @@ def test_stopping_rules_keep_the_peak_and_survive_resume(data, warm_tiny, tmp_pa
     assert peak["step"] == min(s for s in range(0, stop + 1, 2) if script[s] == best)
     assert peak["accuracy"] == best and peak["n"] == 40 and peak["interval"][0] < best < peak["interval"][1]
     assert peak["seed"] == 0 and peak["eval_noise"]["level"] == 0.0 and peak["micro_scale"] is True
-    assert res["peak"]["step"] == peak["step"] and res["peak"]["checkpoint"] == "peak"
-    assert res["micro_scale"] is True
+    assert res.peak.step == peak["step"] and res.peak.checkpoint == "peak"
+    assert res.micro_scale is True
     weights = load_file(str(out / "peak" / "model.safetensors"))
     assert weights and not any("lora" in k for k in weights)
     assert (out / "peak" / "tokenizer.json").is_file() and (out / "peak" / "config.json").is_file()
 
     # resumed with the same config: the curve replays to the same decision, nothing is trained
     again = _ScriptedRun.make(script)(_scripted_config(out, resume=True, **extra)).run()
-    assert again["status"] == status and again["stopping"]["stop_step"] == stop
+    assert again.status == status and again.stopping.stop_step == stop
     assert [r["step"] for r in read_curve(out)][-1] == str(stop)
 
 

@@ -25,6 +25,8 @@ import numpy as np
 
 from harness.core.errors import DataError
 from harness.core.io import atomic_write_text
+from harness.core.record import read_record
+from harness.core.rundir import RECORD, read_options
 
 #: Columns kept from curve.csv (when present): evals, the indicators' inputs, what explains a collapse.
 KEEP = ("step", "accuracy", "n", "answer_rate", "searches_per_episode", "format_validity", "persistence",
@@ -57,24 +59,21 @@ def sustained_drop(steps: Sequence[float], accuracy: Sequence[float], fraction: 
 
 
 def _config_facts(run: Path) -> dict[str, Any]:
-    try:
-        cfg = json.loads((run / "config.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    train, res = cfg.get("train", {}), cfg.get("resolved", {})
-    noise = res.get("train_noise") or {}
-    return {"model": train.get("model"), "preset": train.get("preset"), "learning_rate": train.get("learning_rate"),
-            "beta": train.get("beta"), "seed": train.get("seed"), "max_steps": train.get("max_steps"),
-            "eval_every": train.get("eval_every"), "num_generations": train.get("num_generations"),
-            "prompts_per_step": train.get("prompts_per_step"), "reward_weights": train.get("reward_weights"),
-            "train_noise": noise.get("level"), "train_noise_modes": noise.get("modes")}
+    """The training options the manifest records for a run (read by :func:`harness.core.rundir.read_options`)."""
+    train, resolved = read_options(run)
+    noise = resolved.get("train_noise") or {}
+    keys = ("model", "preset", "learning_rate", "beta", "seed", "max_steps", "eval_every", "num_generations",
+            "prompts_per_step", "reward_weights")
+    return {**{k: train.get(k) for k in keys}, "train_noise": noise.get("level"), "train_noise_modes": noise.get("modes")}
 
 
 def export_corpus(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Sequence[str] | None = None,
                   source: str = "") -> dict[str, Any]:
     """Copy the runs' trimmed curves into ``out_dir`` with a ``manifest.json`` (merged with an existing one)."""
 
-    from harness.stats.curves import analyze, load_curve
+    from harness.core.rundir import read_curve
+
+    from harness.stats.curves import analyze
 
     out = Path(out_dir)
     given = list(names) if names else [Path(d).name for d in run_dirs]
@@ -90,16 +89,12 @@ def export_corpus(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Se
         if not (run / "curve.csv").is_file():
             raise DataError(f"{run}: no curve.csv (not a harness train run directory)")
         name = names[i] if names else run.name
-        curve = load_curve(run)
+        curve = read_curve(run)
         kept = curve[[c for c in KEEP if c in curve.columns]]
         evals = kept[kept["accuracy"].notna()]
         analysis = analyze(curve)
         atomic_write_text(out / f"{name}.csv", kept.to_csv(index=False, float_format="%.6g"))
-        status = None
-        try:
-            status = json.loads((run / "results.json").read_text()).get("status")
-        except (OSError, ValueError):
-            pass
+        status = read_record(run).status if (run / RECORD).is_file() else None
         manifest["runs"][name] = {
             **_config_facts(run), "source": source, "status": status, "n_evals": len(evals),
             "peak_step": analysis["peak_step"], "peak": analysis["peak"],

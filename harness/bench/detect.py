@@ -27,8 +27,8 @@ from harness.stats.detect import (
     DetectorConfig,
     detect_offline,
     online_alarm,
-    wilson_interval,
 )
+from harness.stats.intervals import wilson
 from harness.stats.synthetic import SyntheticCurve, SyntheticSpec, synthetic_set
 from harness.core.errors import DataError
 
@@ -55,7 +55,7 @@ def rate(hits: int, total: int) -> dict[str, Any]:
     >>> rate(9, 10)["rate"], [round(x, 3) for x in rate(9, 10)["ci"]]
     (0.9, [0.596, 0.982])
     """
-    lo, hi = wilson_interval(hits, total) if total else (float("nan"), float("nan"))
+    lo, hi = wilson(hits, total) if total else (float("nan"), float("nan"))
     return {"rate": hits / total if total else float("nan"), "ci": [lo, hi], "hits": hits, "n": total}
 
 
@@ -153,7 +153,9 @@ def bench_indicators(run_dirs: list[str], count: int = 300, seed: int = 0, m: in
 
     import numpy as np
 
-    from harness.stats.curves import analyze, load_curve
+    from harness.core.rundir import read_curve
+
+    from harness.stats.curves import analyze
     from harness.stats.indicators import (
         RunCase,
         best_combinations,
@@ -166,7 +168,7 @@ def bench_indicators(run_dirs: list[str], count: int = 300, seed: int = 0, m: in
 
     cases, pre_collapse, sizes, intervals, n_evals = [], [], [], [], []
     for d in run_dirs:
-        curve = load_curve(d)
+        curve = read_curve(d)
         a = analyze(curve)
         evals = curve[curve["accuracy"].notna()]
         interval = float(statistics.median(np.diff(evals["step"].to_numpy()))) if len(evals) > 1 else 1.0

@@ -213,22 +213,23 @@ def analyze(run_dirs: list[Path] = typer.Argument(..., help="Run directories or 
             names: str = typer.Option("A,B", "--names", help="Labels of the two arms: 'retry,baseline'."),
             as_json: bool = typer.Option(False, "--json")) -> None:
     """Peak (with interval and tied steps), collapse onset and leading indicators; or a paired comparison."""
+    from harness.core.rundir import read_curve
     from harness.stats.curves import analyze as analyze_curve
-    from harness.stats.curves import load_curve
 
     if vs:
-        from harness.stats.outcomes import compare_runs, run_outcomes
+        from harness.core.rundir import outcomes
+        from harness.stats.paired import compare_outcomes
 
         labels = [x.strip() for x in names.split(",")]
         if len(labels) != 2:
             _fail(f"--names expects two labels separated by a comma, got {names!r}")
-        cmp = compare_runs([run_outcomes(d) for d in run_dirs], [run_outcomes(d) for d in vs], *labels)
+        cmp = compare_outcomes([outcomes(d).outcomes for d in run_dirs], [outcomes(d).outcomes for d in vs], *labels)
         typer.echo(json.dumps(cmp.to_dict(), indent=2) if as_json else cmp.sentence())
         return
     results = {}
     for run_dir in run_dirs:
         try:
-            results[str(run_dir)] = analyze_curve(load_curve(run_dir), delta=delta, m=m, smooth=smooth, n=n,
+            results[str(run_dir)] = analyze_curve(read_curve(run_dir), delta=delta, m=m, smooth=smooth, n=n,
                                                   mode=mode, method=method)
         except (ValueError, FileNotFoundError) as e:
             _fail(str(e))

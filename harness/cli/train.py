@@ -26,21 +26,23 @@ def _train(cfg: TrainConfig) -> None:
             report_run(run.out, f"harness train: {run.out.name}")
     r = run.resolved
     typer.echo(f"rewards: {r.semantics} semantics, stop_after_action={str(r.stop_after_action).lower()}")
-    peak, final = res.get("peak") or {}, res.get("final") or {}
-    line = (f"{res['status']}: peak accuracy {peak.get('accuracy', float('nan')):.4f} at step {peak.get('step')}"
-            + (f" [95% CI {peak['interval'][0]:.3f}, {peak['interval'][1]:.3f}]" if peak.get("interval") else "")
-            + f"; final {final.get('accuracy', float('nan')):.4f} at step {final.get('step')}")
-    if (res.get("stopping") or {}).get("reason"):
-        line += f"; stopped: {res['stopping']['reason']}"
-    if res.get("faults"):
-        line += f"; faults: {', '.join(sorted({f['kind'] for f in res['faults']}))}"
+    peak, final = res.peak, res.final
+    line = (f"{res.status}: peak accuracy {peak.accuracy if peak else float('nan'):.4f} at step "
+            f"{peak.step if peak else None}"
+            + (f" [95% CI {peak.interval[0]:.3f}, {peak.interval[1]:.3f}]" if peak and peak.interval else "")
+            + f"; final {final.accuracy if final and final.accuracy is not None else float('nan'):.4f} at step "
+              f"{final.step if final else None}")
+    if res.stopping and res.stopping.reason:
+        line += f"; stopped: {res.stopping.reason}"
+    if res.faults:
+        line += f"; faults: {', '.join(sorted({f.kind for f in res.faults}))}"
     typer.echo(line)
-    typer.echo(f"run directory: {run.out}" + (f" (best model: {run.out / 'peak'})" if peak.get("checkpoint") else ""))
+    typer.echo(f"run directory: {run.out}" + (f" (best model: {run.out / 'peak'})" if peak and peak.checkpoint else ""))
     if (run.out / "report.html").is_file():
         typer.echo(f"report: {run.out / 'report.html'}")
-    if res["status"] == "diverged":
+    if res.status == "diverged":
         raise typer.Exit(3)
-    if res["status"] == "partial" and run.stop_requested:  # interrupted; --stop-after is a normal exit
+    if res.status == "partial" and run.stop_requested:  # interrupted; --stop-after is a normal exit
         raise typer.Exit(130)
 
 

@@ -1,8 +1,5 @@
-"""What every run records about itself (versions, git commit, machine) and how it writes files.
-
-The results JSON is shaped like lm-eval's (``results``, ``versions``, ``n-samples``, ``config``,
-``git_hash``) with a ``schema_version``; :data:`RESULTS_KEYS` documents every top-level key and
-reports read only these.
+"""What every run records about itself (versions, git commit, machine) and the file helpers it writes with
+(atomic JSON, append-only JSONL). The record itself is :class:`harness.core.record.RunRecord`.
 """
 
 from __future__ import annotations
@@ -19,39 +16,6 @@ from typing import Any
 
 from harness.core.errors import DataError
 from harness.core.io import atomic_write_text
-
-SCHEMA_VERSION = 1
-
-#: Top-level keys of ``results.json``.
-RESULTS_KEYS = {
-    "schema_version": "int; bumped on any incompatible change",
-    "kind": "'eval' (harness run) or 'train' (harness train)",
-    "task": "task name and version, e.g. {'name': 'apollo3', 'version': 1}",
-    "model": "[{'backend': ..., 'model': ...}] (one entry per evaluated policy)",
-    "results": "metrics: {'<policy>': {'noise=<level>': {metric: value}}} (see harness.scoring.metrics)",
-    "n-samples": "episodes per policy and noise level",
-    "config": "the full resolved run config (every CLI option and task default used)",
-    "seed": "int",
-    "versions": "package versions (python, torch, transformers, trl, ...)",
-    "git_hash": "commit of the harness checkout (suffix '-dirty' when it has uncommitted changes)",
-    "machine": "platform, cpu count, accelerator",
-    "timing": "wall seconds and the generate/environment split",
-    "started_at": "UTC ISO time", "finished_at": "UTC ISO time",
-    "status": "'complete', 'partial' (interrupted), 'diverged' or 'failed'; training runs also "
-              "'stopped_collapse' or 'stopped_patience' (--stop-on-collapse, --patience)",
-    "micro_scale": "true when a micro-scale model was evaluated (not comparable to the paper's 3B model)",
-    "reward_weights": "{reward name: weight} used for the rewards' 'total'",
-    "reward_semantics": "'rezero' or 'strict': how the rewards read an episode (docs/rewards.md)",
-    "protocol": "{'stop_after_action': bool}: whether each turn stopped at its first action (docs/rewards.md)",
-}
-#: Extra keys of a training run's ``results.json`` (kind 'train').
-TRAIN_RESULTS_KEYS = {
-    "peak": "the best held-out accuracy so far: step, accuracy, Wilson 95% interval, n, the steps tied with it, "
-            "their pooled level, and 'checkpoint': 'peak' when RUN_DIR/peak/ holds its model",
-    "stopping": "stop_on_collapse, patience, the online detector's decision, stop_step and reason",
-    "final": "the last evaluation's step and metrics",
-    "faults": "list of detected faults (NaN/inf, KL spikes, groups without reward variance) with their steps",
-}
 
 _PACKAGES = ("torch", "transformers", "trl", "datasets", "optuna", "bm25s", "faiss-cpu", "sentence-transformers",
              "lm_eval", "vllm", "numpy", "pandas", "peft", "accelerate")

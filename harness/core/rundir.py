@@ -1,13 +1,24 @@
-"""One process per run directory: an exclusive lock for the run's lifetime and the checks before any write.
+"""The run directory: its layout, the one process that may write it, and the one way to read it.
 
-``harness run`` and ``harness train`` open their output directory through :class:`RunDir`:
+Layout (every name is a constant here; nothing else spells them)::
+
+    config.json                     CONFIG: the resolved options ({"run": ...} or {"train": ..., "resolved": ...})
+    results.json                    RECORD: the run record (:class:`harness.core.record.RunRecord`)
+    samples.jsonl                   SAMPLES: ``harness run``'s episodes, one per line, with policy and noise_level
+    curve.csv                       CURVE: ``harness train``'s curve, one row per step
+    eval_samples/step_NNNNN.jsonl   the held-out episodes of each eval step (:func:`eval_samples_path`)
+    report.html                     REPORT: written by the command line once the run returns
+
+Writing. A run opens its directory through :class:`RunLifecycle` (``EvalRun`` and ``TrainRun`` both):
 
     open              refuse a path that is a file or cannot be written (one-line ConfigError); create
                       the directory if needed, remembering whether this process created it; take
                       ``RUN_DIR/.lock`` (``filelock``, without waiting) and record the holder (pid, host,
-                      command, start time) in ``RUN_DIR/.lock.json``
-    require_writable  refuse up front, not after the last episode, a run file that could not be
-                      written (a directory named ``results.json``, a read-only ``samples.jsonl``)
+                      command, start time) in ``RUN_DIR/.lock.json`` (:class:`RunDir`); refuse a directory
+                      that holds a run unless resuming; refuse up front, not after the last episode, a
+                      run file that could not be written; on ``--resume``, refuse a different configuration
+                      (:func:`check_resume`)
+    write             ``config.json`` and the record, atomically
     close             give files that a library wrote private (0600) the umask's mode, like every other
                       run file; release the lock. ``discard=True`` removes a directory this process
                       created instead (a run that failed before writing anything leaves nothing behind)
@@ -15,9 +26,9 @@
 A second process opening the same directory fails at once with a message naming the holder. The lock
 is the OS's (``flock``): a killed holder releases it, so there is never a stale lock to delete by hand.
 
-:func:`check_resume` is the one configuration check of ``--resume``: it refuses a directory whose
-``config.json`` is missing (while results are there) or corrupt, or differs in an option that changes
-what would be appended.
+Reading. :func:`read_curve`, :func:`read_options`, :func:`read_samples`, :func:`read_eval_samples`,
+:func:`eval_steps` and :func:`outcomes` are the only readers of those files; the record is read by
+:func:`harness.core.record.read_record`.
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp()) / "run"
@@ -40,11 +51,21 @@ import shutil
 import socket
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import ConfigError
+from harness.core.errors import ConfigError, DataError
 from harness.core.io import atomic_write_text, file_mode
+
+CONFIG = "config.json"
+RECORD = "results.json"
+SAMPLES = "samples.jsonl"
+CURVE = "curve.csv"
+EVAL_SAMPLES = "eval_samples"
+REPORT = "report.html"
+#: The files whose presence makes a directory a run (``eval_samples/`` too).
+RUN_FILES = (RECORD, CURVE, SAMPLES, CONFIG)
 
 LOCK_NAME = ".lock"
 #: The lock's companion file: who holds the lock (written atomically after the lock is taken).
@@ -263,3 +284,263 @@ def check_resume(run_dir: Path, section: str, new: dict, free: Iterable[str], *,
 
 def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+# ----------------------------------------------------------------------------- the run lifecycle
+
+
+def default_output_dir(*parts: str) -> Path:
+    """``runs/PART-PART-...-YYYYmmdd-HHMMSS``, each part made a safe path component.
+
+    >>> str(default_output_dir("apollo3", "org/model")).startswith("runs/apollo3-org_model-")
+    True
+    """
+    import time
+
+    from harness.core.io import slug
+
+    return Path("runs") / "-".join([*(slug(p, 40, keep="tail") for p in parts), time.strftime("%Y%m%d-%H%M%S")])
+
+
+class RunLifecycle:
+    """Open and lock a run directory, check a resume, write the config and the record, clean up.
+
+    ``holds(path)`` says whether the directory already holds a run of this kind (a new run there is
+    refused unless ``resume``); ``has_results(path)`` whether it holds anything a different
+    configuration would be mixed with (then ``--resume`` must match the saved options outside
+    ``resume_free``). ``files`` are written by atomic replace, ``append`` files in place.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "run"
+    >>> life = RunLifecycle(d, section="run", noun="a run", what="the episodes", files=(CONFIG, RECORD))
+    >>> life.open({"seed": 0}, resume=False)
+    >>> life.write_config({"run": {"seed": 0}}); sorted(p.name for p in d.iterdir())
+    ['.lock', '.lock.json', 'config.json']
+    >>> life.close(); sorted(p.name for p in d.iterdir())
+    ['.lock', 'config.json']
+    """
+
+    def __init__(self, out: Path | str, *, section: str, noun: str, what: str, files: Iterable[str] = (),
+                 append: Iterable[str] = (), holds=None, has_results=None, resume_free: Iterable[str] = ()):
+        self.out = Path(out)
+        self.section, self.noun, self.what = section, noun, what
+        self.files, self.append = tuple(files), tuple(append)
+        self.holds = holds or (lambda path: False)
+        self.has_results = has_results or self.holds
+        self.resume_free = set(resume_free)
+        self.rundir = RunDir(self.out)
+
+    def open(self, options: dict[str, Any], *, resume: bool) -> None:
+        """Lock the directory (held until :meth:`close`) and run every check before the first write."""
+        self.rundir.open()
+        if not resume and self.holds(self.out):
+            raise ConfigError(f"{self.out} already holds {self.noun}; pass --resume to continue it "
+                              "or choose another --output-dir")
+        self.rundir.require_writable(*self.append, append=True)
+        self.rundir.require_writable(*self.files)
+        if resume:
+            check_resume(self.out, self.section, options, self.resume_free,
+                         holds_results=self.has_results(self.out), what=self.what)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        from harness.core.results import write_json
+
+        write_json(self.out / CONFIG, config)
+
+    def write_record(self, record) -> None:
+        """Write the :class:`~harness.core.record.RunRecord` atomically."""
+        from harness.core.record import write_record
+
+        write_record(self.out / RECORD, record)
+
+    def close(self, discard: bool = False) -> None:
+        self.rundir.close(discard=discard)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def eval_samples_path(run_dir: Path | str, step: int) -> Path:
+    """Where a training run keeps the held-out episodes of the eval at ``step``.
+
+    >>> eval_samples_path("run", 40).as_posix()
+    'run/eval_samples/step_00040.jsonl'
+    """
+    return Path(run_dir) / EVAL_SAMPLES / f"step_{int(step):05d}.jsonl"
+
+
+def eval_steps(run_dir: Path | str) -> list[int]:
+    """The steps of a training run's eval-sample files, ascending."""
+    import re
+
+    folder = Path(run_dir) / EVAL_SAMPLES
+    return sorted(int(m.group(1)) for p in folder.glob("step_*.jsonl") if (m := re.fullmatch(r"step_(\d+)\.jsonl", p.name)))
+
+
+def is_run_dir(path: Path | str) -> bool:
+    """A directory holding any run file (or an ``eval_samples`` folder)."""
+    path = Path(path)
+    return path.is_dir() and (any((path / f).is_file() for f in RUN_FILES) or (path / EVAL_SAMPLES).is_dir())
+
+
+def read_curve(path: Path | str, *, live: bool = False):
+    """A training curve as a DataFrame sorted by step: ``RUN_DIR/curve.csv`` when given a directory.
+
+    ``step`` must be a whole number >= 0 on every row, and unique; ``accuracy`` a number in [0, 1] or
+    blank (a step without an eval); ``n`` (questions evaluated) a whole number >= 1 or blank. Anything
+    else is a DataError naming the file and its line: a curve is never read with rows dropped.
+
+    ``live=True`` is for a curve another process is writing (a sweep polling its trial): a missing,
+    empty or half-written file gives None, and only the eval rows come back.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    csv = path / CURVE if path.is_dir() else path
+    try:
+        if not csv.is_file():
+            raise FileNotFoundError(f"no curve file at {csv}")
+        curve = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    except (FileNotFoundError, pd.errors.EmptyDataError, pd.errors.ParserError) as e:
+        if live:
+            return None
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise DataError(f"{csv} is not a readable CSV ({_first_line(e)})") from None
+    try:
+        curve = _checked_curve(curve, csv)
+    except DataError:
+        if live:
+            return None
+        raise
+    if live:
+        curve = curve[curve["accuracy"].notna()].reset_index(drop=True)
+        return curve if len(curve) else None
+    return curve
+
+
+def _checked_curve(raw, csv: Path):
+    import math
+
+    import pandas as pd
+
+    for column in ("step", "accuracy"):
+        if column not in raw.columns:
+            raise DataError(f"{csv}: missing required column {column!r} (columns: {', '.join(map(str, raw.columns))})")
+    curve = raw.apply(lambda col: pd.to_numeric(col.mask(col.str.strip() == ""), errors="coerce"))
+    seen: set[float] = set()
+    for i in range(len(raw)):
+        line = i + 2  # the header is line 1
+        text, step = raw["step"].iat[i], float(curve["step"].iat[i])
+        if not (math.isfinite(step) and step >= 0 and step.is_integer()):
+            raise DataError(f"{csv} line {line}: step {text!r} is not a whole number >= 0")
+        if step in seen:
+            raise DataError(f"{csv} line {line}: step {int(step)} appears twice")
+        seen.add(step)
+        acc_text, acc = raw["accuracy"].iat[i], float(curve["accuracy"].iat[i])
+        if acc_text.strip() and not (math.isfinite(acc) and 0 <= acc <= 1):
+            raise DataError(f"{csv} line {line}: accuracy {acc_text!r} is not a number in [0, 1] (a step without "
+                            "an eval leaves it blank)")
+        if "n" in raw.columns and raw["n"].iat[i].strip():
+            n = float(curve["n"].iat[i])
+            if not (math.isfinite(n) and n >= 1 and n.is_integer()):
+                raise DataError(f"{csv} line {line}: n {raw['n'].iat[i]!r} is not a whole number >= 1")
+    for column in curve.columns:  # text columns stay text (a column pandas could not read as numbers)
+        if curve[column].isna().all() and raw[column].str.strip().ne("").any():
+            curve[column] = raw[column]
+    curve["step"] = curve["step"].astype("int64")
+    return curve.sort_values("step", kind="mergesort").reset_index(drop=True)
+
+
+def read_options(run_dir: Path | str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``config.json``'s options (its ``train`` or ``run`` section) and what a training run resolved them to
+    (``resolved``: reward weights, train and eval noise, ...); empty mappings when there is no file.
+    A DataError when the file is there but unreadable."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        return {}, {}
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path} is not readable JSON ({_first_line(e)})") from None
+    if not isinstance(cfg, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    options = next((cfg[s] for s in ("train", "run") if isinstance(cfg.get(s), dict)), {})
+    resolved = cfg.get("resolved") if isinstance(cfg.get("resolved"), dict) else {}
+    return options, resolved
+
+
+def read_samples(run_dir: Path | str) -> dict[tuple[str, float], list[dict]]:
+    """``harness run``'s episodes grouped by (policy, noise level), in file order."""
+    from harness.core.results import read_jsonl
+
+    path = Path(run_dir) / SAMPLES
+    out: dict[tuple[str, float], list[dict]] = {}
+    for i, row in enumerate(read_jsonl(path), start=1):
+        if "policy" not in row or "noise_level" not in row:
+            raise DataError(f"{path}: episode {i} lacks 'policy' or 'noise_level'")
+        out.setdefault((str(row["policy"]), float(row["noise_level"])), []).append(row)
+    return out
+
+
+def read_eval_samples(run_dir: Path | str, step: int) -> list[dict]:
+    """The held-out episodes of a training run's eval at ``step``; a DataError when the file is missing."""
+    from harness.core.results import read_jsonl
+
+    path = eval_samples_path(run_dir, step)
+    if not path.is_file():
+        raise DataError(f"{run_dir}: no eval samples for step {int(step)} ({path.name} is missing)")
+    return read_jsonl(path)
+
+
+def correct_by_question(rows: list[dict], where: str) -> dict[str, bool]:
+    """{question id: correct} of episode rows; a DataError naming ``where`` for a row without them."""
+    out: dict[str, bool] = {}
+    for r in rows:
+        if "qid" not in r or "correct" not in r:
+            raise DataError(f"{where}: a row lacks 'qid' or 'correct'")
+        out[str(r["qid"])] = bool(r["correct"])
+    return out
+
+
+def eval_outcomes(run_dir: Path | str, steps: Iterable[int]) -> dict[int, dict[str, bool]]:
+    """{step: {question id: correct}} of a training run's evals at ``steps``."""
+    return {int(s): correct_by_question(read_eval_samples(run_dir, s), str(eval_samples_path(run_dir, s)))
+            for s in steps}
+
+
+@dataclass
+class Outcomes:
+    """Correct (True/False) per question id of one run, and which episodes they come from."""
+
+    run: Path
+    outcomes: dict[str, bool]
+    source: str
+    step: int | None = None
+
+
+def outcomes(run_dir: Path | str, step: int | None = None, policy: str | None = None,
+             noise: float | None = None) -> Outcomes:
+    """A training run's outcomes at ``step`` (default: its peak, the earliest best eval), or an
+    evaluation run's for one policy and noise level (chosen when the run holds several)."""
+    run = Path(run_dir)
+    if (run / EVAL_SAMPLES).is_dir():
+        if step is None:
+            curve = read_curve(run)
+            evals = curve[curve["accuracy"].notna()]
+            if not len(evals):
+                raise DataError(f"{run}: its curve has no eval")
+            step = int(evals.loc[evals["accuracy"].idxmax(), "step"])
+        rows = read_eval_samples(run, step)
+        path = eval_samples_path(run, step)
+        return Outcomes(run, correct_by_question(rows, str(path)), f"{path.relative_to(run)}", int(step))
+    if not (run / SAMPLES).is_file():
+        raise DataError(f"{run}: neither eval_samples/ (harness train) nor samples.jsonl (harness run)")
+    groups = read_samples(run)
+    chosen = [c for c in groups if (policy is None or c[0] == policy) and (noise is None or c[1] == noise)]
+    if len(chosen) != 1:
+        listed = ", ".join(f"{p} @ noise {n:g}" for p, n in sorted(groups))
+        raise DataError(f"{run}: {'several' if chosen else 'no'} policy/noise combinations match "
+                        f"({listed}); choose one with --policy and --noise")
+    p, n = chosen[0]
+    return Outcomes(run, correct_by_question(groups[(p, n)], str(run / SAMPLES)), f"samples.jsonl: {p} @ noise {n:g}")

@@ -10,14 +10,11 @@ imports pydantic only, not the data and scoring stack.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.core.config import SemanticsOverride, StopAfterActionOverride
-from harness.core.io import slug
 from harness.core.options import cli, split_commas
 
 
@@ -28,6 +25,9 @@ class RunConfig(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+    #: Options that may change between a run and its --resume (they do not change any episode).
+    RESUME_FREE: ClassVar[frozenset[str]] = frozenset({"resume", "report", "output_dir", "limit", "batch_size",
+                                                       "data_dir", "noise_levels"})
 
     task: str = Field("apollo3", description="task name (a folder under tasks/) or path to a task.yaml",
                       json_schema_extra=cli("--task", "-t"))
@@ -69,9 +69,3 @@ class RunConfig(BaseModel):
     @classmethod
     def _comma_separated(cls, v):
         return split_commas(v)
-
-
-def default_output_dir(cfg: RunConfig, label: str) -> Path:
-    """``runs/TASK-LABEL-TIMESTAMP`` (the label is the model name, or ``reference``)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{cfg.task}-{slug(label, 40, keep='tail')}-{stamp}"

@@ -12,7 +12,7 @@ Run directory::
 
     config.json     the resolved RunConfig
     samples.jsonl   one episode per line (+ "policy" and "noise_level" keys)
-    results.json    schema in harness.core.results.RESULTS_KEYS
+    results.json    the run record (harness.core.record.RunRecord, kind 'eval')
     report.html     written by the command line (harness.report.run_report) after the run returns
     .lock           held (flock) while a process writes here; .lock.json names that process
 
@@ -24,27 +24,37 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from harness.core.config import NoiseConfig, TaskConfig, load_task, make_noise, parse_weight_overrides
-from harness.core.errors import ConfigError
+from harness.core.config import (
+    NoiseConfig,
+    TaskConfig,
+    load_task,
+    make_noise,
+    parse_weight_overrides,
+)
+from harness.core.record import ModelRef, RunRecord, TaskRef, noise_key
 from harness.core.results import (
-    SCHEMA_VERSION,
     JsonlAppender,
-    clean_nans,
     git_hash,
     machine_info,
     now,
     package_versions,
     read_jsonl,
-    write_json,
 )
-from harness.core.rundir import RunDir, check_resume
+from harness.core.rundir import (
+    CONFIG,
+    RECORD,
+    REPORT,
+    SAMPLES,
+    RunLifecycle,
+    default_output_dir,
+)
 from harness.data.loading import TaskData, load_task_data
 from harness.episode.record import Episode
-from harness.evaluation.config import RunConfig, default_output_dir
-from harness.models.resolve import MICRO_SCALE_MODELS, is_micro_scale  # noqa: F401 (one decision with harness train)
+from harness.evaluation.config import RunConfig
+from harness.models.resolve import is_micro_scale
 from harness.scoring.metrics import compute_metrics
 from harness.scoring.rewards import check_task_weights, check_weights, score_episode
 
@@ -58,14 +68,6 @@ DEFAULT_NOISE_LEVELS = (0.0, 0.5)
 #: Policies trained for one task, evaluated by default on that task only (the micro policy, built by
 #: ``harness micro build``, is trained on apollo3_micro and scores 0 anywhere else).
 TASK_POLICIES = {"apollo3_micro": ("micro",)}
-
-
-#: Options that may change between a run and its --resume (they do not change any episode).
-RESUME_FREE = {"resume", "report", "output_dir", "limit", "batch_size", "data_dir", "noise_levels"}
-
-
-def _noise_key(level: float) -> str:
-    return f"noise={level:g}"
 
 
 class EvalRun:
@@ -96,12 +98,14 @@ class EvalRun:
             check_model_name(cfg.llm_judge, cfg.llm_judge_backend or infer_backend(cfg.llm_judge))
         self.micro_scale = any(is_micro_scale(m) for b, m in self.policies if b != "scripted")
         label = cfg.model or "reference"
-        self.out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(cfg, label)
+        self.out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(cfg.task, label)
         self.progress = progress
         self.data: TaskData | None = None
         self.questions: list = []
         self.retriever = None
-        self.rundir = RunDir(self.out)
+        self.life = RunLifecycle(self.out, section="run", noun="a run", what="the episodes",
+                                 files=(CONFIG, RECORD, *([REPORT] if cfg.report else [])), append=(SAMPLES,),
+                                 holds=_holds_episodes, resume_free=RunConfig.RESUME_FREE)
         #: Episodes already in samples.jsonl (--resume), by (policy, noise level) and question id.
         self.done: dict[tuple[str, float], dict[str, Episode]] = {}
         self.n_written = 0                  # episodes this process appended to samples.jsonl
@@ -110,16 +114,7 @@ class EvalRun:
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
-        self.rundir.open()   # locked until run() returns: a second process into self.out fails at once
-        samples = self.out / "samples.jsonl"
-        has_episodes = samples.is_file() and samples.stat().st_size > 0
-        if not self.cfg.resume and has_episodes:
-            raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose --output-dir")
-        self.rundir.require_writable("samples.jsonl", append=True)
-        self.rundir.require_writable("config.json", "results.json", *(["report.html"] if self.cfg.report else []))
-        if self.cfg.resume:
-            check_resume(self.out, "run", self.cfg.model_dump(), RESUME_FREE, holds_results=has_episodes,
-                         what="the episodes")
+        self.life.open(self.cfg.model_dump(), resume=self.cfg.resume)  # locked until run() returns
         self.data = load_task_data(self.task, self.cfg.data_dir)
         self.questions = self.data.split(self.cfg.split)[: self.cfg.limit]
         from harness.data.retrieval import build_retriever
@@ -128,10 +123,10 @@ class EvalRun:
         self.retriever = build_retriever(self.cfg.retriever or r.retriever, self.data.corpus, stopwords=r.bm25_stopwords,
                                          dense_model=r.dense_model, batch_size=r.dense_batch_size)
         by_q = {q.qid: q for q in self.data.questions}
-        for row in read_jsonl(samples):          # a corrupt line stops the run here, before anything is written
+        for row in read_jsonl(self.out / SAMPLES):  # a corrupt line stops the run here, before anything is written
             key = (row["policy"], float(row["noise_level"]))
             self.done.setdefault(key, {})[row["qid"]] = Episode.from_dict(row, by_q[row["qid"]])
-        write_json(self.out / "config.json", {"run": self.cfg.model_dump(), "task": self.task.model_dump()})
+        self.life.write_config({"run": self.cfg.model_dump(), "task": self.task.model_dump()})
 
     def _policy(self, backend: str, model: str):
         from harness.policies import load_policy
@@ -159,7 +154,7 @@ class EvalRun:
         return env
 
     # ------------------------------------------------------------------ run
-    def run(self) -> dict:
+    def run(self) -> RunRecord:
         """setup -> episodes -> results; the run directory is locked throughout and released at the end.
 
         A run that fails before its first episode removes the directory it created (a misspelt model
@@ -168,12 +163,12 @@ class EvalRun:
         try:
             res = self._run()
         except BaseException:
-            self.rundir.close(discard=self.n_written == 0)
+            self.life.close(discard=self.n_written == 0)
             raise
-        self.rundir.close()
+        self.life.close()
         return res
 
-    def _run(self) -> dict:
+    def _run(self) -> RunRecord:
         self.setup()
         t0 = time.time()
         started = now()
@@ -181,7 +176,7 @@ class EvalRun:
         status = "complete"
         results: dict[str, dict] = {}
         try:
-            with JsonlAppender(self.out / "samples.jsonl") as sink:
+            with JsonlAppender(self.out / SAMPLES) as sink:
                 for backend, model in self.policies:
                     policy = None
                     results[model] = {}
@@ -192,24 +187,24 @@ class EvalRun:
                             policy = policy or self._policy(backend, model)
                             self._rollout(policy, model, noise, todo, have, sink)
                         eps = [have[q.qid] for q in self.questions if q.qid in have]
-                        metrics = compute_metrics(eps, seed=self.cfg.seed)
+                        metrics = compute_metrics(eps)
                         if self.cfg.llm_judge:
                             from harness.scoring.llm_judge import agreement_metrics
 
                             metrics.update(agreement_metrics(eps))
-                        results[model][_noise_key(noise.level)] = metrics
+                        results[model][noise_key(noise.level)] = metrics
         except KeyboardInterrupt:
             status = "partial"
-            log.warning("interrupted: finished episodes are in %s; rerun with --resume", self.out / "samples.jsonl")
-        res = self._results(results, started, time.time() - t0, status)
-        write_json(self.out / "results.json", res)
+            log.warning("interrupted: finished episodes are in %s; rerun with --resume", self.out / SAMPLES)
+        res = self._record(results, started, time.time() - t0, status)
+        self.life.write_record(res)
         if status == "partial":
             raise KeyboardInterrupt
         return res
 
     def _rollout(self, policy, model: str, noise: NoiseConfig, todo, have: dict, sink: JsonlAppender) -> None:
         env = self._env(noise)
-        tick = self.progress(f"{model} @ {_noise_key(noise.level)}", len(todo)) if self.progress else None
+        tick = self.progress(f"{model} @ {noise_key(noise.level)}", len(todo)) if self.progress else None
         bs = self.cfg.batch_size
         for i in range(0, len(todo), bs):
             episodes = env.rollout(policy, todo[i : i + bs], progress=tick)
@@ -226,29 +221,17 @@ class EvalRun:
             self.timing[k] += getattr(env.timers, k)
 
     # ------------------------------------------------------------------ evaluate / cleanup
-    def _results(self, results: dict, started: str, wall: float, status: str) -> dict:
+    def _record(self, results: dict, started: str, wall: float, status: str) -> RunRecord:
         total = self.timing["generate_s"] + self.timing["env_s"]
-        return clean_nans({
-            "schema_version": SCHEMA_VERSION,
-            "kind": "eval",
-            "task": {"name": self.task.name, "version": self.task.version},
-            "model": [{"backend": b, "model": m} for b, m in self.policies],
-            "micro_scale": self.micro_scale,
-            "results": results,
-            "n-samples": {m: {k: v.get("n", 0) for k, v in r.items()} for m, r in results.items()},
-            "config": self.cfg.model_dump(),
-            "reward_weights": self.weights.model_dump(),
-            "reward_semantics": self.semantics,
-            "protocol": {"stop_after_action": self.stop_after_action},
-            "seed": self.cfg.seed,
-            "versions": package_versions(),
-            "git_hash": git_hash(),
-            "machine": machine_info(),
-            "timing": {**self.timing, "wall_s": wall, "env_fraction": self.timing["env_s"] / total if total else None},
-            "started_at": started,
-            "finished_at": now(),
-            "status": status,
-        })
+        return RunRecord(
+            kind="eval", task=TaskRef(name=self.task.name, version=self.task.version),
+            model=[ModelRef(backend=b, model=m) for b, m in self.policies], micro_scale=self.micro_scale,
+            results=results, n_samples={m: {k: v.get("n", 0) for k, v in r.items()} for m, r in results.items()},
+            config=self.cfg.model_dump(), reward_weights=self.weights.model_dump(), reward_semantics=self.semantics,
+            protocol={"stop_after_action": self.stop_after_action}, seed=self.cfg.seed,
+            versions=package_versions(), git_hash=git_hash(), machine=machine_info(),
+            timing={**self.timing, "wall_s": wall, "env_fraction": self.timing["env_s"] / total if total else None},
+            started_at=started, finished_at=now(), status=status)
 
     @property
     def title(self) -> str:
@@ -257,3 +240,8 @@ class EvalRun:
         if self.micro_scale:
             title += " (micro-scale model: not comparable to the paper's 3B model)"
         return title
+
+
+def _holds_episodes(out: Path) -> bool:
+    samples = out / SAMPLES
+    return samples.is_file() and samples.stat().st_size > 0

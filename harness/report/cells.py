@@ -12,7 +12,7 @@ per cell               the mean of each over the cell's seeds with a 95% Student
                        steps, and how many seeds collapsed (and when)
 within a cell's other  every pair of arms compared paired: seed ``s`` of one arm with seed ``s`` of the
 factors                other, per question correct/incorrect at each run's peak
-                       (:func:`harness.stats.outcomes.compare_runs`: permutation test over questions
+                       (:func:`harness.stats.paired.compare_outcomes`: permutation test over questions
                        and a bootstrap interval of the difference: these say whether *these trained
                        models* differ); and a Student-t interval over the per-seed differences, which
                        carries the training-seed variance (whether *the recipe* differs)
@@ -72,7 +72,7 @@ def load_study_runs(study_dir: str | Path) -> list[CellRun]:
         except yaml.YAMLError as e:
             raise DataError(f"{config}: not valid YAML ({e})") from None
         run = load_run(folder)
-        if run.analysis is None or run.results.get("status") not in FINISHED:
+        if run.analysis is None or run.status not in FINISHED:
             continue
         out.append(CellRun(params, run, run_row(run)))
     return out
@@ -91,7 +91,7 @@ def run_row(run: Run) -> dict[str, Any]:
     step = a.get("peak_step")
     row = {m: _at(run.curve, step, m) for m in METRICS}
     row.update(peak_step=step, collapse_step=a.get("collapse_step"), final_accuracy=a.get("final_accuracy"),
-               final_step=a.get("final_step"), status=run.results.get("status"), run=str(run.path),
+               final_step=a.get("final_step"), status=run.status, run=str(run.path),
                retry_onset_step=retry_onset(run.curve), mean_accuracy=_mean_eval(run.curve))
     return row
 
@@ -169,7 +169,8 @@ def cell_rows(runs: Sequence[CellRun], by: Sequence[str], seed_key: str = "seed"
 def compare_within(runs: Sequence[CellRun], arm: str, by: Sequence[str] = (), seed_key: str = "seed",
                    **kwargs) -> list[dict[str, Any]]:
     """Every pair of ``arm`` values compared paired within each level of the factors ``by`` (seed-matched)."""
-    from harness.stats.outcomes import compare_runs, run_outcomes
+    from harness.core.rundir import outcomes
+    from harness.stats.paired import compare_outcomes
 
     out = []
     groups: dict[tuple, list[CellRun]] = {}
@@ -186,13 +187,13 @@ def compare_within(runs: Sequence[CellRun], arm: str, by: Sequence[str] = (), se
             if not seeds:
                 continue
             try:
-                outs_a = [run_outcomes(by_seed[s][a].run.path, step=by_seed[s][a].row["peak_step"]) for s in seeds]
-                outs_b = [run_outcomes(by_seed[s][b].run.path, step=by_seed[s][b].row["peak_step"]) for s in seeds]
+                outs_a = [outcomes(by_seed[s][a].run.path, step=by_seed[s][a].row["peak_step"]).outcomes for s in seeds]
+                outs_b = [outcomes(by_seed[s][b].run.path, step=by_seed[s][b].row["peak_step"]).outcomes for s in seeds]
             except DataError as e:  # one trial without its peak's samples must not lose the rest
                 out.append({"within": dict(zip(by, key)), "arm": arm, "a": a, "b": b, "skipped": str(e),
                             "sentence": f"{a} vs {b}: not compared ({e})"})
                 continue
-            comp = compare_runs(outs_a, outs_b, str(a), str(b), **kwargs).to_dict()
+            comp = compare_outcomes(outs_a, outs_b, str(a), str(b), **kwargs).to_dict()
             lo, hi = t_interval(comp["per_seed"])
             comp["seed_interval"] = [lo, hi]  # Student-t over the per-seed differences: training-seed variance
             comp["seed_sentence"] = (f"across seeds: per-seed differences {', '.join(f'{d:+.2f}' for d in comp['per_seed'])}"

@@ -12,7 +12,6 @@ the mean of the per-seed differences with a Student-t interval (:func:`seed_pair
 
 from __future__ import annotations
 
-import re
 from itertools import combinations
 from typing import Any, Sequence
 
@@ -88,20 +87,15 @@ def arm_sentences(arms: Sequence[tuple[str, dict[Any, dict[str, bool]]]], label:
 def outcomes_from_refs(refs: Sequence[Any]) -> dict[tuple[str, str], dict[str, bool]]:
     """{(where, arm): {qid: correct}} from indexed episodes (``harness.report.episodes.Ref``): for
     evaluation runs where = the noise level and arm = the policy (with its run); for training runs
-    where = "peak eval" or "last eval" and arm = the run."""
+    where = "peak eval" or "last eval" (the file's roles) and arm = the run."""
     out: dict[tuple[str, str], dict[str, bool]] = {}
     for ref in refs:
         if "policy" in ref.dims:
             key = (ref.dims.get("noise", "—"), " / ".join(x for x in (ref.dims.get("run"), ref.dims["policy"]) if x))
-        elif "step" in ref.dims and "run" in ref.dims:
-            label = ref.dims["step"]
-            for which in ("peak", "last"):
-                if re.search(rf"\((?:.*, )?{which}(?:, .*)?\)$", label):
-                    out.setdefault((f"{which} eval", ref.dims["run"]), {})[ref.qid] = "correct" in ref.kinds
-            continue
-        else:
-            continue
-        out.setdefault(key, {})[ref.qid] = "correct" in ref.kinds
+            out.setdefault(key, {})[ref.qid] = "correct" in ref.kinds
+        elif "run" in ref.dims:
+            for role in ref.roles:
+                out.setdefault((f"{role} eval", ref.dims["run"]), {})[ref.qid] = "correct" in ref.kinds
     return out
 
 

@@ -114,6 +114,8 @@ class Ref:
     dims: dict[str, str]
     qid: str
     kinds: frozenset[str] = field(default_factory=frozenset)
+    #: What the episode's file is to its run: ``peak`` and/or ``last`` for a training run's eval steps.
+    roles: tuple[str, ...] = ()
 
     @property
     def cell(self) -> tuple[tuple[str, str], ...]:
@@ -139,7 +141,8 @@ def kinds_of(row: dict[str, Any]) -> frozenset[str]:
         return frozenset(out)
 
 
-def index_file(path: Path, dims: Callable[[dict[str, Any]], dict[str, str]]) -> tuple[list[Ref], int]:
+def index_file(path: Path, dims: Callable[[dict[str, Any]], dict[str, str]], roles: tuple[str, ...] = ()
+               ) -> tuple[list[Ref], int]:
     """One :class:`Ref` per readable episode line of ``path``, and the number of bad lines."""
     refs, bad = [], 0
     with path.open("rb") as handle:
@@ -156,7 +159,8 @@ def index_file(path: Path, dims: Callable[[dict[str, Any]], dict[str, str]]) -> 
             if not isinstance(row, dict):
                 bad += 1
                 continue
-            refs.append(Ref(path, start, lineno, dims(row), str(row.get("qid", f"line {lineno}")), kinds_of(row)))
+            refs.append(Ref(path, start, lineno, dims(row), str(row.get("qid", f"line {lineno}")), kinds_of(row),
+                            roles))
     return refs, bad
 
 
@@ -279,6 +283,10 @@ def _messages_html(raw: Any, system: str | None, where: str) -> str:
     return "".join(out)
 
 
+#: A cell value of an episode that has no such dimension (the eval step of an evaluation run's episode).
+NOT_APPLICABLE = "n/a"
+
+
 @dataclass
 class Browser:
     """Indexed episodes of a report and the filter dimensions they span."""
@@ -288,15 +296,19 @@ class Browser:
     dims: dict[str, list[str]]
 
     @classmethod
-    def build(cls, sources: Sequence[tuple[Path, Callable[[dict[str, Any]], dict[str, str]]]]) -> "Browser":
+    def build(cls, sources: Sequence[tuple[Path, Callable[[dict[str, Any]], dict[str, str]], tuple[str, ...]]]
+              ) -> "Browser":
+        """``sources``: (file, its cell of each row, the file's roles in its run)."""
         refs, bad = [], {}
-        for path, dims in sources:
-            got, n_bad = index_file(path, dims)
+        for path, dims, roles in sources:
+            got, n_bad = index_file(path, dims, roles)
             refs += got
             if n_bad:
                 bad[str(path)] = n_bad
+        keys = list(dict.fromkeys(k for ref in refs for k in ref.dims))
         names: dict[str, list[str]] = {}
-        for ref in refs:
+        for ref in refs:  # runs of two kinds (an evaluation and a training) have cells of different shapes
+            ref.dims = {k: ref.dims.get(k, NOT_APPLICABLE) for k in keys}
             for k, v in ref.dims.items():
                 if v not in names.setdefault(k, []):
                     names[k].append(v)

@@ -179,9 +179,7 @@ def accuracy_by_step(runs: Sequence[Any], width: int = 900, height: int = 380) -
                         title=f"{run.label}: collapse at step {a['collapse_step']} (accuracy below "
                               f"{fmt(a.get('collapse_threshold'))} and staying)")
         for f in run.faults:
-            if _num(f.get("step")):
-                chart.rug(float(f["step"]), col, title=f"{run.label}: {f.get('kind')} at step {f.get('step')}: "
-                                                         f"{f.get('detail')}")
+            chart.rug(float(f.step), col, title=f"{run.label}: {f.kind} at step {f.step}: {f.detail}")
         items.append((run.label, col, shape, dash))
     extra = [("peak", "#777", "star", ""), ("collapse (dashed vertical)", "#777", None, "6 3")]
     if any(r.faults for _, r in curved):

@@ -112,25 +112,22 @@ def render_report_html(run_dirs: Sequence[Path], title: str | None = None, max_e
 
 
 def _policies(run: Run) -> str:
-    model = run.results.get("model")
-    text = describe(model) if model is not None else "—"
-    if run.results.get("micro_scale"):
+    rec = run.record
+    text = describe([m.model_dump() for m in rec.model]) if rec else "—"
+    if rec and rec.micro_scale:
         text += " — micro-scale model: compare directions, not magnitudes, with the paper's 3B model"
     return text
 
 
 def _noise(run: Run) -> str:
-    cfg = run.config.get("run") if isinstance(run.config.get("run"), dict) else {}
-    levels = cfg.get("noise_levels")
-    tree = run.results.get("results") if isinstance(run.results.get("results"), dict) else {}
-    keys = list(dict.fromkeys(k for v in tree.values() if isinstance(v, dict) for k in v))
-    shown = ", ".join(tables.noise_label(k).removeprefix("noise ") for k in keys) or (
-        ", ".join(fmt(x) for x in levels) if isinstance(levels, list) else "—")
-    task = run.config.get("task") if isinstance(run.config.get("task"), dict) else {}
-    modes = cfg.get("noise_modes") or (task.get("noise") or {}).get("modes")
     f = facts(run)
     if "train noise" in f:
         return f"train {f['train noise']}, eval {f.get('eval noise', '—')}"
+    levels = run.options.get("noise_levels")
+    keys = list(dict.fromkeys(k for v in run.record.results.values() for k in v)) if run.record else []
+    shown = ", ".join(tables.noise_label(k).removeprefix("noise ") for k in keys) or (
+        ", ".join(fmt(x) for x in levels) if isinstance(levels, list) else "—")
+    modes = run.options.get("noise_modes")
     return shown + (f" ({'+'.join(map(str, modes))})" if modes else "")
 
 
@@ -143,9 +140,9 @@ def _runs_section(runs: list[Run]) -> list[str]:
     rows = []
     for run in runs:
         f = facts(run)
-        rows.append([run.label, run.kind, describe(run.results.get("task")), _policies(run), _noise(run),
-                     run.config.get("run", {}).get("split") if isinstance(run.config.get("run"), dict) else
-                     f.get("eval_split"), f.get("seed"), run.results.get("status", "—"), str(run.path)]
+        rows.append([run.label, run.kind, describe(run.record.task.model_dump()) if run.record else "—",
+                     _policies(run), _noise(run), f.get("split", f.get("eval_split")), f.get("seed"), run.status,
+                     str(run.path)]
                     + [f.get(k) for k in keys if k != "seed"])
     header = ["run", "kind", "task", "policies / model", "noise", "split", "seed", "status", "directory"]
     parts.append(table(header + [k for k in keys if k != "seed"], rows))
@@ -158,7 +155,7 @@ def _runs_section(runs: list[Run]) -> list[str]:
 
 
 def _comparison_section(runs: list[Run], several: bool, browser: Browser) -> list[str]:
-    cols = [c for r in runs for c in tables.columns_from_results(r.results, r.label if several else None)]
+    cols = [c for r in runs for c in tables.columns_from_record(r.record, r.label if several else None)]
     if not cols:
         return [note("These runs have no metrics in results.json yet (a run still in progress, or "
                      "interrupted before its first results).")]
@@ -230,7 +227,7 @@ def _training_section(runs: list[Run], browser: Browser) -> list[str]:
         panel = figs.panels_by_step(runs, columns, title)
         if panel:
             parts.append(panel)
-    cols = [c for r in runs for c in tables.columns_from_results(r.results, None)
+    cols = [c for r in runs for c in tables.columns_from_record(r.record, None)
             for c in [tables.Column(None, r.label, c.noise, c.metrics)]]
     if cols:
         parts += ["<h3>Last evaluation</h3>", tables.comparison_table(cols), note(tables.COMPARISON_NOTE)]
@@ -251,7 +248,7 @@ def _seed_pairs(groups: list[tuple[str, list[Run]]], browser: Browser) -> list[s
         return []
     at_peak: dict[str, dict[str, bool]] = {}
     for ref in browser.refs:
-        if "(peak" in ref.dims.get("step", ""):  # "(peak)" or "(peak, last)"
+        if "peak" in ref.roles:
             at_peak.setdefault(ref.dims.get("run", ""), {})[ref.qid] = "correct" in ref.kinds
     arms = [(label, {r.seed: at_peak[r.label] for r in runs if r.label in at_peak}) for label, runs in groups]
     sentences = arm_sentences([(label, by_seed) for label, by_seed in arms if by_seed])
@@ -275,18 +272,18 @@ def _browser(runs: list[Run]) -> Browser:
         label = run.label if several else None
         for f in run.samples:
             dims = iter_dims_eval(label) if f.step is None else iter_dims_step(label, f.label)
-            sources.append((f.path, dims))
+            sources.append((f.path, dims, f.roles))
     return Browser.build(sources)
 
 
 def _details_section(runs: list[Run]) -> list[str]:
     parts = []
     for run in runs:
-        extra = {k: run.results[k] for k in ("status", "seed", "git_hash", "versions", "machine", "timing",
-                                                "started_at", "finished_at", "peak", "final")
-                 if k in run.results}
-        if run.config:
-            extra["config.json"] = run.config
+        rec = run.record.to_dict() if run.record else {}
+        extra = {k: rec[k] for k in ("status", "seed", "git_hash", "versions", "machine", "timing",
+                                     "started_at", "finished_at", "interval", "peak", "final") if k in rec}
+        if run.options:
+            extra["options"] = run.options
         text = json.dumps(extra, indent=2, default=str, ensure_ascii=False)
         parts.append(f"<details><summary>{bounded(run.label, 200)}: configuration, versions and timing</summary>"
                      f"<pre class='text'>{bounded(text, CONFIG_CHARS)}</pre></details>")

@@ -1,9 +1,10 @@
-"""Reading run directories for the reports, and naming runs by what differs between them.
+"""Run directories as the reports see them, and runs named by what differs between them.
 
-A run directory (``harness run`` or ``harness train``) holds some of ``config.json``, ``results.json``
-(schema: :data:`harness.core.results.RESULTS_KEYS`), ``curve.csv``, ``samples.jsonl`` and
-``eval_samples/step_NNNNN.jsonl``. Every file is optional and read defensively: what cannot be read
-is recorded in :attr:`Run.problems` and shown in the report instead of stopping it.
+A run directory (``harness run`` or ``harness train``) holds some of its record (``results.json``,
+:class:`harness.core.record.RunRecord`), ``config.json``, ``curve.csv``, ``samples.jsonl`` and
+``eval_samples/``; every file is read through :mod:`harness.core.rundir` and
+:func:`harness.core.record.read_record`. A file that cannot be read is recorded in :attr:`Run.problems`
+and shown in the report instead of stopping it.
 
 A directory that holds none of them is not a run: :func:`check_report_target` refuses it with a
 message that lists the run and study directories found below it.
@@ -20,10 +21,20 @@ from typing import Any
 
 import pandas as pd
 
-from harness.stats.curves import analyze, load_curve
-from harness.core.errors import ConfigError
+from harness.core.errors import ConfigError, DataError
+from harness.core.record import Fault, RunRecord, read_record
+from harness.core.rundir import (
+    RECORD,
+    RUN_FILES,
+    SAMPLES,
+    eval_samples_path,
+    eval_steps,
+    is_run_dir,
+    read_curve,
+    read_options,
+)
+from harness.stats.curves import analyze
 
-RUN_FILES = ("results.json", "curve.csv", "samples.jsonl", "config.json")
 #: Config keys that never change what a run measures (left out of labels).
 IGNORED_KEYS = {"output_dir", "data_dir", "resume", "report", "threads", "eval_batch_size", "batch_size",
                 "save_every", "stop_after", "limit"}
@@ -31,11 +42,18 @@ IGNORED_KEYS = {"output_dir", "data_dir", "resume", "report", "threads", "eval_b
 
 @dataclass
 class SampleFile:
-    """One file of episodes: ``samples.jsonl`` of an eval run or an eval step of a training run."""
+    """One file of episodes: ``samples.jsonl`` of an eval run, or the eval of one step of a training run
+    with its roles there (``peak``: the earliest best eval; ``last``: the last eval)."""
 
-    label: str
     path: Path
     step: int | None = None
+    roles: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        if self.step is None:
+            return self.path.name
+        return f"step {self.step}" + (f" ({', '.join(self.roles)})" if self.roles else "")
 
 
 @dataclass
@@ -47,10 +65,12 @@ class Run:
     label: str = ""
     kind: str = "unknown"
     curve: pd.DataFrame | None = None
-    results: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
+    record: RunRecord | None = None
+    #: ``config.json``'s options (``train`` or ``run`` section) and, for training, what they resolved to.
+    options: dict[str, Any] = field(default_factory=dict)
+    resolved: dict[str, Any] = field(default_factory=dict)
     analysis: dict[str, Any] | None = None
-    faults: list[dict[str, Any]] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
     samples: list[SampleFile] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -58,13 +78,12 @@ class Run:
     def seed(self) -> Any:
         return facts(self).get("seed")
 
+    @property
+    def status(self) -> str:
+        return self.record.status if self.record else "—"
+
 
 # ---------------------------------------------------------------- finding runs
-
-
-def is_run_dir(path: Path) -> bool:
-    """A directory holding any run file (or an ``eval_samples`` folder)."""
-    return path.is_dir() and (any((path / f).is_file() for f in RUN_FILES) or (path / "eval_samples").is_dir())
 
 
 def is_study_dir(path: Path) -> bool:
@@ -129,38 +148,36 @@ def load_run(path: Path, name: str | None = None) -> Run:
         raise FileNotFoundError(f"run directory not found: {path}")
     run = Run(name=name or path.name, path=path)
     run.label = run.name
-    if (path / "curve.csv").is_file():
+    for read in (_read_curve, _read_record, _read_options):
         try:
-            run.curve = numeric_curve(load_curve(path))
-            run.analysis = analyze(run.curve)
-        except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-            run.problems.append(f"curve.csv: {err}")
-    run.results = _read_json(path / "results.json", run)
-    run.config = _read_json(path / "config.json", run)
-    run.kind = str(run.results.get("kind") or ("train" if run.curve is not None else
-                                               "eval" if (path / "samples.jsonl").is_file() else "unknown"))
-    faults = run.results.get("faults")
-    run.faults = [f for f in faults if isinstance(f, dict)] if isinstance(faults, list) else []
-    run.faults += _curve_non_finite(run.curve)
-    if (path / "samples.jsonl").is_file():
-        run.samples.append(SampleFile("samples.jsonl", path / "samples.jsonl"))
+            read(run)
+        except (DataError, OSError) as err:
+            run.problems.append(str(err))
+    run.kind = run.record.kind if run.record else ("train" if run.curve is not None else
+                                                   "eval" if (path / SAMPLES).is_file() else "unknown")
+    run.faults = list(run.record.faults if run.record else []) + _curve_non_finite(run.curve)
+    if (path / SAMPLES).is_file():
+        run.samples.append(SampleFile(path / SAMPLES))
     peak_step = run.analysis.get("peak_step") if run.analysis else None
-    run.samples += eval_sample_files(path / "eval_samples", peak_step)
+    run.samples += eval_sample_files(path, peak_step)
     return run
 
 
-def _read_json(path: Path, run: Run) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        value = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except (ValueError, OSError) as err:
-        run.problems.append(f"{path.name}: {err}")
-        return {}
-    if not isinstance(value, dict):
-        run.problems.append(f"{path.name}: expected a JSON object, got {type(value).__name__}")
-        return {}
-    return value
+def _read_curve(run: Run) -> None:
+    if (run.path / "curve.csv").is_file():
+        run.curve = numeric_curve(read_curve(run.path))
+        run.analysis = analyze(run.curve)
+
+
+def _read_record(run: Run) -> None:
+    if (run.path / RECORD).is_file():
+        run.record = read_record(run.path)
+
+
+def _read_options(run: Run) -> None:
+    run.options, run.resolved = read_options(run.path)
+    if not run.options and run.record:   # a run directory whose config.json is gone
+        run.options = run.record.train_options()
 
 
 def numeric_curve(curve: pd.DataFrame) -> pd.DataFrame:
@@ -173,7 +190,7 @@ def numeric_curve(curve: pd.DataFrame) -> pd.DataFrame:
     return curve
 
 
-def _curve_non_finite(curve: pd.DataFrame | None) -> list[dict[str, Any]]:
+def _curve_non_finite(curve: pd.DataFrame | None) -> list[Fault]:
     """A fault for the first infinite value of each training statistic in the curve (NaN cannot be
     told from "not logged" in a CSV; the trainer records those as ``non_finite`` faults)."""
     if curve is None:
@@ -183,24 +200,22 @@ def _curve_non_finite(curve: pd.DataFrame | None) -> list[dict[str, Any]]:
         if column in curve.columns:
             bad = curve[curve[column].map(lambda v: isinstance(v, float) and math.isinf(v))]
             if len(bad):
-                out.append({"step": int(bad["step"].iloc[0]), "kind": "non_finite",
-                            "detail": f"{column} = {bad[column].iloc[0]} in curve.csv"})
+                out.append(Fault(step=int(bad["step"].iloc[0]), kind="non_finite",
+                                 detail=f"{column} = {bad[column].iloc[0]} in curve.csv"))
     return out
 
 
-def eval_sample_files(folder: Path, peak_step: Any) -> list[SampleFile]:
-    """The eval-sample files at (or just before) the peak step and at the last step."""
-    files = sorted((int(m.group(1)), p) for p in folder.glob("step_*.jsonl")
-                   if (m := re.fullmatch(r"step_(\d+)\.jsonl", p.name)))
-    if not files:
+def eval_sample_files(run_dir: Path, peak_step: Any) -> list[SampleFile]:
+    """The eval-sample files at (or just before) the peak step and at the last step, with their roles."""
+    steps = eval_steps(run_dir)
+    if not steps:
         return []
-    chosen: dict[int, str] = {}
+    roles: dict[int, list[str]] = {}
     if peak_step is not None:
-        at_peak = [s for s, _ in files if s <= peak_step] or [files[0][0]]
-        chosen[at_peak[-1]] = "peak"
-    chosen[files[-1][0]] = "peak, last" if chosen.get(files[-1][0]) == "peak" else "last"
-    by_step = dict(files)
-    return [SampleFile(f"step {s} ({what})", by_step[s], s) for s, what in sorted(chosen.items())]
+        at_peak = [s for s in steps if s <= peak_step] or [steps[0]]
+        roles.setdefault(at_peak[-1], []).append("peak")
+    roles.setdefault(steps[-1], []).append("last")
+    return [SampleFile(eval_samples_path(run_dir, s), s, tuple(r)) for s, r in sorted(roles.items())]
 
 
 # ---------------------------------------------------------------- labels
@@ -209,22 +224,17 @@ def eval_sample_files(folder: Path, peak_step: Any) -> list[SampleFile]:
 def facts(run: Run) -> dict[str, Any]:
     """What defines a run, flattened for comparison: preset, each reward weight, noise, seed, model,
     and every other option of its config (train or eval) except where its files go."""
-    cfg = run.config
-    train = cfg.get("train") if isinstance(cfg.get("train"), dict) else None
-    evalcfg = cfg.get("run") if isinstance(cfg.get("run"), dict) else None
-    base = train or evalcfg or (run.results.get("config") if isinstance(run.results.get("config"), dict) else {})
     out: dict[str, Any] = {}
-    for key, value in (base or {}).items():
+    for key, value in run.options.items():
         if key in IGNORED_KEYS or key == "reward_weights":
             continue
         out[key] = _hashable(value)
-    resolved = cfg.get("resolved") if isinstance(cfg.get("resolved"), dict) else {}
-    weights = resolved.get("reward_weights") or run.results.get("reward_weights")
+    weights = run.resolved.get("reward_weights") or (run.record.reward_weights if run.record else None)
     if isinstance(weights, dict):
         for name, w in weights.items():
             out[f"{name} weight"] = w
     for key in ("train_noise", "eval_noise"):
-        noise = resolved.get(key)
+        noise = run.resolved.get(key)
         if isinstance(noise, dict) and "level" in noise:
             out[key.replace("_", " ")] = f"{'+'.join(noise.get('modes') or [])} {noise['level']:g}".strip()
             out.pop(key, None)
@@ -246,14 +256,6 @@ DERIVED = {" weight": ("reward_weights",), "train noise": ("train_noise", "train
            "eval noise": ("eval_noise", "eval_noise_mode")}
 
 
-def _options(run: Run) -> dict[str, Any]:
-    cfg = run.config
-    for key in ("train", "run"):
-        if isinstance(cfg.get(key), dict):
-            return cfg[key]
-    return run.results.get("config") if isinstance(run.results.get("config"), dict) else {}
-
-
 def differing(runs: list[Run]) -> list[str]:
     """The fact keys whose value is not the same for every run, in display order. Reward weights and
     noise that differ only because the preset does are left to the preset."""
@@ -264,7 +266,7 @@ def differing(runs: list[Run]) -> list[str]:
     out = [k for k in keys if len({repr(f.get(k)) for f in all_facts}) > 1]
     explained = "preset" in out
     for suffix, options in DERIVED.items():
-        explicit = any(_options(r).get(o) is not None for r in runs for o in options)
+        explicit = any(r.options.get(o) is not None for r in runs for o in options)
         if explained and not explicit:
             out = [k for k in out if not (k.endswith(suffix) if suffix.startswith(" ") else k == suffix)]
     return out

@@ -403,12 +403,12 @@ def constant_objectives(data: StudyData) -> dict[str, float]:
 
 def read_curves(trials: pd.DataFrame) -> dict[int, pd.DataFrame]:
     """{trial number: its curve} for every trial whose ``run_dir`` holds a readable ``curve.csv``."""
-    from harness.stats.curves import load_curve
+    from harness.core.rundir import read_curve
 
     out = {}
     for row in trials.to_dict("records"):
         try:
-            out[int(row["number"])] = load_curve(Path(row["run_dir"]))
+            out[int(row["number"])] = read_curve(Path(row["run_dir"]))
         except (TypeError, OSError, ValueError, KeyError):
             continue  # a duplicate, a trial that never started, a broken file: the figures and ranking say so
     return out

@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TextIO
 
+from harness.core.record import RunRecord
 from harness.stats.intervals import wilson
 from harness.report.page import describe
-from harness.report.tables import GROUPS, Metric, columns_from_results, reward_metrics
+from harness.report.tables import GROUPS, Metric, columns_from_record, reward_metrics
 
 #: Rows left out when every column has 0 (nothing went wrong).
 QUIET_WHEN_ZERO = ("error_rate", "judge_error_rate")
@@ -33,12 +34,12 @@ def _value(metric: Metric, m: dict[str, Any]) -> str:
     return text
 
 
-def tables_for(res: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+def tables_for(res: RunRecord) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) per table: one per noise level when several policies share it, else one.
 
     Group titles are rows whose cells are empty; each metric row is its full name then one cell per column.
     """
-    cols = columns_from_results(res)
+    cols = columns_from_record(res)
     if not cols:
         return []
     policies = list(dict.fromkeys(c.policy for c in cols))
@@ -67,7 +68,7 @@ def tables_for(res: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]
     return out
 
 
-def print_results(res: dict[str, Any], run_dir: Path | None = None, report: Path | None = None,
+def print_results(res: RunRecord, run_dir: Path | None = None, report: Path | None = None,
                   file: TextIO | None = None, width: int | None = None) -> None:
     """Print the summary tables, then the run directory and the report's path (last line)."""
     from rich import box
@@ -76,14 +77,12 @@ def print_results(res: dict[str, Any], run_dir: Path | None = None, report: Path
     from rich.text import Text
 
     console = Console(file=file, width=width, highlight=False)
-    split = (res.get("config") or {}).get("split") if isinstance(res.get("config"), dict) else None
-    head = f"{describe(res.get('task'))} · {res.get('status')} · seed {res.get('seed')}" + (
-        f" · split {split}" if split else "")
-    if res.get("reward_semantics"):
-        stop = (res.get("protocol") or {}).get("stop_after_action")
-        head += f" · rewards: {res['reward_semantics']} semantics, stop_after_action={str(stop).lower()}"
+    split = res.config.get("split")
+    head = f"{describe(res.task.model_dump())} · {res.status} · seed {res.seed}" + (f" · split {split}" if split else "")
+    stop = res.protocol.get("stop_after_action")
+    head += f" · rewards: {res.reward_semantics} semantics, stop_after_action={str(stop).lower()}"
     console.print(Text(head, style="bold"))
-    if res.get("micro_scale"):
+    if res.micro_scale:
         console.print(Text("MICRO-SCALE MODEL: not comparable to the paper's 3B model", style="yellow"))
     for title, header, rows in tables_for(res):
         table = Table(title=Text(title, style="bold"), title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1),

@@ -86,17 +86,12 @@ class Column:
         return " / ".join(x for x in (self.run, self.policy, self.noise) if x)
 
 
-def columns_from_results(results: dict[str, Any], run: str | None = None) -> list[Column]:
-    """The columns of one results.json ``results`` mapping ({policy: {'noise=x': metrics}})."""
-    out = []
-    tree = results.get("results") if isinstance(results.get("results"), dict) else {}
-    for policy, by_noise in tree.items():
-        if not isinstance(by_noise, dict):
-            continue
-        for noise, metrics in by_noise.items():
-            if isinstance(metrics, dict):
-                out.append(Column(run, str(policy), noise_label(noise), metrics))
-    return out
+def columns_from_record(record: Any, run: str | None = None) -> list[Column]:
+    """The columns of one run record's metrics (:attr:`harness.core.record.RunRecord.results`); none without one."""
+    if record is None:
+        return []
+    return [Column(run, str(policy), noise_label(noise), metrics)
+            for policy, by_noise in record.results.items() for noise, metrics in by_noise.items()]
 
 
 def noise_label(key: Any) -> str:
@@ -206,9 +201,9 @@ def training_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
     rows = []
     for run in runs:
         a = run.analysis or {}
-        ci = a.get("peak_interval") or _peak_wilson(run) or a.get("peak_ci")
-        faults = sorted({str(f.get("kind")) for f in run.faults})
-        row = [run.label, run.results.get("status", "—"), a.get("n_evals"), a.get("peak_step"),
+        ci = a.get("peak_interval")
+        faults = sorted({f.kind for f in run.faults})
+        row = [run.label, run.status, a.get("n_evals"), a.get("peak_step"),
                a.get("peak_raw", a.get("peak")), f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "—"]
         if tied:
             row.append(", ".join(fmt(s) for s in a.get("tied_steps") or []) or "—")
@@ -217,15 +212,6 @@ def training_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
     header = ["run", "status", "evals", "peak step", "peak accuracy", "peak 95% CI"]
     header += ["steps tied with the peak"] if tied else []
     return header + ["collapse step", "zero step", "final step", "final accuracy", "faults"], rows
-
-
-def _peak_wilson(run: Any) -> tuple[float, float] | None:
-    """The Wilson interval of the peak eval's accuracy when the curve records its eval size ``n``."""
-    a, curve = run.analysis or {}, run.curve
-    if curve is None or "n" not in curve or a.get("peak_step") is None or a.get("peak_raw") is None:
-        return None
-    n = curve.loc[curve["step"] == a["peak_step"], "n"].dropna()
-    return wilson(round(a["peak_raw"] * float(n.iloc[0])), float(n.iloc[0])) if len(n) and n.iloc[0] > 0 else None
 
 
 def indicator_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
@@ -241,7 +227,7 @@ def indicator_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
 
 def fault_rows(runs: Sequence[Any]) -> list[list[Any]]:
     """Every recorded fault: run, step, kind, detail."""
-    return [[run.label, f.get("step"), f.get("kind"), f.get("detail")] for run in runs for f in run.faults]
+    return [[run.label, f.step, f.kind, f.detail] for run in runs for f in run.faults]
 
 
 def seed_rows(groups: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:

@@ -7,7 +7,7 @@ number of episodes they are computed on is reported beside them (``n_<metric>``)
 =====================  ===================================================================
 metric                 definition (over episodes; "gold seen" = the gold passage was shown)
 =====================  ===================================================================
-accuracy               P(correct); with a bootstrap 95% CI (``accuracy_ci_low/high``)
+accuracy               P(correct); with its Wilson 95% interval (``accuracy_ci_low/high``)
 answer_rate            P(episode ended with an answer)
 searches_per_episode   mean number of searches (``searches_hist``: distribution)
 retry_rate             P(>= 2 searches)
@@ -34,29 +34,12 @@ n_reward_errors        number of (episode, reward) pairs whose reward function r
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable
 
 import numpy as np
 
 from harness.episode.record import Episode
 from harness.scoring.normalize import normalize_query
-
-
-def bootstrap_ci(values: Iterable[float], n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean.
-
-    >>> bootstrap_ci([1, 1, 0, 0], n_boot=200)
-    (0.0, 1.0)
-    >>> bootstrap_ci([])
-    (nan, nan)
-    """
-    x = np.asarray(list(values), dtype=float)
-    if x.size == 0:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return (float(lo), float(hi))
+from harness.stats.intervals import wilson
 
 
 def _rate(flags: list[bool]) -> float | None:
@@ -72,13 +55,13 @@ def answered_before_gold(ep: Episode) -> bool:
     return ep.answer is not None and not ep.gold_seen
 
 
-def compute_metrics(episodes: list[Episode], n_boot: int = 1000, seed: int = 0) -> dict[str, float | int | None | dict]:
+def compute_metrics(episodes: list[Episode]) -> dict[str, float | int | None | dict]:
     """Every metric of the table above for one set of episodes (one run at one noise level)."""
     n = len(episodes)
     if n == 0:
         return {"n": 0}
     correct = [ep.correct for ep in episodes]
-    lo, hi = bootstrap_ci(correct, n_boot=n_boot, seed=seed)
+    lo, hi = wilson(sum(correct), n)
     searched = [ep for ep in episodes if ep.n_searches >= 1]
     missed_first = [ep for ep in searched if ep.first_gold_search != 0]
     seen = [ep for ep in episodes if ep.gold_seen]

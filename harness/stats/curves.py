@@ -15,7 +15,7 @@ accuracy is a multiple of one ``1/d`` with 16 <= d <= 1000 (``n_source: inferred
 else the exact-point rule below (method ``exact``: :func:`find_collapse`, delta and m), which treats
 every eval as exact. Pass ``n=`` to state it.
 
-Everything here is pure (no I/O except :func:`load_curve`) and imports only numpy and pandas
+Everything here is pure (no I/O: curves are read by :func:`harness.core.rundir.read_curve`) and imports only numpy and pandas
 (scipy inside the binomial tests).
 """
 
@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from harness.stats.detect import DetectorConfig, EvalPoint, detect_offline
+from harness.stats.intervals import wilson
 
 __all__ = [
     "INDICATORS",
@@ -41,40 +42,12 @@ __all__ = [
     "find_zero_step",
     "first_sustained",
     "indicator_onsets",
-    "load_curve",
 ]
 
 REQUIRED_COLUMNS = ("step", "accuracy")
 #: Denominators tried when ``n`` must be inferred from the accuracies of an old curve.
 INFER_N = (16, 1000)
 REFERENCE_WINDOW = 3  # indicator reference: median of the last 3 values logged at or before the peak
-
-
-def load_curve(path: str | Path) -> pd.DataFrame:
-    """Read a run's curve: ``RUN_DIR/curve.csv`` when given a directory, else the csv itself.
-
-    Requires the columns ``step`` and ``accuracy`` (a ValueError names the file and the missing
-    column). ``accuracy`` is coerced to numbers (blank cells become NaN: steps without an eval);
-    ``step`` must be numeric everywhere. Rows come back sorted by step (stable).
-    """
-    path = Path(path)
-    csv = path / "curve.csv" if path.is_dir() else path
-    if not csv.is_file():
-        raise FileNotFoundError(f"no curve file at {csv}")
-    curve = pd.read_csv(csv)
-    for column in REQUIRED_COLUMNS:
-        if column not in curve.columns:
-            raise ValueError(
-                f"{csv}: missing required column {column!r} (columns: {', '.join(map(str, curve.columns))})"
-            )
-    steps = pd.to_numeric(curve["step"], errors="coerce")
-    if steps.isna().any():
-        raise ValueError(f"{csv}: column 'step' has missing or non-numeric values")
-    curve["step"] = steps.astype("int64") if (steps == steps.round()).all() else steps
-    curve["accuracy"] = pd.to_numeric(curve["accuracy"], errors="coerce")
-    if "n" in curve.columns:
-        curve["n"] = pd.to_numeric(curve["n"], errors="coerce")
-    return curve.sort_values("step", kind="mergesort").reset_index(drop=True)
 
 
 def first_sustained(steps: Any, flags: Any, m: int) -> int | float | None:
@@ -164,28 +137,23 @@ def eval_points(curve: pd.DataFrame, n: int | None = None) -> tuple[list[EvalPoi
 
 
 def find_peak(curve: pd.DataFrame, smooth: int | None = None) -> dict[str, Any]:
-    """Best accuracy and its step (the earliest step on ties), with its CI when the curve has one.
+    """Best accuracy and its step (the earliest step on ties).
 
     With ``smooth`` (a window in evals) the peak is taken on a centred rolling mean; ``accuracy``
-    is then the smoothed value and ``raw_accuracy`` the logged one. ``ci`` is ``[low, high]`` from
-    ``accuracy_ci_low``/``accuracy_ci_high`` at the peak step, else None.
+    is then the smoothed value and ``raw_accuracy`` the logged one. Its interval is
+    :func:`analyze`'s ``peak_interval`` (it needs the eval size).
 
     >>> c = pd.DataFrame({"step": [0, 50, 100, 150], "accuracy": [0.1, 0.4, 0.4, 0.2]})
     >>> find_peak(c)
-    {'step': 50, 'accuracy': 0.4, 'raw_accuracy': 0.4, 'ci': None}
+    {'step': 50, 'accuracy': 0.4, 'raw_accuracy': 0.4}
     """
     rows = _eval_rows(curve)
     acc = _accuracy(rows, smooth)
     i = int(np.argmax(acc.to_numpy()))  # argmax returns the first maximum: the earliest step
-    ci = None
-    if {"accuracy_ci_low", "accuracy_ci_high"} <= set(rows.columns):
-        low, high = _scalar(rows["accuracy_ci_low"].iloc[i]), _scalar(rows["accuracy_ci_high"].iloc[i])
-        ci = None if low is None or high is None else [low, high]
     return {  # read cell by cell: a row Series would upcast the integer step to float
         "step": _scalar(rows["step"].iloc[i]),
         "accuracy": _scalar(acc.iloc[i]),
         "raw_accuracy": _scalar(rows["accuracy"].iloc[i]),
-        "ci": ci,
     }
 
 
@@ -358,7 +326,7 @@ def analyze(
     recovers is not a collapse); ``mode="online"`` reports the step at which a run watching the curve
     would have stopped (``collapse_alarm_step`` is always there). ``method`` forces ``exact`` or
     ``binomial`` (the latter raises ValueError when no eval size is known). The result is JSON-serialisable.
-    ``curve`` may also be a path accepted by :func:`load_curve`.
+    ``curve`` may also be a path accepted by :func:`harness.core.rundir.read_curve`.
 
     >>> c = pd.DataFrame({"step": [0, 50, 100, 150, 200], "accuracy": [0.1, 0.5, 0.2, 0.1, 0.0]})
     >>> r = analyze(c)  # accuracies in tenths: no eval size can be inferred, so the exact rule
@@ -369,7 +337,9 @@ def analyze(
     ('binomial', 100, [0.404, 0.596], [50])
     """
     if not isinstance(curve, pd.DataFrame):
-        curve = load_curve(curve)
+        from harness.core.rundir import read_curve
+
+        curve = read_curve(curve)
     _check_params(delta, m, smooth)
     if mode not in ("offline", "online"):
         raise ValueError(f"mode must be 'offline' or 'online', got {mode!r}")
@@ -382,9 +352,9 @@ def analyze(
         raise ValueError("the binomial method needs the eval size: an 'n' column, n=..., or accuracies that are "
                          "multiples of 1/n; and delta < 1" + ("; smoothing is exact-only" if smooth else ""))
     out: dict[str, Any] = {"method": "exact", "mode": mode, "n_source": n_source, "peak_step": peak["step"],
-                           "peak": peak["accuracy"], "peak_raw": peak["raw_accuracy"], "peak_ci": peak["ci"],
-                           "peak_interval": None, "tied_steps": None, "peak_level": None,
-                           "peak_level_interval": None}
+                           "peak": peak["accuracy"], "peak_raw": peak["raw_accuracy"],
+                           "peak_interval": _peak_wilson(curve, n, peak["step"]), "tied_steps": None,
+                           "peak_level": None, "peak_level_interval": None}
     if points is not None and delta < 1:
         cfg = replace(config or DetectorConfig(), fraction=1 - delta, confirm=m)
         off = detect_offline(points, cfg)
@@ -410,6 +380,14 @@ def analyze(
         "indicators": indicator_onsets(curve, peak["step"], collapse, m),
     })
     return out
+
+
+def _peak_wilson(curve: pd.DataFrame, n: int | None, step: Any) -> list[float] | None:
+    """The Wilson 95% interval of the eval at ``step`` when the eval size is known (the one interval family
+    of accuracy: :mod:`harness.stats.intervals`)."""
+    points, _ = eval_points(curve, n)
+    at = [p for p in points or [] if p.step == step]
+    return list(wilson(at[0].correct, at[0].n)) if at else None
 
 
 def _exact_alarm(curve: pd.DataFrame, delta: float, m: int, smooth: int | None) -> int | float | None:

@@ -48,6 +48,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from harness.stats.intervals import wilson, wilson_lower
+
 __all__ = [
     "Decision",
     "DetectorConfig",
@@ -62,10 +64,7 @@ __all__ = [
     "significantly_better",
     "tied_with",
     "weighted_binom_cdf",
-    "wilson_interval",
 ]
-
-Z95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -137,38 +136,6 @@ class DetectorConfig:
 
 
 # ----------------------------------------------------------------------------- binomial helpers
-
-
-def wilson_interval(correct: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
-    """Two-sided Wilson score interval of a binomial proportion.
-
-    >>> lo, hi = wilson_interval(15, 32)
-    >>> round(lo, 3), round(hi, 3)
-    (0.309, 0.636)
-    >>> wilson_interval(0, 32)[0]
-    0.0
-    """
-    from statistics import NormalDist
-
-    z = NormalDist().inv_cdf(1 - alpha / 2)
-    return _wilson(correct, n, z)
-
-
-def wilson_lower(correct: int, n: int, alpha: float) -> float:
-    """One-sided ``1 - alpha`` Wilson lower bound (``alpha`` >= 0.5 gives the estimate itself or above)."""
-    from statistics import NormalDist
-
-    if alpha >= 0.5:
-        return correct / n
-    return _wilson(correct, n, NormalDist().inv_cdf(1 - alpha))[0]
-
-
-def _wilson(k: int, n: int, z: float) -> tuple[float, float]:
-    p = k / n
-    centre = p + z * z / (2 * n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    den = 1 + z * z / n
-    return max(0.0, (centre - half) / den), min(1.0, (centre + half) / den)
 
 
 def binom_cdf(k: int, n: int, p: float) -> float:
@@ -298,9 +265,9 @@ def estimate_peak(points: Sequence[EvalPoint], config: DetectorConfig | None = N
     k = sum(p.correct for p, t in zip(points, tied) if t)
     n = sum(p.n for p, t in zip(points, tied) if t)
     best = points[i]
-    return PeakEstimate(step=best.step, accuracy=best.accuracy, interval=wilson_interval(best.correct, best.n),
+    return PeakEstimate(step=best.step, accuracy=best.accuracy, interval=wilson(best.correct, best.n),
                         n=best.n, index=i, tied_steps=tuple(p.step for p, t in zip(points, tied) if t),
-                        level=k / n, level_interval=wilson_interval(k, n), level_correct=k, level_n=n)
+                        level=k / n, level_interval=wilson(k, n), level_correct=k, level_n=n)
 
 
 # ----------------------------------------------------------------------------- online

@@ -1,4 +1,4 @@
-"""The 95% intervals the reports print, in one place.
+"""Every interval the harness computes and prints: one implementation per family.
 
 =====================  ==================================================================
 interval               used for
@@ -11,15 +11,18 @@ Student-t              a mean over a few independent values (seeds of one arm): 
 normal, from sd        the mean of a per-episode reward: mean ± 1.96 · sd / sqrt(n)
 =====================  ==================================================================
 
-Pure Python: no scipy (slow to import), Student-t quantiles tabulated to 30 degrees of freedom.
+Accuracy has one family, Wilson, wherever it appears (``results.json``, ``curve.csv``, the peak, the
+reports); the run record names it (``interval``). Pure Python: no scipy (slow to import), Student-t
+quantiles tabulated to 30 degrees of freedom.
 """
 
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from typing import Sequence
 
-Z975 = 1.959964
+Z975 = NormalDist().inv_cdf(0.975)
 
 # Student-t 97.5% quantiles for 1..30 degrees of freedom (two-sided 95%).
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -27,8 +30,8 @@ T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
         2.045, 2.042)
 
 
-def wilson(k: float, n: float) -> tuple[float, float] | None:
-    """95% Wilson score interval of the proportion k/n; None when n is 0.
+def wilson(k: float, n: float, alpha: float = 0.05) -> tuple[float, float] | None:
+    """Two-sided ``1 - alpha`` Wilson score interval of the proportion k/n; None when n is 0.
 
     >>> [round(x, 3) for x in wilson(15, 32)]
     [0.309, 0.636]
@@ -37,11 +40,27 @@ def wilson(k: float, n: float) -> tuple[float, float] | None:
     """
     if not n:
         return None
+    return wilson_z(k, n, Z975 if alpha == 0.05 else NormalDist().inv_cdf(1 - alpha / 2))
+
+
+def wilson_lower(k: float, n: float, alpha: float) -> float:
+    """One-sided ``1 - alpha`` Wilson lower bound (``alpha`` >= 0.5 gives the estimate itself or above).
+
+    >>> round(wilson_lower(15, 32, 0.025), 3)  # the two-sided 95% interval's lower end
+    0.309
+    """
+    if alpha >= 0.5:
+        return k / n
+    return wilson_z(k, n, NormalDist().inv_cdf(1 - alpha))[0]
+
+
+def wilson_z(k: float, n: float, z: float) -> tuple[float, float]:
+    """The Wilson score interval of k/n at normal quantile ``z`` (``n`` > 0)."""
     p = k / n
-    z2 = Z975 ** 2
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z975 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    den = 1 + z * z / n
+    return max(0.0, (centre - half) / den), min(1.0, (centre + half) / den)
 
 
 def t975(df: int) -> float:

@@ -172,3 +172,24 @@ def _sign_flip(per_question: np.ndarray, n_perm: int, rng: np.random.Generator) 
         return float(np.mean(np.abs(signs @ nz) >= observed - 1e-12))
     signs = rng.choice((-1.0, 1.0), size=(n_perm, nz.size))
     return float((np.sum(np.abs(signs @ nz) >= observed - 1e-12) + 1) / (n_perm + 1))
+
+
+def compare_outcomes(arm_a: Sequence[dict[str, bool]], arm_b: Sequence[dict[str, bool]], name_a: str = "A",
+                     name_b: str = "B", **kwargs) -> PairedComparison:
+    """Paired comparison of two arms of runs, each run's outcomes ``{question id: correct}`` (seed ``i`` of A
+    with seed ``i`` of B), on the questions every run evaluated.
+
+    >>> a = [{"q1": True, "q2": True, "q3": False}]; b = [{"q1": False, "q2": True, "q3": False, "q4": True}]
+    >>> r = compare_outcomes(a, b, "retry", "baseline"); r.questions, r.difference
+    (3, 0.3333333333333333)
+    """
+    from harness.core.errors import DataError
+
+    if not arm_a or len(arm_a) != len(arm_b):
+        raise DataError(f"each arm needs the same number of runs (seeds): {len(arm_a)} vs {len(arm_b)}")
+    shared = set.intersection(*(set(o) for o in (*arm_a, *arm_b)))
+    if not shared:
+        raise DataError("the runs share no evaluated question: they cannot be compared paired")
+    qids = sorted(shared)
+    return compare_paired([[int(o[q]) for q in qids] for o in arm_a], [[int(o[q]) for q in qids] for o in arm_b],
+                          name_a, name_b, **kwargs)

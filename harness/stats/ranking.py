@@ -25,19 +25,18 @@ is biased upward (the winner's curse), which Holm's adjustment does not remove. 
 separated" from the best is not shown to be worse, which is the reading that matters when the sweep
 is used to choose a configuration.
 
-Reads each trial's ``eval_samples/step_NNNNN.jsonl`` (``harness train``); nothing is written.
+Reads each trial's eval samples through :func:`harness.core.rundir.eval_outcomes`; nothing is written.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 from harness.stats.paired import compare_paired
 from harness.core.errors import DataError
-from harness.core.results import read_jsonl
+from harness.core.rundir import eval_outcomes
 
-__all__ = ["RANKED_OBJECTIVES", "RANKING_HEADER", "auc_weights", "eval_outcomes", "holm", "question_scores",
+__all__ = ["RANKED_OBJECTIVES", "RANKING_HEADER", "auc_weights", "holm", "question_scores",
            "ranking_sentence", "versus_best"]
 
 #: The objectives whose value is a mean over questions (collapse_step is not).
@@ -65,26 +64,9 @@ def auc_weights(steps: Sequence[float]) -> list[float]:
     return w
 
 
-def eval_outcomes(run_dir: str | Path, steps: Sequence[int]) -> dict[int, dict[str, bool]]:
-    """{step: {question id: correct}} from a training run's ``eval_samples/`` for the given eval steps.
-
-    A DataError names the missing file or the malformed row."""
-    run = Path(run_dir)
-    out: dict[int, dict[str, bool]] = {}
-    for step in steps:
-        path = run / "eval_samples" / f"step_{int(step):05d}.jsonl"
-        if not path.is_file():
-            raise DataError(f"{run}: no eval samples for step {int(step)} ({path.name} is missing)")
-        rows = read_jsonl(path)
-        if any("qid" not in r or "correct" not in r for r in rows):
-            raise DataError(f"{path}: a row lacks 'qid' or 'correct'")
-        out[int(step)] = {str(r["qid"]): bool(r["correct"]) for r in rows}
-    return out
-
-
 def question_scores(outcomes: dict[int, dict[str, bool]], objective: str, peak_step: int | None = None
                     ) -> dict[str, float]:
-    """Each question's score under ``objective`` (see the module table) from :func:`eval_outcomes`.
+    """Each question's score under ``objective`` (see the module table) from :func:`harness.core.rundir.eval_outcomes`.
 
     Only questions present at every eval used count.
 

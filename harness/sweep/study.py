@@ -194,15 +194,16 @@ def summarize(ab: Ablation, storage_url: str, study_name: str) -> dict[str, Any]
 
 def steps_run(study) -> int:
     """Training steps actually run over all trials (the last step in each trial's curve, train rows included)."""
-    import pandas as pd
+    from harness.core.errors import DataError
+    from harness.core.rundir import read_curve
 
     total = 0
     for t in study.trials:
         if not t.user_attrs.get("run_dir"):   # a duplicate, or a trial that never started its run
             continue
-        path = Path(t.user_attrs["run_dir"]) / "curve.csv"
         try:
-            total += int(pd.read_csv(path, usecols=["step"])["step"].max())
-        except (OSError, ValueError, KeyError, pd.errors.EmptyDataError):
+            curve = read_curve(Path(t.user_attrs["run_dir"]))
+        except (OSError, DataError):
             continue
+        total += int(curve["step"].max()) if len(curve) else 0
     return total

@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from harness.core.io import atomic_write_text
+from harness.core.rundir import read_curve
 from harness.sweep.ablation import Ablation, trial_values
 from harness.sweep.child import command as child_command
 from harness.sweep.study import DUPLICATE, is_duplicate
@@ -130,21 +131,6 @@ def write_trial_config(ab: Ablation, params: dict[str, Any], overrides: dict[str
 def train_command(config_path: Path) -> list[str]:
     """``harness train --config FILE``, started so that it dies with this worker (harness.sweep.child)."""
     return child_command(os.getpid(), ["train", "--config", str(config_path)])
-
-
-def read_curve(path: Path):
-    import pandas as pd
-
-    try:
-        df = pd.read_csv(path)
-    except (FileNotFoundError, pd.errors.EmptyDataError):
-        return None
-    except pd.errors.ParserError:  # caught mid-write; next poll reads it whole
-        return None
-    if not {"step", "accuracy"} <= set(df.columns):
-        return None
-    df = df.dropna(subset=["accuracy"]).reset_index(drop=True)  # training-only rows carry no accuracy
-    return df if len(df) else None
 
 
 def objective_value(ab: Ablation, curve, analysis: dict) -> float | tuple[float, float]:
@@ -247,7 +233,7 @@ class TrialRunner:
             raise self._fail(trial, f"harness train exited {returncode}{state}: {last_error_line(log_path)} "
                                     f"(log: {log_path})")
         if curve is None:
-            curve = read_curve(run_dir / "curve.csv")
+            curve = read_curve(run_dir, live=True)
             if curve is None:
                 raise self._fail(trial, f"trial produced no curve.csv in {run_dir} (log: {log_path})")
         from harness.stats.curves import analyze
@@ -267,7 +253,7 @@ class TrialRunner:
             try:
                 while True:
                     done = proc.poll() is not None
-                    df = read_curve(run_dir / "curve.csv")
+                    df = read_curve(run_dir, live=True)
                     if df is not None and len(df) > reported:
                         curve = df
                         for _, row in df.iloc[reported:].iterrows():
@@ -315,11 +301,12 @@ class TrialRunner:
 
     @staticmethod
     def _status(run_dir: Path) -> str | None:
-        import json
+        from harness.core.errors import DataError
+        from harness.core.record import read_record
 
         try:
-            return json.loads((run_dir / "results.json").read_text()).get("status")
-        except (OSError, ValueError):
+            return read_record(run_dir).status
+        except DataError:
             return None
 
     @staticmethod

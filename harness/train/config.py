@@ -17,7 +17,7 @@ anything malformed, so a bad preset name or weight never costs a model load.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -49,6 +49,9 @@ class TrainConfig(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+    #: Options that may differ on --resume without changing the curve's prefix.
+    RESUME_FREE: ClassVar[frozenset[str]] = frozenset({"resume", "report", "output_dir", "data_dir", "max_steps",
+                                                       "stop_after", "threads", "eval_batch_size", "save_every"})
 
     task: str = Field("apollo3", description="task name (a folder under tasks/) or path to a task.yaml",
                       json_schema_extra=cli("--task", "-t"))
@@ -108,7 +111,7 @@ class TrainConfig(BaseModel):
                             "included) with peak.json")
 
     @model_validator(mode="after")
-    def _check(self) -> "TrainConfig":
+    def _check(self) -> TrainConfig:
         if self.lr_scheduler not in SCHEDULERS:
             raise ValueError(f"unknown lr scheduler {self.lr_scheduler!r}; valid: {', '.join(SCHEDULERS)}")
         if self.eval_split not in SPLITS:
@@ -118,7 +121,7 @@ class TrainConfig(BaseModel):
         return self
 
     @classmethod
-    def build(cls, **values) -> "TrainConfig":
+    def build(cls, **values) -> TrainConfig:
         """Construct from command-line values, raising ConfigError (not a pydantic trace)."""
         return build(cls, values, what="train config")
 

@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from harness.stats.detect import wilson_interval
+from harness.stats.intervals import wilson
 from harness.core.io import atomic_build_dir, atomic_write_text
 from harness.core.results import now
 
@@ -114,7 +114,7 @@ class PeakKeeper:
     def _write(self, export, step: int, accuracy: float, n: int) -> None:
         def build(tmp: Path) -> None:
             merged = export(tmp)
-            lo, hi = wilson_interval(round(accuracy * n), n) if n else (None, None)
+            lo, hi = wilson(round(accuracy * n), n) if n else (None, None)
             info = {"step": step, "accuracy": accuracy, "n": n, "interval": [lo, hi], "interval_method": "wilson 95%",
                     **self.record, "lora_merged": merged, "saved_at": now()}
             atomic_write_text(tmp / PEAK_JSON, json.dumps(info, indent=2) + "\n")

@@ -9,7 +9,7 @@ Run directory::
                                 harness_state.json (environment counters, fault streaks): --resume
     peak/                       the best eval's model as a HF folder, LoRA merged, with peak.json (harness.train.peak)
     model/                      the final weights (or adapter, with --lora-rank) of a complete run
-    results.json                harness.core.results.RESULTS_KEYS with kind 'train', peak, stopping, faults, status
+    results.json                the run record (harness.core.record.RunRecord, kind 'train': peak, stopping, faults)
     report.html                 written by the command line (harness.report.run_report) after the run returns
 
 Status: ``complete``; ``partial`` (Ctrl-C / SIGTERM / --stop-after: a checkpoint and the curve are
@@ -31,19 +31,38 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from harness.stats.detect import OnlineDetector
 from harness.core.config import load_task
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_write_text, slug
-from harness.core.results import SCHEMA_VERSION, clean_nans, git_hash, machine_info, now, package_versions, write_json
-from harness.core.rundir import RunDir, check_resume
+from harness.core.io import atomic_write_text
+from harness.core.record import (
+    Fault,
+    Final,
+    ModelRef,
+    Peak,
+    RunRecord,
+    Stopping,
+    TaskRef,
+    noise_key,
+    read_record,
+)
+from harness.core.results import git_hash, machine_info, now, package_versions
+from harness.core.rundir import (
+    CONFIG,
+    CURVE,
+    RECORD,
+    REPORT,
+    RunLifecycle,
+    default_output_dir,
+    eval_samples_path,
+    eval_steps,
+)
 from harness.data.loading import load_task_data
 from harness.models.resolve import is_micro_scale
 from harness.scoring.metrics import compute_metrics
 from harness.scoring.rewards import score_episode
+from harness.stats.detect import OnlineDetector
 from harness.train.config import TrainConfig, resolve
 from harness.train.curve import CurveWriter, FaultMonitor, eval_columns
 from harness.train.peak import PeakKeeper
@@ -57,10 +76,6 @@ CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", HARNES
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors", "pytorch_model.bin")
 #: Statuses of a run ended by a stopping rule, by detector action.
 STOP_STATUS = {"collapse": "stopped_collapse", "patience": "stopped_patience"}
-
-
-def default_output_dir(cfg: TrainConfig) -> Path:
-    return Path("runs") / f"train-{cfg.task}-{cfg.preset}-{slug(cfg.model, 40, keep='tail')}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def checkpoint_step(path: Path) -> int:
@@ -122,11 +137,14 @@ class TrainRun:
         from harness.policies import check_model_name
 
         check_model_name(cfg.model, "hf")  # a typo fails here, before torch loads or a directory is made
-        self.out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(cfg)
-        self.rundir = RunDir(self.out)
+        self.out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir("train", cfg.task, cfg.preset, cfg.model)
+        self.life = RunLifecycle(self.out, section="train", noun="a training run", what="the curve",
+                                 files=(CONFIG, RECORD, CURVE, REPORT), holds=lambda d: (d / CURVE).exists(),
+                                 has_results=lambda d: (d / CURVE).exists() or (d / "checkpoints").is_dir(),
+                                 resume_free=TrainConfig.RESUME_FREE)
         self.extra_callbacks = list(callbacks or [])
         self.status = "running"
-        self.faults: list[dict] = []
+        self.faults: list[Fault] = []
         self.stop_requested = False
         self.monitor = FaultMonitor(cfg.kl_alarm, cfg.zero_std_patience)
         self.timing = {"generate_s": 0.0, "env_s": 0.0, "eval_s": 0.0}
@@ -134,7 +152,7 @@ class TrainRun:
         self._t0 = time.time()
         self._wall_offset = 0.0
         self.started: str | None = None
-        self.curve = CurveWriter(self.out / "curve.csv")  # replaced by the resumed rows in setup()
+        self.curve = CurveWriter(self.out / CURVE)  # replaced by the resumed rows in setup()
         self.detector = OnlineDetector(patience=cfg.patience, collapse=cfg.stop_on_collapse)
         self.peak = PeakKeeper(self.out, cfg.keep_peak, {
             "task": cfg.task, "source_model": cfg.model, "seed": cfg.seed, "micro_scale": is_micro_scale(cfg.model),
@@ -177,10 +195,10 @@ class TrainRun:
         self.checkpoint = self._last_checkpoint() if cfg.resume else None
         start = self.start_step = checkpoint_step(self.checkpoint) if self.checkpoint else 0
         if cfg.resume:
-            self.curve = CurveWriter.resume(self.out / "curve.csv", start)
+            self.curve = CurveWriter.resume(self.out / CURVE, start)
             self.curve.write()  # a resumed run's curve.csv is cut to its checkpoint at once
         self._restore_state(start)
-        write_json(self.out / "config.json", r.to_dict(cfg))
+        self.life.write_config(r.to_dict(cfg))
         self._build_trainer(start)
 
     def _warm_start(self, path: str) -> str:
@@ -189,20 +207,8 @@ class TrainRun:
         log.info("warm start: %d supervised steps on scripted demonstrations", self.cfg.warm_start)
         return str(cached_warm_start(path, self.resolved.task, self.data, self.cfg.warm_start, self.cfg.seed))
 
-    #: Options that may differ on --resume without changing the curve's prefix.
-    RESUME_FREE = {"resume", "report", "output_dir", "data_dir", "max_steps", "stop_after", "threads",
-                   "eval_batch_size", "save_every"}
-
     def _check_output_dir(self) -> None:
-        self.rundir.open()   # held until run() returns: a second process into self.out fails at once
-        has_run = (self.out / "curve.csv").exists() or (self.out / "checkpoints").is_dir()
-        if not self.cfg.resume and (self.out / "curve.csv").exists():
-            raise ConfigError(f"{self.out} already holds a training run; pass --resume to continue it "
-                              "or choose another --output-dir")
-        self.rundir.require_writable("config.json", "results.json", "curve.csv", "report.html")
-        if self.cfg.resume:
-            check_resume(self.out, "train", self.cfg.model_dump(), self.RESUME_FREE, holds_results=has_run,
-                         what="the curve")
+        self.life.open(self.cfg.model_dump(), resume=self.cfg.resume)  # held until run() returns
 
     def _last_checkpoint(self) -> Path | None:
         """The newest complete checkpoint; incomplete ones (a kill during saving) are moved aside."""
@@ -224,9 +230,8 @@ class TrainRun:
         """Everything a resumed run carries over from its checkpoint: faults, wall time, environment
         counters and fault streaks (harness_state.json), the stopping decisions (replayed from the
         curve), the best eval so far and the peak folder; eval samples past the checkpoint are dropped."""
-        prev = self.out / "results.json"
-        if start and prev.is_file():
-            self.faults = [f for f in json.loads(prev.read_text()).get("faults", []) if f["step"] <= start]
+        if start and (self.out / RECORD).is_file():
+            self.faults = [f for f in read_record(self.out).faults if f.step <= start]
         walls = [r["wall_time"] for r in self.curve.rows if isinstance(r.get("wall_time"), (int, float))]
         self._wall_offset = max(walls, default=0.0)
         if self.checkpoint is not None:
@@ -234,9 +239,9 @@ class TrainRun:
             self.train_env.load_state_dict(state.get("train_env", {}))
             self.eval_env.load_state_dict(state.get("eval_env", {}))
             self.monitor.load_state_dict(state.get("fault_monitor", {}))
-        for path in (self.out / "eval_samples").glob("step_*.jsonl"):
-            if int(path.stem.split("_")[1]) > start:
-                path.unlink()
+        for step in eval_steps(self.out):
+            if step > start:
+                eval_samples_path(self.out, step).unlink()
         evals = [r for r in self.curve.rows if isinstance(r.get("accuracy"), (int, float))]
         self.detector.replay((r["step"], r["accuracy"], self._eval_n(r)) for r in evals)
         self.peak.seed_from_curve(evals)
@@ -282,12 +287,12 @@ class TrainRun:
             model.train(was_training)
         for ep in episodes:
             ep.rewards = score_episode(ep, self.resolved.weights, self.resolved.semantics)
-        path = self.out / "eval_samples" / f"step_{step:05d}.jsonl"
+        path = eval_samples_path(self.out, step)
         path.unlink(missing_ok=True)
         with JsonlAppender(path) as sink:
             for ep in episodes:
                 sink.write({**ep.to_dict(), "step": step})
-        self.last_metrics = compute_metrics(episodes, seed=self.cfg.seed)
+        self.last_metrics = compute_metrics(episodes)
         self.timing["eval_s"] += time.perf_counter() - t0
         self._write_results()
         return eval_columns(self.last_metrics)
@@ -310,7 +315,7 @@ class TrainRun:
             with quiet_libraries(self.cfg.threads):
                 return self._run()
         finally:
-            self.rundir.close()
+            self.life.close()
 
     def _run(self) -> dict:
         self.setup()
@@ -357,8 +362,9 @@ class TrainRun:
         return self._wall_offset + time.time() - self._t0
 
     def add_fault(self, fault: dict) -> None:
-        log.warning("fault at step %s: %s (%s)", fault["step"], fault["kind"], fault["detail"])
-        self.faults.append(fault)
+        f = Fault(**fault)
+        log.warning("fault at step %s: %s (%s)", f.step, f.kind, f.detail)
+        self.faults.append(f)
 
     def add_timing(self, stats: dict) -> None:
         for k in ("generate_s", "env_s"):
@@ -379,31 +385,28 @@ class TrainRun:
         return lambda: [signal.signal(s, h) for s, h in old.items()]
 
     # ------------------------------------------------------------------ results
-    def _write_results(self) -> dict:
+    def _write_results(self) -> RunRecord:
         cfg, r = self.cfg, self.resolved
         last = self.curve.last_eval()
-        noise_key = f"noise={r.eval_noise.level:g}"
-        res = clean_nans({
-            "schema_version": SCHEMA_VERSION, "kind": "train",
-            "task": {"name": r.task.name, "version": r.task.version},
-            "model": [{"backend": "hf", "model": cfg.model}], "micro_scale": is_micro_scale(cfg.model),
-            "results": {cfg.model: {noise_key: self.last_metrics}} if self.last_metrics else {},
-            "n-samples": {cfg.model: {noise_key: self.last_metrics.get("n", 0)}},
-            "config": r.to_dict(cfg), "reward_weights": r.weights.model_dump(), "reward_semantics": r.semantics,
-            "protocol": {"stop_after_action": r.stop_after_action}, "seed": cfg.seed,
-            "versions": package_versions(), "git_hash": git_hash(), "machine": machine_info(),
-            "timing": {**self.timing, "wall_s": self.elapsed(), "steps": self.step},
-            "started_at": self.started, "finished_at": now(),
-            "status": "partial" if self.status == "running" else self.status,
-            "peak": self._peak_summary(),
-            "stopping": self._stopping_summary(),
-            "final": {"step": last["step"], "accuracy": last["accuracy"]} if last else None,
-            "faults": self.faults,
-        })
-        write_json(self.out / "results.json", res)
-        return res
+        key = noise_key(r.eval_noise.level)
+        rec = RunRecord(
+            kind="train", task=TaskRef(name=r.task.name, version=r.task.version),
+            model=[ModelRef(backend="hf", model=cfg.model)], micro_scale=is_micro_scale(cfg.model),
+            results={cfg.model: {key: self.last_metrics}} if self.last_metrics else {},
+            n_samples={cfg.model: {key: self.last_metrics.get("n", 0)}},
+            config=r.to_dict(cfg), reward_weights=r.weights.model_dump(), reward_semantics=r.semantics,
+            protocol={"stop_after_action": r.stop_after_action}, seed=cfg.seed,
+            versions=package_versions(), git_hash=git_hash(), machine=machine_info(),
+            timing={**self.timing, "wall_s": self.elapsed(), "steps": self.step},
+            started_at=self.started, finished_at=now(),
+            status="partial" if self.status == "running" else self.status,
+            peak=self._peak_summary(), stopping=self._stopping_summary(),
+            final=Final(step=last["step"], accuracy=last["accuracy"]) if last else None,
+            faults=self.faults)
+        self.life.write_record(rec)
+        return rec
 
-    def _peak_summary(self) -> dict | None:
+    def _peak_summary(self) -> Peak | None:
         """The best eval with its Wilson interval, the steps tied with it and their pooled level;
         ``checkpoint``: the ``peak/`` folder holding its model (None when not kept)."""
         decision = self.detector.decision
@@ -411,13 +414,13 @@ class TrainRun:
             return None
         p = decision.peak.to_dict()
         kept = self.peak.info()
-        return {"step": p["step"], "accuracy": p["accuracy"], "interval": p["interval"], "n": p["n"],
-                "tied_steps": p["tied_steps"], "level": p["level"], "level_interval": p["level_interval"],
-                "checkpoint": "peak" if kept and kept.get("step") == p["step"] else None}
+        return Peak(step=p["step"], accuracy=p["accuracy"], interval=p["interval"], n=p["n"],
+                    tied_steps=p["tied_steps"], level=p["level"], level_interval=p["level_interval"],
+                    checkpoint="peak" if kept and kept.get("step") == p["step"] else None)
 
-    def _stopping_summary(self) -> dict:
+    def _stopping_summary(self) -> Stopping:
         d = self.detector.decision
-        return {"stop_on_collapse": self.cfg.stop_on_collapse, "patience": self.cfg.patience,
-                "decision": d.action if d else None, "stop_step": self.detector.stop_step,
-                "reason": d.reason if d and d.stop else None,
-                "evals_since_better": d.since_better if d else None}
+        return Stopping(stop_on_collapse=self.cfg.stop_on_collapse, patience=self.cfg.patience,
+                        decision=d.action if d else None, stop_step=self.detector.stop_step,
+                        reason=d.reason if d and d.stop else None,
+                        evals_since_better=d.since_better if d else None)
