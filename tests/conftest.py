@@ -24,10 +24,26 @@ _TIER_ERROR = pytest.StashKey[str]()
 
 
 def _explicit_tier(item: pytest.Item) -> tuple[str, str] | None:
-    """The closest tier mark (function, then class, then module ``pytestmark``) and where it sits."""
+    """The closest tier (the test's own ``unit``/``integration`` mark, then its class's or module's
+    ``tier(...)`` mark) and where it sits."""
     for node, mark in item.iter_markers_with_node():
-        if mark.name in TIERS:
-            return mark.name, "the test" if node is item else f"{type(node).__name__.lower()} {node.name}"
+        if mark.name in TIERS and node is item:
+            return mark.name, "the test"
+        if mark.name == "tier":
+            tier = mark.args[0] if mark.args else None
+            if tier not in TIERS:
+                raise pytest.UsageError(f"{node.nodeid}: pytest.mark.tier takes 'unit' or 'integration', got {tier!r}")
+            return tier, f"{type(node).__name__.lower()} {node.name}"
+    return None
+
+
+def _misplaced_tier(item: pytest.Item) -> str | None:
+    """A ``unit``/``integration`` mark on a module or class would make ``-m unit`` and ``-m integration``
+    overlap (``-m`` matches the marks of every parent): those say ``tier(...)`` instead."""
+    for node, mark in item.iter_markers_with_node():
+        if mark.name in TIERS and node is not item:
+            return (f"{type(node).__name__.lower()} {node.name} is marked {mark.name}: mark modules and classes "
+                    f"with pytest.mark.tier({mark.name!r}) (tests/README.md)")
     return None
 
 
@@ -37,34 +53,28 @@ def _integration_reasons(item: pytest.Item) -> list[str]:
     return [f"uses fixture {f!r}" for f in uses] + [f"is marked {m}" for m in marks]
 
 
-def _only_tier(item: pytest.Item, tier: str) -> None:
-    """Hide farther tier marks, so that a test marked ``integration`` in a ``unit`` module is selected by
-    ``-m integration`` only (pytest would otherwise match both marks)."""
-    iter_with_node = item.iter_markers_with_node
-
-    def filtered(name=None):
-        return ((n, m) for n, m in iter_with_node(name) if m.name not in TIERS or m.name == tier)
-
-    item.iter_markers_with_node = filtered  # type: ignore[method-assign]
-
-
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects
 def pytest_collection_modifyitems(config, items):
-    """One tier per test: the closest explicit mark wins; unmarked tests (doctests included) are
-    ``integration`` when they need the real data, a server, a browser or are slow, else ``unit``.
-    A test marked ``unit`` that needs any of those fails with the reason instead of running."""
+    """One tier per test, as a mark on the test itself: its own ``unit``/``integration`` mark, else its
+    class's or module's ``tier(...)``, else ``integration`` when it needs the real data, a server, a
+    browser or is slow and ``unit`` otherwise (doctests included). Only tests carry tier marks, so
+    ``-m unit`` and ``-m integration`` select disjoint sets with pytest's own matching. A test whose
+    tier is ``unit`` but that needs any of those fails with the reason instead of running."""
     for item in items:
         explicit = _explicit_tier(item)
         reasons = _integration_reasons(item)
+        misplaced = _misplaced_tier(item)
         if explicit is None:
             tier = "integration" if reasons else "unit"
-            item.add_marker(tier)
         else:
             tier, where = explicit
             if tier == "unit" and reasons:
                 item.stash[_TIER_ERROR] = (f"marked unit (by {where}) but {', '.join(reasons)}: mark it "
                                            f"@pytest.mark.integration (tests/README.md)")
-        _only_tier(item, tier)
+        if misplaced:
+            item.stash[_TIER_ERROR] = misplaced
+        if item.get_closest_marker(tier) is None:
+            item.add_marker(tier)
 
 
 def pytest_runtest_setup(item):

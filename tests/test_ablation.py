@@ -11,7 +11,7 @@ from harness.sweep.ablation import Ablation, ParamSpec, load_ablation, trial_val
 from harness.sweep.trial import trial_config
 from harness.train.config import TrainConfig, resolve
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((REPO / "ablations").glob("*.yaml"))

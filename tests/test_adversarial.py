@@ -11,7 +11,7 @@ from tiny_env import QUESTION, Says, tiny_env
 from harness.episode.record import Episode
 from harness.scoring.rewards import REWARDS, score_episode
 
-pytestmark = pytest.mark.integration  # real BM25 over an in-test corpus; no data files, no model
+pytestmark = pytest.mark.tier("integration")  # real BM25 over an in-test corpus; no data files, no model
 
 T = "<think>t</think>"
 HUGE = "x" * 100_000

@@ -18,7 +18,7 @@ from harness.core.rundir import read_curve
 from harness.stats.intervals import wilson
 from harness.stats.curves import analyze, find_collapse, find_peak, find_zero_step
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 
 def curve(steps, accuracy, **columns) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.tier("integration")
 
 REPO = Path(__file__).resolve().parent.parent
 

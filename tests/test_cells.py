@@ -17,7 +17,7 @@ from harness.report.cells import (
 from harness.core.errors import DataError
 from harness.core.record import RunRecord, TaskRef, write_record
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 N = 40  # questions per eval
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.tier("integration")
 
 REPO = Path(__file__).resolve().parent.parent
 #: SOURCE.md: recall@1/3/5 of the gold chunk, question text as query, all 318 questions.

@@ -6,7 +6,7 @@ import yaml
 from harness.core.config import NoiseConfig, RewardWeights, load_task, parse_weight_overrides
 from harness.core.errors import ConfigError
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 REPO = Path(__file__).resolve().parent.parent
 

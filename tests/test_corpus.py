@@ -17,7 +17,7 @@ from harness.stats.curves import analyze
 from harness.bench.corpus import sustained_drop
 from harness.bench.detect import bench_indicators, corpus_runs
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 CORPUS = Path(__file__).resolve().parent / "data" / "micro_corpus"
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text())

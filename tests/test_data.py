@@ -7,7 +7,7 @@ from conftest import NO_DATA, data_dir
 from harness.core.errors import DataError
 from harness.data.loading import load_task_data, paper_test_lines, resolve_data_dir, sha256_file
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.tier("integration")
 
 #: The paper's 32 held-out questions as 0-based lines of questions.jsonl (../shared/apollo3/SOURCE.md).
 PAPER_TEST_LINES = [0, 19, 24, 26, 33, 38, 50, 51, 64, 68, 89, 98, 101, 107, 115, 161, 166, 174, 204, 209, 218,

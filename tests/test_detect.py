@@ -28,7 +28,7 @@ from harness.stats.detect import (
 from harness.stats.paired import compare_paired, mcnemar_exact
 from harness.stats.synthetic import SyntheticSpec, synthetic_set
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 
 def pts(pairs, n=32):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.tier("integration")
 
 
 def test_calibration_rates_hold_at_a_relaxed_threshold():

@@ -8,7 +8,7 @@ from tiny_env import QUESTION, Says, tiny_env
 from harness.scoring.metrics import compute_metrics
 from harness.scoring.rewards import score_episode
 
-pytestmark = pytest.mark.integration  # real BM25 over an in-test corpus; no data files, no model
+pytestmark = pytest.mark.tier("integration")  # real BM25 over an in-test corpus; no data files, no model
 
 SEARCH = "<think>look it up</think><search>oxygen tank 2 pressure</search>"
 ANSWER = "<think>found it in the results</think><answer>55:54:53</answer>"

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from harness.cli.app import app
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.tier("integration")
 
 SMALL = ["--model", "one-search", "--limit", "4", "--no-report"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.tier("integration")
 
 
 def test_first_run_reference_policies_pointer_table_and_report(data, tmp_path: Path):

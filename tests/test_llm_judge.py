@@ -4,7 +4,7 @@ from episodes import A, S, episode
 from harness.environment.env import Generation
 from harness.scoring.llm_judge import agreement_metrics, llm_judge, parse_verdict
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 
 class FixedReplies:

@@ -30,7 +30,7 @@ from harness.evaluation.lmeval_tasks import (
 )
 from harness.policies.hf import STOP_STRINGS
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.tier("integration")
 
 REPO = Path(__file__).resolve().parent.parent
 TASKS = [f"apollo3_{v}" for v in VARIANTS]

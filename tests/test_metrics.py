@@ -3,7 +3,7 @@ from episodes import A, S, episode
 
 from harness.scoring.metrics import compute_metrics
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from harness.core.config import NoiseConfig, load_task
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.tier("integration")
 
 
 @pytest.fixture(scope="module")

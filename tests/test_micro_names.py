@@ -12,7 +12,7 @@ from harness.models.micro import BuildSpec, default_path
 from harness.models.resolve import is_micro_scale, micro_spec
 from harness.policies import check_model_name
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 REPO = Path(__file__).resolve().parents[1]
 

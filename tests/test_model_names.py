@@ -7,7 +7,7 @@ import pytest
 from harness.core.errors import ConfigError
 from harness.policies import check_model_name, hub_error_message, suggest_model
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 
 @pytest.mark.parametrize("typo, meant", [("orcale-retry", "oracle-retry"), ("closedbook", "closed-book"),

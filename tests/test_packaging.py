@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.tier("integration")
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = ("harness", "tasks", "pyproject.toml", "setup.py", "MANIFEST.in", "README.md")

@@ -4,9 +4,9 @@ import pytest
 
 from harness.episode.protocol import blocks_of, parse_turn, truncate_after_action
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 
 @pytest.mark.parametrize("text,kind,problems", [

@@ -15,7 +15,7 @@ from harness.stats.ranking import question_scores, versus_best
 from harness.sweep.ablation import Ablation
 from harness.sweep.trial import objective_value
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 STEPS = [0, 5, 10, 20]
 N = 60

@@ -16,7 +16,7 @@ from harness.core.rundir import eval_steps, outcomes, read_curve, read_options, 
 
 V1 = Path(__file__).parent / "data" / "v1_runs"
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 
 def test_version_1_records_read_as_typed_records():

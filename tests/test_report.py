@@ -28,7 +28,7 @@ from harness.core.errors import ConfigError
 from tests.browser import check_page_in_chromium
 
 # Whole reports rendered with their figures (matplotlib) from run folders on disk, and in chromium.
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.tier("integration")
 
 REPO = Path(__file__).resolve().parents[1]
 XSS = "<script>alert(1)</script>"

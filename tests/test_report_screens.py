@@ -16,7 +16,7 @@ import pytest
 
 from tests.browser import check_page_in_chromium, find_chromium, screenshot
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.browser]
+pytestmark = [pytest.mark.slow, pytest.mark.tier("integration"), pytest.mark.browser]
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = ["train", "--task", "apollo3_micro", "--model", "micro", "--max-steps", "3", "--eval-every", "1",

@@ -9,7 +9,7 @@ from harness.core.config import RewardWeights, load_task, make_weights, parse_we
 from harness.core.errors import ConfigError
 from harness.scoring.rewards import REWARDS, check_weights, reward_fn, score_episode, trl_reward
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 
 def R(name, semantics="strict"):

@@ -10,7 +10,7 @@ from rezero_cases import CASES, EXAMPLES, build
 
 from harness.scoring.rewards import REWARDS, reward_fn
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "rewards.md"
 _NUMBER = re.compile(r"(error|\d+(?:\.\d+)?)")

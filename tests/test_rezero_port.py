@@ -18,7 +18,7 @@ from harness.episode.protocol import blocks_of
 from harness.scoring import rewards as R
 from harness.scoring.rewards import reward_fn
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 _OPS = {">": operator.gt, "<": operator.lt}
 

@@ -12,7 +12,7 @@ from harness.cli.app import app
 from harness.core.record import SCHEMA_VERSION, read_record
 from harness.core.results import read_jsonl
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.tier("integration")
 
 REPO = Path(__file__).resolve().parent.parent
 runner = CliRunner()

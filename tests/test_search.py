@@ -6,7 +6,7 @@ import pytest
 from harness.core.config import NoiseConfig
 from harness.data.search import SearchRequest, SearchTool
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.tier("integration")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import yaml
 from harness.core.config import load_task
 from harness.core.errors import ConfigError
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 
 def test_shipped_tasks_choose_rezero_and_whole_messages_for_training():

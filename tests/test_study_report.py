@@ -18,10 +18,10 @@ from harness.report.study import importance_floor, mask_url
 from harness.report.study_report import study_summary, write_study_report
 from tests.browser import check_page_in_chromium
 
-pytestmark = pytest.mark.integration  # real Optuna storages on disk
+pytestmark = pytest.mark.tier("integration")  # real Optuna storages on disk
 
 # Whole reports rendered with their figures (matplotlib) from run folders on disk, and in chromium.
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.tier("integration")
 
 STEPS = list(range(0, 301, 25))
 EVIL = "<script>alert(1)</script> OOM & died \u202e\x00"

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from harness.cli.app import app
 from harness.sweep.study import known_experimental
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.tier("integration")
 
 REPO = Path(__file__).resolve().parent.parent
 #: A trial small enough for CI: warm start (cached after the first trial), 2 GRPO steps, 4 eval questions.

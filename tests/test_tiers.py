@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = ("pytester",)
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 CONFTEST = (Path(__file__).parent / "conftest.py").read_text()
 
 TESTS = '''
 import pytest
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tier("unit")
 
 @pytest.fixture
 def data():  # stands in for the real-data fixture (only its name matters to the rule)
@@ -69,7 +69,7 @@ def add(a, b):
 def tree(pytester):
     pytester.makeconftest(CONFTEST)
     pytester.makeini("[pytest]\naddopts = --doctest-modules -p no:cacheprovider\nmarkers =\n    unit\n    integration\n"
-                     "    slow\n    browser\n    postgres\n    gpu\n    vllm\n")
+                     "    tier\n    slow\n    browser\n    postgres\n    gpu\n    vllm\n")
     pytester.makepyfile(test_marked=TESTS, test_unmarked=UNMARKED)
     return pytester
 
@@ -92,3 +92,23 @@ def test_a_unit_mark_on_a_test_that_needs_the_data_fails_with_the_reason(tree):
     res.stdout.fnmatch_lines(["*ERROR at setup of test_needs_data_in_a_unit_module*",
                               "marked unit (by module test_marked.py) but uses fixture 'data': "
                               "mark it @pytest.mark.integration*"])
+
+
+MISPLACED = '''
+import pytest
+
+pytestmark = pytest.mark.unit
+
+def test_in_a_module_marked_like_a_test():
+    pass
+'''
+
+
+def test_a_tier_mark_on_a_module_is_refused_with_the_fix(tree):
+    """``-m`` matches the marks of parents: a module marked ``unit`` would leak into ``-m unit``
+    for its integration tests, so modules say ``tier('unit')``."""
+    tree.makepyfile(test_misplaced=MISPLACED)
+    res = tree.runpytest("-m", "unit", "test_misplaced.py")
+    res.assert_outcomes(errors=1)
+    res.stdout.fnmatch_lines(["*module test_misplaced.py is marked unit: mark modules and classes with "
+                              "pytest.mark.tier('unit')*"])
