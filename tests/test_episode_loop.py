@@ -81,7 +81,9 @@ def test_one_turn_environment_reads_replies_by_the_single_shot_rule():
 
     class Replies:
         name = "replies"
-        calls: list = []
+
+        def __init__(self):
+            self.calls = []
 
         def generate(self, episodes, max_new_tokens, stop=()):
             self.calls.append((len(episodes), max_new_tokens, list(stop)))
@@ -182,7 +184,7 @@ def _micro_setup(micro):
     from harness.environment.env import Environment
     from harness.train.rollout import EpisodeRollout
 
-    task, mdata, tok, model = micro
+    task, mdata, tok, _ = micro
     env = Environment.from_task(task, mdata, noise=NoiseConfig(level=0.5, modes=("drop_gold",)), seed=1)
     qs = mdata.split("train")[:2]
     ro = EpisodeRollout(env, tok, qs, task.presets["rezero"].reward_weights, num_generations=2, seed=1)

@@ -19,9 +19,9 @@ the task's closing tags; none: only at the end of the turn or ``max_new_tokens``
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Sequence
 
 from harness.environment.env import Generation
 from harness.episode.record import Episode

@@ -9,8 +9,8 @@ closing tag is put back (:func:`~harness.episode.protocol.restore_stop`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
-from typing import Sequence
 
 import numpy as np
 

@@ -7,7 +7,8 @@ pass through.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from harness.environment.env import Generation
 from harness.episode.record import Episode

@@ -28,7 +28,7 @@ only adapts it at two points:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
