@@ -28,7 +28,9 @@ from harness.evaluation.lmeval_tasks import (
     score,
     task_config,
 )
-from harness.policies.hf import STOP_STRINGS
+from harness.episode.protocol import action_stops
+
+STOP_STRINGS = action_stops()  # the closing tags of the default (apollo3) tags
 
 pytestmark = pytest.mark.tier("integration")
 

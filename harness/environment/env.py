@@ -1,8 +1,19 @@
 """The search environment: batched multi-turn rollouts of any policy over task questions.
 
-At each turn every live episode generates in one batch (one ``policy.generate`` call) and all
-their searches go to the retriever in one batched call. Malformed output never raises: the turn's
-:class:`~harness.episode.protocol.Action` records the problems and the episode ends or goes on by rule.
+:meth:`Environment.run_episodes` is the one episode loop of the harness: ``harness run``, evaluation
+during training, GRPO's training rollouts (:mod:`harness.train.rollout`) and lm-eval's single-shot
+variants (:class:`OneTurnEnvironment`) all play their episodes through it. Each turn:
+
+    generate   every live episode's next assistant message, in one ``policy.generate`` call, with the
+               environment's stop strings (:attr:`Environment.stop_strings`, the task's closing tags)
+    step       parse each message (:meth:`Environment.read_turn`), answer the searches in one batched
+               retriever call (:meth:`Environment.respond`), end episodes by rule
+    finish     judge the episodes that ended
+    hooks      ``hook(episodes, generations)`` for the turn's episodes (e.g. the training trace, which
+               appends the model's token ids and the chat template's glue)
+
+Malformed output never raises: the turn's :class:`~harness.episode.protocol.Action` records the
+problems and the episode ends or goes on by rule.
 
 The protocol (``protocol.stop_after_action`` of the task, overridable per run):
 
@@ -14,7 +25,8 @@ The protocol (``protocol.stop_after_action`` of the task, overridable per run):
            ``<answer>``, if any). Rewards see the whole message, as ReZero's do.
 
     setup:  env = Environment.from_task(task, data, noise=..., seed=...)
-    run:    episodes = env.rollout(policy, questions)
+    run:    episodes = env.rollout(policy, questions)       # = env.run_episodes(policy, new episodes)
+    reseed: env.reseed(seed)                                # draw the search noise from another seed
     score:  rewards and metrics are pure functions of the episodes
 """
 
@@ -27,28 +39,44 @@ from typing import Callable, Protocol, Sequence
 from harness.core.config import NoiseConfig, TaskConfig
 from harness.data.loading import Question, TaskData
 from harness.data.search import SearchRequest, SearchTool
-from harness.episode.protocol import Action, Tags, action_stops, parse_turn, truncate_after_action
+from harness.episode.protocol import Action, Tags, action_stops, parse_turn, restore_stop, truncate_after_action
 from harness.episode.record import Episode, Turn, squash
 
 
 @dataclass(frozen=True)
 class Generation:
+    """One generated assistant message.
+
+    ``text`` and ``n_tokens`` are all the environment reads. A backend that samples token by token for
+    training also returns the turn's token ``ids`` (the end-of-turn token included when sampled), the
+    sampling ``logprobs`` of those ids, whether the last id is the end-of-turn token (``eos``) and
+    whether the turn ended on it or on a stop string (``finished``; False: cut by ``max_new_tokens``).
+    """
+
     text: str
     n_tokens: int
+    ids: list[int] | None = None
+    logprobs: list[float] | None = None
+    eos: bool = False
+    finished: bool = True
 
 
 class Policy(Protocol):
     """Anything that writes the next assistant message for a batch of live episodes.
 
-    ``stop``: strings at which to stop generating (kept in the output); ``[]`` means stop only at
-    the end of the turn; ``None`` means the backend's default (the closing action tags).
+    ``stop``: strings at which to stop generating (kept in the output); empty means stop only at the
+    end of the turn (or ``max_new_tokens``). The environment passes its :attr:`~Environment.stop_strings`.
     """
 
     name: str
 
-    def generate(self, episodes: list[Episode], max_new_tokens: int,
-                 stop: Sequence[str] | None = None) -> list[Generation]:
+    def generate(self, episodes: list[Episode], max_new_tokens: int, stop: Sequence[str] = ()) -> list[Generation]:
         ...
+
+
+#: A per-turn hook of :meth:`Environment.run_episodes`: called with the turn's episodes (after the
+#: environment's step, the ended ones judged) and the generations they were played with.
+TurnHook = Callable[[list[Episode], list[Generation]], None]
 
 
 @dataclass
@@ -82,8 +110,24 @@ class Environment:
 
     @property
     def stop_strings(self) -> list[str]:
-        """Where a backend stops generating a turn: the closing action tags, or only at its end."""
+        """Where a backend stops generating a turn: the task's closing action tags, or only at its end.
+
+        >>> from harness.core.config import load_task
+        >>> task = load_task("apollo3")
+        >>> Environment(task, None, None, stop_after_action=True).stop_strings
+        ['</search>', '</answer>']
+        >>> Environment(task, None, None, stop_after_action=False).stop_strings
+        []
+        """
         return action_stops(self.tags) if self.stop_after_action else []
+
+    def reseed(self, seed: int) -> None:
+        """Draw the search noise (and a task environment's per-episode values) from ``seed`` from now on.
+
+        Noise is drawn per search from ``(seed, question id, call index)``, so the same seed replays the
+        same draws (training reseeds every step: fresh noise per step, the same on a resumed run).
+        """
+        self.tool.seed = seed
 
     @classmethod
     def from_task(cls, task: TaskConfig, data: TaskData, *, noise: NoiseConfig | None = None, seed: int = 0,
@@ -148,13 +192,30 @@ class Environment:
         """The body of the ``<information>`` block for one search (a task's environment may override)."""
         return self.tool.format(result)
 
-    # ------------------------------------------------------------------ the loop
+    # ------------------------------------------------------------------ one turn
+    def read_turn(self, ep: Episode, gen: Generation) -> tuple[str, Action]:
+        """The text a turn keeps of a generation and the action it carries out (cut after the first
+        action under ``stop_after_action``; a task's environment may resolve the action further)."""
+        text = truncate_after_action(gen.text, self.tags) if self.stop_after_action else gen.text
+        return text, self.resolve_action(ep, parse_turn(text, self.tags, stop_after_action=self.stop_after_action))
+
+    def respond(self, pending: list[tuple[Episode, Turn]]) -> None:
+        """Answer the turns that searched: one batched retriever call, then each result as the
+        ``<information>`` user message of its episode."""
+        reqs = [SearchRequest(t.action.query or "", ep.question.qid, ep.question.gold_chunk_ids, ep.n_searches - 1)
+                for ep, t in pending]
+        results = self.tool.search_batch(reqs)
+        for (ep, turn), res in zip(pending, results):
+            turn.search = res
+            turn.gold_seen = self._gold_in(ep, res)
+            info = self.task.prompt.information.format(results=self.format_results(ep, res))
+            ep.messages.append({"role": "user", "content": info})
+
     def step(self, episodes: list[Episode], generations: list[Generation]) -> None:
         """Apply one turn of generations to live episodes: parse, search (batched), end or continue."""
         pending: list[tuple[Episode, Turn]] = []
         for ep, gen in zip(episodes, generations):
-            text = truncate_after_action(gen.text, self.tags) if self.stop_after_action else gen.text
-            action = self.resolve_action(ep, parse_turn(text, self.tags, stop_after_action=self.stop_after_action))
+            text, action = self.read_turn(ep, gen)
             turn = Turn(text=text, n_tokens=gen.n_tokens, action=action)
             ep.turns.append(turn)
             ep.messages.append({"role": "assistant", "content": text})
@@ -165,14 +226,7 @@ class Environment:
             else:
                 pending.append((ep, turn))
         if pending:
-            reqs = [SearchRequest(t.action.query or "", ep.question.qid, ep.question.gold_chunk_ids, ep.n_searches - 1)
-                    for ep, t in pending]
-            results = self.tool.search_batch(reqs)
-            for (ep, turn), res in zip(pending, results):
-                turn.search = res
-                turn.gold_seen = self._gold_in(ep, res)
-                info = self.task.prompt.information.format(results=self.format_results(ep, res))
-                ep.messages.append({"role": "user", "content": info})
+            self.respond(pending)
         for ep in episodes:
             if ep.done:
                 continue
@@ -188,11 +242,18 @@ class Environment:
         except Exception as e:  # a judge bug must not lose the run; it is recorded and counted
             ep.judge = {"correct": False, "rule": "error", "error": repr(e)}
 
-    def rollout(self, policy: Policy, questions: list[Question], progress: Callable[[int], None] | None = None) -> list[Episode]:
+    # ------------------------------------------------------------------ the loop
+    def rollout(self, policy: Policy, questions: list[Question], progress: Callable[[int], None] | None = None,
+                hooks: Sequence[TurnHook] = ()) -> list[Episode]:
+        """New episodes of ``questions`` played to the end (:meth:`run_episodes`)."""
         episodes = [self.new_episode(q) for q in questions]
-        return self.run_episodes(policy, episodes, progress)
+        return self.run_episodes(policy, episodes, progress, hooks)
 
-    def run_episodes(self, policy: Policy, episodes: list[Episode], progress: Callable[[int], None] | None = None) -> list[Episode]:
+    def run_episodes(self, policy: Policy, episodes: list[Episode], progress: Callable[[int], None] | None = None,
+                     hooks: Sequence[TurnHook] = ()) -> list[Episode]:
+        """Play ``episodes`` to the end: each turn, one batched ``policy.generate`` for the live episodes,
+        one :meth:`step`, the ended episodes judged, then each hook with the turn's episodes and
+        generations. ``progress(n)`` is told how many episodes ended in a turn."""
         while True:
             live = [e for e in episodes if not e.done]
             if not live:
@@ -211,6 +272,8 @@ class Environment:
             done_now = [e for e in live if e.done]
             for ep in done_now:
                 self.finish(ep)
+            for hook in hooks:
+                hook(live, gens)
             t2 = time.perf_counter()
             self.timers.generate_s += t1 - t0
             self.timers.env_s += t2 - t1
@@ -218,3 +281,31 @@ class Environment:
             if progress and done_now:
                 progress(len(done_now))
         return episodes
+
+
+class OneTurnEnvironment(Environment):
+    """One assistant message per episode and no search: single-shot prompts through :meth:`run_episodes`.
+
+    lm-eval's variants of a task (:mod:`harness.evaluation.lmeval_tasks`) show the context in the prompt
+    and take one reply. Episodes are built from given messages (:meth:`episode`); generation stops at the
+    task's closing tags; a reply is read by lm-eval's rule (lm-eval strips the stop string, so a tag left
+    open at the end is closed first, :func:`~harness.episode.protocol.restore_stop`), so an answer cut by
+    ``max_new_tokens`` inside ``<answer>`` still counts. A search ends the episode unanswered (``max_turns``).
+    The turn keeps the reply as generated.
+    """
+
+    def __init__(self, task: TaskConfig, judge_fn: Callable[[str | None, str], dict], max_new_tokens: int | None = None):
+        super().__init__(task, None, judge_fn, stop_after_action=True)
+        self.max_turns = 1
+        if max_new_tokens:
+            self.max_new_tokens = max_new_tokens
+
+    def episode(self, q: Question, messages: list[dict]) -> Episode:
+        return Episode(question=q, messages=[dict(m) for m in messages])
+
+    def read_turn(self, ep: Episode, gen: Generation) -> tuple[str, Action]:
+        text = truncate_after_action(restore_stop(gen.text, self.stop_strings), self.tags)
+        return gen.text, parse_turn(text, self.tags, stop_after_action=True)
+
+    def respond(self, pending: list[tuple[Episode, Turn]]) -> None:
+        """No retriever: a search is never answered (the episode ends at its one turn)."""

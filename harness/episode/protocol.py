@@ -190,6 +190,26 @@ def action_stops(tags: Tags = Tags()) -> list[str]:
     return [f"</{tags.search}>", f"</{tags.answer}>"]
 
 
+def restore_stop(text: str, stops: list[str] | tuple[str, ...] | None = None) -> str:
+    """Re-append the closing tag a backend cut off with its stop string (lm-eval strips stop strings).
+
+    ``stops`` are closing tags (``</t>``; default: :func:`action_stops`); the one whose ``<t>`` is
+    still open at the end of the text is put back.
+
+    >>> restore_stop("<think>x</think><search>oxygen tank")
+    '<think>x</think><search>oxygen tank</search>'
+    >>> restore_stop("<think>x</think><answer>42</answer>"), restore_stop("<query>q", ["</query>"])
+    ('<think>x</think><answer>42</answer>', '<query>q</query>')
+    """
+    for stop in action_stops() if stops is None else stops:
+        if not (stop.startswith("</") and stop.endswith(">")):
+            continue
+        opening = "<" + stop[2:]
+        if text.rfind(opening) > text.rfind(stop):
+            return text + stop
+    return text
+
+
 def truncate_after_action(text: str, tags: Tags = Tags()) -> str:
     """Cut a generation right after its first closing ``</search>`` or ``</answer>`` tag.
 

@@ -11,9 +11,11 @@ The tasks live in ``tasks/apollo3/lm_eval/`` (``apollo3_closedbook``, ``apollo3_
     the answer is what the reply holds inside ``<answer>`` (:func:`extract_answer`, the rule of
     the agentic loop), scored by :func:`harness.scoring.judge.judge`: ``exact_match``, ``f1`` and ``correct``.
 
-:func:`run_single_shot` evaluates the same rendered prompts with the harness's own generation
-path (:class:`harness.policies.hf.HFPolicy`, greedy, the loop's stop strings) and the same scorer,
-so its numbers can be checked against ``lm_eval ... --apply_chat_template`` (``tests/test_lmeval.py``).
+:func:`run_single_shot` evaluates the same rendered prompts with the harness's own episode loop (a
+one-turn environment, :class:`harness.environment.env.OneTurnEnvironment`, played by
+:class:`harness.policies.hf.HFPolicy`, greedy, stopping at the task's closing tags) and the same
+scorer, so its numbers can be checked against ``lm_eval ... --apply_chat_template``
+(``tests/test_lmeval.py``).
 
 Nothing heavy is imported at module level: torch, transformers and ``datasets`` load inside functions.
 """
@@ -23,7 +25,6 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from harness.core.config import shipped_tasks_dir
@@ -130,10 +131,9 @@ def extract_answer(reply: str) -> str | None:
     >>> extract_answer("<search>oxygen tank") is None, extract_answer("Fra Mauro") is None
     (True, True)
     """
-    from harness.episode.protocol import parse_turn, truncate_after_action
-    from harness.policies.lmeval import _restore_stop
+    from harness.episode.protocol import parse_turn, restore_stop, truncate_after_action
 
-    action = parse_turn(truncate_after_action(_restore_stop(reply or "")))
+    action = parse_turn(truncate_after_action(restore_stop(reply or "")))
     return action.answer if action.kind == "answer" else None
 
 
@@ -202,30 +202,40 @@ def run_single_shot(model: str, variant: str = "goldcontext", *, limit: int | No
 
     Same rows, same prompt (the task's ``description`` as system message and ``doc_to_text`` as user
     message through the tokenizer's chat template, like ``lm_eval --apply_chat_template``), greedy
-    decoding with the agentic loop's stop strings, the same scorer. ``model`` is a path, a hub id or
-    ``tiny``. Returns ``{"task", "model", "n", "metrics": {exact_match, f1, correct}, "samples"}``;
-    each sample holds ``qid``, ``prompt`` (the messages), ``reply``, ``answer``, ``gold`` and scores.
-    Pass ``policy`` (an :class:`~harness.policies.hf.HFPolicy`) to reuse a loaded model across variants.
+    decoding stopping at the task's closing tags, the same scorer. The episodes are played by the
+    harness's loop in a one-turn environment (:class:`~harness.environment.env.OneTurnEnvironment`).
+    ``model`` is a path, a hub id or ``tiny``. Returns ``{"task", "model", "n", "metrics": {exact_match,
+    f1, correct}, "samples"}``; each sample holds ``qid``, ``prompt`` (the messages), ``reply``,
+    ``answer``, ``gold`` and scores. Pass ``policy`` (any :class:`~harness.environment.env.Policy`, e.g. an
+    :class:`~harness.policies.hf.HFPolicy`) to reuse a loaded model across variants.
     """
     from harness.core.config import load_task
-    from harness.data.loading import load_task_data
+    from harness.data.loading import Question, load_task_data
+    from harness.environment.env import OneTurnEnvironment
     from harness.models.resolve import resolve_model_path
     from harness.policies.hf import HFPolicy
+    from harness.scoring.judge import judge
 
     cfg = task_config(variant)
     kw = cfg.get("dataset_kwargs") or {}
-    docs = build_docs(kw.get("context", "none"), kw.get("k", 3), data_dir=data_dir)[cfg.get("test_split", "test")][:limit]
+    name = kw.get("task", "apollo3")
+    task = load_task(name)
+    docs = build_docs(kw.get("context", "none"), kw.get("k", 3), name, data_dir)[cfg.get("test_split", "test")][:limit]
     if policy is None:
-        corpus = load_task_data(load_task("apollo3"), data_dir).corpus if model == "tiny" else None
+        corpus = load_task_data(task, data_dir).corpus if model == "tiny" else None
         policy = HFPolicy(resolve_model_path(model, corpus), device=device, dtype=dtype, batch_size=batch_size)
-    chats = [render_messages(cfg, d) for d in docs]
     max_new = int(max_gen_toks or cfg["generation_kwargs"]["max_gen_toks"])
-    gens = policy.generate([SimpleNamespace(messages=c) for c in chats], max_new)
+    env = OneTurnEnvironment(task, lambda pred, gold: judge(pred, gold).to_dict(), max_new_tokens=max_new)
+    chats = [render_messages(cfg, d) for d in docs]
+    episodes = [env.episode(Question(d["qid"], d["line"], d["question"], d["answer"], (), tuple(d["gold_chunk_ids"])), c)
+                for d, c in zip(docs, chats)]
+    env.run_episodes(policy, episodes)
     samples = []
-    for doc, chat, gen in zip(docs, chats, gens):
-        s = score(gen.text, doc["answer"])
-        samples.append({"qid": doc["qid"], "prompt": chat, "reply": gen.text, "answer": extract_answer(gen.text),
-                        "gold": doc["answer"], "gold_in_context": doc["gold_in_context"], **s})
+    for doc, chat, ep in zip(docs, chats, episodes):
+        j = ep.judge
+        samples.append({"qid": doc["qid"], "prompt": chat, "reply": ep.turns[0].text, "answer": ep.answer,
+                        "gold": doc["answer"], "gold_in_context": doc["gold_in_context"],
+                        "exact_match": float(j["em"]), "f1": float(j["f1"]), "correct": float(j["correct"])})
     n = len(samples)
     metrics = {m: (sum(s[m] for s in samples) / n if n else float("nan")) for m in METRICS}
     return {"task": cfg["task"], "model": model, "n": n, "metrics": metrics, "samples": samples}

@@ -67,7 +67,7 @@ class Demonstrator:
         key = f"demo|{self.seed}|{ep.question.qid}|{ep.noise.get('episode', 0)}|{ep.noise.get('seed', 0)}|{len(ep.turns)}"
         return np.random.default_rng(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little"))
 
-    def generate(self, episodes: list[Episode], max_new_tokens: int, stop=None) -> list[Generation]:
+    def generate(self, episodes: list[Episode], max_new_tokens: int, stop=()) -> list[Generation]:
         return [self.act(ep) for ep in episodes]
 
     def act(self, ep: Episode) -> Generation:

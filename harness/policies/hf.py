@@ -1,12 +1,25 @@
-"""transformers backend: any causal LM by local path or hub id, CPU or GPU, chat template applied.
+"""transformers backend: any causal LM by local path or hub id, CPU or GPU; the one Hugging Face
+generation path of evaluation and training.
 
-Each turn, all live episodes' conversations are rendered with the tokenizer's chat template,
-left-padded into one batch and generated together; generation stops at ``</search>`` or
-``</answer>`` (``stop_strings``) or at ``max_new_tokens``.
+:class:`HFPolicy` generates a turn for a batch of live episodes in one of two ways, both stopping at
+the stop strings the environment passes (:attr:`~harness.environment.env.Environment.stop_strings`,
+the task's closing tags; none: only at the end of the turn or ``max_new_tokens``):
+
+``generate``  (evaluation, the :class:`~harness.environment.env.Policy` interface) renders each
+              episode's conversation with the tokenizer's chat template, left-pads them into batches
+              of ``batch_size`` and generates greedily, or sampled from the policy's own seeded stream;
+              the text is decoded up to the first padding or end-of-sequence token.
+``sample``    (training, through :class:`harness.train.rollout.TraceSampler`) continues token contexts
+              (an episode's trace, never a re-rendered chat) in one batch, sampling from the global
+              torch RNG the rollout seeds per step, with the template's structural special tokens
+              suppressed, and returns each turn's ids, the sampling logprob of each and whether it
+              ended on end-of-turn or a stop string.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -14,7 +27,9 @@ from harness.environment.env import Generation
 from harness.episode.record import Episode
 from harness.models.rng import seeded
 
-STOP_STRINGS = ["</search>", "</answer>"]
+
+class Diverged(RuntimeError):
+    """Training produced non-finite weights, logits or loss."""
 
 
 @dataclass
@@ -52,9 +67,12 @@ class HFPolicy:
             model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype).to(self.device)
         self.model = model.eval()
         self._gen = torch.Generator(device="cpu").manual_seed(self.sampling.seed)
+        eos = self.tokenizer.eos_token_id
+        self.eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
 
-    def generate(self, episodes: list[Episode], max_new_tokens: int, stop=None) -> list[Generation]:
-        stops = list(STOP_STRINGS if stop is None else stop) or None  # [] = only at the end of the turn
+    # ------------------------------------------------------------------ conversations (evaluation)
+    def generate(self, episodes: list[Episode], max_new_tokens: int, stop: Sequence[str] = ()) -> list[Generation]:
+        stops = list(stop or ()) or None  # none: only at the end of the turn
         out: list[Generation] = []
         for i in range(0, len(episodes), self.batch_size):
             out.extend(self._generate_batch([e.messages for e in episodes[i : i + self.batch_size]], max_new_tokens,
@@ -89,6 +107,63 @@ class HFPolicy:
             text = self.tokenizer.decode([t for t in ids if t not in special], skip_special_tokens=False)
             gens.append(Generation(text, len(ids)))
         return gens
+
+    # ------------------------------------------------------------------ token contexts (training)
+    def sample(self, contexts: list[list[int]], max_new_tokens: int, stop: Sequence[str] = ()) -> list[Generation]:
+        """Sample one turn for each token context, with the logprob of every sampled token.
+
+        Logprobs are ``log_softmax(logits / temperature)`` of the raw logits (no top-p/top-k), which is
+        what TRL recomputes for the same tokens. The template's structural special tokens (BOS, padding,
+        role headers) are suppressed so a turn is always plain text plus, at most, an end-of-turn token.
+        Sampling draws from the global torch RNG (the training rollout seeds it per step).
+        """
+        torch = self.torch
+        from transformers import GenerationConfig
+
+        stops = list(stop or ())
+        temperature = self.sampling.temperature
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.eos_ids)
+        suppress = sorted(set(self.tokenizer.all_special_ids) - self.eos_ids)
+        width = max(len(c) for c in contexts)
+        ids = torch.tensor([[pad_id] * (width - len(c)) + c for c in contexts], device=self.model.device)
+        mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in contexts], device=self.model.device)
+        gc = GenerationConfig(do_sample=True, temperature=temperature, top_p=self.sampling.top_p, top_k=0,
+                              max_new_tokens=max_new_tokens, stop_strings=stops or None, pad_token_id=pad_id,
+                              eos_token_id=sorted(self.eos_ids), suppress_tokens=suppress or None,
+                              output_logits=True, return_dict_in_generate=True)
+        try:
+            with torch.no_grad():
+                out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=gc,
+                                          tokenizer=self.tokenizer)
+        except RuntimeError as e:
+            if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+                raise Diverged("model weights are not finite (NaN/inf); generation impossible") from e
+            raise
+        new = out.sequences[:, width:]
+        lps = torch.stack([torch.log_softmax(step.float() / temperature, dim=-1)
+                           .gather(-1, new[:, i : i + 1]).squeeze(-1) for i, step in enumerate(out.logits)], dim=1)
+        return [self._cut(row, lp, stops) for row, lp in zip(new.tolist(), lps.tolist())]
+
+    def _cut(self, row: list[int], lps: list[float], stops: list[str]) -> Generation:
+        """Keep the turn up to its first EOS or the end of its first stop string (generate pads after)."""
+        decode = self.tokenizer.decode
+        n = next((i + 1 for i, t in enumerate(row) if t in self.eos_ids), len(row))
+        stopped = n < len(row) or (bool(row) and row[-1] in self.eos_ids)
+        if any(s in decode(row[:n]) for s in stops):
+            lo, hi = 1, n  # smallest prefix holding a stop string: the predicate is monotone in the length
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if any(s in decode(row[:mid]) for s in stops):
+                    hi = mid
+                else:
+                    lo = mid + 1
+            n, stopped = lo, True
+        ids = row[:n]
+        eos = bool(ids) and ids[-1] in self.eos_ids
+        if any(not math.isfinite(x) for x in lps[:n]):
+            raise Diverged("non-finite sampling logprobs")
+        text = decode(ids[:-1] if eos else ids, skip_special_tokens=False)
+        return Generation(text, len(ids), ids=ids, logprobs=lps[:n], eos=eos, finished=stopped)
 
 
 def load(model: str, corpus=None, device: str | None = None, dtype: str = "auto", temperature: float = 0.0,

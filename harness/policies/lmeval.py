@@ -2,28 +2,23 @@
 
 The model is built with ``lm_eval.api.registry.get_model(TYPE).create_from_arg_string(ARGS)``
 (e.g. ``--model hf --model-args pretrained=PATH`` or ``--model local-chat-completions
---model-args base_url=...``) and called through ``generate_until`` with the protocol's closing
-tags as stop sequences. lm-eval strips the stop sequence, so the closing tag is put back.
+--model-args base_url=...``) and called through ``generate_until`` with the environment's stop
+strings (the task's closing tags) as stop sequences. lm-eval strips the stop sequence, so the
+closing tag is put back (:func:`~harness.episode.protocol.restore_stop`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 
 import numpy as np
 
 from harness.environment.env import Generation
+from harness.episode.protocol import restore_stop
 from harness.episode.record import Episode
 from harness.models.rng import seeded
-from harness.policies.hf import STOP_STRINGS, render_prompts
-
-
-def _restore_stop(text: str) -> str:
-    """Re-append the closing tag lm-eval removed (``<search>q`` -> ``<search>q</search>``)."""
-    for tag in ("search", "answer"):
-        if text.rfind(f"<{tag}>") > text.rfind(f"</{tag}>"):
-            return text + f"</{tag}>"
-    return text
+from harness.policies.hf import render_prompts
 
 
 class LMEvalPolicy:
@@ -56,10 +51,10 @@ class LMEvalPolicy:
             return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         return len(text.split())
 
-    def generate(self, episodes: list[Episode], max_new_tokens: int, stop=None) -> list[Generation]:
+    def generate(self, episodes: list[Episode], max_new_tokens: int, stop: Sequence[str] = ()) -> list[Generation]:
         from lm_eval.api.instance import Instance
 
-        until = list(STOP_STRINGS if stop is None else stop)
+        until = list(stop or ())
         reqs = [
             Instance(request_type="generate_until", doc={}, idx=i,
                      arguments=(ctx, {"until": until, "max_gen_toks": max_new_tokens, **self.gen_kwargs}))
@@ -77,7 +72,7 @@ class LMEvalPolicy:
         for t in texts:
             n = self._count(t)
             if until and n < max_new_tokens:  # stopped by a closing tag (which lm-eval strips), not by the token limit
-                t = _restore_stop(t)
+                t = restore_stop(t, until)
             out.append(Generation(t, min(n, max_new_tokens)))  # re-tokenising decoded text can overcount
         return out
 

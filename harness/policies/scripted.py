@@ -46,7 +46,7 @@ class ScriptedPolicy:
         self.name = name
         self.max_turns = max_turns
 
-    def generate(self, episodes: list[Episode], max_new_tokens: int, stop=None) -> list[Generation]:
+    def generate(self, episodes: list[Episode], max_new_tokens: int, stop=()) -> list[Generation]:
         return [self._act(ep) for ep in episodes]
 
     def _answer_from(self, ep: Episode, turn_index: int | None) -> Generation:

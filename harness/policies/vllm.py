@@ -1,17 +1,18 @@
 """vLLM backend (GPU; optional extra ``pip install '.[vllm]'``).
 
-All live episodes' conversations go to ``LLM.chat`` in one call per turn; generation stops at
-``</search>`` / ``</answer>`` (kept in the output). Extra sampling parameters pass through.
+All live episodes' conversations go to ``LLM.chat`` in one call per turn; generation stops at the
+environment's stop strings (the task's closing tags, kept in the output). Extra sampling parameters
+pass through.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from harness.environment.env import Generation
 from harness.episode.record import Episode
 from harness.models.rng import preserved_rng
-from harness.policies.hf import STOP_STRINGS
 
 
 def _parse_args(spec: str) -> dict[str, Any]:
@@ -52,13 +53,12 @@ class VLLMPolicy:
                 llm = LLM(model=model, seed=seed, gpu_memory_utilization=gpu_memory_utilization,
                           max_model_len=max_model_len)
         self.llm = llm
-        self._params = dict(temperature=temperature, top_p=top_p, seed=seed, stop=STOP_STRINGS,
-                            include_stop_str_in_output=True, **(sampling_kwargs or {}))
+        self._params = dict(temperature=temperature, top_p=top_p, seed=seed, include_stop_str_in_output=True,
+                            **(sampling_kwargs or {}))
         self._SamplingParams = SamplingParams
 
-    def generate(self, episodes: list[Episode], max_new_tokens: int, stop=None) -> list[Generation]:
-        params = self._SamplingParams(max_tokens=max_new_tokens,
-                                      **{**self._params, "stop": list(STOP_STRINGS if stop is None else stop)})
+    def generate(self, episodes: list[Episode], max_new_tokens: int, stop: Sequence[str] = ()) -> list[Generation]:
+        params = self._SamplingParams(max_tokens=max_new_tokens, **{**self._params, "stop": list(stop or ())})
         outs = self.llm.chat([e.messages for e in episodes], params, use_tqdm=False)
         return [Generation(o.outputs[0].text, len(o.outputs[0].token_ids)) for o in outs]
 

@@ -16,11 +16,19 @@ What the function returns, per prompt received (TRL 1.16 passes prompts already 
     logprobs        sampling logprob per completion token (0.0 on environment tokens)
     env_mask        1 = sampled by the model (gets loss), 0 = environment / template (never trained)
     episode         the finished, judged :class:`~harness.episode.record.Episode` — reward functions read it
+
+The episodes are played by :meth:`Environment.run_episodes`, the loop ``harness run`` uses; training
+only adapts it at two points:
+
+    policy   :class:`TraceSampler`: samples each live episode's next turn from its token trace with the
+             Hugging Face backend (:meth:`harness.policies.hf.HFPolicy.sample`): ids, logprobs, EOS
+    hook     :class:`TraceRecorder`: after each turn, appends the model's ids and the chat template's
+             glue (:meth:`harness.train.tokens.ChatGlue.after_turn`) to each episode's :class:`Trace`
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,7 +37,7 @@ from harness.data.loading import Question
 from harness.environment.env import Environment, Generation
 from harness.episode.record import Episode
 from harness.scoring.rewards import score_episode
-from harness.train.tokens import ChatGlue, Trace, TurnSampler
+from harness.train.tokens import ChatGlue, Trace
 
 
 def step_seed(seed: int, step: int, salt: int = 0) -> int:
@@ -41,6 +49,50 @@ def step_seed(seed: int, step: int, salt: int = 0) -> int:
     return (seed * 1_000_003 + step * 7_919 + salt) % (2**31 - 1)
 
 
+class TraceRecorder:
+    """Per-turn hook of the episode loop: the token :class:`Trace` of each episode, built as it plays.
+
+    After a turn, each episode gets the turn's sampled ids (with their logprobs) and then, if it goes
+    on, the glue up to the next assistant header (end-of-turn, ``<information>`` message, header); if it
+    ended on its own (an answer, or a message without action, that finished on EOS or a stop string),
+    the end-of-turn closing. An episode cut off (by ``max_new_tokens``, ``max_turns`` or the token
+    budget) stays truncated, as TRL expects.
+    """
+
+    def __init__(self, glue: ChatGlue, episodes: list[Episode]):
+        self.glue = glue
+        self._traces = {id(ep): Trace(glue.prompt_ids(ep.messages)) for ep in episodes}
+
+    def context(self, ep: Episode) -> list[int]:
+        return self._traces[id(ep)].context
+
+    def traces(self, episodes: list[Episode]) -> list[Trace]:
+        return [self._traces[id(ep)] for ep in episodes]
+
+    def __call__(self, episodes: list[Episode], generations: list[Generation]) -> None:
+        for ep, g in zip(episodes, generations):
+            tr = self._traces[id(ep)]
+            if ep.turns[-1].text != g.text:
+                raise RuntimeError(f"environment kept {ep.turns[-1].text!r} of sampled turn {g.text!r}")
+            tr.add_model(g.ids, g.logprobs)
+            if not ep.done:
+                tr.add_env(self.glue.after_turn(ep.messages, g.eos, continues=True))
+            elif g.finished and ep.end_reason in ("answer", "no_action"):  # cut-off episodes stay truncated
+                tr.add_env(self.glue.after_turn(ep.messages, g.eos, continues=False))
+
+
+class TraceSampler:
+    """The training policy: each live episode's next turn, sampled from its trace's token context."""
+
+    def __init__(self, backend, recorder: TraceRecorder):
+        self.backend = backend
+        self.recorder = recorder
+        self.name = backend.name
+
+    def generate(self, episodes: list[Episode], max_new_tokens: int, stop: Sequence[str] = ()) -> list[Generation]:
+        return self.backend.sample([self.recorder.context(ep) for ep in episodes], max_new_tokens, stop)
+
+
 class EpisodeRollout:
     """Callable ``rollout_func(prompts, trainer) -> dict``; also usable directly via :meth:`run`."""
 
@@ -49,8 +101,9 @@ class EpisodeRollout:
                  semantics: str = "rezero"):
         self.env = env
         self.semantics = semantics
+        self.tokenizer = tokenizer
         self.glue = ChatGlue(tokenizer)
-        self.sampler = TurnSampler(tokenizer, env.stop_strings, temperature, top_p)
+        self.temperature, self.top_p = temperature, top_p
         self.weights = weights
         self.num_generations = num_generations
         self.seed = seed
@@ -84,47 +137,30 @@ class EpisodeRollout:
                 "logprobs": [t.logprobs for t in traces], "env_mask": [t.env_mask for t in traces],
                 "episode": episodes}
 
-    # ------------------------------------------------------------------ the episode loop
+    # ------------------------------------------------------------------ the episodes of one step
     def run(self, model, questions: list[Question], step: int) -> tuple[list[Episode], list[Trace], dict]:
-        """Roll out one episode per question (sampling seeded by the step); rewards are scored on each."""
+        """Roll out one episode per question through the environment's loop (sampling and search noise
+        seeded by the step); rewards are scored on each."""
         import torch
 
+        from harness.policies.hf import HFPolicy, SamplingConfig
+
         torch.manual_seed(step_seed(self.seed, step))
-        self.env.tool.seed = step_seed(self.seed, step, salt=1)  # fresh noise draws every step
+        self.env.reseed(step_seed(self.seed, step, salt=1))  # fresh noise draws every step
         episodes = [self.env.new_episode(q) for q in questions]
-        traces = [Trace(self.glue.prompt_ids(ep.messages)) for ep in episodes]
-        timing = {"generate_s": 0.0, "env_s": 0.0}
+        recorder = TraceRecorder(self.glue, episodes)
         was_training = model.training
-        model.eval()
+        before = (self.env.timers.generate_s, self.env.timers.env_s)
         try:
-            with torch.no_grad():
-                while live := [i for i, ep in enumerate(episodes) if not ep.done]:
-                    t0 = time.perf_counter()
-                    samples = self.sampler.sample(model, [traces[i].context for i in live], self.env.max_new_tokens)
-                    t1 = time.perf_counter()
-                    self._apply(episodes, traces, live, samples)
-                    timing["generate_s"] += t1 - t0
-                    timing["env_s"] += time.perf_counter() - t1
+            backend = HFPolicy("policy", device=str(model.device), model=model, tokenizer=self.tokenizer,
+                               sampling=SamplingConfig(self.temperature, self.top_p, self.seed))
+            self.env.run_episodes(TraceSampler(backend, recorder), episodes, hooks=[recorder])
         finally:
             model.train(was_training)
+        timing = {"generate_s": self.env.timers.generate_s - before[0], "env_s": self.env.timers.env_s - before[1]}
         for ep in episodes:
             ep.rewards = score_episode(ep, self.weights, self.semantics)
-        return episodes, traces, timing
-
-    def _apply(self, episodes: list[Episode], traces: list[Trace], live: list[int], samples) -> None:
-        """One environment step for the live episodes, then their model and glue tokens."""
-        self.env.step([episodes[i] for i in live], [Generation(s.text, len(s.ids)) for s in samples])
-        for i, s in zip(live, samples):
-            ep, tr = episodes[i], traces[i]
-            if ep.turns[-1].text != s.text:
-                raise RuntimeError(f"environment kept {ep.turns[-1].text!r} of sampled turn {s.text!r}")
-            tr.add_model(s.ids, s.logprobs)
-            if not ep.done:
-                tr.add_env(self.glue.after_turn(ep.messages, s.eos, continues=True))
-                continue
-            if s.finished and ep.end_reason in ("answer", "no_action"):  # cut-off episodes stay truncated
-                tr.add_env(self.glue.after_turn(ep.messages, s.eos, continues=False))
-            self.env.finish(ep)
+        return episodes, recorder.traces(episodes), timing
 
     def group_stats(self, episodes: list[Episode]) -> dict[str, float]:
         """Mean over GRPO groups of each active reward's within-group standard deviation."""

@@ -339,7 +339,7 @@ class TrainRun:
         except KeyboardInterrupt:
             self.status = "partial"
         except Exception as e:
-            from harness.train.tokens import Diverged
+            from harness.policies.hf import Diverged
 
             if not isinstance(e, Diverged):
                 self.status = "failed"

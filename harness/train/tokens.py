@@ -1,4 +1,4 @@
-"""Token-level pieces of a multi-turn rollout: the chat-template glue between turns and turn sampling.
+"""Token-level pieces of a multi-turn rollout: the episode's token record and the chat-template glue between turns.
 
 An episode's tokens are built incrementally, never by re-tokenizing the finished conversation, so
 the ids TRL trains on are exactly the ids the model sampled (BPE merges across a turn boundary can
@@ -11,12 +11,13 @@ will score:
     env_mask        1 ............... | 0 .................................................... | 1 ... | 0
 
 The glue is whatever the tokenizer's chat template writes between the assistant's text and the next
-assistant text, found by rendering the conversation with and without the new messages.
+assistant text, found by rendering the conversation with and without the new messages. Turns are
+sampled by the Hugging Face backend (:meth:`harness.policies.hf.HFPolicy.sample`) from each
+episode's :attr:`Trace.context`; :mod:`harness.train.rollout` records them here.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 
@@ -103,80 +104,3 @@ class ChatGlue:
         if self.eos_id in ids:
             ids = ids[: len(ids) - ids[::-1].index(self.eos_id)]
         return ids
-
-
-@dataclass
-class Sampled:
-    """One sampled assistant turn: its ids, the sampling logprob of each, and whether it ended on EOS."""
-
-    ids: list[int]
-    logprobs: list[float]
-    eos: bool
-    text: str
-    #: ended on EOS or a stop string (False: cut off by max_new_tokens)
-    finished: bool = True
-
-
-class TurnSampler:
-    """Samples one assistant turn for a batch of token contexts, with the logprob of every sampled token.
-
-    Logprobs are ``log_softmax(logits / temperature)`` of the raw logits (no top-p/top-k), which is
-    what TRL recomputes for the same tokens. The template's structural special tokens (BOS, padding,
-    role headers) are suppressed so a turn is always plain text plus, at most, an end-of-turn token.
-    """
-
-    def __init__(self, tokenizer, stop_strings: list[str], temperature: float = 1.0, top_p: float = 1.0):
-        self.tok = tokenizer
-        self.stops = stop_strings
-        self.temperature = temperature
-        self.top_p = top_p
-        eos = tokenizer.eos_token_id
-        self.eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
-        self.suppress = sorted(set(tokenizer.all_special_ids) - self.eos_ids)
-
-    def sample(self, model, contexts: list[list[int]], max_new_tokens: int) -> list[Sampled]:
-        import torch
-        from transformers import GenerationConfig
-
-        width = max(len(c) for c in contexts)
-        ids = torch.tensor([[self.pad_id] * (width - len(c)) + c for c in contexts], device=model.device)
-        mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in contexts], device=model.device)
-        gc = GenerationConfig(do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=0,
-                              max_new_tokens=max_new_tokens, stop_strings=self.stops or None, pad_token_id=self.pad_id,
-                              eos_token_id=sorted(self.eos_ids), suppress_tokens=self.suppress or None,
-                              output_logits=True, return_dict_in_generate=True)
-        try:
-            out = model.generate(input_ids=ids, attention_mask=mask, generation_config=gc, tokenizer=self.tok)
-        except RuntimeError as e:
-            if not all(torch.isfinite(p).all() for p in model.parameters()):
-                raise Diverged("model weights are not finite (NaN/inf); generation impossible") from e
-            raise
-        new = out.sequences[:, width:]
-        lps = torch.stack([torch.log_softmax(step.float() / self.temperature, dim=-1)
-                           .gather(-1, new[:, i : i + 1]).squeeze(-1) for i, step in enumerate(out.logits)], dim=1)
-        return [self._cut(row, lp) for row, lp in zip(new.tolist(), lps.tolist())]
-
-    def _cut(self, row: list[int], lps: list[float]) -> Sampled:
-        """Keep the turn up to its first EOS or the end of its first stop string (generate pads after)."""
-        n = next((i + 1 for i, t in enumerate(row) if t in self.eos_ids), len(row))
-        stopped = n < len(row) or (bool(row) and row[-1] in self.eos_ids)
-        if any(s in self.tok.decode(row[:n]) for s in self.stops):
-            lo, hi = 1, n  # smallest prefix holding a stop string: the predicate is monotone in the length
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if any(s in self.tok.decode(row[:mid]) for s in self.stops):
-                    hi = mid
-                else:
-                    lo = mid + 1
-            n, stopped = lo, True
-        ids = row[:n]
-        eos = bool(ids) and ids[-1] in self.eos_ids
-        if any(not math.isfinite(x) for x in lps[:n]):
-            raise Diverged("non-finite sampling logprobs")
-        text = self.tok.decode(ids[:-1] if eos else ids, skip_special_tokens=False)
-        return Sampled(ids, lps[:n], eos, text, finished=stopped)
-
-
-class Diverged(RuntimeError):
-    """Training produced non-finite weights, logits or loss."""
