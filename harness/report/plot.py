@@ -48,6 +48,7 @@ RC = {"svg.hashsalt": "harness-report", "svg.fonttype": "none", "pdf.fonttype": 
 METADATA = {"svg": {"Date": None, "Creator": None}, "pdf": {"CreationDate": None, "Creator": None, "Producer": None},
             "png": {"Software": None}}
 _TIP = re.compile(r'<a xlink:href="#tip-(\d+)"[^>]*>')
+_DIGITS = re.compile(r"([0-9]+[.][0-9]{2})[0-9]+")
 
 
 def color(i: int) -> str:
@@ -189,12 +190,15 @@ class Plot:
 
     def inline(self) -> str:
         """The ``<svg>`` element for an HTML page: no prolog, metadata or namespaces (HTML gives inline SVG
-        its namespace), ids prefixed, whitespace between elements dropped."""
+        its namespace), ids prefixed, whitespace between elements dropped, coordinates to 0.01 pt."""
         text = self.svg()
         text = text[text.index("<svg"):]
         text = re.sub(r"\s*<metadata>.*?</metadata>|<style[^>]*>.*?</style>", "", text, flags=re.S)
         text = re.sub(r' xmlns(:xlink)?="[^"]*"', "", text)
         text = re.sub(r">\s+<", "><", re.sub(r"\s*\n\s*", " ", text)).strip()
+        text = re.sub(r' transform="rotate\(-?0 [^"]*\)"|<defs></defs>', "", text)
+        text = re.sub(r' (?:d|x|y|x1|x2|y1|y2|width|height)="[^"]*"',  # 0.01 pt is finer than any screen
+                      lambda m: _DIGITS.sub(r"\1", m.group(0)), text)
         prefix = f"{re.sub(r'[^A-Za-z0-9]+', '-', self.name)}-{hashlib.sha1(text.encode()).hexdigest()[:6]}-"
         refs = set(re.findall(r'(?:url\(#|xlink:href="#)([^)"]+)', text))
         text = re.sub(r' id="([^"]*)"', lambda m: f' id="{prefix}{m.group(1)}"' if m.group(1) in refs else "", text)
