@@ -69,7 +69,13 @@ def _rate_axes(plot: Plot, ax: Any, cols: Sequence[Column], key: str, n_key: str
             points = ax.scatter(xs, ys, color=col, marker=mark, s=42, edgecolor="#222", linewidth=0.6, zorder=3,
                                 label=noise)
             plot.link(points, tips)
-    ax.set_xticks(range(len(policies)), [short(p, 22) for p in policies])
+    labels = [short(p, 44).replace(" / ", "\n") for p in policies]
+    ax.set_xticks(range(len(policies)), labels)
+    longest = max(len(line) for label in labels for line in label.split("\n"))
+    if longest * 0.07 > ax.get_figure().get_figwidth() / len(plot.axes[:4]) / max(len(policies), 1):
+        ax.tick_params(axis="x", labelrotation=30)  # too long to stand side by side
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
     ax.set_xlim(-0.5, len(policies) - 0.5)
     ax.set_ylim(-0.03, 1.03)
 
@@ -94,10 +100,11 @@ def accuracy_figure(cols: Sequence[Column]) -> Plot:
 
 def retry_figure(cols: Sequence[Column]) -> Plot:
     """Persistence, recovery, wasted retries and premature answers, one panel each, side by side."""
-    width = max(2.6, 0.8 * len(_policy_axis(cols)[0]) + 0.6)
+    width = max(2.6, 0.75 * len(_policy_axis(cols)[0]) + 0.55)
+    ncols = next(n for n in (4, 2, 1) if n * width + 0.6 <= 12.2 or n == 1)  # the page is about 12 inches wide
     with style():
         plot = Plot("retry", "Retry behaviour: persistence, recovery, wasted retries, premature answers",
-                    4 * width + 1.2, 3.0, ncols=4, sharey=True)
+                    ncols * width + 0.6, 2.9 * (4 // ncols) + 0.3, nrows=4 // ncols, ncols=ncols, sharey=True)
         for ax, (key, n_key, meaning) in zip(plot.axes, RETRY_PANELS):
             _rate_axes(plot, ax, cols, key, n_key)
             ax.set_title(key.replace("_", " "))
@@ -129,7 +136,7 @@ def searches_figure(cols: Sequence[Column]) -> Plot | None:
         sns.heatmap(shares, ax=ax, mask=counts == 0, cmap="Blues", vmin=0, vmax=1, linewidths=0.8, linecolor="white",
                     annot=np.where(counts > 0, counts.astype(str), ""), fmt="", annot_kws={"fontsize": "small"},
                     cbar_kws={"label": "share of the row", "shrink": 0.9},
-                    xticklabels=[str(i) for i in range(top + 1)], yticklabels=[short(r, 34) for r in rows])
+                    xticklabels=[str(i) for i in range(top + 1)], yticklabels=[short(r, 60) for r in rows])
         cells = [(i, j) for i in range(len(rows)) for j in range(top + 1)]
         hover = PatchCollection([Rectangle((j, i), 1, 1) for i, j in cells], facecolor=(0, 0, 0, 0), edgecolor="none")
         ax.add_collection(hover)

@@ -171,7 +171,7 @@ def comparison_figure(data: StudyData, comp: Comparison) -> Plot | None:
     column = compared_metric(data)[0]
     done = data.done[data.done[comp.param].notna()]
     with style():
-        plot = Plot(f"comparison_{comp.param}", f"{metric} accuracy by {comp.param}",
+        plot = Plot(f"comparison_{slug(comp.param)}", f"{metric} accuracy by {comp.param}",
                     max(6.0, 1.15 * len(cats) + 1.5), 3.3)
         ax = plot.ax
         for j, arm in enumerate(arms):
