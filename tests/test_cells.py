@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -84,6 +85,10 @@ def test_write_cells_writes_json_markdown_and_html(study, tmp_path):
     for f in saved["figures"]:
         svg = (tmp_path / "out" / f["file"]).read_text()
         assert svg.count("<svg") == 1 and 'xmlns="http://www.w3.org/2000/svg"' in svg and set(f["legend"]) == {"a", "b"}
+        assert len(re.findall(r"<title>preset \w, step \d+: mean ", svg)) == 2 * 4  # both arms' means, hover text
+    res = write_cells(study, ["model"], "preset", tmp_path / "pdf", fmt="pdf")
+    assert [f["file"] for f in res["figures"]] == ["accuracy_common.pdf", "accuracy_rare.pdf"]
+    assert all((tmp_path / "pdf" / f["file"]).read_bytes().startswith(b"%PDF") for f in res["figures"])
 
 
 def test_clear_errors(tmp_path, study):

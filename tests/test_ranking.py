@@ -133,11 +133,12 @@ def test_study_report_ranks_on_auc_and_warns_on_a_constant_objective(tmp_path, m
     # an auc study compares its arms on auc, not on the peak (which can be the same everywhere)
     assert [c.metric for c in data.comparisons] == ["auc"] and "mean auc" in data.comparisons[0].table.columns
     monkeypatch.chdir(tmp_path)
-    page = write_study_report(root, svg_dir=tmp_path / "figs").read_text()
+    page = write_study_report(root, figures_dir=tmp_path / "figs").read_text()
     assert "Best vs the next trials, paired on the held-out questions (auc)" in page
     assert "sqlite:///auc_study/study.db" in page      # the storage named relative to the current directory
     figs = {p.name: p.read_text() for p in (tmp_path / "figs").iterdir()}
-    assert {"curves.svg", "parallel.svg"} <= set(figs) and "pareto.svg" not in figs    # one objective: no front
+    # every figure of the page; one objective: no Pareto front; three trials: no importances
+    assert set(figs) == {"curves.svg", "comparison_reward.retry.svg", "parallel.svg", "params.svg"}
     assert all(t.startswith("<?xml") and 'xmlns="http://www.w3.org/2000/svg"' in t for t in figs.values())
     (tmp_path / "auc_report.html").write_text(page)   # kept for the browser test below
     assert "proposed again with the configuration of an earlier trial" in page

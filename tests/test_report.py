@@ -22,12 +22,13 @@ from harness.report.episodes import KINDS, Ref, highlight_protocol, select
 from harness.stats.intervals import t_interval, wilson
 from harness.report.page import esc
 from harness.report.page import page as html_page
-from harness.report.run_report import render_report_html, write_report
-from harness.report.runs import check_report_target, load_run
+from harness.report import figures as figs
+from harness.report.run_report import build_report, load_runs, render_report_html, write_report
+from harness.report.runs import check_report_target, load_run, seed_groups
 from harness.core.errors import ConfigError
 from tests.browser import check_page_in_chromium
 
-# Whole reports rendered with their figures (matplotlib) from run folders on disk, and in chromium.
+# Whole reports rendered from run folders on disk (figures drawn with seaborn/matplotlib, inlined as SVG), and in chromium.
 pytestmark = pytest.mark.tier("integration")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,15 +86,27 @@ def test_comparison_table_policies_by_noise_with_groups_intervals_and_best(eval_
     assert f"n={m['n_persistence']}" in persistence  # conditional rates give their denominator
 
 
+def figure_of(page: str, label: str) -> str:
+    """The inline ``<svg>`` whose accessible name starts with ``label``."""
+    start = page.index(f'aria-label="{label}')
+    return page[page.rindex("<svg", 0, start):page.index("</svg>", start)]
+
+
 @pytest.mark.integration
 def test_eval_report_figures_are_inline_svg_with_hover_text(eval_page: str, eval_dir: Path):
     res = json.loads((eval_dir / "results.json").read_text())
-    assert "<img" not in eval_page and eval_page.count('<svg class="chart"') == 6  # accuracy, 4 retry panels, searches
+    assert "<img" not in eval_page and eval_page.count('<svg class="chart"') == 3  # accuracy, retry panels, searches
     m = res["results"]["one-search"]["noise=0.5"]
     k = round(m["accuracy"] * m["n"])
-    assert f"<title>one-search, noise 0.5: accuracy {m['accuracy']:.3f} ({k}/{m['n']})" in eval_page
+    accuracy = figure_of(eval_page, "Accuracy per policy")
+    assert f"<title>one-search, noise 0.5: accuracy {m['accuracy']:.3f} ({k}/{m['n']}), 95% CI [" in accuracy
+    assert len(re.findall(r"<title>[^<]*: accuracy ", accuracy)) == 6  # one per policy and noise level
+    retry = figure_of(eval_page, "Retry behaviour")
     for panel in ("persistence", "recovery", "wasted retries", "premature answer"):
-        assert f'aria-label="{panel}"' in eval_page
+        assert f">{panel}</text>" in retry  # panel titles stay text (svg.fonttype none)
+    o = res["results"]["oracle-retry"]["noise=0.5"]
+    k = round(o["persistence"] * o["n_persistence"])
+    assert f"<title>oracle-retry, noise 0.5: persistence {o['persistence']:.3f} ({k}/{o['n_persistence']})" in retry
     hist = res["results"]["oracle-retry"]["noise=0.5"]["searches_hist"]
     n = max(int(x) for x in hist)
     count = hist[str(n)]
@@ -274,13 +287,17 @@ def test_two_runs_labelled_by_difference_with_faults_marked_and_listed(tmp_path:
     assert "Run report: preset rezero vs preset baseline" in text
     faults = text[text.index("<h3>Faults</h3>"):]
     assert "kl_explosion" in faults and "zero_reward_variance" in faults and "kl = 12.5 &gt; 10.0" in faults
-    assert "<title>preset baseline: kl_explosion at step 45: kl = 12.5 &gt; 10.0</title>" in text
-    chart = text[text.index('aria-label="Held-out accuracy by step"'):]
-    chart = chart[:chart.index("</svg>")]
-    ticks = re.findall(r'text-anchor="middle">([^<]*)<title>', chart)
-    assert ticks and all(re.fullmatch(r"\d+", t) for t in ticks)  # integer steps only
-    assert "<title>preset rezero: peak 0.875 at step 30</title>" in text
-    assert "collapse at step 50" in text  # 0.125 < 0.4375 at 50 and stays below
+    chart = figure_of(text, "Held-out accuracy by step")
+    assert "<title>preset baseline: kl_explosion at step 45: kl = 12.5 &gt; 10.0</title>" in chart
+    for label in ("preset rezero", "preset baseline"):
+        assert len(re.findall(f"<title>{label}: step \\d+, accuracy ", chart)) == 8  # one per eval point
+    assert "<title>preset rezero: step 30, accuracy 0.875 (n=32)</title>" in chart
+    assert "<title>preset rezero: peak 0.875 at step 30</title>" in chart
+    assert "<title>preset rezero: collapse at step 50" in chart  # 0.125 < 0.4375 at 50 and stays below
+    ax = figs.accuracy_by_step(load_runs([a, b])).ax
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+    assert ticks and all(t == int(t) for t in ticks)  # integer steps only
     assert "Last evaluation" in text
 
 
@@ -291,10 +308,13 @@ def test_explicit_reward_weights_and_identical_curves(tmp_path: Path):
     text = render_report_html([a, b])
     assert "retry weight 0" in text and "retry weight 1" in text
     assert "have identical accuracy curves (drawn slightly offset)" in text
-    labels = re.findall(r'<span><span class="sw"><svg[^>]*>.*?</svg></span>([^<]*)</span>', text)
-    assert labels[:2] == ["retry weight 1", "retry weight 0"]
-    shapes = re.findall(r'<span class="sw"><svg width="28" height="14" viewBox="0 0 28 14"><line[^>]*/>(<\w+)', text)
-    assert shapes[0] != shapes[1]  # different marker shapes, not only colours
+    legend = figs.accuracy_by_step(load_runs([a, b])).ax.get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == ["retry weight 1", "retry weight 0", "peak", "collapse (dashed vertical)"]
+    assert all(f">{label}</text>" in figure_of(text, "Held-out accuracy by step") for label in labels)
+    markers = [h.get_marker() for h in legend.legend_handles[:2]]
+    colours = [h.get_color() for h in legend.legend_handles[:2]]
+    assert markers[0] != markers[1] and colours[0] != colours[1]  # different marker shapes, not only colours
 
 
 @pytest.mark.integration
@@ -311,7 +331,21 @@ def test_three_seed_aggregation_and_pairs(tmp_path: Path):
     assert (float(row.group(2)), float(row.group(3))) == pytest.approx((low, high), abs=5e-4)
     diffs = [a - b for a, b in zip(arms["rezero"], arms["baseline"])]
     assert f"{sum(diffs) / 3:+.3f}" in seeds and "significant" in seeds
-    assert "Accuracy by step across seeds" in text and "mean of 3 seeds" in text
+    seeds_fig = figure_of(text, "Accuracy by step across seeds")
+    assert ">preset rezero (mean of 3 seeds)</text>" in seeds_fig
+    mean = sum(a for a in arms["rezero"]) / 3
+    low, high = t_interval(arms["rezero"])
+    assert (f"<title>preset rezero, step 10: mean {mean:.3f} over 3 seeds (0.875, 0.750, 0.812), "
+            f"95% t [{low:.3f}, {high:.3f}]</title>") in seeds_fig
+    # the band seaborn draws is the same Student-t interval, cut to [0, 1]
+    from matplotlib.collections import PolyCollection
+
+    groups = seed_groups(load_runs(runs))
+    bands = [c for c in figs.seed_figure(groups).ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == 2  # one band per arm, in the arms' order
+    band = bands[[label for label, _ in groups].index("preset rezero")].get_paths()[0].vertices
+    at10 = sorted({round(y, 9) for x, y in band if abs(x - 10) < 1e-9})
+    assert at10 == pytest.approx([low, min(high, 1.0)])
 
 
 @pytest.mark.integration
@@ -389,6 +423,59 @@ def test_write_report_default_path_and_atomicity(tmp_path: Path, monkeypatch):
     assert "<title>Eval &lt;b&gt;only&lt;/b&gt;</title>" in out.read_text(encoding="utf-8")
     explicit = write_report([run], output=tmp_path / "nested" / "r.html")
     assert sorted(p.name for p in explicit.parent.iterdir()) == ["r.html"]  # no temp file left
+
+
+@pytest.mark.integration
+def test_figures_written_as_pdf_svg_and_png_files(tmp_path: Path):
+    fault = {"step": 45, "kind": "kl_explosion", "detail": "kl = 12.5 > 10.0"}
+    runs = [str(train_run(tmp_path, f"s{s}", RISE_FALL, seed=s, faults=[fault] if s else ())) for s in (0, 1)]
+    cmd = [sys.executable, "-m", "harness", "report", *runs, "-o", str(tmp_path / "r.html")]
+    names = {"accuracy_by_step", "seeds", "rewards", "retry_by_step", "indicators"}
+    for extra, fmt, head in ((["--figures", str(tmp_path / "pdf"), "--format", "pdf"], "pdf", b"%PDF"),
+                             (["--svg", str(tmp_path / "svg")], "svg", b"<?xml"),
+                             (["--figures", str(tmp_path / "png"), "--format", "png"], "png", b"\x89PNG")):
+        proc = subprocess.run([*cmd, *extra], check=False, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        files = sorted((tmp_path / fmt).iterdir())
+        assert {f.stem for f in files} == names and {f.suffix for f in files} == {f".{fmt}"}
+        assert all(f.read_bytes().startswith(head) for f in files)
+    svg = (tmp_path / "svg" / "accuracy_by_step.svg").read_text()
+    assert 'xmlns="http://www.w3.org/2000/svg"' in svg and "<title>seed 1: kl_explosion at step 45" in svg
+    assert "<a " not in svg and "#tip-" not in svg  # hover texts became titles
+    pdf = (tmp_path / "pdf" / "accuracy_by_step.pdf").read_bytes()
+    assert b"/URI" not in pdf and b"tip-" not in pdf  # no link annotations left from the hover texts
+    bad = subprocess.run([*cmd, "--figures", str(tmp_path / "x"), "--format", "jpg"], check=False,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--format must be svg, pdf or png" in bad.stderr
+
+
+@pytest.mark.integration
+def test_same_runs_render_the_same_bytes_and_figures_keep_the_csp(tmp_path: Path):
+    runs = [train_run(tmp_path, f"s{s}", RISE_FALL, seed=s) for s in (0, 1)]
+    (first, plots), (second, again) = build_report(runs), build_report(runs)
+    generated = re.compile(r"Generated \S+ from")  # the page's only clock reading
+    assert generated.sub("", first) == generated.sub("", second)
+    for a, b in zip(plots, again):
+        assert a.render("svg") == b.render("svg") and a.render("pdf") == b.render("pdf")
+    ids = re.findall(r' id="([^"]+)"', first)
+    assert len(ids) == len(set(ids))  # several inline figures, no shared id
+    refs = set(re.findall(r'(?:url\(#|xlink:href="#)([^)"]+)', first))
+    assert refs and refs <= set(ids)  # every clip path and marker a figure uses is on the page
+    assert "<script" not in first and "<?xml" not in first and "<!DOCTYPE svg" not in first
+    charts = re.findall(r'<svg class="chart".*?</svg>', first, re.S)
+    assert len(charts) == len(plots) == 5 and "Content-Security-Policy" in first
+    for chart in charts:  # nothing a figure holds loads or links anything (the config under Details may name URLs)
+        assert not re.search(r"https?://|<a |<style|<image", chart) and not re.search(r"(src|href)=\"(?!#)", chart)
+
+
+@pytest.mark.unit
+def test_help_and_report_modules_import_no_plotting_library():
+    code = ("import sys; from typer.testing import CliRunner; from harness.cli.app import app; "
+            "assert CliRunner().invoke(app, ['--help']).exit_code == 0; "
+            "import harness.report.run_report, harness.report.study_report, harness.report.cells; "
+            "print(sorted(m for m in ('matplotlib', 'seaborn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 # ---------------------------------------------------------------- pure pieces

@@ -14,13 +14,12 @@ optuna = pytest.importorskip("optuna")
 
 from harness.stats.curves import analyze
 from harness.stats.intervals import t_interval
-from harness.report.study import importance_floor, mask_url
-from harness.report.study_report import study_summary, write_study_report
+from harness.report.study import collect, importance_floor, mask_url
+from harness.report.study_report import scatter_figure, study_summary, write_study_report
 from tests.browser import check_page_in_chromium
 
-pytestmark = pytest.mark.tier("integration")  # real Optuna storages on disk
-
-# Whole reports rendered with their figures (matplotlib) from run folders on disk, and in chromium.
+# Real Optuna storages on disk; whole pages rendered (figures drawn with seaborn/matplotlib, inlined as SVG),
+# and in chromium.
 pytestmark = pytest.mark.tier("integration")
 
 STEPS = list(range(0, 301, 25))
@@ -144,7 +143,9 @@ def test_page_is_escaped_self_contained_svg(page: str):
     assert "<script" not in page.lower() and "<img" not in page
     assert not re.search(r"(src|href)=\"(?!data:|#)", page)
     assert not re.search(r"https?://", page)
-    assert page.count('<svg class="chart"') >= 6  # curves, 2 comparisons, parallel coordinates, scatters, importances
+    assert page.count('<svg class="chart"') == 6  # curves, 2 comparisons, parallel coordinates, scatters, importances
+    ids = re.findall(r' id="([^"]+)"', page)
+    assert len(ids) == len(set(ids))  # the inline figures' ids are prefixed per figure
     assert "Content-Security-Policy" in page
 
 
@@ -185,12 +186,13 @@ def test_categorical_arm_comparison_and_too_few_trials_for_importances(tmp_path:
     page = write_study_report(root).read_text()
     assert "Comparison: preset" in page and 'class="warn"' in page and "importance for value" not in page
     scatter = page[page.index('id="params"'):page.index('id="importance"')]
-    seed_panel = scatter[scatter.index("value vs seed"):]
-    seed_panel = seed_panel[:seed_panel.index("</svg>")]
-    ticks = re.findall(r'text-anchor="middle">([^<]*)<title>', seed_panel)
-    assert ticks == ["0", "1", "2"]  # seeds on a categorical axis, no 0.5 in between
+    assert ">value vs seed</text>" in scatter and len(re.findall(r"<title>trial \d+: ", scatter)) == 2 * 6
+    seed_panel = next(ax for ax in scatter_figure(collect(f"sqlite:///{root / 'study.db'}")).axes
+                      if ax.get_title() == "value vs seed")
+    assert [t.get_text() for t in seed_panel.get_xticklabels()] == ["0", "1", "2"]  # categorical: no 0.5 between
     parallel = page[page.index('id="parallel"'):page.index('id="params"')]
-    assert parallel.count("<path d=") == 6 and "baseline" in parallel and "rezero" in parallel
+    assert len(re.findall(r"<title>trial \d+: preset \w+, seed \d, value ", parallel)) == 6  # one line per trial
+    assert ">baseline</text>" in parallel and ">rezero</text>" in parallel
 
 
 def test_multi_objective_study_renders_pareto_front(tmp_path: Path):
@@ -201,8 +203,11 @@ def test_multi_objective_study_renders_pareto_front(tmp_path: Path):
     for noise, values in points.items():
         study.add_trial(optuna.trial.create_trial(params={"train_noise": noise}, distributions=dist,
                                                   values=list(values), user_attrs={"peak": values[0]}))
-    page = write_study_report(tmp_path, output=tmp_path / "out" / "r.html").read_text()
+    page = write_study_report(tmp_path, output=tmp_path / "out" / "r.html", figures_dir=tmp_path / "figs",
+                              fmt="pdf").read_text()
     assert "Pareto front" in page and "value_0 (maximize), value_1 (maximize)" in page
+    files = {p.name: p.read_bytes() for p in (tmp_path / "figs").iterdir()}
+    assert {"pareto.pdf", "parallel.pdf", "params.pdf"} <= set(files) and all(b.startswith(b"%PDF") for b in files.values())
     front = study_summary(f"sqlite:///{tmp_path / 'study.db'}")["best"]
     assert sorted(r["train_noise"] for r in front) == [0.0, 0.2, 0.6]  # 0.4 is dominated by 0.2
     assert page.count("(Pareto-optimal)</title>") == 3

@@ -271,12 +271,19 @@ def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to c
            storage: Optional[str] = typer.Option(None, "--storage", help="Study storage URL (e.g. postgresql://...)."),
            study_name: Optional[str] = typer.Option(None, "--study-name"),
            as_json: bool = typer.Option(False, "--json", help="For a study: print its summary tables as JSON."),
-           svg_dir: Optional[Path] = typer.Option(None, "--svg", help="For a study: also write its main figures "
-                                                  "(curves, Pareto front, importances, parallel coordinates) as "
-                                                  "standalone SVG files into this folder.")) -> None:
+           figures_dir: Optional[Path] = typer.Option(None, "--figures", help="Also write each figure of the report "
+                                                      "as a standalone file into this folder."),
+           fmt: str = typer.Option("svg", "--format", help="File format of --figures: svg, pdf or png."),
+           svg_dir: Optional[Path] = typer.Option(None, "--svg", help="Same as --figures DIR --format svg.")) -> None:
     """Write one self-contained HTML report for runs, or for an Optuna ablation study."""
     from harness.report.runs import check_report_target
 
+    if svg_dir is not None:
+        if figures_dir is not None and figures_dir != svg_dir:
+            _fail("--svg DIR is --figures DIR --format svg: give one of them")
+        figures_dir, fmt = svg_dir, "svg"
+    if fmt not in ("svg", "pdf", "png"):
+        _fail(f"--format must be svg, pdf or png, not {fmt!r}")
     kinds = [check_report_target(d) for d in run_dirs] if not storage else ["study"]
     if "study" in kinds and len(run_dirs) > 1:
         _fail("a study directory is reported on its own: harness report STUDY_DIR")
@@ -287,15 +294,14 @@ def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to c
         if as_json:
             typer.echo(json.dumps(study_summary(url, study_name), indent=2, default=str))
             return
-        path = write_study_report(run_dirs[0], storage=url, study_name=study_name, output=output, svg_dir=svg_dir)
-        if svg_dir is not None:
-            typer.echo(f"figures written: {svg_dir}")
+        path = write_study_report(run_dirs[0], storage=url, study_name=study_name, output=output,
+                                  figures_dir=figures_dir, fmt=fmt)
     else:
-        if svg_dir is not None:
-            _fail("--svg is for a study directory (harness report STUDY_DIR --svg DIR)")
         from harness.report.run_report import write_report
 
-        path = write_report(list(run_dirs), output=output, title=title)
+        path = write_report(list(run_dirs), output=output, title=title, figures_dir=figures_dir, fmt=fmt)
+    if figures_dir is not None:
+        typer.echo(f"figures written: {figures_dir} ({fmt})")
     typer.echo(f"report written: {path}")
 
 
@@ -306,12 +312,16 @@ def cells(study_dir: Path = typer.Argument(..., help="A `harness sweep` output d
                                  "compared within, e.g. model (the exploration regime)."),
           seed_key: str = typer.Option("seed", "--seed-key", help="The trial option that indexes seeds."),
           output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Default: STUDY_DIR/cells."),
-          title: Optional[str] = typer.Option(None, "--title")) -> None:
+          title: Optional[str] = typer.Option(None, "--title"),
+          fmt: str = typer.Option("svg", "--format", help="File format of the per-level figures: svg, pdf or png.")
+          ) -> None:
     """A factorial study cell by cell: means over seeds with 95% t-intervals, arms compared paired within cells."""
     from harness.report.cells import markdown, write_cells
 
     factors = [f.strip() for f in by.split(",") if f.strip()]
-    res = write_cells(study_dir, factors, arm, output_dir, seed_key=seed_key, title=title)
+    if fmt not in ("svg", "pdf", "png"):
+        _fail(f"--format must be svg, pdf or png, not {fmt!r}")
+    res = write_cells(study_dir, factors, arm, output_dir, seed_key=seed_key, title=title, fmt=fmt)
     typer.echo(markdown(res["cells"], res["comparisons"]))
     typer.echo(f"written: {output_dir or study_dir / 'cells'}/cells.json, cells.md, cells.html")
 

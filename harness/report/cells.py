@@ -19,7 +19,8 @@ factors                other, per question correct/incorrect at each run's peak
 =====================  ====================================================================================
 
 ``harness cells STUDY_DIR --by model --arm preset`` prints the table and the sentences and writes
-``cells.json``, ``cells.md`` and ``cells.html`` (curves across seeds per arm, drawn by the report code).
+``cells.json``, ``cells.md`` and ``cells.html`` (curves across seeds per arm, drawn with seaborn by the
+report code, :func:`harness.report.figures.seed_figure`) and one figure file per level.
 """
 
 from __future__ import annotations
@@ -269,13 +270,15 @@ def _sentence(c: dict[str, Any]) -> str:
 def level_figures(runs: Sequence[CellRun], arm: str, by: Sequence[str]) -> list[tuple[tuple, list, Any]]:
     """Per level of ``by``: the level, its arm values and the report code's accuracy-across-seeds figure
     (one group per arm value), computed once for the page and the SVG files."""
+    from harness.core.io import slug
     from harness.report.figures import seed_figure
 
     out = []
     for level in sorted({_key(r.params, by) for r in runs}, key=lambda k: tuple(str(x) for x in k)):
         members = [r for r in runs if _key(r.params, by) == level]
         values = sorted({r.params.get(arm) for r in members}, key=str)
-        fig = seed_figure([(f"{arm} {v}", [r.run for r in members if r.params.get(arm) == v]) for v in values])
+        name = f"accuracy_{slug('_'.join(str(x) for x in level) or 'all', 60)}"
+        fig = seed_figure([(f"{arm} {v}", [r.run for r in members if r.params.get(arm) == v]) for v in values], name)
         out.append((level, values, fig))
     return out
 
@@ -292,7 +295,7 @@ def html(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], figures:
         name = ", ".join(f"{k} {v}" for k, v in zip(by, level)) or "all trials"
         parts.append(f"<section><h2>{_h.escape(name)}</h2>")
         if fig:
-            parts.append(fig[0] + fig[1])
+            parts.append(fig.html())
         sentences = [_sentence(c) for c in comparisons if _key(c["within"], by) == level]
         if sentences:
             parts.append("<ul>" + "".join(f"<li>{_h.escape(s)}</li>" for s in sentences) + "</ul>")
@@ -306,29 +309,27 @@ def html(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], figures:
     return page(title, parts)
 
 
-def figure_files(figures: list[tuple[tuple, list, Any]], by: Sequence[str], out: Path) -> list[dict[str, Any]]:
-    """One standalone SVG per level (the figure of :func:`level_figures`), for documents that cannot hold
-    the HTML page; returns each file's name, level and legend (arm value -> colour)."""
-    from harness.report.figures import _style
-    from harness.report.svg import standalone_svg
-    from harness.core.io import slug
+def figure_files(figures: list[tuple[tuple, list, Any]], by: Sequence[str], out: Path,
+                 fmt: str = "svg") -> list[dict[str, Any]]:
+    """One standalone figure file per level (the figure of :func:`level_figures`; svg, pdf or png), for
+    documents that cannot hold the HTML page; returns each file's name, level and legend (arm value ->
+    colour)."""
+    from harness.report.plot import color
 
     made = []
     for level, values, fig in figures:
-        text = standalone_svg(fig[0]) if fig else None
-        if text is None:
+        if fig is None:
             continue
-        name = f"accuracy_{slug('_'.join(str(x) for x in level) or 'all', 60)}.svg"
-        atomic_write_text(out / name, text)
-        made.append({"file": name, "level": dict(zip(by, level)),
-                     "legend": {str(v): _style(i)[0] for i, v in enumerate(values)}})
+        path = fig.save(out, fmt)
+        made.append({"file": path.name, "level": dict(zip(by, level)),
+                     "legend": {str(v): color(i) for i, v in enumerate(values)}})
     return made
 
 
 def write_cells(study_dir: str | Path, by: Sequence[str], arm: str, output_dir: str | Path | None = None,
-                seed_key: str = "seed", title: str | None = None) -> dict[str, Any]:
+                seed_key: str = "seed", title: str | None = None, fmt: str = "svg") -> dict[str, Any]:
     """Compute the cells and comparisons of a study; write ``cells.json``, ``cells.md``, ``cells.html`` and one
-    ``accuracy_<level>.svg`` per level of ``by``."""
+    ``accuracy_<level>.<fmt>`` per level of ``by``."""
     runs = load_study_runs(study_dir)
     if not runs:
         raise DataError(f"{study_dir}: no finished trial with a curve")
@@ -348,6 +349,6 @@ def write_cells(study_dir: str | Path, by: Sequence[str], arm: str, output_dir: 
     atomic_write_text(out / "cells.md", markdown(rows, comparisons))
     atomic_write_text(out / "cells.html", html(rows, comparisons, figures, by,
                                                title or f"{Path(study_dir).name}: {arm} within {', '.join(by)}"))
-    result["figures"] = figure_files(figures, by, out)
+    result["figures"] = figure_files(figures, by, out, fmt)
     atomic_write_text(out / "cells.json", json.dumps(result, indent=2, default=str) + "\n")
     return result

@@ -1,10 +1,14 @@
-"""The report's figures, as inline SVG (see :mod:`harness.report.svg`); every point has hover text.
+"""The run report's figures, drawn with seaborn and matplotlib (:mod:`harness.report.plot`); every
+point has hover text.
 
 Evaluation runs: accuracy with its interval per policy and noise level; persistence, recovery,
 wasted retries and premature answers side by side; the distribution of searches per episode.
 Training runs: accuracy by step (interval band, peak star, collapse line, faults on the top edge),
 reward components, retry-aware metrics and leading indicators by step, and seed aggregates (mean
-with a Student-t band across seeds).
+with a Student-t band across seeds, each seed drawn thin).
+
+Each function returns a :class:`~harness.report.plot.Plot` (or None when there is nothing to draw);
+the report puts ``plot.html()`` in the page and ``harness report --figures DIR`` saves the same plots.
 """
 
 from __future__ import annotations
@@ -15,16 +19,7 @@ from typing import Any, Sequence
 
 from harness.stats.intervals import t_interval, wilson
 from harness.report.page import fmt
-from harness.report.svg import (
-    DASHES,
-    MARKERS,
-    Chart,
-    color,
-    figure,
-    figures,
-    heatmap,
-    legend,
-)
+from harness.report.plot import GREY, Plot, finite, handle, integer_steps, linestyle, series_style, short, style
 from harness.report.tables import Column
 
 RETRY_PANELS = (("persistence", "n_persistence", "searched again | first search missed gold"),
@@ -45,78 +40,116 @@ def _policy_axis(cols: Sequence[Column]) -> tuple[list[str], list[str]]:
     return policies, noises
 
 
-def _rate_chart(cols: Sequence[Column], key: str, n_key: str | None, title: str, width: int, height: int,
-                ylabel: str = "") -> str:
-    """A rate per policy (x) and noise level (series) with its Wilson interval."""
+def _rate_axes(plot: Plot, ax: Any, cols: Sequence[Column], key: str, n_key: str | None) -> None:
+    """A rate per policy (x) and noise level (colour and marker) with its Wilson interval."""
     policies, noises = _policy_axis(cols)
-    chart = Chart(width=width, height=height, title=title, ylabel=ylabel, xcats=policies, ylim=(0, 1),
-                  left=56 if ylabel else 36)
     k = len(noises)
     for j, noise in enumerate(noises):
-        xs, ys, lo, hi, titles = [], [], [], [], []
+        col, mark, _ = series_style(j)
+        xs, ys, lo, hi, tips = [], [], [], [], []
         for c in cols:
             if c.noise != noise:
                 continue
             value, n = c.metrics.get(key), c.metrics.get(n_key or "n")
             name = " / ".join(x for x in (c.run, c.policy) if x)
             x = policies.index(name) + (j - (k - 1) / 2) * min(0.22, 0.7 / k)
-            if not isinstance(value, (int, float)):
-                chart.text(x, 0.02, "n/a", color=color(j), size=9, anchor="middle")
+            if not finite(value):
+                ax.text(x, 0.02, "n/a", color=col, fontsize="small", ha="center", va="bottom", rotation=90)
                 continue
-            ci = wilson(round(value * n), n) if isinstance(n, (int, float)) and n > 0 else None
+            ci = wilson(round(value * n), n) if finite(n) and n > 0 else None
+            count = f" ({round(value * n)}/{n})" if finite(n) and n else ""
+            interval = f", 95% CI [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else ""
             xs.append(x)
             ys.append(value)
-            lo.append(ci[0] if ci else None)
-            hi.append(ci[1] if ci else None)
-            count = f" ({round(value * n)}/{n})" if isinstance(n, (int, float)) and n else ""
-            interval = f", 95% CI [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else ""
-            titles.append(f"{name}, {noise}: {key} {fmt(value)}{count}{interval}")
-        chart.errorbars(xs, ys, lo, hi, color(j), shape=MARKERS[j % len(MARKERS)], titles=titles)
-    return chart.render()
+            lo.append(value - ci[0] if ci else math.nan)
+            hi.append(ci[1] - value if ci else math.nan)
+            tips.append(f"{name}, {noise}: {key} {fmt(value)}{count}{interval}")
+        if xs:
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt="none", ecolor=col, elinewidth=1.5, capsize=3.5, zorder=2)
+            points = ax.scatter(xs, ys, color=col, marker=mark, s=42, edgecolor="#222", linewidth=0.6, zorder=3,
+                                label=noise)
+            plot.link(points, tips)
+    labels = [short(p, 44).replace(" / ", "\n") for p in policies]
+    ax.set_xticks(range(len(policies)), labels)
+    longest = max(len(line) for label in labels for line in label.split("\n"))
+    if longest * 0.07 > ax.get_figure().get_figwidth() / len(plot.axes[:4]) / max(len(policies), 1):
+        ax.tick_params(axis="x", labelrotation=30)  # too long to stand side by side
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+    ax.set_xlim(-0.5, len(policies) - 0.5)
+    ax.set_ylim(-0.03, 1.03)
 
 
-def noise_legend(cols: Sequence[Column]) -> str:
+def _noise_legend(plot: Plot, cols: Sequence[Column]) -> None:
     _, noises = _policy_axis(cols)
-    return legend([(n, color(j), MARKERS[j % len(MARKERS)], "") for j, n in enumerate(noises)])
+    plot.legend([handle(col, mark, None, n, markersize=6) for j, n in enumerate(noises)
+                 for col, mark, _ in [series_style(j)]])
 
 
-def accuracy_figure(cols: Sequence[Column]) -> str:
+def accuracy_figure(cols: Sequence[Column]) -> Plot:
     """Accuracy with its 95% Wilson interval per policy and noise level."""
-    width = max(520, 130 * len(_policy_axis(cols)[0]) + 80)
-    svg = _rate_chart(cols, "accuracy", "n", "Accuracy per policy and noise level (95% Wilson interval)", width, 320,
-                      ylabel="accuracy")
-    return figure(svg)
+    with style():
+        plot = Plot("accuracy", "Accuracy per policy and noise level", max(5.6, 1.35 * len(_policy_axis(cols)[0]) + 1.6),
+                    3.3)
+        _rate_axes(plot, plot.ax, cols, "accuracy", "n")
+        plot.heading("Accuracy per policy and noise level (95% Wilson interval)")
+        plot.ax.set_ylabel("accuracy")
+        _noise_legend(plot, cols)
+    return plot
 
 
-def retry_figure(cols: Sequence[Column]) -> str:
+def retry_figure(cols: Sequence[Column]) -> Plot:
     """Persistence, recovery, wasted retries and premature answers, one panel each, side by side."""
-    width = max(280, 75 * len(_policy_axis(cols)[0]) + 50)
-    panels = [figure(_rate_chart(cols, key, n_key, key.replace("_", " "), width, 260), f"P({meaning})")
-              for key, n_key, meaning in RETRY_PANELS]
-    return figures(panels)
+    width = max(2.6, 0.75 * len(_policy_axis(cols)[0]) + 0.55)
+    ncols = next(n for n in (4, 2, 1) if n * width + 0.6 <= 12.2 or n == 1)  # the page is about 12 inches wide
+    with style():
+        plot = Plot("retry", "Retry behaviour: persistence, recovery, wasted retries, premature answers",
+                    ncols * width + 0.6, 2.9 * (4 // ncols) + 0.3, nrows=4 // ncols, ncols=ncols, sharey=True)
+        for ax, (key, n_key, meaning) in zip(plot.axes, RETRY_PANELS):
+            _rate_axes(plot, ax, cols, key, n_key)
+            ax.set_title(key.replace("_", " "))
+            ax.set_xlabel(f"P({meaning})", fontsize="small")
+            ax.tick_params(axis="x", labelsize="small")
+        _noise_legend(plot, cols)
+    return plot
 
 
-def searches_figure(cols: Sequence[Column]) -> str | None:
-    """Distribution of searches per episode: one row per policy and noise level, one column per count."""
+def searches_figure(cols: Sequence[Column]) -> Plot | None:
+    """Distribution of searches per episode: one row per policy and noise level, one column per count,
+    shaded by the cell's share of its row."""
+    import numpy as np
+    import seaborn as sns
+    from matplotlib.collections import PatchCollection
+    from matplotlib.patches import Rectangle
+
     hists = [(c, c.metrics.get("searches_hist")) for c in cols]
     hists = [(c, h) for c, h in hists if isinstance(h, dict) and h]
     if not hists:
         return None
-    counts = sorted({int(k) for _, h in hists for k in h if str(k).isdigit()})
-    top = max(counts) if counts else 0
-    cols_ = [str(i) for i in range(top + 1)]
+    top = max((int(k) for _, h in hists for k in h if str(k).isdigit()), default=0)
     rows = [" / ".join(x for x in (c.run, c.policy, c.noise) if x) for c, _ in hists]
-    grid = [[int(h.get(str(i), 0) or 0) for i in range(top + 1)] for _, h in hists]
-    svg = heatmap(rows, cols_, grid, "Searches per episode (episodes per count; shade: share of the row)",
-                  xlabel="searches in the episode", col_width=28 if top < 20 else 22)
-    return figure(svg)
+    counts = np.array([[int(h.get(str(i), 0) or 0) for i in range(top + 1)] for _, h in hists])
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    with style():
+        plot = Plot("searches", "Searches per episode", min(11.5, 3.2 + 0.34 * (top + 1)), 1.2 + 0.3 * len(rows))
+        ax = plot.ax
+        sns.heatmap(shares, ax=ax, mask=counts == 0, cmap="Blues", vmin=0, vmax=1, linewidths=0.8, linecolor="white",
+                    annot=np.where(counts > 0, counts.astype(str), ""), fmt="", annot_kws={"fontsize": "small"},
+                    cbar_kws={"label": "share of the row", "shrink": 0.9},
+                    xticklabels=[str(i) for i in range(top + 1)], yticklabels=[short(r, 60) for r in rows])
+        cells = [(i, j) for i in range(len(rows)) for j in range(top + 1)]
+        hover = PatchCollection([Rectangle((j, i), 1, 1) for i, j in cells], facecolor=(0, 0, 0, 0), edgecolor="none")
+        ax.add_collection(hover)
+        plot.link(hover, [f"{rows[i]}: {counts[i, j]} episode(s) with {j} searches ({shares[i, j]:.0%})"
+                          for i, j in cells])
+        plot.heading("Searches per episode (episodes per count; shade: share of the row)")
+        ax.set_xlabel("searches in the episode")
+        ax.tick_params(axis="both", rotation=0)
+        ax.grid(False)
+    return plot
 
 
 # ---------------------------------------------------------------- training runs
-
-
-def _style(i: int) -> tuple[str, str, str]:
-    return color(i), MARKERS[i % len(MARKERS)], DASHES[i % len(DASHES)]
 
 
 def _eval_rows(run: Any, column: str = "accuracy") -> Any:
@@ -128,7 +161,7 @@ def accuracy_band(rows: Any) -> tuple[list[Any], list[Any]]:
     column (as every interval of the report), else the curve's own ``accuracy_ci_low/high``; empty
     lists when neither is there."""
     if "n" in rows and rows["n"].notna().any():
-        cis = [wilson(round(a * n), n) if _num(n) and n > 0 else None for a, n in zip(rows["accuracy"], rows["n"])]
+        cis = [wilson(round(a * n), n) if finite(n) and n > 0 else None for a, n in zip(rows["accuracy"], rows["n"])]
         return [c[0] if c else None for c in cis], [c[1] if c else None for c in cis]
     if {"accuracy_ci_low", "accuracy_ci_high"} <= set(rows.columns):
         return rows["accuracy_ci_low"].tolist(), rows["accuracy_ci_high"].tolist()
@@ -147,111 +180,156 @@ def identical_groups(runs: Sequence[Any]) -> list[list[str]]:
     return [labels for labels in seen.values() if len(labels) > 1]
 
 
-def accuracy_by_step(runs: Sequence[Any], width: int = 900, height: int = 380) -> tuple[str, str] | None:
-    """Accuracy by step per run: interval band (up to three runs), peak (star), collapse (dashed line),
-    faults (triangles on the top edge); identical curves drawn slightly offset. Returns (figure, legend)."""
+def accuracy_by_step(runs: Sequence[Any]) -> Plot | None:
+    """Accuracy by step per run: interval band (up to three runs), peak (star), collapse (dashed vertical),
+    faults (triangles on the top edge); identical curves drawn slightly offset."""
     curved = [(i, r) for i, r in enumerate(runs) if _eval_rows(r) is not None and not _eval_rows(r).empty]
     if not curved:
         return None
     same = identical_groups([r for _, r in curved])
-    chart = Chart(width=width, height=height, title="Held-out accuracy by step", xlabel="step", ylabel="accuracy",
-                  integer_x=True, ylim=(0, None))
     span = max(float(r.curve["step"].max()) for _, r in curved) or 1.0
     dodge = {label: (k - (len(g) - 1) / 2) * span * 0.006 for g in same for k, label in enumerate(g)}
-    items = []
-    for i, run in curved:
-        col, shape, dash = _style(i)
-        rows, a = _eval_rows(run), run.analysis or {}
-        xs = [s + dodge.get(run.label, 0.0) for s in rows["step"]]
-        lo, hi = accuracy_band(rows)
-        if len(curved) <= 3 and lo:
-            chart.band(xs, lo, hi, col, opacity=0.12)
-        chart.line(xs, rows["accuracy"].tolist(), col, dash=dash)
-        n = rows["n"].tolist() if "n" in rows else [None] * len(rows)
-        titles = [f"{run.label}: step {int(s)}, accuracy {fmt(v)}" + (f" (n={int(k)})" if _num(k) else "")
-                  for s, v, k in zip(rows["step"], rows["accuracy"], n)]
-        chart.points(xs, rows["accuracy"].tolist(), col, shape=shape, size=3.2, titles=titles)
-        if a.get("peak_step") is not None and a.get("peak_raw") is not None:
-            chart.points([a["peak_step"] + dodge.get(run.label, 0.0)], [a["peak_raw"]], col, shape="star", size=5,
-                         titles=[f"{run.label}: peak {fmt(a['peak_raw'])} at step {a['peak_step']}"])
-        if a.get("collapse_step") is not None:
-            chart.vline(a["collapse_step"], col, dash="6 3",
-                        title=f"{run.label}: collapse at step {a['collapse_step']} (accuracy below "
-                              f"{fmt(a.get('collapse_threshold'))} and staying)")
-        for f in run.faults:
-            chart.rug(float(f.step), col, title=f"{run.label}: {f.kind} at step {f.step}: {f.detail}")
-        items.append((run.label, col, shape, dash))
-    extra = [("peak", "#777", "star", ""), ("collapse (dashed vertical)", "#777", None, "6 3")]
-    if any(r.faults for _, r in curved):
-        extra.append(("fault (top edge; hover for details)", "#777", "down", ""))
-    note = ""
-    if same:
-        note = " ".join(f"Runs {', '.join(g)} have identical accuracy curves (drawn slightly offset)." for g in same)
-    return figure(chart.render(), note or None), legend(items + extra)
+    note = " ".join(f"Runs {', '.join(g)} have identical accuracy curves (drawn slightly offset)." for g in same)
+    with style():
+        plot = Plot("accuracy_by_step", "Held-out accuracy by step", 9.4, 3.9, caption=note or None)
+        ax, handles, xs_all = plot.ax, [], []
+        for i, run in curved:
+            col, mark, dash = series_style(i)
+            rows, a, shift = _eval_rows(run), run.analysis or {}, dodge.get(run.label, 0.0)
+            xs, ys = [s + shift for s in rows["step"]], rows["accuracy"].tolist()
+            lo, hi = accuracy_band(rows)
+            band = [(x, a_, b) for x, a_, b in zip(xs, lo, hi) if finite(a_) and finite(b)]
+            if len(curved) <= 3 and len(band) > 1:
+                ax.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band], color=col,
+                                alpha=0.14, linewidth=0)
+            ax.plot(xs, ys, color=col, linestyle=linestyle(dash), linewidth=1.8)
+            n = rows["n"].tolist() if "n" in rows else [None] * len(rows)
+            plot.link(ax.scatter(xs, ys, color=col, marker=mark, s=26, edgecolor="#222", linewidth=0.5, zorder=3),
+                      [f"{run.label}: step {int(s)}, accuracy {fmt(v)}" + (f" (n={int(k)})" if finite(k) else "")
+                       for s, v, k in zip(rows["step"], ys, n)])
+            if a.get("peak_step") is not None and a.get("peak_raw") is not None:
+                plot.link(ax.scatter([a["peak_step"] + shift], [a["peak_raw"]], color=col, marker="*", s=190,
+                                     edgecolor="#222", linewidth=0.6, zorder=4),
+                          [f"{run.label}: peak {fmt(a['peak_raw'])} at step {a['peak_step']}"])
+            if a.get("collapse_step") is not None:
+                plot.link(ax.axvline(a["collapse_step"], color=col, linestyle=(0, (6, 3)), linewidth=1.4),
+                          f"{run.label}: collapse at step {a['collapse_step']} (accuracy below "
+                          f"{fmt(a.get('collapse_threshold'))} and staying)")
+            faults = list(run.faults)
+            if faults:
+                plot.link(ax.scatter([float(f.step) for f in faults], [1.0] * len(faults), marker="v", s=60,
+                                     color=col, edgecolor="#222", linewidth=0.6, transform=ax.get_xaxis_transform(),
+                                     clip_on=False, zorder=5),
+                          [f"{run.label}: {f.kind} at step {f.step}: {f.detail}" for f in faults])
+            xs_all += xs + [float(f.step) for f in faults]
+            handles.append(handle(col, mark, dash, run.label))
+        handles += [handle(GREY, "*", None, "peak", markersize=11),
+                    handle(GREY, None, (6, 3), "collapse (dashed vertical)")]
+        if any(r.faults for _, r in curved):
+            handles.append(handle(GREY, "v", None, "fault (top edge; hover for details)"))
+        pad = (max(xs_all) - min(xs_all)) * 0.02 or 0.5
+        ax.set_xlim(min(xs_all) - pad, max(xs_all) + pad)
+        ax.set_ylim(bottom=0)
+        integer_steps(ax)
+        ax.set(xlabel="step", ylabel="accuracy")
+        plot.heading("Held-out accuracy by step")
+        plot.legend(handles)
+    return plot
 
 
-def panels_by_step(runs: Sequence[Any], columns: Sequence[str], title: str, width: int = 380,
-                   height: int = 230) -> str | None:
-    """One small chart per logged column, runs overlaid, collapse steps dashed."""
+def panels_by_step(runs: Sequence[Any], columns: Sequence[str], name: str, title: str) -> Plot | None:
+    """One small panel per logged column, runs overlaid (colour, marker and dash per run), collapse steps
+    dashed; three panels a row."""
     present = [c for c in columns if any(r.curve is not None and c in r.curve and r.curve[c].notna().any()
                                          for r in runs)]
     if not present:
         return None
-    panels = []
-    for column in present:
-        chart = Chart(width=width, height=height, title=column, xlabel="step", integer_x=True, left=50)
-        for i, run in enumerate(runs):
-            rows = _eval_rows(run, column)
-            if rows is None or rows.empty:
-                continue
-            col, shape, dash = _style(i)
-            chart.line(rows["step"].tolist(), rows[column].tolist(), col, width=1.5, dash=dash)
-            if len(rows) <= 60:
-                chart.points(rows["step"].tolist(), rows[column].tolist(), col, shape=shape, size=2.4,
-                             titles=[f"{run.label}: step {int(s)}, {column} {fmt(v)}"
-                                     for s, v in zip(rows["step"], rows[column])])
-            if run.analysis and run.analysis.get("collapse_step") is not None:
-                chart.vline(run.analysis["collapse_step"], col, dash="6 3")
-        panels.append(figure(chart.render()))
-    return f"<h3>{title}</h3>" + figures(panels)
+    ncols = min(3, len(present))
+    nrows = math.ceil(len(present) / ncols)
+    several = len(runs) > 1
+    with style():
+        plot = Plot(name, title, 3.5 * ncols, 2.35 * nrows + (0.35 if several else 0), nrows=nrows, ncols=ncols)
+        for ax, column in zip(plot.axes, present):
+            for i, run in enumerate(runs):
+                rows = _eval_rows(run, column)
+                if rows is None or rows.empty:
+                    continue
+                col, mark, dash = series_style(i)
+                ax.plot(rows["step"], rows[column], color=col, linestyle=linestyle(dash), linewidth=1.4)
+                if len(rows) <= 60:
+                    plot.link(ax.scatter(rows["step"], rows[column], color=col, marker=mark, s=12, zorder=3,
+                                         edgecolor="none"),
+                              [f"{run.label}: step {int(s)}, {column} {fmt(v)}" for s, v in zip(rows["step"], rows[column])])
+                if run.analysis and run.analysis.get("collapse_step") is not None:
+                    ax.axvline(run.analysis["collapse_step"], color=col, linestyle=(0, (6, 3)), linewidth=1.2)
+            ax.set_title(column, fontsize="medium")
+            ax.set_xlabel("step")
+            integer_steps(ax)
+        for ax in plot.axes[len(present):]:
+            ax.set_visible(False)
+        if several:
+            plot.legend([handle(*series_style(i), r.label) for i, r in enumerate(runs)])
+    return plot
 
 
-def seed_figure(groups: Sequence[tuple[str, Sequence[Any]]], width: int = 900, height: int = 360) -> tuple[str, str] | None:
-    """Per group of seeds: thin per-seed curves, the mean at steps every seed evaluated, and a 95%
-    Student-t band across seeds."""
+def _t_band(values: Any) -> tuple[float, float]:
+    """The 95% Student-t interval of a mean of accuracies, cut to [0, 1] (NaN for one value): seaborn's
+    ``errorbar`` for the seed aggregate."""
+    lo, hi = t_interval([float(v) for v in values])
+    return (max(0.0, lo), min(1.0, hi)) if lo is not None else (math.nan, math.nan)
+
+
+def seed_figure(groups: Sequence[tuple[str, Sequence[Any]]], name: str = "seeds") -> Plot | None:
+    """Per group of seeds: thin per-seed curves, the mean at the steps every seed evaluated, and a 95%
+    Student-t band across seeds (seaborn's ``lineplot`` with a t-interval ``errorbar``)."""
+    import pandas as pd
+    import seaborn as sns
+
     if not groups:
         return None
-    chart = Chart(width=width, height=height, title="Accuracy by step across seeds (mean, 95% t-band)",
-                  xlabel="step", ylabel="accuracy", integer_x=True, ylim=(0, None))
-    items = []
-    for g, (label, runs) in enumerate(groups):
-        col, shape, dash = _style(g)
-        series = {}
-        for run in runs:
-            rows = _eval_rows(run)
-            if rows is None:
-                continue
-            series[run.seed] = dict(zip(rows["step"].tolist(), rows["accuracy"].tolist()))
-            chart.line(rows["step"].tolist(), rows["accuracy"].tolist(), col, width=0.9, dash="3 2", opacity=0.55,
-                       title=f"{label}, seed {run.seed}")
-        steps = sorted(set.intersection(*(set(s) for s in series.values()))) if series else []
-        means, lows, highs, titles = [], [], [], []
-        for s in steps:
-            vals = [series[k][s] for k in series]
-            lo, hi = t_interval(vals)
-            means.append(sum(vals) / len(vals))
-            lows.append(lo)
-            highs.append(hi)
-            titles.append(f"{label}, step {int(s)}: mean {fmt(means[-1])} over {len(vals)} seeds "
-                          f"({', '.join(fmt(v) for v in vals)})" + (f", 95% t [{fmt(lo)}, {fmt(hi)}]" if lo is not None
-                                                                    else ""))
-        chart.band(steps, [max(0.0, v) if v is not None else None for v in lows],
-                   [min(1.0, v) if v is not None else None for v in highs], col, opacity=0.15)
-        chart.line(steps, means, col, width=2.4, dash=dash)
-        chart.points(steps, means, col, shape=shape, size=3.5, titles=titles)
-        items.append((f"{label} (mean of {len(series)} seeds)", col, shape, dash))
-    items.append(("one seed", "#777", None, "3 2"))
-    return figure(chart.render()), legend(items)
+    with style():
+        plot = Plot(name, "Accuracy by step across seeds", 9.4, 3.8)
+        ax, handles, frames = plot.ax, [], []
+        for g, (label, runs) in enumerate(groups):
+            col, mark, dash = series_style(g)
+            series = {}
+            for run in runs:
+                rows = _eval_rows(run)
+                if rows is None:
+                    continue
+                series[run.seed] = dict(zip(rows["step"].tolist(), rows["accuracy"].tolist()))
+                (line,) = ax.plot(rows["step"], rows["accuracy"], color=col, linewidth=0.9, alpha=0.55,
+                                  linestyle=(0, (3, 2)))
+                plot.link(line, f"{label}, seed {run.seed}")
+            steps = sorted(set.intersection(*(set(s) for s in series.values()))) if series else []
+            frames.append(pd.DataFrame([(label, seed, s, float(v[s])) for seed, v in series.items() for s in steps],
+                                       columns=["group", "seed", "step", "accuracy"]))
+            means, tips = [], []
+            for s in steps:
+                vals = [series[k][s] for k in series]
+                lo, hi = t_interval(vals)
+                means.append(sum(vals) / len(vals))
+                tips.append(f"{label}, step {int(s)}: mean {fmt(means[-1])} over {len(vals)} seeds "
+                            f"({', '.join(fmt(v) for v in vals)})"
+                            + (f", 95% t [{fmt(lo)}, {fmt(hi)}]" if lo is not None else ""))
+            if steps:
+                plot.link(ax.scatter(steps, means, color=col, marker=mark, s=34, edgecolor="#222", linewidth=0.5,
+                                     zorder=4), tips)
+            handles.append(handle(col, mark, dash, f"{label} (mean of {len(series)} seeds)", linewidth=2.2))
+        data = pd.concat(frames, ignore_index=True)
+        if not data.empty:
+            labels = [label for label, _ in groups]
+            sns.lineplot(data=data, x="step", y="accuracy", hue="group", style="group", hue_order=labels,
+                         style_order=labels, palette=[series_style(g)[0] for g in range(len(groups))],
+                         dashes=[series_style(g)[2] for g in range(len(groups))], estimator="mean", errorbar=_t_band,
+                         err_kws={"alpha": 0.15, "linewidth": 0}, linewidth=2.2, legend=False, ax=ax)
+        handles.append(handle(GREY, None, (3, 2), "one seed", linewidth=0.9))
+        ax.set_ylim(bottom=0)
+        integer_steps(ax)
+        ax.set(xlabel="step", ylabel="accuracy")
+        plot.heading("Accuracy by step across seeds (mean, 95% t-band)")
+        plot.legend(handles)
+    return plot
 
 
 def reward_columns(runs: Sequence[Any]) -> list[str]:
@@ -259,9 +337,3 @@ def reward_columns(runs: Sequence[Any]) -> list[str]:
     return sorted({c for r in runs if r.curve is not None for c in r.curve.columns
                    if re.fullmatch(r"reward_.+_mean", str(c))})
 
-
-def _num(v: Any) -> bool:
-    try:
-        return v is not None and math.isfinite(float(v))
-    except (TypeError, ValueError):
-        return False

@@ -49,9 +49,7 @@ table.data .ci{display:block;color:#666;font-size:.75rem;font-weight:normal;whit
 .figs{display:flex;flex-wrap:wrap;gap:.8rem;align-items:flex-start;margin:.4rem 0}
 figure{margin:0}figcaption{font-size:.8rem;color:#555;max-width:620px}
 svg.chart{background:#fff;border:1px solid #e4e4e4;max-width:100%;height:auto}
-svg.chart text{font-family:system-ui,sans-serif}
-.legend{display:flex;flex-wrap:wrap;gap:.3rem 1rem;font-size:.82rem;margin:.3rem 0}
-.legend span.sw{display:inline-block;vertical-align:middle;margin-right:.3rem}
+svg.chart *{stroke-linejoin:round;stroke-linecap:butt}
 .warn{background:#fff8e1;border-left:4px solid #f9a825;padding:.4rem .7rem;margin:.5rem 0;font-size:.9rem}
 .problem{color:#c62828}
 details{border:1px solid #ddd;border-radius:4px;margin:.3rem 0;padding:.2rem .6rem}

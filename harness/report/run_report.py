@@ -15,7 +15,9 @@ hold), in sections that appear when the runs have something for them:
 - **Episodes**: every policy and noise level (or eval step), filterable, sampled fairly
   (:mod:`harness.report.episodes`).
 
-The page has no script and a strict Content-Security-Policy; figures are inline SVG; every text
+The page has no script and a strict Content-Security-Policy; figures are drawn with seaborn and
+matplotlib and inlined as SVG (:mod:`harness.report.plot`), and can be written as SVG, PDF or PNG
+files too (:func:`write_report` ``figures_dir``); every text
 from a run is escaped with invisible characters made visible (:mod:`harness.report.page`), and
 model-written fields are capped, so a report stays at most a few MB whatever the run holds.
 
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Sequence
 
 from harness.report import figures as figs
+from harness.report.plot import Plot, save_all
 from harness.report import tables
 from harness.report.episodes import (
     MAX_EPISODES,
@@ -84,6 +87,12 @@ def load_runs(run_dirs: Sequence[Path]) -> list[Run]:
 
 def render_report_html(run_dirs: Sequence[Path], title: str | None = None, max_episodes: int = MAX_EPISODES) -> str:
     """The complete report page for the given run directories, as one HTML string."""
+    return build_report(run_dirs, title, max_episodes)[0]
+
+
+def build_report(run_dirs: Sequence[Path], title: str | None = None,
+                 max_episodes: int = MAX_EPISODES) -> tuple[str, list[Plot]]:
+    """The report page and its figures (the same ones the page holds, for ``--figures DIR``)."""
     runs = load_runs(run_dirs)
     if title is None:
         keys = differing(runs)
@@ -92,11 +101,12 @@ def render_report_html(run_dirs: Sequence[Path], title: str | None = None, max_e
     eval_runs = [r for r in runs if r.kind == "eval"]
     train_runs = [r for r in runs if r.curve is not None]
     browser = _browser(runs)
+    plots: list[Plot] = []
     sections = [("runs", "Runs", _runs_section(runs))]
     if eval_runs:
-        sections.append(("comparison", "Comparison", _comparison_section(eval_runs, len(runs) > 1, browser)))
+        sections.append(("comparison", "Comparison", _comparison_section(eval_runs, len(runs) > 1, browser, plots)))
     if train_runs:
-        sections.append(("training", "Training", _training_section(train_runs, browser)))
+        sections.append(("training", "Training", _training_section(train_runs, browser, plots)))
     episodes, css = browser_html(browser, max_episodes, DIM_LABELS)
     sections.append(("episodes", "Episodes", [episodes]))
     sections.append(("details", "Details", _details_section(runs)))
@@ -105,7 +115,15 @@ def render_report_html(run_dirs: Sequence[Path], title: str | None = None, max_e
     for sid, name, parts in sections:
         body.append(f'<h2 id="{sid}">{esc(name)}</h2>')
         body += parts
-    return page(cap(title, 300), body, css)
+    return page(cap(title, 300), body, css), plots
+
+
+def _shown(plot: Plot | None, plots: list[Plot]) -> list[str]:
+    """``plot`` as page HTML (nothing for None), kept in ``plots`` for the figure files."""
+    if plot is None:
+        return []
+    plots.append(plot)
+    return [plot.html()]
 
 
 # ---------------------------------------------------------------- runs
@@ -154,20 +172,19 @@ def _runs_section(runs: list[Run]) -> list[str]:
 # ---------------------------------------------------------------- evaluation runs
 
 
-def _comparison_section(runs: list[Run], several: bool, browser: Browser) -> list[str]:
+def _comparison_section(runs: list[Run], several: bool, browser: Browser, plots: list[Plot]) -> list[str]:
     cols = [c for r in runs for c in tables.columns_from_record(r.record, r.label if several else None)]
     if not cols:
         return [note("These runs have no metrics in results.json yet (a run still in progress, or "
                      "interrupted before its first results).")]
     parts = [tables.comparison_table(cols), note(tables.COMPARISON_NOTE)]
-    parts += ["<h3>Accuracy</h3>", figs.noise_legend(cols), figs.accuracy_figure(cols),
+    parts += ["<h3>Accuracy</h3>", *_shown(figs.accuracy_figure(cols), plots),
               "<h3>Retry behaviour</h3>",
               note("Each panel is conditional on its own event (its n is in the hover text and in the table); "
-                   "n/a: the event never happened."),
-              figs.noise_legend(cols), figs.retry_figure(cols)]
-    searches = figs.searches_figure(cols)
+                   "n/a: the event never happened."), *_shown(figs.retry_figure(cols), plots)]
+    searches = _shown(figs.searches_figure(cols), plots)
     if searches:
-        parts += ["<h3>Searches per episode</h3>", searches]
+        parts += ["<h3>Searches per episode</h3>", *searches]
     parts += _agreement(browser)
     return parts
 
@@ -195,24 +212,20 @@ def _agreement(browser: Browser, runs: Sequence[Run] = ()) -> list[str]:
 # ---------------------------------------------------------------- training runs
 
 
-def _training_section(runs: list[Run], browser: Browser) -> list[str]:
+def _training_section(runs: list[Run], browser: Browser, plots: list[Plot]) -> list[str]:
     parts = [table(*tables.training_rows(runs)),
              note("Peak: the earliest step of the highest held-out accuracy; collapse: the first eval after the "
                   "peak below (1 − δ) × peak for m evals in a row (or to the end); zero step: first step of "
                   "zero accuracy to the end. " + _params(runs))]
-    acc = figs.accuracy_by_step(runs)
-    if acc:
-        parts += [acc[1], acc[0]]
+    parts += _shown(figs.accuracy_by_step(runs), plots)
     faults = tables.fault_rows(runs)
     if faults:
         parts += ["<h3>Faults</h3>", table(["run", "step", "kind", "detail"], [[a, b, c, cap(d, 400)]
                                                                              for a, b, c, d in faults])]
     groups = seed_groups(runs)
     if groups:
-        seed = figs.seed_figure(groups)
-        parts += ["<h3>Seeds</h3>", table(tables.SEED_HEADER, tables.seed_rows(groups))]
-        if seed:
-            parts += [seed[1], seed[0]]
+        parts += ["<h3>Seeds</h3>", table(tables.SEED_HEADER, tables.seed_rows(groups)),
+                  *_shown(figs.seed_figure(groups), plots)]
         parts += _seed_pairs(groups, browser)
     parts += _agreement(browser, runs)
     header, rows = tables.indicator_rows(runs)
@@ -221,12 +234,12 @@ def _training_section(runs: list[Run], browser: Browser) -> list[str]:
         parts += ["<h3>Leading indicators (lead = collapse step − onset step)</h3>", table(header, rows),
                   "<details><summary>Indicator rules</summary><ul class='muted'>"
                   + "".join(f"<li><b>{esc(n)}</b>: {esc(t)}</li>" for n, t in rules.items()) + "</ul></details>"]
-    for columns, title in ((figs.reward_columns(runs), "Reward components (mean per step)"),
-                           (figs.CURVE_RETRY, "Retry-aware metrics at each eval"),
-                           (figs.CURVE_INDICATORS, "Leading indicators")):
-        panel = figs.panels_by_step(runs, columns, title)
+    for columns, name, title in ((figs.reward_columns(runs), "rewards", "Reward components (mean per step)"),
+                                 (figs.CURVE_RETRY, "retry_by_step", "Retry-aware metrics at each eval"),
+                                 (figs.CURVE_INDICATORS, "indicators", "Leading indicators")):
+        panel = _shown(figs.panels_by_step(runs, columns, name, title), plots)
         if panel:
-            parts.append(panel)
+            parts += [f"<h3>{esc(title)}</h3>", *panel]
     cols = [c for r in runs for c in tables.columns_from_record(r.record, None)
             for c in [tables.Column(None, r.label, c.noise, c.metrics)]]
     if cols:
@@ -307,13 +320,17 @@ def check_run_dirs(run_dirs: Sequence[Path]) -> None:
             raise ConfigError(f"{d} is a sweep study directory; report it on its own: harness report {d}")
 
 
-def write_report(run_dirs: Sequence[Path], output: Path | None = None, title: str | None = None) -> Path:
-    """Render the report and write it atomically; default ``reports/<names>-<timestamp>.html``."""
-    text = render_report_html(run_dirs, title=title)
+def write_report(run_dirs: Sequence[Path], output: Path | None = None, title: str | None = None,
+                 figures_dir: Path | None = None, fmt: str = "svg") -> Path:
+    """Render the report and write it atomically; default ``reports/<names>-<timestamp>.html``. With
+    ``figures_dir``, also write each of its figures there as a ``fmt`` file (svg, pdf or png)."""
+    text, plots = build_report(run_dirs, title=title)
     if output is None:
         output = Path("reports") / f"{slug('-vs-'.join(_run_names(run_dirs)))}-{datetime.now():%Y%m%d-%H%M%S}.html"
     output = Path(output)
     atomic_write_bytes(output, text.encode("utf-8", errors="replace"))
+    if figures_dir is not None:
+        save_all(plots, figures_dir, fmt)
     return output
 
 

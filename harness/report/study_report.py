@@ -9,8 +9,10 @@ paired by seed; a parallel-coordinates figure of every completed trial; each par
 objective (categorical parameters and seeds on categorical axes); fANOVA importances, or a warning
 when there are too few trials for them; the failed trials with their reasons.
 
-Like :mod:`harness.report.run_report`, the page has inline CSS, inline SVG figures with hover text,
-no script and a Content-Security-Policy; every text from the study is escaped.
+Like :mod:`harness.report.run_report`, the page has inline CSS, figures drawn with seaborn and
+matplotlib inlined as SVG with hover text (:mod:`harness.report.plot`), no script and a
+Content-Security-Policy; every text from the study is escaped. ``harness report STUDY --figures DIR
+--format svg|pdf|png`` also writes each figure as a file.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from typing import Any, Sequence
 import pandas as pd
 
 from harness.report.page import (
-    cap,
     esc,
     esc_attr,
     fmt,
@@ -48,10 +49,23 @@ from harness.report.study import (
     plain,
     study_summary,
 )
-from harness.report.svg import DASHES, MARKERS, Chart, color, figure, figures, legend, standalone_svgs
-from harness.core.io import atomic_write_bytes
+from harness.report.plot import (
+    DASHES,
+    GREY,
+    Plot,
+    color,
+    finite,
+    handle,
+    integer_steps,
+    linestyle,
+    save_all,
+    series_style,
+    short,
+    style,
+)
+from harness.core.io import atomic_write_bytes, slug
 
-__all__ = ["mask_url", "render_study_html", "study_figures", "study_summary", "write_study_report"]
+__all__ = ["main_figures", "mask_url", "render_study_html", "study_summary", "write_study_report"]
 
 
 # ---------------------------------------------------------------- figures
@@ -73,7 +87,12 @@ def _trial_name(row: dict[str, Any], params: Sequence[str]) -> str:
     return f"trial {row['number']}: " + ", ".join(f"{p} {_pv(row.get(p))}" for p in params)
 
 
-def curves_figure(data: StudyData) -> tuple[str, str] | None:
+def _level_colour(levels: list[str], lv: str | None) -> tuple[int, str]:
+    i = levels.index(lv) if lv in levels else len(levels)
+    return i, color(i) if lv in levels else GREY
+
+
+def curves_figure(data: StudyData) -> Plot | None:
     """Accuracy by step of every trial with a curve (star: peak, X: collapse), coloured by the first arm
     parameter; one panel per value of a second arm parameter when there are many trials."""
     curves = [(row, data.curves[int(row["number"])]) for row in data.trials.to_dict("records")
@@ -87,39 +106,45 @@ def curves_figure(data: StudyData) -> tuple[str, str] | None:
     levels = [lv for lv in data.choices.get(group, []) if lv in seen] + [lv for lv in dict.fromkeys(seen)
                                                                           if lv not in data.choices.get(group, [])]
     panels = list(dict.fromkeys(arm_label(panel, row.get(panel)) for row, _ in curves)) if panel else [None]
-    top = max((float(c["accuracy"].max()) for _, c in curves if c["accuracy"].notna().any()), default=1.0)
-    charts = []
-    width = 900 if len(panels) == 1 else 440
-    for pv in panels:
-        chart = Chart(width=width, height=340, title=f"{panel} = {pv}" if panel else "Held-out accuracy by step",
-                      xlabel="step", ylabel="accuracy", integer_x=True, ylim=(0, max(top, 0.01) * 1.05))
-        for row, curve in curves:
-            if panel and arm_label(panel, row.get(panel)) != pv:
-                continue
-            lv = arm_label(group, row.get(group)) if group and row.get(group) is not None else None
-            i = levels.index(lv) if lv in levels else len(levels)
-            col = color(i) if lv in levels else "#888"
-            rows = curve[curve["accuracy"].notna()]
-            done = row["state"] == "COMPLETE"
-            name = _trial_name(row, data.params) + ("" if done else f" ({row['state'].lower()})")
-            dash = DASHES[i % len(DASHES)] if done else "2 3"
-            chart.line(rows["step"].tolist(), rows["accuracy"].tolist(), col, width=1.6, dash=dash, opacity=0.85,
-                       title=name)
-            for key, shape, size in (("peak_step", "star", 4.5), ("collapse_step", "cross", 4.5)):
-                step = plain(row.get(key))
-                at = rows[rows["step"] <= step] if step is not None else rows.iloc[0:0]
-                if len(at):
-                    what = "peak" if key == "peak_step" else "collapse"
-                    chart.points([step], [float(at["accuracy"].iloc[-1])], col, shape=shape, size=size,
-                                 titles=[f"{name}: {what} at step {step} (accuracy {fmt(float(at['accuracy'].iloc[-1]))})"])
-        charts.append(figure(chart.render()))
-    items = [(f"{group} = {lv}", color(i), None, DASHES[i % len(DASHES)]) for i, lv in enumerate(levels)] or \
-        [("trial", "#888", None, "")]
-    items += [("peak", "#777", "star", ""), ("collapse", "#777", "cross", ""), ("not completed", "#777", None, "2 3")]
     same = _identical_curves(curves)
     caption = " ".join(f"Trials {', '.join(map(str, g))} have identical curves (drawn on top of each other)."
                        for g in same)
-    return figures(charts) + (note(caption) if caption else ""), legend(items)
+    with style():
+        plot = Plot("curves", "Held-out accuracy by step of every trial", 9.4 if len(panels) == 1 else
+                    min(12.0, 4.6 * len(panels) + 2.4), 3.6, ncols=len(panels), sharey=True, caption=caption or None)
+        for ax, pv in zip(plot.axes, panels):
+            for row, curve in curves:
+                if panel and arm_label(panel, row.get(panel)) != pv:
+                    continue
+                lv = arm_label(group, row.get(group)) if group and row.get(group) is not None else None
+                i, col = _level_colour(levels, lv)
+                rows = curve[curve["accuracy"].notna()]
+                done = row["state"] == "COMPLETE"
+                name = _trial_name(row, data.params) + ("" if done else f" ({row['state'].lower()})")
+                (line,) = ax.plot(rows["step"], rows["accuracy"], color=col, linewidth=1.6, alpha=0.85,
+                                  linestyle=linestyle(DASHES[i % len(DASHES)] if done else (2, 3)))
+                plot.link(line, name)
+                for key, marker, size in (("peak_step", "*", 150), ("collapse_step", "X", 70)):
+                    step = plain(row.get(key))
+                    at = rows[rows["step"] <= step] if step is not None else rows.iloc[0:0]
+                    if len(at):
+                        what = "peak" if key == "peak_step" else "collapse"
+                        value = float(at["accuracy"].iloc[-1])
+                        plot.link(ax.scatter([step], [value], color=col, marker=marker, s=size, edgecolor="#222",
+                                             linewidth=0.5, zorder=4),
+                                  [f"{name}: {what} at step {step} (accuracy {fmt(value)})"])
+            ax.set(xlabel="step", ylabel="accuracy" if ax is plot.ax else None)
+            ax.set_ylim(bottom=0)
+            integer_steps(ax)
+            if panel:
+                ax.set_title(short(f"{panel} = {pv}", 50), fontsize="medium")
+        handles = [handle(color(i), None, DASHES[i % len(DASHES)], f"{group} = {lv}") for i, lv in enumerate(levels)] \
+            or [handle(GREY, None, "", "trial")]
+        handles += [handle(GREY, "*", None, "peak", markersize=11), handle(GREY, "X", None, "collapse", markersize=8),
+                    handle(GREY, None, (2, 3), "not completed")]
+        plot.legend(handles)
+        plot.heading("Held-out accuracy by step")
+    return plot
 
 
 def _identical_curves(curves: list[tuple[dict[str, Any], pd.DataFrame]]) -> list[list[int]]:
@@ -132,7 +157,7 @@ def _identical_curves(curves: list[tuple[dict[str, Any], pd.DataFrame]]) -> list
     return [g for g in seen.values() if len(g) > 1]
 
 
-def comparison_figure(data: StudyData, comp: Comparison) -> str | None:
+def comparison_figure(data: StudyData, comp: Comparison) -> Plot | None:
     """Mean peak accuracy per arm with its 95% t-interval, and each trial's peak as a faint point beside
     it; the arms side by side within each combination of the other arm parameters."""
     if comp.table.empty:
@@ -144,29 +169,41 @@ def comparison_figure(data: StudyData, comp: Comparison) -> str | None:
     cats = [f"{c} · {a}" if c else a for c in contexts for a in arms]
     metric = comp.metric
     column = compared_metric(data)[0]
-    chart = Chart(width=max(600, 110 * len(cats) + 120), height=320, xcats=cats, ylabel=f"{metric} accuracy",
-                  title=f"{'AUC' if metric == 'auc' else metric.capitalize()} accuracy by {comp.param} "
-                        "(mean, 95% t-interval; dots: trials)",
-                  ylim=(0, None))
     done = data.done[data.done[comp.param].notna()]
-    for j, arm in enumerate(arms):
-        col, shape = color(j), MARKERS[j % len(MARKERS)]
-        for r in t[t["arm"].astype(str) == arm].to_dict("records"):
-            ctx = ctx_of(r)
-            x = cats.index(f"{ctx} · {arm}" if ctx else arm)
-            title = (f"{comp.param} {arm}{', ' + ctx if ctx else ''}: mean {metric} {fmt(plain(r[f'mean {metric}']))} "
-                     f"over {r['n']} trial(s), 95% t [{fmt(plain(r['ci low']))}, {fmt(plain(r['ci high']))}]")
-            chart.errorbars([x - 0.08], [plain(r[f"mean {metric}"])], [plain(r["ci low"])], [plain(r["ci high"])], col,
-                            shape=shape, size=5.5, titles=[title])
-            members = done[[arm_label(comp.param, v) == arm for v in done[comp.param]]]
-            for c in comp.context:
-                members = members[members[c].map(lambda v, c=c, r=r: str(plain(v)) == str(plain(r[c])))]
-            peaks = [(plain(p), row) for p, row in zip(members[column], members.to_dict("records"))
-                     if plain(p) is not None]
-            chart.points([x + 0.12 + _jitter(row["number"]) * 0.25 for _, row in peaks], [p for p, _ in peaks], col,
-                         shape="circle", size=2.8, opacity=0.6,
-                         titles=[_trial_name(row, data.params) + f": {metric} {fmt(p)}" for p, row in peaks])
-    return figure(chart.render())
+    with style():
+        plot = Plot(f"comparison_{slug(comp.param)}", f"{metric} accuracy by {comp.param}",
+                    max(6.0, 1.15 * len(cats) + 1.5), 3.3)
+        ax = plot.ax
+        for j, arm in enumerate(arms):
+            col, marker, _ = series_style(j)
+            for r in t[t["arm"].astype(str) == arm].to_dict("records"):
+                ctx = ctx_of(r)
+                x = cats.index(f"{ctx} · {arm}" if ctx else arm)
+                mean, lo, hi = plain(r[f"mean {metric}"]), plain(r["ci low"]), plain(r["ci high"])
+                if finite(lo) and finite(hi) and finite(mean):
+                    ax.errorbar([x - 0.08], [mean], yerr=[[mean - lo], [hi - mean]], fmt="none", ecolor=col,
+                                elinewidth=1.6, capsize=4, zorder=2)
+                if finite(mean):
+                    plot.link(ax.scatter([x - 0.08], [mean], color=col, marker=marker, s=60, edgecolor="#222",
+                                         linewidth=0.6, zorder=3),
+                              [f"{comp.param} {arm}{', ' + ctx if ctx else ''}: mean {metric} {fmt(mean)} over "
+                               f"{r['n']} trial(s), 95% t [{fmt(lo)}, {fmt(hi)}]"])
+                members = done[[arm_label(comp.param, v) == arm for v in done[comp.param]]]
+                for c in comp.context:
+                    members = members[members[c].map(lambda v, c=c, r=r: str(plain(v)) == str(plain(r[c])))]
+                peaks = [(plain(p), row) for p, row in zip(members[column], members.to_dict("records"))
+                         if plain(p) is not None]
+                if peaks:
+                    plot.link(ax.scatter([x + 0.12 + _jitter(row["number"]) * 0.25 for _, row in peaks],
+                                         [p for p, _ in peaks], color=col, s=14, alpha=0.6, edgecolor="none", zorder=3),
+                              [_trial_name(row, data.params) + f": {metric} {fmt(p)}" for p, row in peaks])
+        ax.set_xticks(range(len(cats)), [short(c, 40).replace(" · ", "\n") for c in cats])
+        ax.set_xlim(-0.5, len(cats) - 0.5)
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel(f"{metric} accuracy")
+        plot.heading(f"{'AUC' if metric == 'auc' else metric.capitalize()} accuracy by {comp.param} "
+                     "(mean, 95% t-interval; dots: trials)")
+    return plot
 
 
 def _axis_values(data: StudyData, done: pd.DataFrame, name: str) -> tuple[list[float | None], list[str] | None]:
@@ -193,67 +230,61 @@ def _isnum(s: str) -> bool:
         return False
 
 
-def parallel_figure(data: StudyData) -> str | None:
+def parallel_figure(data: StudyData) -> Plot | None:
     """Parallel coordinates: one vertical axis per parameter and objective, one line per completed
-    trial, coloured by the first objective (light: low, dark: high); hover names the trial."""
+    trial, coloured by the first objective (viridis: dark is low, yellow is high); hover names the trial.
+    seaborn has no such plot: the lines are matplotlib's, on a seaborn style."""
+    import matplotlib as mpl
+
     done = data.done
     axes = [p for p in data.params if p in done and done[p].notna().any()] + \
            [o for o in data.objectives if o in done and done[o].notna().any()]
     if len(done) == 0 or len(axes) < 2:
         return None
-    width, height, top, bottom, left, right = max(640, 170 * len(axes)), 350, 56, 310, 70, 90
-    xs = [left + i * (width - left - right) / (len(axes) - 1) for i in range(len(axes))]
     cols = {a: _axis_values(data, done, a) for a in axes}
     obj = data.objectives[0]
     ovals = [plain(v) for v in done[obj]] if obj in done else []
     onum = [v for v in ovals if isinstance(v, (int, float))]
-    olo, ohi = (min(onum), max(onum)) if onum else (0.0, 1.0)
-    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-           f'aria-label="parallel coordinates">',
-           f'<text x="8" y="17" font-size="13" font-weight="600" fill="#222">Every completed trial '
-           f'(colour: {esc_attr(_named(data, obj))}, darker is higher)</text>']
+    norm = mpl.colors.Normalize(*((min(onum), max(onum)) if onum and min(onum) < max(onum) else (0.0, 1.0)))
+    cmap = mpl.colormaps["viridis"]
     records = done.to_dict("records")
     order = sorted(range(len(records)), key=lambda i: ovals[i] if isinstance(ovals[i], (int, float)) else -math.inf)
-    for i in order:
-        pts = [(x, cols[a][0][i]) for x, a in zip(xs, axes)]
-        if any(p is None for _, p in pts):
-            continue
-        share = (ovals[i] - olo) / ((ohi - olo) or 1.0) if isinstance(ovals[i], (int, float)) else 0.0
-        path = "L".join(f"{x:.1f},{bottom - p * (bottom - top):.1f}" for x, p in pts)
-        title = _trial_name(records[i], data.params) + ", " + ", ".join(
-            f"{o} {fmt(plain(records[i].get(o)))}" for o in data.objectives)
-        out.append(f'<path d="M{path}" fill="none" stroke="{_ramp(share)}" stroke-width="2" opacity="0.8">'
-                   f"<title>{esc_attr(title)}</title></path>")
-    for x, a in zip(xs, axes):
-        labels = cols[a][1]
-        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{bottom}" stroke="#444" stroke-width="1.2"/>'
-                   f'<text x="{x:.1f}" y="{top - 14}" font-size="11" font-weight="600" text-anchor="middle" '
-                   f'fill="#222">{esc_attr(cap(_named(data, a), 24))}</text>')
-        if labels and a in data.categorical or (labels and not _numeric_axis(data, done, a)):
-            for j, lv in enumerate(labels):
-                p = j / (len(labels) - 1) if len(labels) > 1 else 0.5
-                out.append(f'<text x="{x + 5:.1f}" y="{bottom - p * (bottom - top) + 3:.1f}" font-size="10" '
-                           f'fill="#333">{esc_attr(cap(lv, 16))}</text>')
-        elif labels:
-            out.append(f'<text x="{x + 5:.1f}" y="{bottom + 3}" font-size="10" fill="#333">{esc_attr(labels[0])}</text>'
-                       f'<text x="{x + 5:.1f}" y="{top + 3}" font-size="10" fill="#333">{esc_attr(labels[1])}</text>')
-    out.append("</svg>")
-    return figure("".join(out))
+    with style():
+        plot = Plot("parallel", "Parallel coordinates of every completed trial", max(7.0, 1.9 * len(axes) + 1.5), 3.7)
+        ax = plot.ax
+        for i in order:
+            pts = [cols[a][0][i] for a in axes]
+            if any(p is None for p in pts):
+                continue
+            shade = cmap(norm(ovals[i])) if isinstance(ovals[i], (int, float)) else GREY
+            (line,) = ax.plot(range(len(axes)), pts, color=shade, linewidth=2, alpha=0.8)
+            plot.link(line, _trial_name(records[i], data.params) + ", " + ", ".join(
+                f"{o} {fmt(plain(records[i].get(o)))}" for o in data.objectives))
+        for x, a in enumerate(axes):
+            ax.axvline(x, color="#444", linewidth=1.2, zorder=1)
+            labels = cols[a][1] or []
+            if a in data.categorical or not _numeric_axis(data, done, a):
+                ticks = [(j / (len(labels) - 1) if len(labels) > 1 else 0.5, lv) for j, lv in enumerate(labels)]
+            else:
+                ticks = list(zip((0.0, 1.0), labels))
+            for y, lv in ticks:
+                ax.text(x + 0.04, y, short(lv, 16), fontsize="small", va="center", ha="left",
+                        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 1})
+        ax.set_xticks(range(len(axes)), [short(_named(data, a), 24) for a in axes], fontweight="bold")
+        ax.xaxis.set_ticks_position("top")
+        ax.set_xlim(-0.15, len(axes) - 0.7)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_yticks([])
+        ax.grid(False)
+        ax.spines[:].set_visible(False)
+        plot.fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=short(_named(data, obj), 30),
+                          shrink=0.9)
+        plot.heading(f"Every completed trial (colour: {short(_named(data, obj), 40)}, yellow is higher)")
+    return plot
 
 
 def _numeric_axis(data: StudyData, done: pd.DataFrame, name: str) -> bool:
     return name not in data.categorical and all(isinstance(plain(v), (int, float)) for v in done[name] if plain(v) is not None)
-
-
-def _ramp(share: float) -> str:
-    """Light yellow-green to dark blue.
-
-    >>> _ramp(0.0), _ramp(1.0)
-    ('#c7e9b4', '#253494')
-    """
-    a, b = (0xC7, 0xE9, 0xB4), (0x25, 0x34, 0x94)
-    share = min(max(share, 0.0), 1.0)
-    return "#" + "".join(f"{int(round(x + (y - x) * share)):02x}" for x, y in zip(a, b))
 
 
 def _named(data: StudyData, objective: str) -> str:
@@ -273,24 +304,16 @@ def _named_keys(data: StudyData, by_objective: dict[str, Any]) -> dict[str, Any]
     return {_named(data, k): v for k, v in by_objective.items()}
 
 
-def pareto_figure(data: StudyData) -> str | None:
+def pareto_figure(data: StudyData) -> Plot | None:
     """The first two objectives of every completed trial, the Pareto front joined and highlighted; the
     caption says how many front trials share a point (ties draw on top of each other)."""
     if len(data.objectives) < 2 or data.best.empty:
         return None
     o0, o1 = data.objectives[:2]
     n0, n1 = _named(data, o0), _named(data, o1)
-    done = data.done
-    chart = Chart(width=560, height=360, title=f"Pareto front ({n0} vs {n1})", xlabel=n0, ylabel=n1)
     front = set(data.best["number"])
-    rest = [r for r in done.to_dict("records") if r["number"] not in front]
-    chart.points([r[o0] for r in rest], [r[o1] for r in rest], "#bbb", size=4,
-                 titles=[_trial_name(r, data.params) + f": {n0} {fmt(r[o0])}, {n1} {fmt(r[o1])}" for r in rest])
+    rest = [r for r in data.done.to_dict("records") if r["number"] not in front]
     best = sorted(data.best.to_dict("records"), key=lambda r: (r[o0], r[o1]))
-    chart.line([r[o0] for r in best], [r[o1] for r in best], color(3), width=1.5, dash="5 3")
-    chart.points([r[o0] for r in best], [r[o1] for r in best], color(3), shape="diamond", size=5,
-                 titles=[_trial_name(r, data.params) + f": {n0} {fmt(r[o0])}, {n1} {fmt(r[o1])} (Pareto-optimal)"
-                         for r in best])
     points: dict[tuple, list[int]] = {}
     for r in best:
         points.setdefault((plain(r[o0]), plain(r[o1])), []).append(int(r["number"]))
@@ -300,51 +323,86 @@ def pareto_figure(data: StudyData) -> str | None:
                + (f"; {'; '.join(ties)} (drawn on top of each other)" if ties else "") + ".")
     if n1 == "collapse_step":
         caption += " A trial that did not collapse counts one step past its last step."
-    return figure(chart.render(), caption)
+    with style():
+        plot = Plot("pareto", f"Pareto front ({n0} vs {n1})", 6.4, 4.0, caption=caption)
+        ax = plot.ax
+        if rest:
+            plot.link(ax.scatter([r[o0] for r in rest], [r[o1] for r in rest], color="#bbbbbb", s=30,
+                                 edgecolor="#888", linewidth=0.5, label="other trials"),
+                      [_trial_name(r, data.params) + f": {n0} {fmt(r[o0])}, {n1} {fmt(r[o1])}" for r in rest])
+        ax.plot([r[o0] for r in best], [r[o1] for r in best], color=color(3), linewidth=1.5, linestyle=(0, (5, 3)))
+        plot.link(ax.scatter([r[o0] for r in best], [r[o1] for r in best], color=color(3), marker="D", s=46,
+                             edgecolor="#222", linewidth=0.6, zorder=3, label="Pareto front"),
+                  [_trial_name(r, data.params) + f": {n0} {fmt(r[o0])}, {n1} {fmt(r[o1])} (Pareto-optimal)"
+                   for r in best])
+        ax.set(xlabel=short(n0, 40), ylabel=short(n1, 40))
+        ax.legend(loc="best")
+        plot.heading(f"Pareto front ({short(n0, 30)} vs {short(n1, 30)})")
+    return plot
 
 
-def scatter_figure(data: StudyData) -> str | None:
-    """Each objective against each parameter; categorical parameters and the seed on categorical axes."""
+def scatter_figure(data: StudyData) -> Plot | None:
+    """Each objective against each parameter (three panels a row); categorical parameters and the seed
+    on categorical axes, equal values spread by a small fixed jitter."""
+    import seaborn as sns
+
     done = data.done
     pairs = [(o, p) for o in data.objectives for p in data.params if p in done and done[p].notna().any()]
     if done.empty or not pairs:
         return None
-    charts = []
-    for obj, param in pairs:
-        rows = [r for r in done.to_dict("records") if r.get(param) is not None and plain(r.get(obj)) is not None]
-        titles = [_trial_name(r, data.params) + f": {_named(data, obj)} {fmt(plain(r[obj]))}" for r in rows]
-        ys = [float(plain(r[obj])) for r in rows]
-        if _numeric_axis(data, done, param):
-            chart = Chart(width=330, height=250, title=f"{_named(data, obj)} vs {param}", xlabel=param, left=48)
-            chart.points([float(plain(r[param])) for r in rows], ys, color(0), size=3.5, titles=titles, opacity=0.8)
-        else:
-            levels = _axis_values(data, done, param)[1] or []
-            chart = Chart(width=330, height=250, title=f"{_named(data, obj)} vs {param}", xlabel=param, xcats=levels, left=48)
-            xs = [levels.index(str(plain(r[param]))) + _jitter(r["number"]) for r in rows]
-            chart.points(xs, ys, color(0), size=3.5, titles=titles, opacity=0.8)
-        charts.append(figure(chart.render()))
-    return figures(charts)
+    ncols = min(3, len(pairs))
+    nrows = math.ceil(len(pairs) / ncols)
+    with style():
+        plot = Plot("params", "Each objective against each parameter", 3.5 * ncols, 2.7 * nrows, nrows=nrows,
+                    ncols=ncols)
+        for ax, (obj, param) in zip(plot.axes, pairs):
+            rows = [r for r in done.to_dict("records") if r.get(param) is not None and plain(r.get(obj)) is not None]
+            tips = [_trial_name(r, data.params) + f": {_named(data, obj)} {fmt(plain(r[obj]))}" for r in rows]
+            ys = [float(plain(r[obj])) for r in rows]
+            if _numeric_axis(data, done, param):
+                xs = [float(plain(r[param])) for r in rows]
+            else:
+                levels = _axis_values(data, done, param)[1] or []
+                xs = [levels.index(str(plain(r[param]))) + _jitter(r["number"]) for r in rows]
+                ax.set_xticks(range(len(levels)), [short(lv, 14) for lv in levels])
+                ax.set_xlim(-0.5, len(levels) - 0.5)
+            sns.scatterplot(x=xs, y=ys, color=color(0), s=34, alpha=0.8, edgecolor="#222", linewidth=0.4, ax=ax)
+            plot.link(ax.collections[-1], tips)
+            ax.set_title(short(f"{_named(data, obj)} vs {param}", 40), fontsize="medium")
+            ax.set_xlabel(short(param, 30))
+        for ax in plot.axes[len(pairs):]:
+            ax.set_visible(False)
+    return plot
 
 
 def _jitter(number: Any) -> float:
-    """A small deterministic horizontal offset per trial, so equal values stay visible."""
+    """A small deterministic horizontal offset per trial, so equal values stay visible.
+
+    >>> _jitter(3) == _jitter(3) and abs(_jitter(3)) <= 0.15
+    True
+    """
     h = int(hashlib.sha1(str(number).encode()).hexdigest()[:6], 16) / 0xFFFFFF
     return (h - 0.5) * 0.3
 
 
-def importance_figure(importances: dict[str, dict[str, float]]) -> str | None:
-    """Bars of each objective's parameter importances."""
+def importance_figure(importances: dict[str, dict[str, float]]) -> Plot | None:
+    """Bars of each objective's parameter importances (fANOVA), one panel per objective."""
+    import seaborn as sns
+
     if not importances:
         return None
-    charts = []
-    for name, imp in importances.items():
-        params = list(imp)
-        chart = Chart(width=max(320, 90 * len(params) + 80), height=260, title=f"importance for {name} (fANOVA)",
-                      xcats=params, ylim=(0, 1))
-        chart.bars(list(range(len(params))), list(imp.values()), color(0), width=0.6,
-                   titles=[f"{p}: {v:.3f}" for p, v in imp.items()])
-        charts.append(figure(chart.render()))
-    return figures(charts)
+    widest = max(len(imp) for imp in importances.values())
+    with style():
+        plot = Plot("importance", "Parameter importances (fANOVA)", len(importances) * max(3.4, 0.9 * widest + 1.2),
+                    2.9, ncols=len(importances), sharey=True)
+        for ax, (name, imp) in zip(plot.axes, importances.items()):
+            params = [short(p, 20) for p in imp]
+            sns.barplot(x=params, y=list(imp.values()), color=color(0), width=0.6, ax=ax)
+            for bar, (p, v) in zip(ax.patches, imp.items()):
+                plot.link(bar, f"{p}: {v:.3f}")
+            ax.set_ylim(0, 1)
+            ax.set_title(short(f"importance for {name} (fANOVA)", 50), fontsize="medium")
+    return plot
 
 
 # ---------------------------------------------------------------- page
@@ -387,16 +445,24 @@ def ranking_parts(data: StudyData) -> list[str]:
     return parts
 
 
-def main_figures(data: StudyData) -> dict[str, Any]:
-    """The figures the page and ``--svg`` share, built once: ``curves`` ((figures, legend) or None),
-    ``pareto``, ``importance`` and ``parallel`` (HTML fragments or None)."""
-    return {"curves": curves_figure(data),
-            "pareto": pareto_figure(data) if len(data.directions) > 1 else None,
-            "importance": importance_figure(_named_keys(data, data.importances)),
-            "parallel": parallel_figure(data)}
+def main_figures(data: StudyData) -> dict[str, Plot | None]:
+    """Every figure of the page, built once, by name (the file stem of ``--figures DIR``): ``curves``,
+    ``pareto`` (multi-objective), ``comparison_<param>`` per arm comparison, ``parallel``, ``params``
+    (objectives against parameters) and ``importance``; None where the study has nothing to draw."""
+    figs = {"curves": curves_figure(data),
+            "pareto": pareto_figure(data) if len(data.directions) > 1 else None}
+    for comp in data.comparisons:
+        figs[f"comparison_{slug(comp.param)}"] = comparison_figure(data, comp)
+    figs.update(parallel=parallel_figure(data), params=scatter_figure(data),
+                importance=importance_figure(_named_keys(data, data.importances)))
+    return figs
 
 
-def render_study_html(data: StudyData, figs: dict[str, Any] | None = None) -> str:
+def _html(plot: Plot | None) -> str:
+    return plot.html() if plot is not None else ""
+
+
+def render_study_html(data: StudyData, figs: dict[str, Plot | None] | None = None) -> str:
     """The complete page for a collected study, as one HTML string (``figs``: :func:`main_figures`)."""
     figs = figs if figs is not None else main_figures(data)
     title = f"Study report: {data.name}"
@@ -415,11 +481,11 @@ def render_study_html(data: StudyData, figs: dict[str, Any] | None = None) -> st
     best.append(frame_table(_cells(data.best.rename(columns=named))) if not data.best.empty
                 else _missing("No completed trials."))
     if multi:
-        best.append(figs["pareto"] or "")
+        best.append(_html(figs["pareto"]))
     best += ranking_parts(data)
     sections.append(("best", best_title, best))
     curves = figs["curves"]
-    sections.append(("curves", "Accuracy curves", [curves[1], curves[0]] if curves else
+    sections.append(("curves", "Accuracy curves", [curves.html()] if curves else
                      [_missing("No trial has a curve.csv yet.")]))
     for comp in data.comparisons:
         parts = [note(f"Completed trials by {comp.param}"
@@ -433,19 +499,15 @@ def render_study_html(data: StudyData, figs: dict[str, Any] | None = None) -> st
                          if (pooled := pooled_params(data, comp)) else ", which differ only in their seed")
                       + "; the collapse step is averaged over the trials that collapsed."),
                  frame_table(_cells(comp.table), left=len(comp.context) + 1)]
-        fig = comparison_figure(data, comp)
-        if fig:
-            parts.append(fig)
+        parts.append(_html(figs.get(f"comparison_{slug(comp.param)}")))
         if comp.paired:
             parts += ["<h3>Paired by seed</h3>", table(paired_header(comp.metric), comp.paired, left=3),
                       note("Differences within each seed, averaged; an interval that contains 0 is not significant. "
                            "With 2–3 seeds only a large difference can show.")]
         sections.append((f"comparison-{comp.param}", f"Comparison: {comp.param}", parts))
-    parallel = figs["parallel"]
-    sections.append(("parallel", "Parallel coordinates", [parallel] if parallel else [_missing("No completed trials.")]))
-    scatter = scatter_figure(data)
-    sections.append(("params", "Parameters vs objective", [scatter] if scatter else [_missing("No completed trials.")]))
-    importance = [note(w, "warn") for w in data.warnings] + [figs["importance"] or ""]
+    for sid, name in (("parallel", "Parallel coordinates"), ("params", "Parameters vs objective")):
+        sections.append((sid, name, [_html(figs[sid])] if figs[sid] else [_missing("No completed trials.")]))
+    importance = [note(w, "warn") for w in data.warnings] + [_html(figs["importance"])]
     importance += [note(n) for n in data.notes]
     sections.append(("importance", "Parameter importances", importance))
     sections.append(("failed", "Failed trials", [frame_table(_cells(data.failed)) if not data.failed.empty
@@ -462,32 +524,17 @@ def render_study_html(data: StudyData, figs: dict[str, Any] | None = None) -> st
     return page(title, body)
 
 
-def study_figures(data: StudyData, figs: dict[str, Any] | None = None) -> dict[str, str]:
-    """The report's main figures as standalone SVG documents, by file name: ``curves.svg``, ``pareto.svg``
-    (multi-objective), ``importance.svg`` and ``parallel.svg``, where the study has them; a figure with
-    several panels (curves by a second arm, importances of two objectives) gives ``NAME_2.svg``, ...
-    (the curves' legend is HTML and stays in the page)."""
-    figs = figs if figs is not None else main_figures(data)
-    fragments = {**figs, "curves": figs["curves"][0] if figs["curves"] else None}
-    out = {}
-    for name, fragment in fragments.items():
-        for i, text in enumerate(standalone_svgs(fragment) if fragment else []):
-            out[f"{name}.svg" if i == 0 else f"{name}_{i + 1}.svg"] = text
-    return out
-
-
 def write_study_report(study_dir: Path, storage: str | None = None, study_name: str | None = None,
-                       output: Path | None = None, svg_dir: Path | None = None) -> Path:
+                       output: Path | None = None, figures_dir: Path | None = None, fmt: str = "svg") -> Path:
     """Render the study report and write it atomically (default ``study_dir/report.html``); with
-    ``svg_dir``, also its main figures as standalone SVG files (:func:`study_figures`)."""
+    ``figures_dir``, also each of its figures as a standalone ``fmt`` file (svg, pdf or png) named as in
+    :func:`main_figures`."""
     study_dir = Path(study_dir)
     storage = storage or f"sqlite:///{(study_dir / 'study.db').resolve()}"
     output = Path(output) if output else study_dir / "report.html"
     data = collect(storage, study_name)
     figs = main_figures(data)
     atomic_write_bytes(output, render_study_html(data, figs).encode("utf-8", errors="replace"))
-    if svg_dir is not None:
-        Path(svg_dir).mkdir(parents=True, exist_ok=True)
-        for name, text in study_figures(data, figs).items():
-            atomic_write_bytes(Path(svg_dir) / name, text.encode("utf-8"))
+    if figures_dir is not None:
+        save_all([p for p in figs.values() if p is not None], figures_dir, fmt)
     return output
