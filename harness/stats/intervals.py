@@ -55,12 +55,19 @@ def wilson_lower(k: float, n: float, alpha: float) -> float:
 
 
 def wilson_z(k: float, n: float, z: float) -> tuple[float, float]:
-    """The Wilson score interval of k/n at normal quantile ``z`` (``n`` > 0)."""
+    """The Wilson score interval of k/n at normal quantile ``z`` (``n`` > 0); exactly 0 at k = 0 and 1 at k = n,
+    where rounding would otherwise leave the end a hair inside the estimate.
+
+    >>> wilson_z(0, 5, 1.96)[0], wilson_z(7, 7, 1.96)[1]
+    (0.0, 1.0)
+    """
     p = k / n
     centre = p + z * z / (2 * n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     den = 1 + z * z / n
-    return max(0.0, (centre - half) / den), min(1.0, (centre + half) / den)
+    low = 0.0 if k <= 0 else max(0.0, (centre - half) / den)
+    high = 1.0 if k >= n else min(1.0, (centre + half) / den)
+    return low, high
 
 
 def t975(df: int) -> float:
