@@ -16,7 +16,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.core.config import SemanticsOverride, StopAfterActionOverride
+from harness.core.config import SemanticsOverride, StopAfterActionOverride, task_label
 from harness.core.io import slug
 from harness.core.options import cli, split_commas
 
@@ -72,6 +72,12 @@ class RunConfig(BaseModel):
 
 
 def default_output_dir(cfg: RunConfig, label: str) -> Path:
-    """``runs/TASK-LABEL-TIMESTAMP`` (the label is the model name, or ``reference``)."""
+    """``runs/TASK-LABEL-TIMESTAMP`` (the label is the model name, or ``reference``; a task given as a path
+    is named by its folder, so the run stays one folder under ``runs/``).
+
+    >>> out = default_output_dir(RunConfig(task="/tmp/../mytask/task.yaml"), "one-search")
+    >>> out.parent, out.name[:18]
+    (PosixPath('runs'), 'mytask-one-search-')
+    """
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{cfg.task}-{slug(label, 40, keep='tail')}-{stamp}"
+    return Path("runs") / f"{task_label(cfg.task)}-{slug(label, 40, keep='tail')}-{stamp}"
