@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -146,6 +147,14 @@ def test_a_task_hook_from_its_folder_shapes_the_data_and_the_split_follows(data,
     d = load_task_data(load_task(path))
     assert [q.line for q in d.questions] == list(range(10)) and d.test_lines == paper_test_lines(10)
     assert len(d.split("test")) + len(d.split("train")) == 10
+    from typer.testing import CliRunner
+
+    from harness.cli.app import app
+
+    res = CliRunner().invoke(app, ["run", "--task", str(path), "--model", "oracle-retry", "--split", "all",
+                                   "-o", str(tmp_path / "run"), "--no-report"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["results"]["oracle-retry"]["noise=0"]["n"] == 10
 
 
 @pytest.mark.integration

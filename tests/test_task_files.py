@@ -224,6 +224,11 @@ def test_shipped_ablations_resolve_by_name(tmp_path, monkeypatch):
         ablation_path("micro_rety")
     with pytest.raises(ConfigError, match="no ablation file"):
         ablation_path("../ablations/micro_retry")
+    from harness.cli.validate import validate_file
+
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "no-data"))
+    assert validate_file(Path("micro_retry")) == "ablation"
+    assert validate_file(Path("apollo3")).startswith("task; data checks skipped")
 
 
 def test_a_task_path_names_the_default_run_folder_by_its_folder(tmp_path):

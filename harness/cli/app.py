@@ -184,7 +184,8 @@ def search(
 
 # ----------------------------------------------------------------------------- validate / analyze / report
 @app.command()
-def validate(files: list[Path] = typer.Argument(..., help="task.yaml or ablation YAML files."),
+def validate(files: list[Path] = typer.Argument(..., help="task.yaml or ablation YAML files (or the names of shipped "
+                                                "tasks and ablations: apollo3, micro_retry)."),
              data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with a task's data files "
                                                      "(else the task's data.dir, $HARNESS_DATA_DIR, the cache).")) -> None:
     """Validate config files against the schemas they will bind to; a task's data too, when it is here."""

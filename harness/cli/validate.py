@@ -60,9 +60,24 @@ def check_task(path: Path, data_dir: str | Path | None = None) -> str:
             f"test {len(data.split('test'))}, train {len(data.split('train'))}")
 
 
+def _named(path: Path) -> Path:
+    """``path``, or the file a shipped task's or ablation's name names (``apollo3``, ``micro_retry``)."""
+    if path.exists() or "/" in str(path) or path.suffix:
+        return path
+    from harness.core.config import available_tasks, task_path
+    from harness.sweep.ablation import ablation_path, available_ablations
+
+    if str(path) in available_tasks():
+        return task_path(str(path))
+    if str(path) in available_ablations():
+        return ablation_path(str(path))
+    return path
+
+
 def validate_file(path: Path, data_dir: str | Path | None = None) -> str:
-    """Validate one file; returns what kind of file it is, raises HarnessError naming file and key."""
-    path = Path(path)
+    """Validate one file (or a shipped task or ablation by name); returns what kind of file it is, raises
+    HarnessError naming file and key."""
+    path = _named(Path(path))
     raw = read_mapping(path)
     if "include" in raw or ("data" in raw and "prompt" in raw):
         return check_task(path, data_dir)
