@@ -107,3 +107,164 @@ def test_malformed_question_row_names_file_and_line(task, data_copy, monkeypatch
     p.write_text('{"question": "q", "answer": "", "supporting_paragraphs": ["x"]}\n')
     with pytest.raises(DataError, match=r"bad.jsonl:1: field 'answer'"):
         _read_questions(p)
+
+
+# ----------------------------------------------------------------------------- bring your own data (issue 26)
+
+
+def _own_task(tmp_path, paraphrases=False, **data):
+    """The guide's tiny task (tests/byo_task.py), its data section replaced by ``data`` when given."""
+    import yaml
+    from byo_task import write_task
+
+    from harness.core.config import load_task
+
+    path = write_task(tmp_path, paraphrases=paraphrases)
+    if data:
+        raw = yaml.safe_load(path.read_text())
+        raw["data"] = data
+        path.write_text(yaml.safe_dump(raw))
+    return load_task(path)
+
+
+@pytest.mark.unit
+def test_local_files_without_checksums_load_and_the_run_records_their_hashes(tmp_path):
+    """Issue 26: local files needed url_pattern, sha256 and bytes; now they load as found, hashed."""
+    task = _own_task(tmp_path)
+    d = load_task_data(task)
+    folder = tmp_path / "mytask" / "data"
+    assert len(d.corpus) == 5 and len(d.questions) == 20 and d.root == folder
+    assert d.corpus.checksum == sha256_file(folder / "chunks.csv")
+    assert task.data.loaded["questions"] == {"path": str(folder / "questions.jsonl"), "pinned": False,
+                                             "sha256": sha256_file(folder / "questions.jsonl"),
+                                             "bytes": (folder / "questions.jsonl").stat().st_size}
+    assert task.model_dump()["data"]["loaded"]["chunks"]["sha256"] == d.corpus.checksum  # in config.json
+    # a pinned file is still checked
+    pinned = _own_task(tmp_path / "p", dir="data", files={
+        "chunks": {"name": "chunks.csv", "sha256": d.corpus.checksum},
+        "questions": {"name": "questions.jsonl", "sha256": "0" * 64}})
+    with pytest.raises(DataError, match="checksum mismatch for .*questions.jsonl"):
+        load_task_data(pinned)
+
+
+@pytest.mark.unit
+def test_the_tasks_own_folder_comes_before_harness_data_dir_and_after_data_dir(tmp_path, monkeypatch):
+    from byo_task import write_data
+
+    task = _own_task(tmp_path)
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "another-tasks-data"))
+    assert load_task_data(task).root == tmp_path / "mytask" / "data"
+    other = write_data(tmp_path / "elsewhere")
+    assert load_task_data(task, data_dir=other).root == other
+
+
+@pytest.mark.unit
+def test_an_unpinned_file_that_is_missing_is_not_downloaded(tmp_path, monkeypatch):
+    monkeypatch.delenv("HARNESS_DATA_DIR", raising=False)
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    task = _own_task(tmp_path, files={"chunks": {"name": "chunks.csv"}, "questions": {"name": "questions.jsonl"}},
+                     url_pattern="http://127.0.0.1:9/{file}")
+    with pytest.raises(DataError, match=r"chunks.csv is not in .*cache/mytask and task mytask does not pin it"):
+        load_task_data(task)
+
+
+@pytest.mark.unit
+def test_the_paraphrase_file_is_optional_and_its_noise_mode_refuses_without_it(tmp_path):
+    """Issue 26: paragraphs_noise.csv was required even when paraphrase noise is never used."""
+    from harness.core.config import NoiseConfig, load_task
+    from harness.core.errors import ConfigError
+    from harness.data.retrieval import build_retriever
+    from harness.data.search import SearchTool
+
+    d = load_task_data(_own_task(tmp_path))
+    assert d.corpus.paraphrases is None
+    bm25 = build_retriever("bm25", d.corpus)
+    with pytest.raises(ConfigError, match=r"^the paraphrase noise mode needs paraphrases, and this task has none"):
+        SearchTool(bm25, d.corpus, noise=NoiseConfig(level=0.5, modes=("drop_gold", "paraphrase")))
+    SearchTool(bm25, d.corpus, noise=NoiseConfig(level=0.5, modes=("drop_gold",)))         # other modes work
+    path = tmp_path / "mytask" / "task.yaml"
+    path.write_text(path.read_text() + "noise: {level: 0.1, modes: [paraphrase]}\n")
+    with pytest.raises(ConfigError, match="noise.modes uses the paraphrase noise mode, but the task has no paraphr"):
+        load_task(path)
+    with_para = load_task_data(_own_task(tmp_path / "w", paraphrases=True, dir="data", files={
+        "chunks": {"name": "chunks.csv"}, "questions": {"name": "questions.jsonl"},
+        "paraphrases": {"name": "paragraphs_noise.csv"}}))
+    tool = SearchTool(build_retriever("bm25", with_para.corpus), with_para.corpus,
+                      noise=NoiseConfig(level=1.0, modes=("paraphrase",)))
+    res = tool.search("Vell Island lighthouse built", "q0000")
+    assert all(r.noise == "paraphrase" and r.text.startswith("In other words:") for r in res.results)
+
+
+@pytest.mark.unit
+def test_validate_loads_local_data_and_catches_a_split_run_would_trip_on(tmp_path):
+    """Issue 26: validate said ok for what run failed on; it now loads the data and draws the split."""
+    from harness.cli.validate import validate_file
+
+    path = tmp_path / "mytask" / "task.yaml"
+    _own_task(tmp_path)
+    assert validate_file(path) == "task; data: 5 chunks, 20 questions, test 2, train 18"
+    path.write_text(path.read_text() + "splits: {paper: {expected_test_lines: [0, 1]}}\n")
+    with pytest.raises(DataError, match=r"the paper split of .*questions.jsonl \(20 questions\) does not reproduce"):
+        validate_file(path)
+    (path.parent / "hooks.py").write_text("def none_left(data):\n    data.questions = []\n    return data\n")
+    path.write_text(path.read_text().replace("splits: {paper: {expected_test_lines: [0, 1]}}\n",
+                                             "hooks: {process_data: 'hooks:none_left'}\n"))
+    with pytest.raises(DataError, match="has no questions after the process_data hook 'hooks:none_left'"):
+        validate_file(path)
+
+
+@pytest.mark.integration
+def test_paraphrase_noise_on_a_task_without_paraphrases_is_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from byo_task import REPO, write_task
+
+    path = write_task(tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--task", str(path), "--model", "one-search",
+                           "--noise", "0.5", "--noise-mode", "paraphrase", "-o", str(tmp_path / "run"), "--no-report"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == ("error: the paraphrase noise mode needs paraphrases, and this task "
+                                                    "has none (data.files.paraphrases); choose another --noise-mode")
+
+
+@pytest.mark.integration
+def test_questions_and_corpus_from_a_saved_datasets_dataset(tmp_path):
+    """Issue 26: a task may read its questions and corpus from a Hugging Face datasets dataset (path or hub id)."""
+    import csv
+
+    datasets = pytest.importorskip("datasets")
+    from byo_task import write_data
+
+    folder = write_data(tmp_path / "files")
+    with open(folder / "chunks.csv", newline="") as f:
+        chunks = [{"chunk_id": r["chunk_id"], "content": r["content"]} for r in csv.DictReader(f)]
+    questions = [json.loads(line) for line in open(folder / "questions.jsonl")]
+    datasets.DatasetDict({"questions": datasets.Dataset.from_list(questions),
+                          "corpus": datasets.Dataset.from_list(chunks)}).save_to_disk(str(tmp_path / "mytask" / "qa"))
+    from_files = load_task_data(_own_task(tmp_path / "f"))
+    task = _own_task(tmp_path, dataset={"path": "qa", "questions": {"split": "questions"},
+                                        "chunks": {"split": "corpus"}})
+    assert task.data.dataset.path == str(tmp_path / "mytask" / "qa")        # relative to the task file
+    d = load_task_data(task)
+    assert [(q.question, q.answer, q.gold_chunk_ids) for q in d.questions] == \
+           [(q.question, q.answer, q.gold_chunk_ids) for q in from_files.questions]
+    assert d.corpus.chunk_ids == from_files.corpus.chunk_ids and d.test_lines == from_files.test_lines
+    assert d.corpus.paraphrases is None
+    rec = task.data.loaded
+    assert rec["questions"]["rows"] == 20 and rec["chunks"]["rows"] == 5 and rec["chunks"]["split"] == "corpus"
+    assert rec["chunks"]["sha256"] == d.corpus.checksum and rec["questions"]["fingerprint"]
+    missing = _own_task(tmp_path / "m", dataset={"path": str(tmp_path / "mytask" / "qa"),
+                                                 "questions": {"split": "test"}, "chunks": {"split": "corpus"}})
+    with pytest.raises(DataError, match="has no split 'test' .*it has questions, corpus"):
+        load_task_data(missing)
+    swapped = _own_task(tmp_path / "s", dataset={"path": str(tmp_path / "mytask" / "qa"),
+                                                 "questions": {"split": "corpus"}, "chunks": {"split": "questions"}})
+    with pytest.raises(DataError, match=r"missing column\(s\) \['chunk_id', 'content'\]"):
+        load_task_data(swapped)
+    from harness.cli.validate import validate_file
+
+    assert validate_file(tmp_path / "mytask" / "task.yaml") == "task; data: 5 chunks, 20 questions, test 2, train 18"

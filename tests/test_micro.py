@@ -27,9 +27,16 @@ def micro_data(data, micro_task):  # `data` skips the module when the Apollo fil
 
 @pytest.fixture(scope="module")
 def micro_tokenizer(micro_data):
-    from harness.models.micro import BuildSpec, build_tokenizer
+    from harness.models.micro import BuildSpec, task_tokenizer
 
-    return build_tokenizer(micro_data.corpus.texts, BuildSpec().vocab)
+    return task_tokenizer(micro_data, BuildSpec().vocab)
+
+
+def _hook(name: str):
+    """A function or class of tasks/apollo3_micro/hooks.py, reached as the harness reaches it (by path)."""
+    from harness.core.config import import_hook
+
+    return import_hook(f"hooks:{name}", load_task("apollo3_micro").source)
 
 
 def _env(micro_data, level=0.0, seed=0):
@@ -41,12 +48,20 @@ def _env(micro_data, level=0.0, seed=0):
 
 @pytest.mark.unit
 def test_task_config_hooks(micro_task, task):
-    assert micro_task.hooks.process_data == "harness.environment.micro:process_data"
-    assert micro_task.hooks.environment == "harness.environment.micro:MicroEnvironment"
-    assert task.hooks.process_data is None and task.hooks.environment is None  # apollo3 untouched
-    assert micro_task.data.files.chunks == task.data.files.chunks
+    assert (micro_task.hooks.process_data, micro_task.hooks.environment) == ("hooks:process_data",
+                                                                              "hooks:MicroEnvironment")
+    assert (micro_task.hooks.demonstrator, micro_task.hooks.added_tokens) == ("hooks:Demonstrator", "hooks:added_tokens")
+    assert task.hooks == type(task.hooks)()  # apollo3 has none
+    assert micro_task.data.files.chunks == task.data.files.chunks and micro_task.data.files.report is None
     assert set(micro_task.presets) == {"rezero", "baseline", "retry_after_miss"}
     assert micro_task.presets["rezero"].train_noise.level == 0.5
+    assert micro_task.presets["rezero"].reward_weights == task.presets["rezero"].reward_weights
+    assert (micro_task.scale, task.scale) == ("micro", "paper")
+    assert micro_task.reference_policies[-1] == "micro" and "micro" not in task.reference_policies
+    # the task's code is reached through its hooks, from its own folder
+    env_cls = micro_task.hook("environment")
+    assert env_cls.__name__ == "MicroEnvironment" and env_cls.__module__.startswith("harness_task_hooks_")
+    assert len(micro_task.hook("added_tokens")()) == 256
 
 
 @pytest.mark.unit
@@ -54,24 +69,21 @@ def test_bad_hook_is_a_clear_error():
     from harness.core.config import HooksConfig, import_hook
     from harness.core.errors import ConfigError
 
-    with pytest.raises(ValueError, match="package.module:name"):
+    with pytest.raises(ValueError, match="must look like 'hooks:<name>'"):
         HooksConfig(process_data="not a hook")
-    with pytest.raises(ConfigError, match="cannot be imported"):
+    with pytest.raises(ConfigError, match="is not allowed"):
         import_hook("harness.nowhere:fn")
 
 
-def test_code_pool_is_fixed_and_never_real_text(data):
-    from harness.environment.micro import CODE_POOL
-
+def test_code_pool_is_fixed_and_never_real_text(data, micro_task):
+    CODE_POOL = micro_task.hook("added_tokens")()
     assert len(CODE_POOL) == len(set(CODE_POOL)) == 256
     text = " ".join(data.corpus.texts).lower()
     assert not [c for c in CODE_POOL if re.search(rf"\b{c}\b", text)]
 
 
 def test_micro_questions_and_split(micro_data, bm25):
-    from harness.environment.micro import reformulations
-    from harness.models.micro_demos import keywords_of
-
+    reformulations, keywords_of = _hook("reformulations"), _hook("keywords_of")
     test, train = micro_data.split("test"), micro_data.split("train")
     assert len(test) == 100 and len(train) > 300
     facts = micro_data.micro_facts
@@ -84,7 +96,7 @@ def test_micro_questions_and_split(micro_data, bm25):
 
 
 def test_value_redrawn_per_episode_shown_only_with_gold(micro_data):
-    from harness.models.micro_demos import Demonstrator
+    Demonstrator = micro_data.task.hook("demonstrator")
 
     q = micro_data.split("test")[0]
     env = _env(micro_data)
@@ -100,7 +112,7 @@ def test_value_redrawn_per_episode_shown_only_with_gold(micro_data):
 
 
 def test_retrying_recovers_and_answering_anyway_does_not(micro_data):
-    from harness.models.micro_demos import Demonstrator
+    Demonstrator = micro_data.task.hook("demonstrator")
     from harness.scoring.metrics import compute_metrics
 
     qs = micro_data.split("test")
@@ -123,9 +135,7 @@ def test_encoding_matches_the_chat_template(micro_data, micro_tokenizer):
         learned = tok.decode([t for t, m in zip(ids, mask) if m])
         assert learned.count("<|end|>") == sum(m["role"] == "assistant" for m in conv)
         assert "<information>" not in learned
-    from harness.environment.micro import CODE_POOL
-
-    code = CODE_POOL[0]
+    code = micro_data.task.hook("added_tokens")()[0]
     assert tok.tokenize(f"«{code}»").count(code) == 1  # a code word is one token
 
 
@@ -225,9 +235,10 @@ def test_shipped_micro_policy_reads_and_does_not_retry(micro_data):
 
 
 def test_default_run_flags_micro_scale():
-    from harness.evaluation.run import DEFAULT_POLICIES, EvalRun, RunConfig, is_micro_scale
+    from harness.core.config import DEFAULT_REFERENCE_POLICIES
+    from harness.evaluation.run import EvalRun, RunConfig, is_micro_scale
 
-    assert "micro" not in DEFAULT_POLICIES and is_micro_scale("micro") and not is_micro_scale("one-search")
+    assert "micro" not in DEFAULT_REFERENCE_POLICIES and is_micro_scale("micro") and not is_micro_scale("one-search")
     micro_task = EvalRun(RunConfig(task="apollo3_micro", output_dir="/nonexistent/x"))
     assert micro_task.micro_scale and [m for _, m in micro_task.policies][-1] == "micro"
     assert not EvalRun(RunConfig(output_dir="/nonexistent/x")).micro_scale  # apollo3: reference policies only
@@ -250,7 +261,7 @@ def test_micro_rewards_under_both_semantics(micro_data, semantics, stop_after_ac
     """Demonstrations score as they should under both semantics: right answers pay, the gold window
     counts for em_chunk (it is the episode's gold passage), a retry pays more than none."""
     from harness.environment.env import Environment
-    from harness.models.micro_demos import Demonstrator
+    Demonstrator = micro_data.task.hook("demonstrator")
     from harness.scoring.rewards import score_episode
 
     qs = micro_data.split("test")[:12]

@@ -21,7 +21,7 @@ import pytest
 pytestmark = pytest.mark.tier("integration")
 
 REPO = Path(__file__).resolve().parent.parent
-SOURCES = ("harness", "tasks", "pyproject.toml", "setup.py", "MANIFEST.in", "README.md")
+SOURCES = ("harness", "tasks", "ablations", "pyproject.toml", "setup.py", "MANIFEST.in", "README.md")
 
 CHECK = """
 import json, sys
@@ -29,9 +29,13 @@ from pathlib import Path
 import harness
 from harness.core.config import available_tasks, load_task, tasks_root
 from harness.evaluation.lmeval_tasks import LMEVAL_TASK_DIR, task_config
+from harness.sweep.ablation import ablation_path, available_ablations
+micro = load_task("apollo3_micro")
 print(json.dumps({
     "package": harness.__file__, "tasks_root": str(tasks_root()), "tasks": available_tasks(),
-    "micro_hooks": load_task("apollo3_micro").hooks.environment,
+    "micro_hooks": micro.hooks.environment,
+    "micro_env_file": sys.modules[micro.hook("environment").__module__].__file__,
+    "ablations": available_ablations(), "micro_retry": str(ablation_path("micro_retry")),
     "lmeval_dir": str(LMEVAL_TASK_DIR), "lmeval_files": sorted(p.name for p in LMEVAL_TASK_DIR.iterdir()),
     "rag_task": task_config("rag")["task"],
 }))
@@ -83,12 +87,15 @@ def test_installed_package_finds_its_tasks_and_lmeval_folder(installed, found):
     assert Path(found["package"]).is_relative_to(venv)  # the wheel's copy, not the checkout
     assert Path(found["tasks_root"]) == Path(found["package"]).parent / "_tasks"
     assert found["tasks"] == ["apollo3", "apollo3_micro"]
-    assert found["micro_hooks"] == "harness.environment.micro:MicroEnvironment"
+    assert found["micro_hooks"] == "hooks:MicroEnvironment"   # the task's own hooks.py, imported from the wheel
+    assert Path(found["micro_env_file"]) == Path(found["tasks_root"]) / "apollo3_micro" / "hooks.py"
+    assert found["ablations"] == sorted(p.stem for p in (REPO / "ablations").glob("*.yaml"))
+    assert Path(found["micro_retry"]) == Path(found["package"]).parent / "_ablations" / "micro_retry.yaml"
     assert Path(found["lmeval_dir"]) == Path(found["tasks_root"]) / "apollo3" / "lm_eval"
     assert found["lmeval_files"] == sorted(p.name for p in (REPO / "tasks" / "apollo3" / "lm_eval").iterdir())
     assert found["rag_task"] == "apollo3_rag"
     for f in (REPO / "tasks").rglob("*"):  # the same files as the checkout's tasks/, byte for byte
-        if f.is_file():
+        if f.is_file() and "__pycache__" not in f.parts:
             assert (Path(found["tasks_root"]) / f.relative_to(REPO / "tasks")).read_bytes() == f.read_bytes(), f
 
 
@@ -100,3 +107,8 @@ def test_installed_command_validates_and_runs_a_task(installed, found, data, tmp
           "-o", tmp_path / "run"], cwd=tmp_path, env=_env())
     res = json.loads((tmp_path / "run" / "results.json").read_text())
     assert res["results"]["one-search"]["noise=0"]["n"] == 2
+    lmeval = _run([harness, "lmeval", "path"], cwd=tmp_path, env=_env()).stdout.strip()
+    assert Path(lmeval) == Path(found["lmeval_dir"]) and (Path(lmeval) / "apollo3_rag.yaml").is_file()
+    v = _run([harness, "validate", found["micro_retry"],
+              Path(found["tasks_root"]) / "apollo3_micro" / "task.yaml"], cwd=tmp_path, env=_env())
+    assert v.stdout.count("ok") == 2 and "497 questions" in v.stdout   # the micro hooks run from the wheel

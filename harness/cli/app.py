@@ -51,20 +51,22 @@ def _progress_factory():
 
 # ----------------------------------------------------------------------------- run
 def _run(cfg: RunConfig) -> None:
-    from harness.evaluation.run import TASK_POLICIES, EvalRun
+    from harness.core.config import other_task_policies
+    from harness.evaluation.run import EvalRun
+    from harness.models.resolve import is_micro_scale
 
     r = EvalRun(cfg, progress=_progress_factory())
     if cfg.model is None:
         modes = "+".join(r.noises[0].modes) if r.noises else ""
         typer.echo("No --model given: evaluating the scripted reference policies ("
                    + ", ".join(p for b, p in r.policies if b == "scripted") + ")"
-                   + (" and the MICRO-SCALE policy 'micro' (1.15M parameters, trained on this task; "
-                      "not comparable to the paper's 3B model)" if r.micro_scale else "")
+                   + "".join(f" and the MICRO-SCALE policy '{m}' (trained on this task; not comparable to the "
+                             "paper's 3B model)" for b, m in r.policies if b != "scripted" and is_micro_scale(m))
+                   + "".join(f" and {m}" for b, m in r.policies if b != "scripted" and not is_micro_scale(m))
                    + f" at {modes} noise " + " and ".join(f"{lv:g}" for lv in r.noise_levels) + ".", err=True)
-        for other, names in TASK_POLICIES.items():
-            if other != r.task.name:
-                typer.echo(f"The {', '.join(names)} policy is trained for {other}: "
-                           f"harness run --task {other} --model {names[0]}", err=True)
+        for other, names in other_task_policies(r.task).items():
+            typer.echo(f"The {', '.join(names)} policy is trained for {other}: "
+                       f"harness run --task {other} --model {names[0]}", err=True)
     from harness.cli.reports import report_run
 
     try:
@@ -114,7 +116,7 @@ def data_stats(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
     d = load_task_data(t, data_dir)
     out = {"chunks": len(d.corpus), "questions": len(d.questions),
            "splits": {s: len(d.split(s)) for s in ("train", "test", "all")},
-           "paraphrased_chunks": len(d.corpus.paraphrases),
+           "paraphrased_chunks": len(d.corpus.paraphrases or {}),
            "gold_chunks_per_question": {str(n): sum(len(q.gold_chunk_ids) == n for q in d.questions)
                                         for n in sorted({len(q.gold_chunk_ids) for q in d.questions})},
            "recall": {}}
@@ -182,14 +184,17 @@ def search(
 
 # ----------------------------------------------------------------------------- validate / analyze / report
 @app.command()
-def validate(files: list[Path] = typer.Argument(..., help="task.yaml or ablation YAML files.")) -> None:
-    """Validate config files against the schemas they will bind to."""
+def validate(files: list[Path] = typer.Argument(..., help="task.yaml or ablation YAML files (or the names of shipped "
+                                                "tasks and ablations: apollo3, micro_retry)."),
+             data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with a task's data files "
+                                                     "(else the task's data.dir, $HARNESS_DATA_DIR, the cache).")) -> None:
+    """Validate config files against the schemas they will bind to; a task's data too, when it is here."""
     from harness.cli.validate import validate_file
 
     bad = 0
     for f in files:
         try:
-            kind = validate_file(f)
+            kind = validate_file(f, data_dir)
             typer.echo(f"ok      {f} ({kind})")
         except HarnessError as e:
             bad += 1
@@ -339,7 +344,7 @@ def _overrides(pairs: list[str]) -> dict:
 
 @app.command()
 def sweep(
-    ablation: Path = typer.Argument(..., help="An ablations/*.yaml file."),
+    ablation: str = typer.Argument(..., help="An ablation YAML file, or the name of a shipped one (micro_retry)."),
     n_trials: Optional[int] = typer.Option(None, "--n-trials", help="Finished trials wanted (grid: the grid size)."),
     storage: Optional[str] = typer.Option(None, "--storage", help="SQLAlchemy URL; default sqlite in the study dir. "
                                           "Use postgresql://... to share one study between machines."),
@@ -467,7 +472,7 @@ def bench_detect(count: int = typer.Option(1000, "--count", help="Curves per kin
 
 
 @bench_app.command("sweep")
-def bench_sweep(ablation: Path = typer.Argument(..., help="Ablation file for the micro-sweep."),
+def bench_sweep(ablation: str = typer.Argument(..., help="Ablation file (or a shipped one's name) for the micro-sweep."),
                 n_trials: int = typer.Option(8, "--n-trials"),
                 output_dir: Path = typer.Option(Path("runs/bench-sweep"), "--output-dir", "-o"),
                 set_: list[str] = typer.Option([], "--set", help="harness train options, e.g. --set model=micro.")) -> None:

@@ -1,4 +1,5 @@
-"""``harness lmeval``: the Apollo 3 single-shot lm-eval tasks, run by the harness's own HF backend.
+"""``harness lmeval``: the Apollo 3 single-shot lm-eval tasks, run by the harness's own HF backend;
+``harness lmeval path``: the folder to pass to ``lm_eval --include_path``.
 
 Registered by ``harness.cli.app`` when present. Only typer is imported here; torch, transformers and
 lm-eval load inside the command.
@@ -12,9 +13,14 @@ from typing import Optional
 
 import typer
 
+lmeval = typer.Typer(invoke_without_command=True, help="Single-shot Apollo 3 (the lm-eval tasks apollo3_*) with the "
+                     "harness's HF backend and judge; `harness lmeval path` prints the lm-eval task folder.")
 
-def lmeval(
-    model: str = typer.Option(..., "--model", "-m", help="Model path, hub id or 'tiny'."),
+
+@lmeval.callback()
+def run(
+    ctx: typer.Context,
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model path, hub id or 'tiny' (required)."),
     variants: str = typer.Option("closedbook,goldcontext,rag", "--variants",
                                  help="Comma-separated: closedbook, goldcontext, rag."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N test questions."),
@@ -25,10 +31,15 @@ def lmeval(
 ) -> None:
     """Single-shot Apollo 3 (the lm-eval tasks apollo3_*) with the harness's HF backend and judge.
 
-    Same rows, prompts and scorer as `lm_eval --include_path tasks/apollo3 --apply_chat_template`,
+    Same rows, prompts and scorer as `lm_eval --include_path "$(harness lmeval path)" --apply_chat_template`,
     so the two agree on the same model; see docs/lm-eval.md.
     """
-    from harness.evaluation.lmeval_tasks import VARIANTS, run_single_shot
+    if ctx.invoked_subcommand is not None:
+        return
+    if model is None:
+        typer.secho("error: --model is required (or run `harness lmeval path`)", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    from harness.evaluation.lmeval_tasks import LMEVAL_TASK, VARIANTS, run_single_shot
 
     chosen = [v.strip() for v in variants.split(",") if v.strip()]
     bad = [v for v in chosen if v not in VARIANTS]
@@ -40,7 +51,7 @@ def lmeval(
     from harness.policies.hf import load as load_hf
 
     dd = str(data_dir) if data_dir else None
-    corpus = load_task_data(load_task("apollo3"), dd).corpus if model == "tiny" else None
+    corpus = load_task_data(load_task(LMEVAL_TASK), dd).corpus if model == "tiny" else None
     policy = load_hf(model, corpus=corpus, batch_size=batch_size)  # loaded once for all variants
     runs = [run_single_shot(model, v, limit=limit, max_gen_toks=max_gen_toks, data_dir=dd, policy=policy)
             for v in chosen]
@@ -52,3 +63,11 @@ def lmeval(
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps({"model": model, "runs": runs}, indent=2))
         typer.echo(f"written: {output}")
+
+
+@lmeval.command("path")
+def path() -> None:
+    """Print the lm-eval task folder shipped with the harness: `lm_eval --include_path "$(harness lmeval path)"`."""
+    from harness.evaluation.lmeval_tasks import LMEVAL_TASK_DIR
+
+    typer.echo(str(LMEVAL_TASK_DIR))

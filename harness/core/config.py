@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib.machinery
 import math
 import os
 import re
@@ -18,9 +19,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    RootModel,
+    ValidationError,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from harness.core.errors import ConfigError
+from harness.core.io import check_name, slug
 
 #: Noise modes understood by :mod:`harness.data.search`.
 NOISE_MODES = ("drop_gold", "paraphrase", "random", "shuffle")
@@ -58,22 +70,92 @@ class _Strict(BaseModel):
 
 
 class DataFile(_Strict):
+    """One data file: its name in the data folder and, optionally, its pinned sha256 and size.
+
+    A file with ``sha256`` is checked before use (and may be downloaded from ``data.url_pattern``);
+    a file without one is read as found (never downloaded) and its hash is recorded in the run.
+    """
+
     name: str
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    bytes: int | None = None
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    bytes: int | None = Field(None, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _plain(cls, v: str) -> str:
+        return check_name(v, "data file name")
 
 
 class DataFiles(_Strict):
+    """The files a task reads (formats: docs/tasks.md). ``paraphrases`` is needed only by the
+    ``paraphrase`` noise mode; ``report`` is kept with the data and not read."""
+
     chunks: DataFile
     questions: DataFile
-    paraphrases: DataFile
+    paraphrases: DataFile | None = None
     report: DataFile | None = None
 
 
+class DatasetTable(_Strict):
+    """Where one table sits in a Hugging Face ``datasets`` dataset: a split, and for a hub dataset
+    with several configurations, the configuration's name."""
+
+    split: str
+    config: str | None = None
+
+
+class DatasetSource(_Strict):
+    """Questions and corpus from a ``datasets`` dataset instead of files (same columns as the files).
+
+    ``path`` is a folder written by ``DatasetDict.save_to_disk`` (or any folder ``datasets.load_dataset``
+    reads), relative to the task file, or a hub id (``org/name``, pinned with ``revision``).
+    """
+
+    path: str
+    revision: str | None = None
+    questions: DatasetTable
+    chunks: DatasetTable
+    paraphrases: DatasetTable | None = None
+
+
 class DataConfig(_Strict):
-    url_pattern: str
-    commit: str
-    files: DataFiles
+    """Where a task's questions and corpus come from: ``files`` (in ``dir``, ``--data-dir``,
+    ``$HARNESS_DATA_DIR`` or the cache, downloaded from ``url_pattern`` when pinned) or ``dataset``."""
+
+    files: DataFiles | None = None
+    dataset: DatasetSource | None = None
+    #: The folder holding ``files``, relative to the task file that sets it (``--data-dir`` overrides it).
+    dir: str | None = None
+    #: Where missing pinned files are downloaded from: ``{file}`` (and ``{commit}``) are filled in.
+    url_pattern: str | None = None
+    commit: str | None = None
+    _loaded: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DataConfig":
+        if (self.files is None) == (self.dataset is None):
+            raise ValueError("give exactly one of data.files (files in a folder) and data.dataset "
+                             "(a Hugging Face datasets dataset); to replace an included one, set the other to null")
+        if self.dataset is not None and (self.dir or self.url_pattern):
+            raise ValueError("data.dir and data.url_pattern go with data.files, not data.dataset")
+        return self
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def loaded(self) -> dict[str, dict[str, Any]]:
+        """What :func:`harness.data.loading.load_task_data` read: per table, where from, its sha256 and size.
+        Set by the loader (:meth:`record_loaded`), never by a task file; part of the task's dump, so a run's
+        config.json records the data it used, checksums pinned or not."""
+        return self._loaded
+
+    def record_loaded(self, record: dict[str, dict[str, Any]]) -> None:
+        self._loaded = dict(record)   # a new dict: copies of this config made before keep theirs
+
+    @property
+    def has_paraphrases(self) -> bool:
+        """Whether the task has paraphrases for the ``paraphrase`` noise mode."""
+        src = self.files if self.files is not None else self.dataset
+        return src.paraphrases is not None
 
 
 class PaperSplit(_Strict):
@@ -194,64 +276,142 @@ class JudgeConfig(_Strict):
         return one_of(v, JUDGE_RULES, "judge rule")
 
 
+#: The module name that means "the hooks.py beside this task's task.yaml".
+TASK_HOOKS_MODULE = "hooks"
+
+#: Each hook a task may declare, and what it must name (checked when it is imported).
+HOOK_KINDS: dict[str, str] = {
+    "process_data": "a function fn(data: TaskData) -> TaskData",
+    "environment": "a subclass of harness.environment.env.Environment",
+    "demonstrator": "a class Demonstrator(p_retry: float, seed: int) whose instances are policies",
+    "added_tokens": "a function fn() -> list[str]",
+}
+#: The harness's own objects a task may name as a hook, per hook (everything else in the harness package
+#: is refused: a hook names the task's own code, or one of these).
+HARNESS_HOOKS: dict[str, tuple[str, ...]] = {
+    "environment": ("harness.environment.env:Environment",),
+}
+_HOOK_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+def check_hook_spec(spec: str, kind: str | None = None) -> str:
+    """``spec`` unchanged when a task may name it for hook ``kind`` (any hook when None); else ConfigError.
+
+    Allowed: ``hooks:<name>`` (the task's own hooks.py; what the name is, is checked on import) and the
+    entries of :data:`HARNESS_HOOKS`. Checked when the task file is loaded, so ``harness validate`` and
+    ``harness run`` refuse the same hooks.
+
+    >>> check_hook_spec("hooks:first_ten", "process_data")
+    'hooks:first_ten'
+    >>> check_hook_spec("os:system", "process_data")
+    Traceback (most recent call last):
+    ...
+    harness.core.errors.ConfigError: task hook 'os:system' is not allowed: hooks must name a function or class of the task's own hooks.py ('hooks:<name>', the file beside task.yaml) or one the harness exports for this hook (harness.environment.env:Environment for environment)
+    """
+    if not isinstance(spec, str) or not _HOOK_SPEC.fullmatch(spec):
+        raise ConfigError(f"task hook {spec!r} must look like '{TASK_HOOKS_MODULE}:<name>' (a function or class "
+                          "of the hooks.py beside task.yaml)")
+    module = spec.partition(":")[0]
+    allowed = HARNESS_HOOKS.get(kind, ()) if kind else tuple(x for v in HARNESS_HOOKS.values() for x in v)
+    if module != TASK_HOOKS_MODULE and spec not in allowed:
+        exports = "; ".join(f"{', '.join(v)} for {k}" for k, v in HARNESS_HOOKS.items())
+        raise ConfigError(f"task hook {spec!r} is not allowed: hooks must name a function or class of the task's own "
+                          f"hooks.py ('{TASK_HOOKS_MODULE}:<name>', the file beside task.yaml) or one the harness "
+                          f"exports for this hook ({exports})")
+    return spec
+
+
 class HooksConfig(_Strict):
-    """Code a task reaches through small named hooks (``module:function``), lm-eval style.
+    """Code a task reaches through small named hooks, lm-eval style (docs/tasks.md).
 
     ``process_data``  called as ``fn(data: TaskData) -> TaskData`` right after the files are parsed
                       (e.g. to derive the task's own questions and split from the corpus);
     ``environment``   a subclass of :class:`harness.environment.env.Environment` that
-                      :meth:`~harness.environment.env.Environment.from_task` builds instead of the base class.
+                      :meth:`~harness.environment.env.Environment.from_task` builds instead of the base class;
+    ``demonstrator``  a scripted policy class, ``cls(p_retry=..., seed=...)``, whose episodes warm-start a
+                      policy the harness builds for the task (``harness micro build``);
+    ``added_tokens``  ``fn() -> list[str]``: words the tokenizer of such a policy keeps as single tokens.
 
-    Hooks are imported only when data is loaded or an environment is built, never at config load.
+    Each names ``hooks:<name>`` (a function or class defined in the task's own ``hooks.py``) or one of
+    :data:`HARNESS_HOOKS`; anything else is refused when the file is loaded. Hooks are imported only
+    when they are used (data loaded, environment built, policy built) or by ``harness validate``.
     """
 
     process_data: str | None = None
     environment: str | None = None
+    demonstrator: str | None = None
+    added_tokens: str | None = None
 
-    @field_validator("process_data", "environment")
+    @field_validator("process_data", "environment", "demonstrator", "added_tokens")
     @classmethod
-    def _dotted(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", v):
-            raise ValueError(f"hook {v!r} must look like 'package.module:name'")
-        return v
+    def _allowed(cls, v: str | None, info) -> str | None:
+        if v is None:
+            return v
+        try:
+            return check_hook_spec(v, info.field_name)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
 
 
-#: The module name that means "the hooks.py beside this task's task.yaml".
-TASK_HOOKS_MODULE = "hooks"
+def import_hook(spec: str, task_source: str | Path | None = None, kind: str | None = None) -> Any:
+    """Import a task hook and return the object; ConfigError if refused, missing or of the wrong kind.
 
+    Hooks run code, so only two places may provide it (:func:`check_hook_spec`): the task's own folder
+    (``hooks:name`` = a function or class *defined in* ``hooks.py`` beside ``task_source``, imported by
+    path; names it imports from elsewhere are refused) and the objects the harness exports as hooks
+    (:data:`HARNESS_HOOKS`). ``kind`` (a key of :data:`HOOK_KINDS`) also checks what the object is.
 
-def import_hook(spec: str, task_source: str | Path | None = None) -> Any:
-    """Import a task hook ``module:name`` and return the object; ConfigError if refused or missing.
-
-    Hooks run code, so only two places may provide it: the ``harness`` package (``harness.x.y:name``)
-    and the task's own folder (``hooks:name`` = ``hooks.py`` beside ``task.yaml``, imported by path;
-    ``task_source`` is the task.yaml). Any other module, installed or not, is refused.
-
-    >>> import_hook("harness.core.config:load_task").__name__
-    'load_task'
-    >>> import_hook("os:system")
+    >>> import_hook("harness.environment.env:Environment", kind="environment").__name__
+    'Environment'
+    >>> import_hook("harness.cli.app:main")
     Traceback (most recent call last):
     ...
-    harness.core.errors.ConfigError: task hook 'os:system' is not allowed: ...
+    harness.core.errors.ConfigError: task hook 'harness.cli.app:main' is not allowed: ...
     """
     import importlib
+    import inspect
 
+    check_hook_spec(spec, kind)
     module, _, name = spec.partition(":")
     if module == TASK_HOOKS_MODULE:
         mod = _task_hooks_module(spec, task_source)
-    elif module == "harness" or module.startswith("harness."):
+    else:
         try:
             mod = importlib.import_module(module)
         except ImportError as e:
             raise ConfigError(f"task hook {spec!r} cannot be imported: {e}") from None
-    else:
-        raise ConfigError(f"task hook {spec!r} is not allowed: hooks must name a module of the harness package "
-                          f"('harness.<module>:<name>') or the task's own hooks.py ('{TASK_HOOKS_MODULE}:<name>', "
-                          "the file beside task.yaml)")
     try:
-        return getattr(mod, name)
+        obj = getattr(mod, name)
     except AttributeError as e:
         raise ConfigError(f"task hook {spec!r} cannot be imported: {e}") from None
+    if module == TASK_HOOKS_MODULE and (not (inspect.isfunction(obj) or inspect.isclass(obj))
+                                        or obj.__module__ != mod.__name__):
+        raise ConfigError(f"task hook {spec!r} is not allowed: {name!r} is not a function or class defined in "
+                          f"{mod.__file__} (a hook names the task's own code, not what its hooks.py imports)")
+    if kind is not None:
+        _check_kind(spec, kind, obj)
+    return obj
+
+
+def _check_kind(spec: str, kind: str, obj: Any) -> None:
+    import inspect
+
+    if kind == "environment":  # a subclass of harness.environment.env.Environment (named: core imports no layer above)
+        ok = inspect.isclass(obj) and any((c.__module__, c.__qualname__) == ("harness.environment.env", "Environment")
+                                          for c in obj.__mro__)
+    elif kind == "demonstrator":
+        ok = inspect.isclass(obj)
+    else:
+        ok = inspect.isfunction(obj)
+    if not ok:
+        raise ConfigError(f"task hook {kind}: {spec!r} must name {HOOK_KINDS[kind]}, not {type(obj).__name__} {obj!r}")
+
+
+class _NoBytecodeLoader(importlib.machinery.SourceFileLoader):
+    """Imports a task's hooks.py without writing ``__pycache__`` into the task folder."""
+
+    def set_data(self, *args: Any, **kwargs: Any) -> None:
+        pass
 
 
 def _task_hooks_module(spec: str, task_source: str | Path | None) -> Any:
@@ -268,7 +428,7 @@ def _task_hooks_module(spec: str, task_source: str | Path | None) -> Any:
     mod_name = f"harness_task_hooks_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
     if mod_name in sys.modules:
         return sys.modules[mod_name]
-    loader_spec = importlib.util.spec_from_file_location(mod_name, path)
+    loader_spec = importlib.util.spec_from_file_location(mod_name, path, loader=_NoBytecodeLoader(mod_name, str(path)))
     mod = importlib.util.module_from_spec(loader_spec)
     sys.modules[mod_name] = mod
     try:
@@ -288,10 +448,23 @@ class Preset(_Strict):
     stop_after_action: bool | None = None
 
 
+#: The policies ``harness run`` evaluates when no --model is given, unless the task lists its own
+#: (``reference_policies``): the scripted reference policies.
+DEFAULT_REFERENCE_POLICIES: tuple[str, ...] = ("closed-book", "one-search", "oracle-retry")
+#: ``scale: paper`` is a task meant for instruct models of billions of parameters (GPU-scale training);
+#: ``scale: micro`` one built for the harness's own CPU-scale models.
+TASK_SCALES: tuple[str, ...] = ("paper", "micro")
+
+
 class TaskConfig(_Strict):
     name: str
     version: int
     description: str = ""
+    #: ``paper`` (GPU-scale models learn it) or ``micro`` (built for the CPU-scale local models); a sweep of a
+    #: paper-scale task with only micro-scale models is warned about (harness.sweep.runner.warn_scale).
+    scale: Literal["paper", "micro"] = "paper"
+    #: What ``harness run`` evaluates without --model: scripted policies, local models, paths or hub ids.
+    reference_policies: tuple[str, ...] = DEFAULT_REFERENCE_POLICIES
     data: DataConfig
     splits: SplitsConfig = SplitsConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
@@ -304,6 +477,46 @@ class TaskConfig(_Strict):
     hooks: HooksConfig = HooksConfig()
     #: Where the YAML came from (set by the loader, not by the file).
     source: str | None = None
+    #: The file each hook was declared in (its ``hooks.py`` sits beside it), when a base file included
+    #: from another folder declared it; set by the loader.
+    _hook_sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        return check_name(v, "task name")
+
+    @field_validator("presets")
+    @classmethod
+    def _plain_presets(cls, v: dict[str, Preset]) -> dict[str, Preset]:
+        for name in v:
+            check_name(name, "preset name")
+        return v
+
+    @field_validator("reference_policies")
+    @classmethod
+    def _some_policies(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v or any(not isinstance(m, str) or not m.strip() for m in v):
+            raise ValueError("list at least one policy name")
+        return v
+
+    @model_validator(mode="after")
+    def _paraphrases_for_paraphrase_noise(self) -> "TaskConfig":
+        if not self.data.has_paraphrases:
+            where = [("noise.modes", self.noise)] + [(f"presets.{k}.train_noise.modes", p.train_noise)
+                                                    for k, p in self.presets.items()]
+            for key, noise in where:
+                if "paraphrase" in noise.modes:
+                    raise ValueError(f"{key} uses the paraphrase noise mode, but the task has no paraphrases "
+                                     "(data.files.paraphrases)")
+        return self
+
+    def hook(self, kind: str) -> Any:
+        """The object hook ``kind`` names (imported now, allowlist and kind checked), or None if undeclared."""
+        spec = getattr(self.hooks, kind)
+        if spec is None:
+            return None
+        return import_hook(spec, self._hook_sources.get(kind, self.source), kind=kind)
 
 
 def make_noise(level: float, modes: Any) -> NoiseConfig:
@@ -337,10 +550,11 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     lines = [f"invalid task config {source}:"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             lines.append(f"  unknown key '{loc}'")
         else:
-            lines.append(f"  {loc}: {e['msg']}")
+            lines.append(f"  {loc}: {msg}" if loc else f"  {msg}")
     return "\n".join(lines)
 
 
@@ -372,25 +586,164 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
-def load_task(name_or_path: str | Path) -> TaskConfig:
-    """Load and validate a task by name (``apollo3``) or by path to a folder or YAML file."""
+#: Keys only the loader sets; a task file that sets them is refused.
+_LOADER_KEYS = (("source",), ("data", "loaded"))
+
+
+def merge_mappings(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` laid on ``base``: how ``include:`` merges a task file onto the files it includes.
+
+    Keys of ``over`` win; where both values are mappings they merge the same way, key by key, at any
+    depth; anything else (a list, a string, a number) replaces the base value whole; a key set to
+    null (``~``) is removed, so the schema's default applies (and an inherited preset, hook or file
+    can be dropped).
+
+    >>> merge_mappings({"a": {"x": 1, "y": 2}, "l": [1, 2], "d": 1}, {"a": {"y": 3}, "l": [3], "d": None})
+    {'a': {'x': 1, 'y': 3}, 'l': [3]}
+    """
+    out = dict(base)
+    for key, value in over.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_mappings(out[key], value)
+        elif isinstance(value, dict):
+            out[key] = merge_mappings({}, value)
+        else:
+            out[key] = value
+    return out
+
+
+def _include_target(entry: Any, including: Path) -> Path:
+    """The file an ``include:`` entry names: a path (with a ``/`` or a .yaml/.yml suffix) relative to the
+    including file's folder, or the bare name of a task (``apollo3``: that task's task.yaml)."""
+    if not isinstance(entry, str) or not entry.strip():
+        raise ConfigError(f"{including}: include entries must be file paths or task names, got {entry!r}")
+    if "/" in entry or entry.endswith((".yaml", ".yml")):
+        target = (including.parent / Path(entry).expanduser()).resolve()
+    else:
+        target = next((root / entry / "task.yaml" for root in (tasks_root(), shipped_tasks_dir())
+                       if (root / entry / "task.yaml").is_file()), including.parent / entry)
+    if not target.is_file():
+        raise ConfigError(f"{including}: include {entry!r} names no file ({target}); give a path relative to "
+                          f"this file or a task name ({', '.join(available_tasks()) or 'none available'})")
+    return target.resolve()
+
+
+def _localize(raw: dict[str, Any], path: Path) -> None:
+    """Make the folder paths a task file gives relative to itself absolute, before it is merged anywhere."""
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return
+    if isinstance(data.get("dir"), str):
+        data["dir"] = str((path.parent / Path(data["dir"]).expanduser()).resolve())
+    ds = data.get("dataset")
+    if isinstance(ds, dict) and isinstance(ds.get("path"), str):
+        p = ds["path"]
+        local = Path(p).expanduser()
+        if p.startswith(("./", "../", "/", "~")) or (path.parent / local).exists():
+            ds["path"] = str((path.parent / local).resolve())
+
+
+def read_task_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], dict[str, str]]:
+    """A task file's mapping with its ``include:`` files merged under it (:func:`merge_mappings`),
+    and for each hook the file that declared it.
+
+    ``include`` is one entry or a list; entries merge in order (a later one wins), then the file
+    itself on top. Included files may include others; a cycle is a ConfigError naming the files.
+    """
+    path = Path(path).resolve()
+    if path in _chain:
+        raise ConfigError("include cycle: " + " -> ".join(str(p) for p in (*_chain, path)))
+    raw = read_yaml(path)
+    for keys in _LOADER_KEYS:
+        node: Any = raw
+        for k in keys[:-1]:
+            node = node.get(k) if isinstance(node, dict) else None
+        if isinstance(node, dict) and keys[-1] in node:
+            raise ConfigError(f"{path}: '{'.'.join(keys)}' is set by the loader, not by a task file")
+    _localize(raw, path)
+    entries = raw.pop("include", None)
+    if isinstance(entries, str) or entries is None:
+        entries = [entries] if entries else []
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: include must be a file path or task name, or a list of them")
+    merged: dict[str, Any] = {}
+    hook_sources: dict[str, str] = {}
+    for entry in entries:
+        base, base_hooks = read_task_file(_include_target(entry, path), (*_chain, path))
+        merged = merge_mappings(merged, base)
+        hook_sources.update(base_hooks)
+    merged = merge_mappings(merged, raw)
+    hooks = raw.get("hooks")
+    if isinstance(hooks, dict):
+        hook_sources.update({k: str(path) for k, v in hooks.items() if v is not None})
+    return merged, hook_sources
+
+
+def task_path(name_or_path: str | Path) -> Path:
+    """The task.yaml a task name (``apollo3``), folder or YAML path names; ConfigError when none."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") and p.is_file():
-        path = p
-    elif p.is_dir() and (p / "task.yaml").is_file():
-        path = p / "task.yaml"
-    else:
-        path = tasks_root() / str(name_or_path) / "task.yaml"
-        if not path.is_file():
-            raise ConfigError(
-                f"unknown task {str(name_or_path)!r}; available: {', '.join(available_tasks()) or 'none'}"
-                f" (looked in {tasks_root()})"
-            )
-    raw = read_yaml(path)
+        return p
+    if p.is_dir() and (p / "task.yaml").is_file():
+        return p / "task.yaml"
+    name = str(name_or_path)
     try:
-        return TaskConfig(**raw, source=str(path))
+        check_name(name, "task name")
+    except ValueError:
+        raise ConfigError(f"no task file at {name!r} (a task is a name, a folder holding task.yaml, or a .yaml file)"
+                          ) from None
+    path = tasks_root() / name / "task.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown task {name!r}; available: {', '.join(available_tasks()) or 'none'} (looked in {tasks_root()})")
+    return path
+
+
+def task_label(task: str | Path) -> str:
+    """What names a task given as a name or a path inside a folder or file name: the name, or the folder
+    of a task.yaml (the file's stem for another .yaml), as a slug (never a path).
+
+    >>> task_label("apollo3"), task_label("../x/mytask/task.yaml"), task_label("/a/custom.yaml"), task_label("/")
+    ('apollo3', 'mytask', 'custom', 'task')
+    """
+    p = Path(task)
+    name = (p.parent.name if p.stem == "task" else p.stem) if p.suffix in (".yaml", ".yml") else p.name
+    return slug(name, 40) or "task"
+
+
+def load_task(name_or_path: str | Path) -> TaskConfig:
+    """Load and validate a task by name (``apollo3``) or by path to a folder or YAML file, with its
+    ``include:`` files merged (:func:`read_task_file`)."""
+    path = task_path(name_or_path)
+    raw, hook_sources = read_task_file(path)
+    try:
+        task = TaskConfig(**raw, source=str(path))
     except ValidationError as e:
         raise ConfigError(_format_validation_error(e, str(path))) from None
+    task._hook_sources = {k: v for k, v in hook_sources.items() if Path(v) != path.resolve()}
+    return task
+
+
+def other_task_policies(task: TaskConfig) -> dict[str, tuple[str, ...]]:
+    """The reference policies other shipped tasks list that ``task`` does not (a policy trained for them).
+
+    >>> other_task_policies(load_task("apollo3"))
+    {'apollo3_micro': ('micro',)}
+    """
+    out = {}
+    for name in available_tasks():
+        if name == task.name:
+            continue
+        try:
+            other = load_task(name)
+        except ConfigError:
+            continue
+        extra = tuple(m for m in other.reference_policies if m not in task.reference_policies)
+        if extra:
+            out[other.name] = extra
+    return out
 
 
 def parse_weight_overrides(spec: str | None, base: RewardWeights) -> RewardWeights:

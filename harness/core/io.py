@@ -50,6 +50,30 @@ def slug(text: str, max_len: int = 80, keep: str = "head") -> str:
     return s[-max_len:].lstrip("_") if keep == "tail" else s[:max_len]
 
 
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """``name`` unchanged when it is safe as one path component, else ValueError saying why.
+
+    Task, preset, ablation and data-file names become folder and file names (the data cache
+    ``<cache>/<task>/``, ``runs/sweeps/<ablation>/``); a name is refused unless it is one plain
+    component: letters, digits, ``_``, ``.`` and ``-``, not starting with ``.`` or ``-``, at most 128
+    characters (so no ``/``, no ``..``, nothing absolute, nothing hidden).
+
+    >>> check_name("apollo3_micro", "task name")
+    'apollo3_micro'
+    >>> check_name("../escaped", "ablation name")
+    Traceback (most recent call last):
+    ...
+    ValueError: ablation name '../escaped' is not a plain name: use letters, digits, '_', '.' and '-' (no '/', not starting with '.' or '-'); it becomes a folder name
+    """
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise ValueError(f"{what} {name!r} is not a plain name: use letters, digits, '_', '.' and '-' (no '/', "
+                         "not starting with '.' or '-'); it becomes a folder name")
+    return name
+
+
 def atomic_write_bytes(path: Path | str, payload: bytes) -> None:
     """Write ``payload`` to ``path`` through a temp file in the same folder, fsync, then ``os.replace``."""
     path = Path(path)

@@ -1,9 +1,16 @@
-"""Task data: locate, download (pinned, checksummed, atomic), parse and split.
+"""Task data: locate, download (pinned, checksummed, atomic), parse and split (formats: docs/tasks.md).
 
-Resolution order for the data directory: the ``data_dir`` argument (``--data-dir``), then
-``$HARNESS_DATA_DIR``, then the user cache (``$HARNESS_CACHE_DIR`` or ``~/.cache/harness``) under
-``<task>/``, downloading into the cache from the pinned URL when files are missing there.
-Every file is checked against its sha256 before use; nothing is ever unpickled.
+A task reads either files (``data.files``) or a Hugging Face ``datasets`` dataset (``data.dataset``).
+Resolution order for the files' folder: the ``data_dir`` argument (``--data-dir``), then the task's
+``data.dir``, then ``$HARNESS_DATA_DIR``, then the user cache (``$HARNESS_CACHE_DIR`` or
+``~/.cache/harness``) under ``<task>/``, downloading into the cache from the pinned URL when pinned
+files are missing there. A file with a sha256 in the task is checked against it before use; a file
+without one is read as found; either way its hash is recorded (``task.data.loaded``, in the run's
+config.json). Nothing is ever unpickled.
+
+The split is drawn after the task's ``process_data`` hook, over the questions it returns (unless it
+sets ``test_lines``), and checked against ``splits.paper.expected_test_lines`` when the task pins it
+(:func:`check_split`; ``harness validate`` runs the same checks).
 
 Example (needs the data):
     >>> from harness.core.config import load_task
@@ -24,12 +31,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from harness.core.config import DataFile, TaskConfig
 from harness.core.errors import DataError
-from harness.core.io import atomic_write_bytes
+from harness.core.io import atomic_write_bytes, check_name
 
 csv.field_size_limit(1 << 26)
 
@@ -53,16 +61,20 @@ def sha256_file(path: Path) -> str:
 
 def _required_files(task: TaskConfig) -> list[DataFile]:
     f = task.data.files
+    if f is None:
+        raise DataError(f"task {task.name} reads a datasets dataset (data.dataset), not data files")
     return [x for x in (f.chunks, f.questions, f.paraphrases, f.report) if x is not None]
 
 
-def _verify(path: Path, spec: DataFile, hint: str) -> None:
+def _verify(path: Path, spec: DataFile, hint: str) -> str:
+    """The file's sha256, checked against the pinned one when the task pins it."""
     got = sha256_file(path)
-    if got != spec.sha256:
+    if spec.sha256 is not None and got != spec.sha256:
         raise DataError(
             f"checksum mismatch for {path}: expected sha256 {spec.sha256}, got {got}. "
             f"The file is corrupt or a different version; {hint}"
         )
+    return got
 
 
 def _download(url: str, dest: Path, spec: DataFile, timeout: float = 60.0) -> None:
@@ -85,33 +97,68 @@ def _download(url: str, dest: Path, spec: DataFile, timeout: float = 60.0) -> No
     atomic_write_bytes(dest, payload)
 
 
-def resolve_data_dir(task: TaskConfig, data_dir: str | Path | None = None, download: bool = True) -> Path:
-    """Return a folder holding every data file of ``task``, each verified by sha256."""
-    explicit = data_dir or os.environ.get("HARNESS_DATA_DIR")
-    if explicit:
-        root = Path(explicit).expanduser()
-        source = "--data-dir" if data_dir else "HARNESS_DATA_DIR"
+def _data_root(task: TaskConfig, data_dir: str | Path | None) -> tuple[Path, str] | None:
+    """The folder the files are read from and what chose it, in order: ``--data-dir``, the task's
+    ``data.dir``, ``$HARNESS_DATA_DIR``; None: the cache (where missing pinned files are downloaded)."""
+    if data_dir:
+        return Path(data_dir).expanduser(), "--data-dir"
+    if task.data.dir:
+        return Path(task.data.dir), f"data.dir of {task.source}"
+    if os.environ.get("HARNESS_DATA_DIR"):
+        return Path(os.environ["HARNESS_DATA_DIR"]).expanduser(), "HARNESS_DATA_DIR"
+    return None
+
+
+def data_available(task: TaskConfig, data_dir: str | Path | None = None) -> str | None:
+    """None when every data file of ``task`` is on this machine (nothing is read or downloaded), else
+    why not: what ``harness validate`` says when it skips the data checks."""
+    if task.data.dataset is not None:
+        path = Path(task.data.dataset.path)
+        if path.is_absolute():
+            return None if path.exists() else f"no dataset folder {path}"
+        return f"the hub dataset {task.data.dataset.path} is loaded only by harness run / train / data prepare"
+    found = _data_root(task, data_dir)
+    root = found[0] if found else cache_root() / task.name
+    missing = [spec.name for spec in _required_files(task) if not (root / spec.name).is_file()]
+    return f"{', '.join(missing)} not in {root}" if missing else None
+
+
+def _resolve(task: TaskConfig, data_dir: str | Path | None, download: bool) -> tuple[Path, dict[str, str]]:
+    """The data folder and the sha256 of every file in it the task reads (checked where pinned)."""
+    hashes: dict[str, str] = {}
+    found = _data_root(task, data_dir)
+    if found is not None:
+        root, source = found
         hint = f"check {source} ({root})."
         for spec in _required_files(task):
             p = root / spec.name
             if not p.is_file():
-                raise DataError(
-                    f"{spec.name} not found in {root} (from {source}); expected a file with sha256 "
-                    f"{spec.sha256}. Point {source} at the folder holding the task's data files."
-                )
-            _verify(p, spec, hint)
-        return root
-    root = cache_root() / task.name
+                pinned = f" with sha256 {spec.sha256}" if spec.sha256 else ""
+                raise DataError(f"{spec.name} not found in {root} (from {source}); expected a file{pinned}. "
+                                f"Point {source} at the folder holding the task's data files.")
+            hashes[spec.name] = _verify(p, spec, hint)
+        return root, hashes
+    root = cache_root() / check_name(task.name, "task name")
     for spec in _required_files(task):
         p = root / spec.name
         if p.is_file():
-            _verify(p, spec, "delete it to re-download, or set HARNESS_DATA_DIR.")
+            hashes[spec.name] = _verify(p, spec, "delete it to re-download, or set HARNESS_DATA_DIR.")
             continue
+        if spec.sha256 is None or not task.data.url_pattern:
+            raise DataError(f"{spec.name} is not in {root} and task {task.name} does not pin it (sha256 and "
+                            f"data.url_pattern) to download it; set data.dir in {task.source}, pass --data-dir "
+                            "or set HARNESS_DATA_DIR to the folder holding it")
         if not download:
             raise DataError(f"{spec.name} is not in the cache {root}; run `harness data prepare`.")
-        url = task.data.url_pattern.format(commit=task.data.commit, file=spec.name)
+        url = task.data.url_pattern.format(commit=task.data.commit or "", file=spec.name)
         _download(url, p, spec)
-    return root
+        hashes[spec.name] = spec.sha256
+    return root, hashes
+
+
+def resolve_data_dir(task: TaskConfig, data_dir: str | Path | None = None, download: bool = True) -> Path:
+    """Return a folder holding every data file of ``task``, each verified by sha256 where the task pins one."""
+    return _resolve(task, data_dir, download)[0]
 
 
 # ----------------------------------------------------------------------------- parsed data
@@ -139,7 +186,8 @@ class Corpus:
     chunk_ids: list[str]
     texts: list[str]
     checksum: str
-    paraphrases: dict[str, list[str]] = field(default_factory=dict)
+    #: Paraphrases by chunk id; None when the task has no paraphrases (the ``paraphrase`` noise mode is refused).
+    paraphrases: dict[str, list[str]] | None = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
@@ -163,17 +211,21 @@ class TaskData:
     root: Path
     corpus: Corpus
     questions: list[Question]
-    test_lines: list[int]
+    #: Positions in ``questions`` of the test split. None only while the ``process_data`` hook runs: the
+    #: split is drawn after it, over the questions it returns, unless it sets ``test_lines`` itself.
+    test_lines: list[int] | None
 
     def split(self, name: str) -> list[Question]:
-        """``test`` (the paper's 32), ``train`` (the paper's 286) or ``all`` (318)."""
+        """``test`` (apollo3: the paper's 32), ``train`` (the other questions) or ``all``."""
         if name == "all":
             return list(self.questions)
-        test = set(self.test_lines)
+        if self.test_lines is None:
+            raise DataError("the split is drawn after the process_data hook; a hook cannot ask for it")
         if name == "test":
             return [self.questions[i] for i in self.test_lines]
         if name == "train":
-            return [q for q in self.questions if q.line not in test]
+            test = set(self.test_lines)
+            return [q for i, q in enumerate(self.questions) if i not in test]
         raise DataError(f"unknown split {name!r}; valid: test, train, all")
 
 
@@ -191,6 +243,17 @@ def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
     return rows
 
 
+def _check_question(obj: Any, where: str) -> dict:
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: expected an object with question, answer and supporting_paragraphs")
+    for key, typ in (("question", str), ("answer", str), ("supporting_paragraphs", list)):
+        if not isinstance(obj.get(key), typ) or not obj.get(key):
+            raise DataError(f"{where}: field {key!r} missing or not a non-empty {typ.__name__}")
+    if not all(isinstance(p, str) for p in obj["supporting_paragraphs"]):
+        raise DataError(f"{where}: supporting_paragraphs must be a list of strings")
+    return obj
+
+
 def _read_questions(path: Path) -> list[dict]:
     out = []
     with open(path, encoding="utf-8") as f:
@@ -201,10 +264,7 @@ def _read_questions(path: Path) -> list[dict]:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-            for key, typ in (("question", str), ("answer", str), ("supporting_paragraphs", list)):
-                if not isinstance(obj.get(key), typ) or not obj.get(key):
-                    raise DataError(f"{path}:{i}: field {key!r} missing or not a non-empty {typ.__name__}")
-            out.append(obj)
+            out.append(_check_question(obj, f"{path}:{i}"))
     return out
 
 
@@ -223,29 +283,125 @@ def paper_test_lines(n: int, test_size: float = 0.1, seed: int = 42) -> list[int
     return [int(i) for i in perm[:n_test]]
 
 
-def load_task_data(task: TaskConfig, data_dir: str | Path | None = None, download: bool = True) -> TaskData:
-    """Locate, verify and parse a task's data; map every question to its gold chunk ids."""
-    root = resolve_data_dir(task, data_dir, download=download)
+@dataclass
+class _Tables:
+    """A task's raw tables, from files or a dataset, and where each came from (the run's record)."""
+
+    root: Path
+    chunks: list[dict]
+    questions: list[dict]
+    paraphrases: list[dict] | None
+    where: str                                   # how errors name the questions' source
+    record: dict[str, dict[str, Any]]
+    corpus_checksum: str
+
+
+def _read_files(task: TaskConfig, data_dir: str | Path | None, download: bool) -> _Tables:
+    root, hashes = _resolve(task, data_dir, download)
     files = task.data.files
-    chunk_rows = _read_csv(root / files.chunks.name, ("chunk_id", "content"))
-    corpus = Corpus(
-        chunk_ids=[r["chunk_id"] for r in chunk_rows],
-        texts=[r["content"] for r in chunk_rows],
-        checksum=files.chunks.sha256,
-    )
-    para: dict[str, list[str]] = defaultdict(list)
-    for r in _read_csv(root / files.paraphrases.name, ("chunk_id", "paraphrased_text")):
-        if r["chunk_id"] in corpus.index_of and r["paraphrased_text"].strip():
-            para[r["chunk_id"]].append(r["paraphrased_text"].strip())
-    corpus.paraphrases = dict(para)
+    record = {}
+    for key in ("chunks", "questions", "paraphrases", "report"):
+        spec = getattr(files, key)
+        if spec is not None:
+            p = root / spec.name
+            record[key] = {"path": str(p), "sha256": hashes[spec.name], "bytes": p.stat().st_size,
+                           "pinned": spec.sha256 is not None}
+    para = None
+    if files.paraphrases is not None:
+        para = _read_csv(root / files.paraphrases.name, ("chunk_id", "paraphrased_text"))
+    return _Tables(root, _read_csv(root / files.chunks.name, ("chunk_id", "content")),
+                   _read_questions(root / files.questions.name), para, str(root / files.questions.name),
+                   record, hashes[files.chunks.name])
+
+
+def _rows_checksum(rows: list[dict], columns: tuple[str, ...]) -> str:
+    blob = json.dumps([[r.get(c) for c in columns] for r in rows], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _read_dataset(task: TaskConfig) -> _Tables:
+    """The tables of ``data.dataset``: a folder saved by ``datasets`` (``save_to_disk``), another local
+    folder ``datasets.load_dataset`` reads, or a hub id (pinned with ``revision``)."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataError("data.dataset needs the `datasets` package (pip install datasets)") from None
+    src = task.data.dataset
+    path = Path(src.path)
+    saved = path.is_absolute() and ((path / "dataset_dict.json").is_file() or (path / "state.json").is_file())
+    if path.is_absolute() and not path.exists():
+        raise DataError(f"data.dataset.path {path} (from {task.source}) does not exist")
+    on_disk = datasets.load_from_disk(str(path)) if saved else None
+
+    def table(key: str, columns: tuple[str, ...]) -> tuple[list[dict], dict[str, Any]]:
+        t = getattr(src, key)
+        where = f"{src.path} [{t.config + '/' if t.config else ''}{t.split}]"
+        try:
+            if on_disk is not None:
+                if not isinstance(on_disk, datasets.DatasetDict):
+                    raise DataError(f"{src.path} holds one Dataset; save a DatasetDict whose splits hold the "
+                                    "questions and the chunks (data.dataset.questions.split, .chunks.split)")
+                if t.split not in on_disk:
+                    raise DataError(f"{src.path} has no split {t.split!r} (data.dataset.{key}.split); "
+                                    f"it has {', '.join(on_disk)}")
+                ds = on_disk[t.split]
+            else:
+                ds = datasets.load_dataset(str(path) if path.is_absolute() else src.path, t.config, split=t.split,
+                                           revision=src.revision)
+        except DataError:
+            raise
+        except Exception as e:  # datasets raises many types (missing hub id, offline, bad split)
+            raise DataError(f"cannot load data.dataset.{key} {where}: {type(e).__name__}: {e}") from None
+        missing = [c for c in columns if c not in ds.column_names]
+        if missing:
+            raise DataError(f"{where}: missing column(s) {missing}; columns are {ds.column_names}")
+        rows = ds.to_list()
+        return rows, {"dataset": src.path, "revision": src.revision, "config": t.config, "split": t.split,
+                      "rows": len(rows), "fingerprint": getattr(ds, "_fingerprint", None),
+                      "sha256": _rows_checksum(rows, columns)}
+
+    chunks, rec_c = table("chunks", ("chunk_id", "content"))
+    chunks = [{"chunk_id": str(r["chunk_id"]), "content": str(r["content"])} for r in chunks]
+    questions_raw, rec_q = table("questions", ("question", "answer", "supporting_paragraphs"))
+    where = f"{src.path} [{src.questions.split}]"
+    questions = [_check_question(r, f"{where} row {i}") for i, r in enumerate(questions_raw)]
+    record = {"chunks": rec_c, "questions": rec_q}
+    para = None
+    if src.paraphrases is not None:
+        para, record["paraphrases"] = table("paraphrases", ("chunk_id", "paraphrased_text"))
+        para = [{"chunk_id": str(r["chunk_id"]), "paraphrased_text": str(r["paraphrased_text"] or "")} for r in para]
+    root = path if path.is_absolute() else cache_root() / check_name(task.name, "task name")
+    return _Tables(root, chunks, questions, para, where, record, rec_c["sha256"])
+
+
+def load_task_data(task: TaskConfig, data_dir: str | Path | None = None, download: bool = True) -> TaskData:
+    """Locate, verify and parse a task's data; map every question to its gold chunk ids; run the
+    ``process_data`` hook; draw and check the split.
+
+    What was read (per table: where from, sha256, size) is recorded in ``task.data.loaded``, so a
+    run's config.json says which data it used, checksums pinned or not.
+    """
+    tables = _read_dataset(task) if task.data.dataset is not None else _read_files(task, data_dir, download)
+    task.data.record_loaded(tables.record)
+    ids = [r["chunk_id"] for r in tables.chunks]
+    if len(set(ids)) != len(ids):
+        dup = next(c for c in ids if ids.count(c) > 1)
+        raise DataError(f"chunk_id {dup!r} appears more than once in the chunks of task {task.name}")
+    corpus = Corpus(chunk_ids=ids, texts=[r["content"] for r in tables.chunks], checksum=tables.corpus_checksum,
+                    paraphrases=None)
+    if tables.paraphrases is not None:
+        para: dict[str, list[str]] = defaultdict(list)
+        for r in tables.paraphrases:
+            if r["chunk_id"] in corpus.index_of and r["paraphrased_text"].strip():
+                para[r["chunk_id"]].append(r["paraphrased_text"].strip())
+        corpus.paraphrases = dict(para)
 
     questions = []
-    qpath = root / files.questions.name
-    for line, obj in enumerate(_read_questions(qpath)):
+    for line, obj in enumerate(tables.questions):
         last = obj["supporting_paragraphs"][-1]
         gold = tuple(cid for cid, text in zip(corpus.chunk_ids, corpus.texts) if last in text)
         if not gold:
-            raise DataError(f"{qpath}:{line + 1}: last supporting paragraph is in no chunk of the corpus")
+            raise DataError(f"{tables.where}:{line + 1}: last supporting paragraph is in no chunk of the corpus")
         questions.append(
             Question(
                 qid=f"q{line:04d}",
@@ -256,16 +412,42 @@ def load_task_data(task: TaskConfig, data_dir: str | Path | None = None, downloa
                 gold_chunk_ids=gold,
             )
         )
-    sp = task.splits.paper
-    test_lines = paper_test_lines(len(questions), sp.test_size, sp.seed)
-    if sp.expected_test_lines is not None and sorted(test_lines) != sorted(sp.expected_test_lines):
-        raise DataError(
-            f"the paper split of {qpath} does not reproduce the test lines recorded in {task.source}; "
-            f"the questions file or the split settings changed"
-        )
-    data = TaskData(task=task, root=root, corpus=corpus, questions=questions, test_lines=test_lines)
-    if task.hooks.process_data:
-        from harness.core.config import import_hook
+    data = TaskData(task=task, root=tables.root, corpus=corpus, questions=questions, test_lines=None)
+    hook = task.hooks.process_data
+    if hook:
+        data = task.hook("process_data")(data)
+        if not isinstance(data, TaskData):
+            raise DataError(f"the process_data hook {hook!r} of {task.source} returned {type(data).__name__}, "
+                            "not the TaskData it was given")
+    return check_split(data, tables.where)
 
-        data = import_hook(task.hooks.process_data, task.source)(data)
+
+def check_split(data: TaskData, where: str = "the questions") -> TaskData:
+    """Draw the paper split over ``data.questions`` unless a hook set it; check it fits the questions and
+    ``splits.paper.expected_test_lines``. Raises DataError saying which and how to fix it."""
+    task, n = data.task, len(data.questions)
+    hook = task.hooks.process_data
+    after = f" after the process_data hook {hook!r}" if hook else ""
+    if n == 0:
+        raise DataError(f"task {task.name} has no questions{after} ({where})")
+    sp = task.splits.paper
+    if data.test_lines is None:
+        data.test_lines = paper_test_lines(n, sp.test_size, sp.seed)
+    lines = data.test_lines
+    bad = [i for i in lines if not isinstance(i, int) or not 0 <= i < n]
+    if bad or len(set(lines)) != len(lines):
+        raise DataError(f"task {task.name}: the test split{after} names question positions "
+                        f"{bad[:5] or 'twice'} but there are {n} questions; test_lines are positions in "
+                        "data.questions, each at most once")
+    if sp.expected_test_lines is not None and sorted(lines) != sorted(sp.expected_test_lines):
+        if hook:
+            raise DataError(
+                f"splits.paper.expected_test_lines of {task.source} pins a test split of "
+                f"{len(sp.expected_test_lines)} questions (up to line {max(sp.expected_test_lines, default=0)}), but "
+                f"the split{after} ({n} questions) is another one. expected_test_lines pins the split of one "
+                "questions file: remove it (expected_test_lines: ~) when a hook changes the questions")
+        raise DataError(
+            f"the paper split of {where} ({n} questions) does not reproduce the test lines recorded in "
+            f"{task.source}; the questions file or the split settings changed"
+        )
     return data

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.core.config import NoiseConfig
+from harness.core.errors import ConfigError
 from harness.data.loading import Corpus
 from harness.data.retrieval import Hit, Retriever
 
@@ -94,6 +95,9 @@ class SearchTool:
         self.corpus = corpus
         self.k = k
         self.noise = noise or NoiseConfig()
+        if "paraphrase" in self.noise.modes and self.noise.level > 0 and corpus.paraphrases is None:
+            raise ConfigError("the paraphrase noise mode needs paraphrases, and this task has none "
+                              "(data.files.paraphrases); choose another --noise-mode")
         self.seed = seed
         self.result_template = result_template
 
@@ -141,7 +145,7 @@ class SearchTool:
                     events.append("random")
         if "paraphrase" in modes:
             for i, s in enumerate(shown):
-                variants = self.corpus.paraphrases.get(s.chunk_id)
+                variants = (self.corpus.paraphrases or {}).get(s.chunk_id)
                 if variants and u_para[i] < p:
                     text = variants[int(pick_para[i] * len(variants))]
                     shown[i] = ShownResult(s.chunk_id, text, s.rank, s.score, "paraphrase")

@@ -137,10 +137,8 @@ class Environment:
         from harness.data.retrieval import build_retriever
         from harness.scoring.judge import judge
 
-        if task.hooks.environment and cls is Environment:
-            from harness.core.config import import_hook
-
-            sub = import_hook(task.hooks.environment, task.source)
+        sub = task.hook("environment") if task.hooks.environment and cls is Environment else None
+        if sub is not None and sub is not Environment:
             return sub.from_task(task, data, noise=noise, seed=seed, retriever=retriever,
                                  retriever_name=retriever_name, k=k, max_turns=max_turns,
                                  stop_after_action=stop_after_action)

@@ -31,10 +31,13 @@ from harness.core.config import shipped_tasks_dir
 
 log = logging.getLogger(__name__)
 
-#: The lm-eval task folder; pass it (or its parent ``tasks/apollo3``) to ``lm_eval --include_path``.
+#: The harness task the lm-eval tasks belong to: their YAMLs sit in its folder (``lm_eval/``) and their
+#: rows are its questions, corpus and split (the one place that names it; the hooks' default ``task``).
+LMEVAL_TASK = "apollo3"
+#: The lm-eval task folder; pass it to ``lm_eval --include_path`` (``harness lmeval path`` prints it).
 #: The shipped one (the checkout's ``tasks/``, or the copy inside an installed wheel), whatever
 #: ``$HARNESS_TASKS_DIR`` says: these YAMLs bind to this module's hooks.
-LMEVAL_TASK_DIR = shipped_tasks_dir() / "apollo3" / "lm_eval"
+LMEVAL_TASK_DIR = shipped_tasks_dir() / LMEVAL_TASK / "lm_eval"
 VARIANTS: tuple[str, ...] = ("closedbook", "goldcontext", "rag")
 CONTEXTS: tuple[str, ...] = ("none", "gold", "bm25")
 METRICS: tuple[str, ...] = ("exact_match", "f1", "correct")
@@ -83,7 +86,7 @@ def _rows(task_name: str, context: str, k: int, data_dir: str | None) -> dict[st
     return out
 
 
-def build_docs(context: str = "none", k: int = 3, task: str = "apollo3",
+def build_docs(context: str = "none", k: int = 3, task: str = LMEVAL_TASK,
                data_dir: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """The rows of one variant as plain dicts: ``{"test": [...32], "train": [...286]}``.
 
@@ -102,7 +105,7 @@ def build_docs(context: str = "none", k: int = 3, task: str = "apollo3",
     return _rows(task, context, int(k), str(data_dir) if data_dir else None)
 
 
-def load_dataset(context: str = "none", k: int = 3, task: str = "apollo3", data_dir: str | None = None,
+def load_dataset(context: str = "none", k: int = 3, task: str = LMEVAL_TASK, data_dir: str | None = None,
                  **_metadata: Any):
     """lm-eval ``custom_dataset`` hook: a ``datasets.DatasetDict`` with ``test`` and ``train``.
 
@@ -180,7 +183,7 @@ def task_config(variant: str) -> dict[str, Any]:
         merged.update(cfg)
         return merged
 
-    return load(LMEVAL_TASK_DIR / f"apollo3_{variant}.yaml")
+    return load(LMEVAL_TASK_DIR / f"{LMEVAL_TASK}_{variant}.yaml")
 
 
 def render_messages(cfg: dict[str, Any], doc: dict[str, Any]) -> list[dict[str, str]]:
@@ -218,7 +221,7 @@ def run_single_shot(model: str, variant: str = "goldcontext", *, limit: int | No
 
     cfg = task_config(variant)
     kw = cfg.get("dataset_kwargs") or {}
-    name = kw.get("task", "apollo3")
+    name = kw.get("task", LMEVAL_TASK)
     task = load_task(name)
     docs = build_docs(kw.get("context", "none"), kw.get("k", 3), name, data_dir)[cfg.get("test_split", "test")][:limit]
     if policy is None:

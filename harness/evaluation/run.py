@@ -33,6 +33,7 @@ from harness.core.config import (
     load_task,
     make_noise,
     parse_weight_overrides,
+    task_label,
 )
 from harness.core.record import ModelRef, RunRecord, TaskRef, noise_key
 from harness.core.results import (
@@ -60,14 +61,10 @@ from harness.scoring.rewards import check_task_weights, check_weights, score_epi
 
 log = logging.getLogger(__name__)
 
-#: What ``harness run`` evaluates when no --model is given: the scripted reference policies, at
-#: :data:`DEFAULT_NOISE_LEVELS` (the task's noise modes, drop_gold for apollo3: at 0.5 the retry-aware
-#: metrics have something to say), plus the policies trained for that task (:data:`TASK_POLICIES`).
-DEFAULT_POLICIES = ("closed-book", "one-search", "oracle-retry")
+#: What ``harness run`` evaluates when no --model is given: the task's ``reference_policies`` (by default
+#: the scripted ones; apollo3_micro adds the micro policy trained on it), at :data:`DEFAULT_NOISE_LEVELS`
+#: (the task's noise modes, drop_gold for apollo3: at 0.5 the retry-aware metrics have something to say).
 DEFAULT_NOISE_LEVELS = (0.0, 0.5)
-#: Policies trained for one task, evaluated by default on that task only (the micro policy, built by
-#: ``harness micro build``, is trained on apollo3_micro and scores 0 anywhere else).
-TASK_POLICIES = {"apollo3_micro": ("micro",)}
 
 
 class EvalRun:
@@ -89,7 +86,7 @@ class EvalRun:
         from harness.policies import check_model_name, infer_backend
 
         if cfg.model is None:
-            self.policies = [(infer_backend(m), m) for m in DEFAULT_POLICIES + TASK_POLICIES.get(self.task.name, ())]
+            self.policies = [(infer_backend(m), m) for m in self.task.reference_policies]
         else:
             self.policies = [(cfg.backend or infer_backend(cfg.model), cfg.model)]
         for backend, model in self.policies:  # a misspelt name fails here, before data, models or a directory
@@ -98,7 +95,7 @@ class EvalRun:
             check_model_name(cfg.llm_judge, cfg.llm_judge_backend or infer_backend(cfg.llm_judge))
         self.micro_scale = any(is_micro_scale(m) for b, m in self.policies if b != "scripted")
         label = cfg.model or "reference"
-        self.out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(cfg.task, label)
+        self.out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(task_label(cfg.task), label)
         self.progress = progress
         self.data: TaskData | None = None
         self.questions: list = []

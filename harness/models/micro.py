@@ -5,11 +5,12 @@ torch threads, deterministic algorithms, all scoped to the build by :func:`harne
 so ``harness micro build`` rebuilds the same bytes and the calling process keeps its own torch settings.
 
 Steps:
-1. tokenizer: byte-level BPE trained on the chunks (as for ``tiny``) plus one token per code word
-   of :data:`~harness.environment.micro.CODE_POOL`; chat template with the protocol tags, which are
-   plain (non-special) tokens so decoders that skip special tokens keep them;
-2. demonstrations: :class:`~harness.models.micro_demos.Demonstrator` episodes on the micro task's *train*
-   split, played through the real environment under drop_gold noise (:func:`harness.models.sft.demonstrations`);
+1. tokenizer: byte-level BPE trained on the chunks (as for ``tiny``) plus one token per word of the
+   task's ``added_tokens`` hook (apollo3_micro: its code words); chat template with the protocol tags,
+   which are plain (non-special) tokens so decoders that skip special tokens keep them;
+2. demonstrations: episodes of the task's ``demonstrator`` hook (apollo3_micro: ``Demonstrator`` in
+   ``tasks/apollo3_micro/hooks.py``) on the micro task's *train* split, played through the real
+   environment under drop_gold noise (:func:`harness.models.sft.demonstrations`);
 3. supervised warm start: next-token loss on the assistant turns only (the ``<information>`` blocks
    and prompts are context), AdamW with warm-up and cosine decay (:func:`harness.models.sft.train_sft`).
 
@@ -32,6 +33,8 @@ from harness.models.tiny import is_built
 BUILD_VERSION = 1
 #: Bump when the tokenizer files change but the ids (and so the weights) do not. 2: protocol tags non-special.
 TOKENIZER_VERSION = 2
+#: The task the micro policy is built for; its code (environment, demonstrator, code words) is reached
+#: through the task's hooks (:meth:`harness.core.config.TaskConfig.hook`), never imported from its folder.
 MICRO_TASK = "apollo3_micro"
 
 
@@ -63,16 +66,21 @@ class BuildSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def build_tokenizer(texts: list[str], vocab: int):
-    """The ``tiny`` tokenizer recipe plus the code words as whole tokens."""
+def build_tokenizer(texts: list[str], vocab: int, added: list[str]):
+    """The ``tiny`` tokenizer recipe plus the ``added`` words (the task's ``added_tokens``) as whole tokens."""
     from tokenizers import AddedToken
 
-    from harness.environment.micro import CODE_POOL
     from harness.models.tiny import train_tokenizer
 
     tok = train_tokenizer(texts, vocab, protocol_ids_first=True)  # the ids the committed weights were built with
-    tok.add_tokens([AddedToken(c, single_word=True, normalized=False) for c in CODE_POOL])
+    tok.add_tokens([AddedToken(c, single_word=True, normalized=False) for c in added])
     return tok
+
+
+def task_tokenizer(data, vocab: int):
+    """:func:`build_tokenizer` on ``data``'s corpus with its task's ``added_tokens`` hook (none when undeclared)."""
+    added = data.task.hook("added_tokens")
+    return build_tokenizer(data.corpus.texts, vocab, list(added()) if added is not None else [])
 
 
 def encode_conversation(tok, messages: list[dict]) -> tuple[list[int], list[int]]:
@@ -103,9 +111,13 @@ def demonstrations(data, spec: BuildSpec, n: int) -> list[list[dict]]:
 
     from harness.core.config import NoiseConfig
     from harness.data.retrieval import build_retriever
+    from harness.core.errors import ConfigError
     from harness.environment.env import Environment
-    from harness.models.micro_demos import Demonstrator
     from harness.models.sft import demonstrations as play
+
+    Demonstrator = data.task.hook("demonstrator")
+    if Demonstrator is None:
+        raise ConfigError(f"task {data.task.name} declares no demonstrator hook to warm-start a policy on")
 
     retriever = build_retriever("bm25", data.corpus, stopwords=data.task.retrieval.bm25_stopwords)
     noise = NoiseConfig(level=spec.demo_noise, modes=("drop_gold",))
@@ -141,7 +153,7 @@ def train(data, spec: BuildSpec, out_dir: Path, progress: Callable[[int, dict], 
 
     with deterministic(spec.seed, spec.threads):
         t0 = time.time()
-        tok = build_tokenizer(data.corpus.texts, spec.vocab)
+        tok = task_tokenizer(data, spec.vocab)
         convs = demonstrations(data, spec, spec.steps * spec.batch_size)
         examples = []
         for c in convs:

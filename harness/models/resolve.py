@@ -6,11 +6,16 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness.data.loading import Corpus
+if TYPE_CHECKING:
+    from harness.data.loading import Corpus
 
-#: Model names that are micro-scale by construction (built by the harness on CPU).
-MICRO_SCALE_MODELS = ("micro", "tiny")
+#: Model names the harness builds itself on CPU (``--model tiny``, ``--model micro``); the one list,
+#: which ``harness.policies`` offers as names and :func:`is_micro_scale` treats as micro-scale.
+LOCAL_MODELS = ("tiny", "micro")
+#: Model names that are micro-scale by construction: the local models (the same tuple).
+MICRO_SCALE_MODELS = LOCAL_MODELS
 #: Files that mark a local model folder as micro-scale: the micro build's record; a training run's
 #: ``peak/`` record (``peak.json`` with ``"micro_scale": true``).
 BUILD_RECORD, PEAK_RECORD = "harness_build.json", "peak.json"
@@ -80,7 +85,7 @@ def is_micro_scale(model: str | None) -> bool:
     """
     if not model:
         return False
-    if model in MICRO_SCALE_MODELS or model.startswith(MICRO_PREFIX):
+    if model in LOCAL_MODELS or model.startswith(MICRO_PREFIX):
         return True
     folder = Path(model)
     if (folder / BUILD_RECORD).is_file():
@@ -94,7 +99,7 @@ def is_micro_scale(model: str | None) -> bool:
     return False
 
 
-def resolve_model_path(model: str, corpus: Corpus | None = None) -> str:
+def resolve_model_path(model: str, corpus: "Corpus | None" = None) -> str:
     """``tiny``, ``micro`` and ``micro:KEY=VALUE`` become built local folders; anything else (path or hub id) is returned unchanged.
 
     >>> resolve_model_path("Qwen/Qwen2.5-3B-Instruct")

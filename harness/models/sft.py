@@ -1,7 +1,7 @@
 """Supervised warm starts: demonstrations played through the real environment, and one SFT loop.
 
 Two places teach a model the tag protocol before RL: the ``micro`` build
-(:mod:`harness.models.micro`, a scripted :class:`~harness.models.micro_demos.Demonstrator`) and
+(:mod:`harness.models.micro`, a task's scripted ``demonstrator`` hook) and
 ``harness train --warm-start N`` (:mod:`harness.train.warmstart`, the ``oracle-retry`` scripted
 policy). Both go through the two functions here:
 

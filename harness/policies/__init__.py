@@ -26,9 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import ConfigError
-
-#: Model names the harness builds itself on CPU (resolved by :mod:`harness.models.resolve`).
-LOCAL_MODELS = ("tiny", "micro")
+from harness.models.resolve import LOCAL_MODELS  # noqa: F401 (the names the harness builds itself on CPU)
 
 BACKENDS: dict[str, str] = {
     "scripted": "harness.policies.scripted:load",

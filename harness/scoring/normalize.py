@@ -5,7 +5,7 @@
   definition rewards (``search_diversity``) and metrics (``query_diversity``) share;
 * :data:`STOPWORDS` is the project's one English stopword list; modules that need more name their
   additions beside it (the judge's hedge words, the reader's Apollo-report words). The
-  ``apollo3_micro`` task keeps its own list (``harness.environment.micro``) because the committed
+  ``apollo3_micro`` task keeps its own list (``tasks/apollo3_micro/hooks.py``) because the committed
   micro weights were built from the questions it selects.
 
 Pure and stdlib-only.

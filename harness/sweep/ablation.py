@@ -37,10 +37,11 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.core.config import TaskConfig, load_task, read_yaml
 from harness.core.errors import ConfigError
+from harness.core.io import check_name
 from harness.core.options import normalise_keys, validation_messages
 from harness.train.config import TrainConfig, resolve
 
@@ -182,6 +183,11 @@ class Ablation(_Strict):
     #: Reward weights the ablation means even though they are unusual (see the module docstring).
     allow_weights: list[Literal["negative", "non_finite"]] = []
     source: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        return check_name(v, "ablation name")   # the study folder is runs/sweeps/<name>
 
     @model_validator(mode="after")
     def _grid(self) -> "Ablation":
@@ -353,9 +359,45 @@ def check_values(ab: Ablation, task: TaskConfig, overrides: dict[str, Any] | Non
     return problems
 
 
+def shipped_ablations_dir() -> Path:
+    """The ablation files that come with the harness: the checkout's top-level ``ablations/`` (editable
+    install), or the copy a wheel ships as ``harness/_ablations`` (``pip install .``; see ``setup.py``)."""
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "_ablations"
+    return packaged if packaged.is_dir() else package.parent / "ablations"
+
+
+def available_ablations() -> list[str]:
+    root = shipped_ablations_dir()
+    return sorted(p.stem for p in root.glob("*.yaml")) if root.is_dir() else []
+
+
+def ablation_path(name_or_path: str | Path) -> Path:
+    """The ablation file a path or a shipped ablation's name (``micro_retry``) names; ConfigError when none.
+
+    >>> ablation_path("micro_retry").name
+    'micro_retry.yaml'
+    """
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    name = str(name_or_path)
+    stem = name[:-5] if name.endswith(".yaml") else name
+    try:
+        check_name(stem)
+    except ValueError:
+        stem = ""
+    shipped = shipped_ablations_dir() / f"{stem}.yaml"
+    if stem and "/" not in name and shipped.is_file():
+        return shipped
+    raise ConfigError(f"no ablation file {name!r}; give a path or the name of a shipped ablation: "
+                      f"{', '.join(available_ablations()) or 'none'} (in {shipped_ablations_dir()})")
+
+
 def load_ablation(path: str | Path, overrides: dict[str, Any] | None = None) -> Ablation:
-    """Read and check an ablation file (and the sweep's ``overrides``), raising ConfigError naming file and keys."""
-    path = Path(path)
+    """Read and check an ablation file (a path, or a shipped ablation's name) and the sweep's ``overrides``,
+    raising ConfigError naming file and keys."""
+    path = ablation_path(path)
     raw = read_yaml(path)
     try:
         ab = Ablation(**raw, source=str(path))

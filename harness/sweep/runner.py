@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from harness.core.errors import HarnessError
+from harness.core.io import check_name
 from harness.core.results import write_json
-from harness.sweep.ablation import Ablation, load_ablation
+from harness.sweep.ablation import Ablation, ablation_path, load_ablation
 from harness.sweep.study import (
     claimed,
     default_storage,
@@ -163,8 +164,9 @@ def run_sweep(ab_path: str, *, n_trials: int | None = None, storage: str | None 
     the command line's to write (:mod:`harness.report.study_report`).
     """
     overrides = overrides or {}
+    ab_path = str(ablation_path(ab_path))   # a shipped ablation's name becomes its file, for the workers too
     ab = load_ablation(ab_path, overrides)
-    study_dir = Path(output_dir) if output_dir else Path("runs") / "sweeps" / ab.name
+    study_dir = Path(output_dir) if output_dir else Path("runs") / "sweeps" / check_name(ab.name, "ablation name")
     study_dir.mkdir(parents=True, exist_ok=True)
     url = storage or default_storage(study_dir)
     name = study_name or ab.name
@@ -190,18 +192,23 @@ def run_sweep(ab_path: str, *, n_trials: int | None = None, storage: str | None 
 
 
 def warn_scale(ab, overrides: dict[str, Any] | None = None) -> str | None:
-    """A warning (logged and returned) for a GPU-scale ablation run with a micro-scale model on a CPU:
-    the apollo3 ablations with ``tiny`` give all-zero curves (a plumbing check, nothing to rank)."""
+    """A warning (logged and returned) for an ablation of a paper-scale task (``scale: paper`` in its
+    task.yaml) run with micro-scale models only (:func:`~harness.models.resolve.is_micro_scale`): the
+    apollo3 ablations with ``tiny`` give all-zero curves (a plumbing check, nothing to rank)."""
+    from harness.core.config import available_tasks, load_task
     from harness.models.resolve import is_micro_scale
 
     models = {str((overrides or {}).get("model") or ab.base.get("model") or "tiny")}
     space = ab.search_space.get("model")
     if space is not None and getattr(space, "choices", None):
         models = {str(c) for c in space.choices}
-    if ab.task == "apollo3" and all(is_micro_scale(m) for m in models):
-        msg = (f"{ab.name}: apollo3 ablations are GPU-scale; with {', '.join(sorted(models))} every curve stays at 0 "
-               "(a plumbing check). For curves that move on a CPU use the micro ablations "
-               "(ablations/micro_*.yaml, task apollo3_micro, --model micro).")
+    task = load_task(ab.task)
+    if task.scale == "paper" and all(is_micro_scale(m) for m in models):
+        micro = [t for t in available_tasks() if t != task.name and load_task(t).scale == "micro"]
+        msg = (f"{ab.name}: {task.name} is a paper-scale task (GPU-scale ablations); with "
+               f"{', '.join(sorted(models))} every curve stays at 0 (a plumbing check). For curves that move on a "
+               f"CPU use the micro ablations (ablations/micro_*.yaml, task {' or '.join(micro) or 'of scale micro'}, "
+               "--model micro).")
         log.warning(msg)
         return msg
     return None

@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.core.config import load_task
+from harness.core.config import load_task, task_label
 from harness.core.io import atomic_write_text
 from harness.core.record import (
     Fault,
@@ -137,7 +137,7 @@ class TrainRun:
         from harness.policies import check_model_name
 
         check_model_name(cfg.model, "hf")  # a typo fails here, before torch loads or a directory is made
-        self.out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir("train", cfg.task, cfg.preset, cfg.model)
+        self.out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir("train", task_label(cfg.task), cfg.preset, cfg.model)
         self.life = RunLifecycle(self.out, section="train", noun="a training run", what="the curve",
                                  files=(CONFIG, RECORD, CURVE, REPORT), holds=lambda d: (d / CURVE).exists(),
                                  has_results=lambda d: (d / CURVE).exists() or (d / "checkpoints").is_dir(),
