@@ -232,7 +232,15 @@ def test_shipped_ablations_resolve_by_name(tmp_path, monkeypatch):
 
 
 def test_a_task_path_names_the_default_run_folder_by_its_folder(tmp_path):
-    from harness.evaluation.config import RunConfig, default_output_dir
+    from harness.evaluation.config import RunConfig
+    from harness.evaluation.run import EvalRun
+    from harness.train.config import TrainConfig
+    from harness.train.runner import TrainRun
 
-    out = default_output_dir(RunConfig(task=str(tmp_path / "mytask" / "task.yaml")), "one-search")
+    task = tmp_path / "mytask" / "task.yaml"
+    task.parent.mkdir()
+    task.write_text("include: apollo3\nname: mytask\n")
+    out = EvalRun(RunConfig(task=str(task), model="one-search")).out
     assert out.parent == Path("runs") and out.name.startswith("mytask-one-search-")
+    out = TrainRun(TrainConfig(task=str(task), model="tiny")).out
+    assert out.parent == Path("runs") and out.name.startswith("train-mytask-rezero-tiny-")
