@@ -123,9 +123,10 @@ def data(task):
 
 @pytest.fixture(scope="session")
 def bm25(data):
+    from harness.core.config import RetrievalConfig
     from harness.data.retrieval import build_retriever
 
-    return build_retriever("bm25", data.corpus)
+    return build_retriever(RetrievalConfig(), data.corpus, "bm25")
 
 
 def _pg_bin() -> "Path | None":

@@ -61,7 +61,7 @@ def test_trial_config_layers_base_overrides_params(tmp_path):
                        tmp_path / "t")
     # typed by TrainConfig (the override "2" is the int 2); only what the ablation and overrides set is written
     assert cfg == {"task": "apollo3", "preset": "rezero", "max_steps": 2, "eval_every": 25, "model": "tiny",
-                   "train_noise": 0.3, "seed": 2, "reward_weights": "retry=0.0", "output_dir": str(tmp_path / "t"),
+                   "train_noise": 0.3, "seed": 2, "reward_weights": {"retry": 0.0}, "output_dir": str(tmp_path / "t"),
                    "report": False, "stop_on_collapse": True}
 
 
@@ -81,9 +81,20 @@ def test_reward_entries_of_every_layer_join_reward_weights_later_wins():
     ab = Ablation(name="x", base={"reward.format": 2, "reward_weights": "retry=0.5"},
                   search_space={"reward.retry": ParamSpec(type="categorical", choices=[0.0, 1.0])})
     v = trial_values(ab, {"reward.retry": 1.0}, {"reward.em_chunk": "0"})
-    assert v["reward_weights"] == "format=2.0,retry=0.5,em_chunk=0,retry=1.0"
+    assert v["reward_weights"] == {"em_chunk": 0.0, "format": 2.0, "retry": 1.0}
     w = resolve(TrainConfig(**v)).weights
     assert (w["format"], w["retry"], w["em_chunk"]) == (2.0, 1.0, 0.0)
+
+
+def test_equal_weightings_make_equal_trial_configs_however_they_are_written(tmp_path):
+    """Weights are a mapping everywhere: the duplicate-trial fingerprint cannot tell 'retry=0,retry=1.0'
+    from 'retry=1' (it could when weights were concatenated text)."""
+    a = Ablation(name="x", base={"reward_weights": "retry=0"},
+                 search_space={"reward.retry": ParamSpec(type="categorical", choices=[0.0, 1.0])})
+    b = Ablation(name="x", base={"reward_weights": {"retry": 1}},
+                 search_space={"seed": ParamSpec(type="categorical", choices=[0])})
+    assert trial_config(a, {"reward.retry": 1.0}, {}, tmp_path / "t") == trial_config(b, {}, {}, tmp_path / "t")
+    assert TrainConfig(reward_weights="retry=1, format=2") == TrainConfig(reward_weights={"format": 2, "retry": 1.0})
 
 
 # ----------------------------------------------------------------------------- values, checked before any trial

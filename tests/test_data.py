@@ -173,12 +173,13 @@ def test_the_paraphrase_file_is_optional_and_its_noise_mode_refuses_without_it(t
     """Issue 26: paragraphs_noise.csv was required even when paraphrase noise is never used."""
     from harness.core.config import NoiseConfig, load_task
     from harness.core.errors import ConfigError
+    from harness.core.config import RetrievalConfig
     from harness.data.retrieval import build_retriever
     from harness.data.search import SearchTool
 
     d = load_task_data(_own_task(tmp_path))
     assert d.corpus.paraphrases is None
-    bm25 = build_retriever("bm25", d.corpus)
+    bm25 = build_retriever(RetrievalConfig(), d.corpus, "bm25")
     with pytest.raises(ConfigError, match=r"^the paraphrase noise mode needs paraphrases, and this task has none"):
         SearchTool(bm25, d.corpus, noise=NoiseConfig(level=0.5, modes=("drop_gold", "paraphrase")))
     SearchTool(bm25, d.corpus, noise=NoiseConfig(level=0.5, modes=("drop_gold",)))         # other modes work
@@ -189,7 +190,7 @@ def test_the_paraphrase_file_is_optional_and_its_noise_mode_refuses_without_it(t
     with_para = load_task_data(_own_task(tmp_path / "w", paraphrases=True, dir="data", files={
         "chunks": {"name": "chunks.csv"}, "questions": {"name": "questions.jsonl"},
         "paraphrases": {"name": "paragraphs_noise.csv"}}))
-    tool = SearchTool(build_retriever("bm25", with_para.corpus), with_para.corpus,
+    tool = SearchTool(build_retriever(RetrievalConfig(), with_para.corpus, "bm25"), with_para.corpus,
                       noise=NoiseConfig(level=1.0, modes=("paraphrase",)))
     res = tool.search("Vell Island lighthouse built", "q0000")
     assert all(r.noise == "paraphrase" and r.text.startswith("In other words:") for r in res.results)

@@ -86,7 +86,7 @@ def test_existing_flags_and_aliases_still_work():
     assert _go(TrainConfig, "--learning-rate", "2e-3").learning_rate == 2e-3
     cfg = _go(RunConfig, "-t", "apollo3", "-m", "oracle-retry", "-b", "scripted", "--noise", "0,0.5", "--noise-mode",
               "drop_gold,random", "-k", "5", "-o", "d", "--no-report", "--limit", "3", section="run")
-    assert (cfg.model, cfg.backend, cfg.noise_levels, cfg.noise_modes, cfg.k, cfg.report, cfg.limit) == \
+    assert (cfg.model, cfg.backend, cfg.noise_levels, cfg.noise_modes, cfg.k, cfg.report, cfg.eval_limit) == \
         ("oracle-retry", "scripted", [0.0, 0.5], ["drop_gold", "random"], 5, False, 3)
 
 
@@ -229,3 +229,21 @@ def test_reserved_parameter_names_are_refused():
     Bad = create_model("Bad", __base__=_Flat, config=(str, "x"))
     with pytest.raises(TypeError, match="config"):
         config_command(Bad, print, section="x", name="x", doc="")
+
+
+def test_run_and_train_name_the_same_things_the_same_way_and_old_spellings_still_work(tmp_path):
+    """eval_limit and *_noise_modes in both commands; limit, train_noise_mode, eval_noise_mode are aliases
+    (files, the command line, and --resume of a run recorded under the old names)."""
+    from harness.core.options import aliases
+    from harness.core.rundir import check_resume
+
+    assert aliases(RunConfig) == {"limit": "eval_limit"}
+    assert aliases(TrainConfig) == {"train_noise_mode": "train_noise_modes", "eval_noise_mode": "eval_noise_modes"}
+    assert RunConfig(limit=8).eval_limit == _go(RunConfig, "--limit", "8").eval_limit == 8
+    assert _go(RunConfig, "--eval-limit", "8").model_dump()["eval_limit"] == 8
+    t = _go(TrainConfig, "--train-noise-mode", "drop_gold,random", "--eval-limit", "4")
+    assert t.train_noise_modes == ["drop_gold", "random"] and "train_noise_mode" not in t.model_dump()
+    (tmp_path / "config.json").write_text(json.dumps({"run": {**RunConfig().model_dump(exclude={"eval_limit"}),
+                                                             "limit": 4}}))
+    check_resume(tmp_path, "run", RunConfig(limit=4).model_dump(), RunConfig.RESUME_FREE - {"eval_limit"},
+                 holds_results=True, model=RunConfig)   # the old record's limit is the new eval_limit

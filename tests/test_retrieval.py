@@ -1,6 +1,7 @@
 import pytest
 
 from harness.core.errors import ConfigError
+from harness.core.config import RetrievalConfig
 from harness.data.retrieval import DenseRetriever, build_retriever, recall_at
 
 
@@ -25,11 +26,11 @@ def test_blank_and_unknown_queries(bm25):
 
 def test_unknown_retriever(data):
     with pytest.raises(ConfigError, match="bm25, dense"):
-        build_retriever("tfidf", data.corpus)
+        build_retriever(RetrievalConfig(), data.corpus, "tfidf")
 
 
 def test_dense_recall_and_cache(data):
-    r = build_retriever("dense", data.corpus)
+    r = build_retriever(RetrievalConfig(), data.corpus, "dense")
     rec = recall_at(r, [q.question for q in data.questions], [q.gold_chunk_ids for q in data.questions])
     assert rec[5] == pytest.approx(0.789, abs=0.02)
     again = DenseRetriever(data.corpus)

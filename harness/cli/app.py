@@ -96,10 +96,10 @@ def data_prepare(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
     t = load_task(task)
     d = load_task_data(t, data_dir)
     typer.echo(f"data verified in {d.root}: {len(d.corpus)} chunks, {len(d.questions)} questions")
-    build_retriever("bm25", d.corpus, stopwords=t.retrieval.bm25_stopwords)
+    build_retriever(t.retrieval, d.corpus, "bm25")
     typer.echo("bm25 index built")
     if dense:
-        r = build_retriever("dense", d.corpus, dense_model=t.retrieval.dense_model, show_progress=True)
+        r = build_retriever(t.retrieval, d.corpus, "dense", show_progress=True)
         typer.echo(f"dense index {'loaded from' if r.cache_hit else 'built and cached in'} {r.index_dir}")
 
 
@@ -123,7 +123,7 @@ def data_stats(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
     qs = [q.question for q in d.questions]
     gold = [q.gold_chunk_ids for q in d.questions]
     for name in retrievers.split(","):
-        r = build_retriever(name, d.corpus, stopwords=t.retrieval.bm25_stopwords, dense_model=t.retrieval.dense_model)
+        r = build_retriever(t.retrieval, d.corpus, name)
         out["recall"][name] = {f"@{k}": round(v, 3) for k, v in recall_at(r, qs, gold).items()}
     if as_json:
         typer.echo(json.dumps(out, indent=2))
@@ -167,7 +167,7 @@ def search(
         if not match:
             _fail(f"no question {question_id!r}; ids look like q0000..q{len(d.questions) - 1:04d}")
         gold = match[0].gold_chunk_ids
-    r = build_retriever(retriever, d.corpus, stopwords=t.retrieval.bm25_stopwords, dense_model=t.retrieval.dense_model)
+    r = build_retriever(t.retrieval, d.corpus, retriever)
     tool = SearchTool(r, d.corpus, k=k or t.retrieval.k, noise=nz, seed=seed, result_template=t.prompt.result)
     res = tool.search(query, qid=question_id or "", gold_chunk_ids=gold, call_index=call_index)
     for hit in res.results:

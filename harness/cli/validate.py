@@ -18,7 +18,7 @@ from pathlib import Path
 
 from harness.core.config import load_task
 from harness.core.errors import ConfigError
-from harness.core.options import RECORD_SECTIONS, load_config, read_mapping
+from harness.core.options import RECORD_SECTIONS, aliases, load_config, read_mapping
 
 
 def _config_models():
@@ -91,7 +91,7 @@ def validate_file(path: Path, data_dir: str | Path | None = None) -> str:
             _check_config(path, section)
             return f"{command} record"
     keys = {k.replace("-", "_") for k in raw}
-    fits = [s for s, m in _config_models().items() if keys <= set(m.model_fields)]
+    fits = [s for s, m in _config_models().items() if keys <= set(m.model_fields) | set(aliases(m))]
     if raw and fits:
         for section in fits:
             _check_config(path, section)

@@ -16,6 +16,7 @@ import math
 import os
 import re
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -746,33 +747,68 @@ def other_task_policies(task: TaskConfig) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def parse_weight_overrides(spec: str | None, base: RewardWeights) -> RewardWeights:
-    """Apply ``"retry=0,format=1.5"`` overrides to reward weights (names are checked against the
+def weight_mapping(spec: str | Mapping[str, Any] | None) -> dict[str, float] | None:
+    """Reward-weight overrides as a ``{name: weight}`` mapping, from a mapping or the command line's
+    ``"retry=0,format=1.5"`` (a name given twice in one string is refused: which one was meant?).
+
+    >>> weight_mapping("retry=0, format=1.5"), weight_mapping({"retry": 1}), weight_mapping("")
+    ({'retry': 0.0, 'format': 1.5}, {'retry': 1.0}, None)
+    >>> weight_mapping("retry=0,retry=1")
+    Traceback (most recent call last):
+    ...
+    harness.core.errors.ConfigError: reward weight 'retry' is given twice in 'retry=0,retry=1'
+    """
+    if spec is None or (isinstance(spec, str) and not spec.strip()):
+        return None
+    if isinstance(spec, Mapping):
+        items = [(str(k), v) for k, v in spec.items()]
+    else:
+        items = []
+        for item in str(spec).split(","):
+            item = item.strip()
+            if not item:
+                continue
+            if "=" not in item:
+                raise ConfigError(f"reward weight override {item!r} must look like name=value")
+            k, v = (s.strip() for s in item.split("=", 1))
+            if k in dict(items):
+                raise ConfigError(f"reward weight {k!r} is given twice in {spec!r}")
+            items.append((k, v))
+    out: dict[str, float] = {}
+    for k, v in items:
+        try:
+            if isinstance(v, bool):
+                raise ValueError
+            out[k] = float(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"reward weight {k}={v!r} is not a number") from None
+    return out or None
+
+
+def weights_field(value: Any) -> dict[str, float] | None:
+    """Pydantic ``before`` validator of a config's ``reward_weights``: a mapping, or ``k=v,...`` text."""
+    try:
+        return weight_mapping(value)
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
+
+
+def parse_weight_overrides(spec: str | Mapping[str, Any] | None, base: RewardWeights) -> RewardWeights:
+    """``base`` with the overrides of :func:`weight_mapping` applied (names are checked against the
     registry by :func:`harness.scoring.rewards.check_weights`, values here: numbers, finite).
 
     >>> w = parse_weight_overrides("retry=0", RewardWeights({"correctness": 4, "retry": 1}))
     >>> (w["correctness"], w["retry"])
     (4.0, 0.0)
-    >>> parse_weight_overrides("retry=inf", w)
+    >>> parse_weight_overrides({"retry": float("inf")}, w)
     Traceback (most recent call last):
     ...
     harness.core.errors.ConfigError: reward weight retry=inf is not a finite number
     """
-    if not spec:
+    overrides = weight_mapping(spec)
+    if not overrides:
         return base
-    values = dict(base.root)
-    for item in spec.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        if "=" not in item:
-            raise ConfigError(f"reward weight override {item!r} must look like name=value")
-        k, v = (s.strip() for s in item.split("=", 1))
-        try:
-            values[k] = float(v)
-        except ValueError:
-            raise ConfigError(f"reward weight {k}={v!r} is not a number") from None
-    return make_weights(values)
+    return make_weights({**base.root, **overrides})
 
 
 def make_weights(values: dict[str, Any]) -> RewardWeights:

@@ -133,11 +133,41 @@ def normalise_keys(values: dict[str, Any]) -> dict[str, Any]:
     return {str(k).lstrip("-").replace("-", "_"): v for k, v in values.items()}
 
 
+def aliases(model: type[BaseModel]) -> dict[str, str]:
+    """Old spellings still accepted for ``model``'s fields (``validation_alias=AliasChoices(name, old)``):
+    ``{old: name}``.
+
+    >>> from pydantic import AliasChoices, BaseModel, Field
+    >>> class Demo(BaseModel):
+    ...     eval_limit: int | None = Field(None, validation_alias=AliasChoices("eval_limit", "limit"))
+    >>> aliases(Demo)
+    {'limit': 'eval_limit'}
+    """
+    out = {}
+    for name, field in model.model_fields.items():
+        choices = getattr(field.validation_alias, "choices", None) or ()
+        out.update({c: name for c in choices if isinstance(c, str) and c != name})
+    return out
+
+
+def canonical(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with old spellings renamed to their fields (a field given under two spellings keeps the
+    field's own); what ``--resume`` compares and what a run records are in these names."""
+    old = aliases(model)
+    out = {k: v for k, v in values.items() if k not in old}
+    for k, v in values.items():
+        if k in old:
+            out.setdefault(old[k], v)
+    return out
+
+
 def unknown_keys(model: type[BaseModel], keys, where: str) -> list[str]:
-    """One message per key that is not a field of ``model``, with a close match when there is one."""
+    """One message per key that is not a field of ``model`` (nor an old spelling of one), with a close
+    match when there is one."""
     out = []
+    known = aliases(model)
     for k in keys:
-        if k in model.model_fields:
+        if k in model.model_fields or k in known:
             continue
         close = difflib.get_close_matches(k, list(model.model_fields), n=1)
         out.append(f"{where}{k}: unknown option" + (f" (did you mean {close[0]}?)" if close else ""))

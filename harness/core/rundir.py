@@ -259,7 +259,7 @@ def saved_config(run_dir: Path, section: str, *, holds_results: bool) -> dict | 
 
 
 def check_resume(run_dir: Path, section: str, new: dict, free: Iterable[str], *, holds_results: bool,
-                 what: str = "the results") -> None:
+                 what: str = "the results", model=None) -> None:
     """Refuse ``--resume`` unless the saved configuration is readable and equal on every option not in ``free``.
 
     >>> import tempfile, pathlib
@@ -274,6 +274,10 @@ def check_resume(run_dir: Path, section: str, new: dict, free: Iterable[str], *,
     saved = saved_config(run_dir, section, holds_results=holds_results)
     if saved is None:
         return
+    if model is not None:  # a run recorded before an option was renamed (``limit`` -> ``eval_limit``)
+        from harness.core.options import canonical
+
+        saved = canonical(model, saved)
     free = set(free)
     changed = sorted(k for k in new if k not in free and saved.get(k) != new[k])
     if changed:
@@ -321,13 +325,16 @@ class RunLifecycle:
     """
 
     def __init__(self, out: Path | str, *, section: str, noun: str, what: str, files: Iterable[str] = (),
-                 append: Iterable[str] = (), holds=None, has_results=None, resume_free: Iterable[str] = ()):
+                 append: Iterable[str] = (), holds=None, has_results=None, resume_free: Iterable[str] = (),
+                 model=None):
         self.out = Path(out)
         self.section, self.noun, self.what = section, noun, what
         self.files, self.append = tuple(files), tuple(append)
         self.holds = holds or (lambda path: False)
         self.has_results = has_results or self.holds
         self.resume_free = set(resume_free)
+        #: The options' config model: a saved config written with old option spellings compares in its names.
+        self.model = model
         self.rundir = RunDir(self.out)
 
     def open(self, options: dict[str, Any], *, resume: bool) -> None:
@@ -340,7 +347,7 @@ class RunLifecycle:
         self.rundir.require_writable(*self.files)
         if resume:
             check_resume(self.out, self.section, options, self.resume_free,
-                         holds_results=self.has_results(self.out), what=self.what)
+                         holds_results=self.has_results(self.out), what=self.what, model=self.model)
 
     def write_config(self, config: dict[str, Any]) -> None:
         from harness.core.results import write_json

@@ -7,7 +7,7 @@ second start only loads them; a build is swapped in whole under a file lock, so 
 together encode once.
 
 Example (needs the data):
-    >>> r = build_retriever("bm25", corpus)                        # doctest: +SKIP
+    >>> r = build_retriever(task.retrieval, corpus)                # doctest: +SKIP
     >>> [h.chunk_id for h in r.search(["oxygen tank pressure"], k=3)[0]]   # doctest: +SKIP
     ['143', '150', '147']
 """
@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from harness.core.config import RETRIEVERS
+from harness.core.config import RETRIEVERS, RetrievalConfig
 from harness.core.errors import ConfigError
 from harness.core.io import atomic_build_dir, atomic_write_text, build_lock, slug
 from harness.data.loading import Corpus, cache_root
@@ -176,13 +176,16 @@ class DenseRetriever:
         return out
 
 
-def build_retriever(name: str, corpus: Corpus, *, stopwords: str = "en", dense_model: str = "all-MiniLM-L6-v2",
-                    batch_size: int = 64, show_progress: bool = False) -> Retriever:
-    """Factory: build (or load from cache) the named retriever over ``corpus``."""
+def build_retriever(retrieval: RetrievalConfig, corpus: Corpus, name: str | None = None, *,
+                    show_progress: bool = False) -> Retriever:
+    """Factory: build (or load from cache) the task's retriever over ``corpus`` (its ``retrieval`` section);
+    ``name`` overrides which one (``--retriever``), the section's other settings still apply."""
+    name = name or retrieval.retriever
     if name == "bm25":
-        return BM25Retriever(corpus, stopwords=stopwords)
+        return BM25Retriever(corpus, stopwords=retrieval.bm25_stopwords)
     if name == "dense":
-        return DenseRetriever(corpus, dense_model, batch_size=batch_size, show_progress=show_progress)
+        return DenseRetriever(corpus, retrieval.dense_model, batch_size=retrieval.dense_batch_size,
+                              show_progress=show_progress)
     raise ConfigError(f"unknown retriever {name!r}; valid: {', '.join(RETRIEVERS)}")
 
 

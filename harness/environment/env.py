@@ -144,8 +144,7 @@ class Environment:
                                  stop_after_action=stop_after_action)
         r = task.retrieval
         if retriever is None:
-            retriever = build_retriever(retriever_name or r.retriever, data.corpus, stopwords=r.bm25_stopwords,
-                                        dense_model=r.dense_model, batch_size=r.dense_batch_size)
+            retriever = build_retriever(r, data.corpus, retriever_name)
         tool = SearchTool(retriever, data.corpus, k=k or r.k, noise=noise or task.noise, seed=seed,
                           result_template=task.prompt.result)
         jc = task.judge

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from harness.core.config import SemanticsOverride, StopAfterActionOverride
+from harness.core.config import SemanticsOverride, StopAfterActionOverride, weights_field
 from harness.core.options import cli, split_commas
 
 
@@ -26,7 +26,7 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     #: Options that may change between a run and its --resume (they do not change any episode).
-    RESUME_FREE: ClassVar[frozenset[str]] = frozenset({"resume", "report", "output_dir", "limit", "batch_size",
+    RESUME_FREE: ClassVar[frozenset[str]] = frozenset({"resume", "report", "output_dir", "eval_limit", "batch_size",
                                                        "data_dir", "noise_levels"})
 
     task: str = Field("apollo3", description="task name (a folder under tasks/) or path to a task.yaml",
@@ -48,11 +48,14 @@ class RunConfig(BaseModel):
                           json_schema_extra=cli("-k"))
     max_turns: int | None = Field(None, ge=1, description="assistant turns per episode (default: the task's)")
     max_new_tokens: int | None = Field(None, ge=1, description="tokens per assistant turn (default: the task's)")
-    limit: int | None = Field(None, ge=1, description="evaluate only the first N questions of the split")
+    eval_limit: int | None = Field(None, ge=1, description="evaluate only the first N questions of the split",
+                                   validation_alias=AliasChoices("eval_limit", "limit"),
+                                   json_schema_extra=cli("--eval-limit", "--limit"))
     seed: int = Field(0, description="seed of sampling and search noise")
     temperature: float = Field(0.0, ge=0.0, description="sampling temperature (0 = greedy)")
     batch_size: int = Field(64, ge=1, description="episodes rolled out together")
-    reward_weights: str | None = Field(None, description="overrides of the task's weights, e.g. 'retry=0,format=1'")
+    reward_weights: dict[str, float] | None = Field(None, description="overrides of the task's weights, e.g. "
+                                                    "'retry=0,format=1' (a {name: weight} mapping in files)")
     llm_judge: str | None = Field(None, description="also grade answers with this model (Yes/No prompt); "
                                   "verdicts and agreement are stored")
     llm_judge_backend: str | None = Field(None, description="backend of --llm-judge (inferred if unset)")
@@ -64,6 +67,8 @@ class RunConfig(BaseModel):
     report: bool = Field(True, description="write report.html at the end")
     reward_semantics: SemanticsOverride = None
     stop_after_action: StopAfterActionOverride = None
+
+    _weights = field_validator("reward_weights", mode="before")(weights_field)
 
     @field_validator("noise_levels", "noise_modes", mode="before")
     @classmethod

@@ -59,7 +59,7 @@ def _rows(task_name: str, context: str, k: int, data_dir: str | None) -> dict[st
     if context == "bm25":
         from harness.data.retrieval import build_retriever
 
-        retriever = build_retriever("bm25", data.corpus, stopwords=task.retrieval.bm25_stopwords)
+        retriever = build_retriever(task.retrieval, data.corpus, "bm25")
         tool = SearchTool(retriever, data.corpus, k=k, result_template=pr.result)  # noise-free
 
     def passages(chunk_ids: list[str]) -> str:

@@ -102,7 +102,8 @@ class EvalRun:
         self.retriever = None
         self.life = RunLifecycle(self.out, section="run", noun="a run", what="the episodes",
                                  files=(CONFIG, RECORD, *([REPORT] if cfg.report else [])), append=(SAMPLES,),
-                                 holds=_holds_episodes, resume_free=RunConfig.RESUME_FREE)
+                                 holds=_holds_episodes, resume_free=RunConfig.RESUME_FREE,
+                                 model=RunConfig)
         #: Episodes already in samples.jsonl (--resume), by (policy, noise level) and question id.
         self.done: dict[tuple[str, float], dict[str, Episode]] = {}
         self.n_written = 0                  # episodes this process appended to samples.jsonl
@@ -113,12 +114,10 @@ class EvalRun:
     def setup(self) -> None:
         self.life.open(self.cfg.model_dump(), resume=self.cfg.resume)  # locked until run() returns
         self.data = load_task_data(self.task, self.cfg.data_dir)
-        self.questions = self.data.split(self.cfg.split)[: self.cfg.limit]
+        self.questions = self.data.split(self.cfg.split)[: self.cfg.eval_limit]
         from harness.data.retrieval import build_retriever
 
-        r = self.task.retrieval
-        self.retriever = build_retriever(self.cfg.retriever or r.retriever, self.data.corpus, stopwords=r.bm25_stopwords,
-                                         dense_model=r.dense_model, batch_size=r.dense_batch_size)
+        self.retriever = build_retriever(self.task.retrieval, self.data.corpus, self.cfg.retriever)
         by_q = {q.qid: q for q in self.data.questions}
         for row in read_jsonl(self.out / SAMPLES):  # a corrupt line stops the run here, before anything is written
             key = (row["policy"], float(row["noise_level"]))

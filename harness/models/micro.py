@@ -119,7 +119,7 @@ def demonstrations(data, spec: BuildSpec, n: int) -> list[list[dict]]:
     if Demonstrator is None:
         raise ConfigError(f"task {data.task.name} declares no demonstrator hook to warm-start a policy on")
 
-    retriever = build_retriever("bm25", data.corpus, stopwords=data.task.retrieval.bm25_stopwords)
+    retriever = build_retriever(data.task.retrieval, data.corpus, "bm25")
     noise = NoiseConfig(level=spec.demo_noise, modes=("drop_gold",))
 
     def make_env(rnd: int) -> Environment:

@@ -30,6 +30,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from harness.core.numbers import finite  # noqa: F401 (figures import it from here with the plot helpers)
 from harness.report.page import esc, esc_attr, visible
 
 #: seaborn's "colorblind" palette, in order (distinguishable with the common colour-vision deficiencies).
@@ -236,17 +237,3 @@ def save_all(plots: Sequence[Plot], folder: Path, fmt: str = "svg") -> list[Path
         raise ValueError(f"unknown figure format {fmt!r}; one of {', '.join(FORMATS)}")
     Path(folder).mkdir(parents=True, exist_ok=True)
     return [p.save(folder, fmt) for p in plots]
-
-
-def finite(v: Any) -> bool:
-    """Whether ``v`` is a finite number.
-
-    >>> finite(1), finite(None), finite(float("nan")), finite("x")
-    (True, False, False, False)
-    """
-    import math
-
-    try:
-        return v is not None and math.isfinite(float(v))
-    except (TypeError, ValueError):
-        return False

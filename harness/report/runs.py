@@ -37,7 +37,7 @@ from harness.stats.curves import analyze
 
 #: Config keys that never change what a run measures (left out of labels).
 IGNORED_KEYS = {"output_dir", "data_dir", "resume", "report", "threads", "eval_batch_size", "batch_size",
-                "save_every", "stop_after", "limit"}
+                "save_every", "stop_after", "limit", "eval_limit"}
 
 
 @dataclass
@@ -237,8 +237,8 @@ def facts(run: Run) -> dict[str, Any]:
         noise = run.resolved.get(key)
         if isinstance(noise, dict) and "level" in noise:
             out[key.replace("_", " ")] = f"{'+'.join(noise.get('modes') or [])} {noise['level']:g}".strip()
-            out.pop(key, None)
-            out.pop(f"{key}_mode", None)
+            for option in (key, f"{key}_modes", f"{key}_mode"):
+                out.pop(option, None)
     return out
 
 
@@ -252,8 +252,8 @@ LABEL_ORDER = ("preset", "model", "train noise", "eval noise", "learning_rate", 
 
 #: Derived facts and the options that set them explicitly: a derived difference that no run set
 #: explicitly follows from another difference (the preset's weights and noise) and is not repeated.
-DERIVED = {" weight": ("reward_weights",), "train noise": ("train_noise", "train_noise_mode"),
-           "eval noise": ("eval_noise", "eval_noise_mode")}
+DERIVED = {" weight": ("reward_weights",), "train noise": ("train_noise", "train_noise_modes", "train_noise_mode"),
+           "eval noise": ("eval_noise", "eval_noise_modes", "eval_noise_mode")}
 
 
 def differing(runs: list[Run]) -> list[str]:

@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.core.numbers import number
 from harness.stats.intervals import clip01, t_interval
 from harness.report.comparisons import SEED_PAIR_HEADER, seed_pair_rows
 from harness.stats.ranking import RANKED_OBJECTIVES, RANKING_HEADER, versus_best
@@ -238,14 +239,6 @@ def arm_params(data: StudyData) -> list[str]:
     return out
 
 
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) else f
-
-
 def first_objective(data: StudyData, among: tuple[str, ...]) -> tuple[str, str] | None:
     """(column, what it measures) of the study's first objective when it measures one of ``among``."""
     aliases = data.objective_aliases or []
@@ -275,9 +268,9 @@ def compare_arms(data: StudyData, param: str) -> Comparison:
     rows, paired = [], []
     for key, cell in done.groupby(keys, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
-        peaks = [p for p in map(_num, cell[column]) if p is not None]
+        peaks = [p for p in map(number, cell[column]) if p is not None]
         low, high = clip01(t_interval(peaks))
-        collapses = [c for c in map(_num, cell["collapse_step"]) if c is not None]
+        collapses = [c for c in map(number, cell["collapse_step"]) if c is not None]
         rows.append({**dict(zip(keys, key)), "n": len(cell),
                      f"mean {label}": sum(peaks) / len(peaks) if peaks else None, "ci low": low, "ci high": high,
                      "mean peak step": pd.to_numeric(cell["peak_step"], errors="coerce").mean(),
@@ -297,7 +290,7 @@ def compare_arms(data: StudyData, param: str) -> Comparison:
             ctx = ctx if isinstance(ctx, tuple) else (ctx,)
             arms = []
             for arm, cell in sorted(part.groupby("arm", sort=True), key=lambda kv: rank[str(kv[0])]):
-                arms.append((str(arm), {s: _num(p) for s, p in zip(cell[SEED_PARAM], cell[column])}))
+                arms.append((str(arm), {s: number(p) for s, p in zip(cell[SEED_PARAM], cell[column])}))
             where = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in zip(context, ctx))
             paired += [[where or "all", *r] for r in seed_pair_rows(arms)]
     return Comparison(param, context, frame, paired, metric=label)

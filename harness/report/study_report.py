@@ -64,6 +64,7 @@ from harness.report.plot import (
     style,
 )
 from harness.core.io import atomic_write_bytes, slug
+from harness.core.numbers import number
 
 __all__ = ["main_figures", "mask_url", "render_study_html", "study_summary", "write_study_report"]
 
@@ -213,21 +214,13 @@ def _axis_values(data: StudyData, done: pd.DataFrame, name: str) -> tuple[list[f
     if categorical:
         present = {str(v) for v in values if v is not None}
         listed = [str(c) for c in data.values.get(name, []) if str(c) in present]
-        levels = listed + sorted(present - set(listed), key=lambda s: (0, float(s), s) if _isnum(s) else (1, 0.0, s))
+        levels = listed + sorted(present - set(listed), key=lambda s: (0, float(s), s) if number(s) is not None else (1, 0.0, s))
         pos = {lv: (i / (len(levels) - 1) if len(levels) > 1 else 0.5) for i, lv in enumerate(levels)}
         return [pos[str(v)] if v is not None else None for v in values], levels
     nums = [float(v) for v in values if v is not None]
     lo, hi = (min(nums), max(nums)) if nums else (0.0, 1.0)
     span = (hi - lo) or 1.0
     return [(float(v) - lo) / span if v is not None else None for v in values], [fmt(lo), fmt(hi)] if nums else None
-
-
-def _isnum(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
 
 
 def parallel_figure(data: StudyData) -> Plot | None:

@@ -39,10 +39,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness.core.config import TaskConfig, load_task, read_yaml
+from harness.core.config import TaskConfig, load_task, read_yaml, weight_mapping
 from harness.core.errors import ConfigError
 from harness.core.io import check_name
-from harness.core.options import normalise_keys, validation_messages
+from harness.core.options import aliases, normalise_keys, validation_messages
 from harness.train.config import TrainConfig, resolve
 
 OBJECTIVES = ("peak", "auc", "final", "peak_and_collapse")
@@ -233,34 +233,31 @@ class Ablation(_Strict):
 # ----------------------------------------------------------------------------- trial values
 
 
-def _weight_text(value: Any) -> str:
-    return repr(float(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
-
-
 def trial_values(ab: Ablation, params: dict[str, Any] | None = None,
                  overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``harness train`` options of one trial: task and preset < ``base`` < ``overrides`` < ``params``.
 
-    ``reward.<name>`` entries of any layer join ``reward_weights`` after the weights of the layers
-    below them, so the later layer wins (a ``reward_weights`` string of a layer joins the same way).
+    ``reward.<name>`` entries and ``reward_weights`` (a mapping, or ``k=v,...`` text) of every layer are
+    merged into one ``{name: weight}`` mapping, a later layer overriding an earlier one, so two trials
+    with equal weightings have equal configs (and are recognised as duplicates).
 
-    >>> ab = Ablation(name="x", base={"max-steps": 5, "reward_weights": "retry=0"},
+    >>> ab = Ablation(name="x", base={"max-steps": 5, "reward_weights": "retry=0,format=1"},
     ...               search_space={"reward.retry": {"type": "categorical", "choices": [0, 1]}})
     >>> trial_values(ab, {"reward.retry": 1, "seed": 2}, {"max_steps": 3})
-    {'task': 'apollo3', 'preset': 'rezero', 'max_steps': 3, 'seed': 2, 'reward_weights': 'retry=0,retry=1.0'}
+    {'task': 'apollo3', 'preset': 'rezero', 'max_steps': 3, 'seed': 2, 'reward_weights': {'format': 1.0, 'retry': 1.0}}
     """
     values: dict[str, Any] = {"task": ab.task, "preset": ab.preset}
-    weights: list[str] = []
+    weights: dict[str, float] = {}
     for layer in (ab.base, overrides or {}, params or {}):
         for k, v in normalise_keys(layer).items():
             if k.startswith(REWARD_PREFIX):
-                weights.append(f"{k[len(REWARD_PREFIX):]}={_weight_text(v)}")
+                weights.update(weight_mapping({k[len(REWARD_PREFIX):]: v}) or {})
             elif k == "reward_weights":
-                weights += [w.strip() for w in str(v or "").split(",") if w.strip()]
+                weights.update(weight_mapping(v) or {})
             else:
                 values[k] = v
     if weights:
-        values["reward_weights"] = ",".join(weights)
+        values["reward_weights"] = dict(sorted(weights.items()))
     return values
 
 
@@ -280,7 +277,7 @@ def _name_problem(key: str) -> str | None:
                 + f"; valid: {', '.join(sorted(REWARDS))}")
     if k in SWEEP_SETS:
         return f"an ablation does not set '{k}': {SWEEP_SETS[k]}"
-    if k not in TrainConfig.model_fields:
+    if k not in TrainConfig.model_fields and k not in aliases(TrainConfig):
         close = difflib.get_close_matches(k, list(TrainConfig.model_fields), n=1)
         return f"unknown training option '{key}'" + (f" (did you mean {close[0]}?)" if close else "")
     return None

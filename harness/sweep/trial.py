@@ -86,7 +86,7 @@ def config_fingerprint(ab: Ablation, params: dict[str, Any], overrides: dict[str
     Without noise the noise modes do not count (noise 0 under any mode is one configuration):
 
     >>> quiet = [config_fingerprint(ab, {"train_noise": 0.0, "train_noise_mode": m}, {}) for m in ("drop_gold", "random")]
-    >>> quiet[0] == quiet[1], config_fingerprint(ab, {"train_noise": 0.2, "train_noise_mode": "random"}, {}) == quiet[0]
+    >>> quiet[0] == quiet[1], config_fingerprint(ab, {"train_noise": 0.2, "train_noise_modes": "random"}, {}) == quiet[0]
     (True, False)
     """
     import hashlib
@@ -94,7 +94,7 @@ def config_fingerprint(ab: Ablation, params: dict[str, Any], overrides: dict[str
 
     cfg = trial_config(ab, params, overrides, Path("."))
     cfg.pop("output_dir", None)
-    for level, modes in (("train_noise", "train_noise_mode"), ("eval_noise", "eval_noise_mode")):
+    for level, modes in (("train_noise", "train_noise_modes"), ("eval_noise", "eval_noise_modes")):
         if level in cfg and cfg[level] == 0:  # no noise: which modes would apply changes nothing (measured:
             cfg.pop(modes, None)               # noise 0 with drop_gold and with paraphrase, identical runs)
     return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.core.config import (
     NoiseConfig,
@@ -31,9 +31,10 @@ from harness.core.config import (
     load_task,
     make_noise,
     parse_weight_overrides,
+    weights_field,
 )
 from harness.core.errors import ConfigError
-from harness.core.options import build, cli
+from harness.core.options import build, cli, split_commas
 from harness.scoring.rewards import check_task_weights, check_weights
 
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
@@ -58,12 +59,18 @@ class TrainConfig(BaseModel):
     preset: str = Field("rezero", description="task preset: reward weights and train noise (rezero, baseline)")
     model: str = Field("tiny", description="model path or hub id, or 'tiny' (built locally, CPU smoke runs)",
                        json_schema_extra=cli("--model", "-m"))
-    reward_weights: str | None = Field(None, description="override preset weights: 'retry=0,format=1' (0 disables)")
+    reward_weights: dict[str, float] | None = Field(None, description="override preset weights: 'retry=0,format=1' "
+                                                    "(0 disables; a {name: weight} mapping in files)")
     train_noise: float | None = Field(None, ge=0, le=1, description="train noise level in [0,1] (default: preset)")
-    train_noise_mode: str | None = Field(None, description="drop_gold, paraphrase, random, shuffle (comma-separated; "
-                                         "default: preset)")
+    train_noise_modes: list[str] | None = Field(None, description="drop_gold, paraphrase, random, shuffle "
+                                                "(comma-separated; default: preset)",
+                                                validation_alias=AliasChoices("train_noise_modes", "train_noise_mode"),
+                                                json_schema_extra=cli("--train-noise-modes", "--train-noise-mode"))
     eval_noise: float | None = Field(None, ge=0, le=1, description="eval noise level in [0,1] (default: the task's)")
-    eval_noise_mode: str | None = Field(None, description="eval noise modes, comma-separated (default: the task's)")
+    eval_noise_modes: list[str] | None = Field(None, description="eval noise modes, comma-separated (default: the "
+                                               "task's)", validation_alias=AliasChoices("eval_noise_modes",
+                                                                                        "eval_noise_mode"),
+                                               json_schema_extra=cli("--eval-noise-modes", "--eval-noise-mode"))
     eval_split: str = Field("test", description="held-out split evaluated: test, train or all")
     eval_limit: int | None = Field(None, ge=1, description="evaluate only the first N questions")
     eval_every: int = Field(25, ge=1, description="evaluate every N steps (and at step 0 and the last)")
@@ -109,6 +116,9 @@ class TrainConfig(BaseModel):
                                  "one (status stopped_patience)")
     keep_peak: bool = Field(True, description="keep the best eval's model in RUN_DIR/peak/ (LoRA merged, tokenizer "
                             "included) with peak.json")
+
+    _weights = field_validator("reward_weights", mode="before")(weights_field)
+    _modes = field_validator("train_noise_modes", "eval_noise_modes", mode="before")(split_commas)
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -169,9 +179,9 @@ def resolve(cfg: TrainConfig, task: TaskConfig | None = None) -> ResolvedTrain:
     if not weights.active():
         raise ConfigError("every reward weight is 0: GRPO needs at least one reward")
     train_noise = make_noise(preset.train_noise.level if cfg.train_noise is None else cfg.train_noise,
-                             cfg.train_noise_mode or preset.train_noise.modes)
+                             cfg.train_noise_modes or preset.train_noise.modes)
     eval_noise = make_noise(task.noise.level if cfg.eval_noise is None else cfg.eval_noise,
-                            cfg.eval_noise_mode or task.noise.modes)
+                            cfg.eval_noise_modes or task.noise.modes)
     semantics = cfg.reward_semantics or preset.reward_semantics or task.rewards.semantics
     stop = next(v for v in (cfg.stop_after_action, preset.stop_after_action, task.protocol.stop_after_action)
                 if v is not None)

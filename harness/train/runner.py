@@ -141,7 +141,7 @@ class TrainRun:
         self.life = RunLifecycle(self.out, section="train", noun="a training run", what="the curve",
                                  files=(CONFIG, RECORD, CURVE, REPORT), holds=lambda d: (d / CURVE).exists(),
                                  has_results=lambda d: (d / CURVE).exists() or (d / "checkpoints").is_dir(),
-                                 resume_free=TrainConfig.RESUME_FREE)
+                                 resume_free=TrainConfig.RESUME_FREE, model=TrainConfig)
         self.extra_callbacks = list(callbacks or [])
         self.status = "running"
         self.faults: list[Fault] = []
@@ -177,9 +177,7 @@ class TrainRun:
         cfg, r = self.cfg, self.resolved
         self._check_output_dir()
         self.data = load_task_data(r.task, cfg.data_dir)
-        rc = r.task.retrieval
-        retriever = build_retriever(rc.retriever, self.data.corpus, stopwords=rc.bm25_stopwords,
-                                    dense_model=rc.dense_model, batch_size=rc.dense_batch_size)
+        retriever = build_retriever(r.task.retrieval, self.data.corpus)
         self.train_env = make_env(r, self.data, retriever, r.train_noise, cfg.seed)
         self.eval_env = make_env(r, self.data, retriever, r.eval_noise, cfg.seed)
         self.train_questions = self.data.split("train")
