@@ -15,8 +15,8 @@ import pytest
 import harness.stats.curves
 from harness.core.errors import DataError
 from harness.core.rundir import read_curve
-from harness.stats.intervals import wilson
 from harness.stats.curves import analyze, find_collapse, find_peak, find_zero_step
+from harness.stats.intervals import wilson
 
 pytestmark = pytest.mark.tier("unit")
 

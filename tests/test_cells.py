@@ -8,6 +8,8 @@ import re
 import pytest
 import yaml
 
+from harness.core.errors import DataError
+from harness.core.record import RunRecord, TaskRef, write_record
 from harness.report.cells import (
     cell_rows,
     compare_within,
@@ -15,8 +17,6 @@ from harness.report.cells import (
     markdown,
     write_cells,
 )
-from harness.core.errors import DataError
-from harness.core.record import RunRecord, TaskRef, write_record
 
 pytestmark = pytest.mark.tier("unit")
 

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.rundir import read_curve
-
-from harness.stats.curves import analyze
 from harness.bench.corpus import sustained_drop
 from harness.bench.detect import bench_indicators, corpus_runs
+from harness.core.rundir import read_curve
+from harness.stats.curves import analyze
 
 pytestmark = pytest.mark.tier("unit")
 

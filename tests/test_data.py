@@ -171,9 +171,8 @@ def test_an_unpinned_file_that_is_missing_is_not_downloaded(tmp_path, monkeypatc
 @pytest.mark.unit
 def test_the_paraphrase_file_is_optional_and_its_noise_mode_refuses_without_it(tmp_path):
     """Issue 26: paragraphs_noise.csv was required even when paraphrase noise is never used."""
-    from harness.core.config import NoiseConfig, load_task
+    from harness.core.config import NoiseConfig, RetrievalConfig, load_task
     from harness.core.errors import ConfigError
-    from harness.core.config import RetrievalConfig
     from harness.data.retrieval import build_retriever
     from harness.data.search import SearchTool
 

@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-
-from harness.stats.intervals import wilson
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -25,6 +23,7 @@ from harness.stats.detect import (
     tied_with,
     weighted_binom_cdf,
 )
+from harness.stats.intervals import wilson
 from harness.stats.paired import compare_paired, mcnemar_exact
 from harness.stats.synthetic import SyntheticSpec, synthetic_set
 
@@ -282,8 +281,8 @@ def test_analyze_vs_compares_runs_at_their_peaks(tmp_path: Path):
 
 
 def test_eval_run_outcomes_need_one_policy(tmp_path: Path):
-    from harness.core.rundir import outcomes
     from harness.core.errors import DataError
+    from harness.core.rundir import outcomes
 
     rows = [{"qid": f"q{i}", "correct": i % 2 == 0, "policy": p, "noise_level": 0.0} for p in ("x", "y")
             for i in range(4)]

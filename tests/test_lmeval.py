@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.episode.protocol import action_stops
 from harness.evaluation.lmeval_tasks import (
     LMEVAL_TASK_DIR,
     METRICS,
@@ -28,7 +29,6 @@ from harness.evaluation.lmeval_tasks import (
     score,
     task_config,
 )
-from harness.episode.protocol import action_stops
 
 STOP_STRINGS = action_stops()  # the closing tags of the default (apollo3) tags
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.stats.curves import analyze
 from harness.core.rundir import eval_outcomes
+from harness.stats.curves import analyze
 from harness.stats.ranking import question_scores, versus_best
 from harness.sweep.ablation import Ablation
 from harness.sweep.trial import objective_value

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from harness.core.errors import ConfigError
+from harness.report import figures as figs
 from harness.report.episodes import KINDS, Ref, highlight_protocol, select
-from harness.stats.intervals import t_interval, wilson
 from harness.report.page import esc
 from harness.report.page import page as html_page
-from harness.report import figures as figs
 from harness.report.run_report import build_report, load_runs, render_report_html, write_report
 from harness.report.runs import check_report_target, load_run, seed_groups
-from harness.core.errors import ConfigError
+from harness.stats.intervals import t_interval, wilson
 from tests.browser import check_page_in_chromium
 
 # Whole reports rendered from run folders on disk (figures drawn with seaborn/matplotlib, inlined as SVG), and in chromium.

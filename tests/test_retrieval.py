@@ -1,7 +1,7 @@
 import pytest
 
-from harness.core.errors import ConfigError
 from harness.core.config import RetrievalConfig
+from harness.core.errors import ConfigError
 from harness.data.retrieval import DenseRetriever, build_retriever, recall_at
 
 

@@ -12,10 +12,10 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from harness.stats.curves import analyze
-from harness.stats.intervals import t_interval
 from harness.report.study import collect, importance_floor, mask_url
 from harness.report.study_report import scatter_figure, study_summary, write_study_report
+from harness.stats.curves import analyze
+from harness.stats.intervals import t_interval
 from tests.browser import check_page_in_chromium
 
 # Real Optuna storages on disk; whole pages rendered (figures drawn with seaborn/matplotlib, inlined as SVG),

@@ -72,7 +72,6 @@ def export_corpus(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Se
     """Copy the runs' trimmed curves into ``out_dir`` with a ``manifest.json`` (merged with an existing one)."""
 
     from harness.core.rundir import read_curve
-
     from harness.stats.curves import analyze
 
     out = Path(out_dir)

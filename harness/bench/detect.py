@@ -22,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
+from harness.core.errors import DataError
 from harness.stats.curves import find_collapse
 from harness.stats.detect import (
     DetectorConfig,
@@ -30,7 +31,6 @@ from harness.stats.detect import (
 )
 from harness.stats.intervals import wilson
 from harness.stats.synthetic import SyntheticCurve, SyntheticSpec, synthetic_set
-from harness.core.errors import DataError
 
 #: The issue's targets.
 TARGET_FALSE = 0.05
@@ -154,7 +154,6 @@ def bench_indicators(run_dirs: list[str], count: int = 300, seed: int = 0, m: in
     import numpy as np
 
     from harness.core.rundir import read_curve
-
     from harness.stats.curves import analyze
     from harness.stats.indicators import (
         RunCase,

@@ -15,8 +15,8 @@ import importlib.machinery
 import math
 import os
 import re
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml

@@ -98,7 +98,6 @@ def is_converted(folder: Path) -> bool:
 def resolve_gguf(model: str) -> str:
     """The converted Hugging Face folder of a GGUF name or path, converting it first if needed."""
     from harness.core.io import atomic_build_dir, build_lock
-
     from harness.data.loading import sha256_file
 
     source = gguf_file(model)

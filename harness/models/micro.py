@@ -110,8 +110,8 @@ def demonstrations(data, spec: BuildSpec, n: int) -> list[list[dict]]:
     from itertools import islice
 
     from harness.core.config import NoiseConfig
-    from harness.data.retrieval import build_retriever
     from harness.core.errors import ConfigError
+    from harness.data.retrieval import build_retriever
     from harness.environment.env import Environment
     from harness.models.sft import demonstrations as play
 

@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.stats.intervals import clip01, t_interval
-from harness.report.runs import Run, load_run
 from harness.core.errors import DataError
 from harness.core.io import atomic_write_text
+from harness.report.runs import Run, load_run
+from harness.stats.intervals import clip01, t_interval
 
 __all__ = ["METRICS", "CellRun", "cell_rows", "compare_within", "load_study_runs", "run_row", "write_cells"]
 

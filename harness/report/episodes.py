@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from harness.report.page import bounded, cap, esc, fmt
 from harness.data.loading import Question
 from harness.episode.record import Episode
+from harness.report.page import bounded, cap, esc, fmt
 from harness.scoring.metrics import answered_before_gold, searched_after_gold
 
 #: Episodes drawn in one report (all runs together), and caps on what one episode may add.

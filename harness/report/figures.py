@@ -17,10 +17,10 @@ import math
 import re
 from typing import Any, Sequence
 
-from harness.stats.intervals import t_interval, wilson
 from harness.report.page import fmt
 from harness.report.plot import GREY, Plot, finite, handle, integer_steps, linestyle, series_style, short, style
 from harness.report.tables import Column
+from harness.stats.intervals import t_interval, wilson
 
 RETRY_PANELS = (("persistence", "n_persistence", "searched again | first search missed gold"),
                 ("recovery", "n_recovery", "correct | first search missed gold"),

@@ -32,9 +32,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
+from harness.core.errors import ConfigError
+from harness.core.io import atomic_write_bytes, slug
 from harness.report import figures as figs
-from harness.report.plot import Plot, save_all
 from harness.report import tables
+from harness.report.comparisons import (
+    AGREEMENT_HEADER,
+    SEED_PAIR_HEADER,
+    agreement_rows,
+    arm_sentences,
+    outcomes_from_refs,
+    seed_pair_rows,
+)
 from harness.report.episodes import (
     MAX_EPISODES,
     Browser,
@@ -53,14 +62,7 @@ from harness.report.page import (
     page,
     table,
 )
-from harness.report.comparisons import (
-    AGREEMENT_HEADER,
-    SEED_PAIR_HEADER,
-    agreement_rows,
-    arm_sentences,
-    outcomes_from_refs,
-    seed_pair_rows,
-)
+from harness.report.plot import Plot, save_all
 from harness.report.runs import (
     Run,
     assign_labels,
@@ -70,8 +72,6 @@ from harness.report.runs import (
     load_run,
     seed_groups,
 )
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_write_bytes, slug
 
 CONFIG_CHARS = 20_000
 

@@ -32,8 +32,8 @@ from typing import Any
 import pandas as pd
 
 from harness.core.numbers import number
-from harness.stats.intervals import clip01, t_interval
 from harness.report.comparisons import SEED_PAIR_HEADER, seed_pair_rows
+from harness.stats.intervals import clip01, t_interval
 from harness.stats.ranking import RANKED_OBJECTIVES, RANKING_HEADER, versus_best
 
 RETRY_PARAM, NOISE_PARAM, SEED_PARAM = "reward.retry", "train_noise", "seed"

@@ -24,6 +24,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from harness.core.io import atomic_write_bytes, slug
+from harness.core.numbers import number
 from harness.report.page import (
     esc,
     esc_attr,
@@ -33,21 +35,6 @@ from harness.report.page import (
     note,
     page,
     table,
-)
-from harness.stats.ranking import RANKING_HEADER
-from harness.stats.paired import format_p
-from harness.report.study import (
-    TOP_N,
-    Comparison,
-    StudyData,
-    arm_label,
-    arm_params,
-    collect,
-    compared_metric,
-    mask_url,
-    paired_header,
-    plain,
-    study_summary,
 )
 from harness.report.plot import (
     DASHES,
@@ -63,8 +50,21 @@ from harness.report.plot import (
     short,
     style,
 )
-from harness.core.io import atomic_write_bytes, slug
-from harness.core.numbers import number
+from harness.report.study import (
+    TOP_N,
+    Comparison,
+    StudyData,
+    arm_label,
+    arm_params,
+    collect,
+    compared_metric,
+    mask_url,
+    paired_header,
+    plain,
+    study_summary,
+)
+from harness.stats.paired import format_p
+from harness.stats.ranking import RANKING_HEADER
 
 __all__ = ["main_figures", "mask_url", "render_study_html", "study_summary", "write_study_report"]
 

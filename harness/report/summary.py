@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness.core.record import RunRecord
-from harness.stats.intervals import wilson
 from harness.report.page import describe
 from harness.report.tables import GROUPS, Metric, columns_from_record, reward_metrics
+from harness.stats.intervals import wilson
 
 #: Rows left out when every column has 0 (nothing went wrong).
 QUIET_WHEN_ZERO = ("error_rate", "judge_error_rate")

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from harness.stats.intervals import clip01, mean_interval, t_interval, wilson
 from harness.report.page import esc, fmt
+from harness.stats.intervals import clip01, mean_interval, t_interval, wilson
 
 UP, DOWN, NONE = 1, -1, 0
 

@@ -442,7 +442,7 @@ def detect_offline(points: Sequence[EvalPoint], config: DetectorConfig | None = 
 def _recovers(tail: Sequence[EvalPoint], h: float, alpha: float, max_window: int = 3) -> bool:
     """Does some window of 1..max_window consecutive evals of ``tail`` sit significantly above ``h``?"""
     for w in range(1, max_window + 1):
-        for s in range(0, len(tail) - w + 1):
+        for s in range(len(tail) - w + 1):
             window = tail[s : s + w]
             if binom_sf_incl(sum(p.correct for p in window), sum(p.n for p in window), h) < alpha:
                 return True

@@ -32,9 +32,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from harness.stats.paired import compare_paired
 from harness.core.errors import DataError
 from harness.core.rundir import eval_outcomes
+from harness.stats.paired import compare_paired
 
 __all__ = ["RANKED_OBJECTIVES", "RANKING_HEADER", "auc_weights", "holm", "question_scores",
            "ranking_sentence", "versus_best"]

@@ -21,9 +21,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from harness.stats.intervals import wilson
 from harness.core.io import atomic_build_dir, atomic_write_text
 from harness.core.results import now
+from harness.stats.intervals import wilson
 
 log = logging.getLogger(__name__)
 
