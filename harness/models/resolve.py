@@ -100,11 +100,19 @@ def is_micro_scale(model: str | None) -> bool:
 
 
 def resolve_model_path(model: str, corpus: "Corpus | None" = None) -> str:
-    """``tiny``, ``micro`` and ``micro:KEY=VALUE`` become built local folders; anything else (path or hub id) is returned unchanged.
+    """``tiny``, ``micro`` and ``micro:KEY=VALUE`` become built local folders, a GGUF model
+    (``smollm2-135m``, ``PATH.gguf``: :mod:`harness.models.gguf`) its converted folder; anything else
+    (path or hub id) is returned unchanged.
 
     >>> resolve_model_path("Qwen/Qwen2.5-3B-Instruct")
     'Qwen/Qwen2.5-3B-Instruct'
     """
+    from harness.models.gguf import is_gguf
+
+    if is_gguf(model):
+        from harness.models.gguf import resolve_gguf
+
+        return resolve_gguf(model)
     spec = micro_spec(model)
     if spec is not None:
         from harness.models.micro import resolve_micro

@@ -47,7 +47,9 @@ def known_model_names() -> tuple[str, ...]:
     """Names ``--model`` understands without a path or hub id."""
     from harness.policies.scripted import SCRIPTED
 
-    return (*SCRIPTED, *LOCAL_MODELS)
+    from harness.models.gguf import GGUF_MODELS
+
+    return (*SCRIPTED, *LOCAL_MODELS, *GGUF_MODELS)
 
 
 def suggest_model(model: str) -> str | None:
@@ -72,8 +74,12 @@ def check_model_name(model: str, backend: str) -> None:
     ...
     harness.core.errors.ConfigError: unknown model 'orcale-retry': did you mean 'oracle-retry'? ...
     """
+    from harness.models.gguf import GGUF_MODELS, gguf_file, is_gguf
     from harness.policies.scripted import SCRIPTED
 
+    if backend != "lm-eval" and is_gguf(model):
+        gguf_file(model)  # not installed (or no such file): one line saying how to install it
+        return
     if backend == "lm-eval" or model in known_model_names() or "/" in model or Path(model).exists():
         return
     if model.startswith("micro:"):
@@ -84,8 +90,8 @@ def check_model_name(model: str, backend: str) -> None:
     guess = suggest_model(model)
     if guess:
         raise ConfigError(f"unknown model {model!r}: did you mean {guess!r}? (--model takes a scripted policy: "
-                          f"{', '.join(SCRIPTED)}; a local model: {', '.join(LOCAL_MODELS)}; a path; "
-                          "or a hub id such as org/name)")
+                          f"{', '.join(SCRIPTED)}; a local model: {', '.join(LOCAL_MODELS)}; a real model "
+                          f"shipped as GGUF: {', '.join(GGUF_MODELS)}; a path; or a hub id such as org/name)")
 
 
 def hub_error_message(model: str, error: BaseException) -> str | None:
