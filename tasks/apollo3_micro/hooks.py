@@ -164,7 +164,7 @@ def derive_facts(data: TaskData, k: int, retriever=None) -> list[Fact]:
             seen_keys.add(keys)
             m = _NUM.search(s)
             candidates.append(Fact(cid, s, m.group(0), m.start(), keys))
-    retriever = retriever or build_retriever("bm25", corpus, stopwords=data.task.retrieval.bm25_stopwords)
+    retriever = retriever or build_retriever(data.task.retrieval, corpus, "bm25")
     queries = [q for f in candidates for q in reformulations(f.keywords)]
     hits = retriever.search(queries, k)
     per = len(reformulations(candidates[0].keywords)) if candidates else 0
