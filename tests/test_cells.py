@@ -10,13 +10,8 @@ import yaml
 
 from harness.core.errors import DataError
 from harness.core.record import RunRecord, TaskRef, write_record
-from harness.report.cells import (
-    cell_rows,
-    compare_within,
-    load_study_runs,
-    markdown,
-    write_cells,
-)
+from harness.report.cells import markdown, write_cells
+from harness.stats.cells import cell_rows, compare_within, load_study_runs
 
 pytestmark = pytest.mark.tier("unit")
 

@@ -45,9 +45,8 @@ def infer_backend(model: str) -> str:
 
 def known_model_names() -> tuple[str, ...]:
     """Names ``--model`` understands without a path or hub id."""
-    from harness.policies.scripted import SCRIPTED
-
     from harness.models.gguf import GGUF_MODELS
+    from harness.policies.scripted import SCRIPTED
 
     return (*SCRIPTED, *LOCAL_MODELS, *GGUF_MODELS)
 
