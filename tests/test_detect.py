@@ -310,7 +310,8 @@ def test_indicator_rates_count_early_warnings_and_false_ones():
 
     rates = indicator_rates([_indicator_case("a", 32, kl_jump_at=20), _indicator_case("b", 32, kl_jump_at=30),
                              _indicator_case("c", None, kl_jump_at=20), _indicator_case("d", None)])["kl"]
-    assert (rates["collapsing"], rates["warned_early"], rates["non_collapsing"], rates["false_warnings"]) == (2, 1, 2, 1)
+    counts = (rates["collapsing"], rates["warned_early"], rates["non_collapsing"], rates["false_warnings"])
+    assert counts == (2, 1, 2, 1)
     assert rates["runs"]["b"]["outcome"] == "late" and rates["runs"]["d"]["outcome"] == "quiet"
 
 

@@ -64,7 +64,8 @@ def _config_facts(run: Path) -> dict[str, Any]:
     noise = resolved.get("train_noise") or {}
     keys = ("model", "preset", "learning_rate", "beta", "seed", "max_steps", "eval_every", "num_generations",
             "prompts_per_step", "reward_weights")
-    return {**{k: train.get(k) for k in keys}, "train_noise": noise.get("level"), "train_noise_modes": noise.get("modes")}
+    return {**{k: train.get(k) for k in keys}, "train_noise": noise.get("level"),
+            "train_noise_modes": noise.get("modes")}
 
 
 def export_corpus(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Sequence[str] | None = None,

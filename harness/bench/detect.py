@@ -238,7 +238,8 @@ def format_combinations(result: dict[str, Any]) -> str:
                  "so compare with chance):")
     for r in result["combinations"]:
         lines.append(f"  {' | '.join(r['indicators']):44} warned early {r['warned_early']}/{r['collapsing']}  "
-                     f"false {r['false_warnings']}/{r['non_collapsing']}  chance {_rate(r.get('chance_warned_early_rate'))}"
+                     f"false {r['false_warnings']}/{r['non_collapsing']}  "
+                     f"chance {_rate(r.get('chance_warned_early_rate'))}"
                      f" / {_rate(r.get('chance_false_warning_rate'))}  {'meets goal' if r['meets_goal'] else ''}")
     return "\n".join(lines)
 

@@ -38,8 +38,9 @@ class RunConfig(BaseModel):
                                 json_schema_extra=cli("--backend", "-b"))
     model_args: str = Field("", description="lm-eval style 'k=v,k=v' arguments for --backend lm-eval")
     split: str = Field("test", description="test (the paper's 32), train (286) or all (318)")
-    noise_levels: list[Annotated[float, Field(ge=0, le=1)]] | None = Field(None, description="noise level(s) in [0,1], comma-separated: '0,0.5' "
-                                             "(default: the task's)", json_schema_extra=cli("--noise"))
+    noise_levels: list[Annotated[float, Field(ge=0, le=1)]] | None = Field(
+        None, description="noise level(s) in [0,1], comma-separated: '0,0.5' (default: the task's)",
+        json_schema_extra=cli("--noise"))
     noise_modes: list[str] | None = Field(None, description="drop_gold, paraphrase, random, shuffle "
                                           "(comma-separated; default: the task's)",
                                           json_schema_extra=cli("--noise-mode"))
