@@ -201,7 +201,7 @@ def test_analyze_uses_the_n_column(tmp_path: Path):
 
 
 def test_binomial_noise_alone_is_not_a_collapse_where_the_exact_rule_says_it_is():
-    """The issue's motivating case: a plateau at 0.25 on 32 questions, 40 evals."""
+    """The case the noise-aware detectors were built for: a plateau at 0.25 on 32 questions, 40 evals."""
     rng = np.random.default_rng(12)
     exact = binomial = 0
     for _ in range(40):

@@ -2,8 +2,9 @@
 
 Evaluation runs come from the real ``EvalRun`` on the shared data with the scripted reference policies
 (what ``harness run --task apollo3`` does with no model). Training runs are written by the harness's
-own writers (``TrainConfig``/``resolve`` for config.json, ``CurveWriter`` for curve.csv, the results
-keys of ``harness.core.results``) with chosen curves, so peaks, collapses, faults and seeds are known.
+own writers (``TrainConfig``/``resolve`` for config.json, ``CurveWriter`` for curve.csv, the run record
+``harness.core.record.RunRecord`` for results.json) with chosen curves, so peaks, collapses, faults and seeds
+are known.
 """
 
 from __future__ import annotations

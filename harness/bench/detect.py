@@ -32,7 +32,8 @@ from harness.stats.detect import (
 from harness.stats.intervals import wilson
 from harness.stats.synthetic import SyntheticCurve, SyntheticSpec, synthetic_set
 
-#: The issue's targets.
+#: The detectors' targets: at most 5% false collapses, and at least 90% of planted collapses found within
+#: one eval interval (docs/detection.md).
 TARGET_FALSE = 0.05
 TARGET_FOUND = 0.90
 

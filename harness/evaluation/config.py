@@ -31,8 +31,9 @@ class RunConfig(BaseModel):
 
     task: str = Field("apollo3", description="task name (a folder under tasks/) or path to a task.yaml",
                       json_schema_extra=cli("--task", "-t"))
-    model: str | None = Field(None, description="model path or hub id, 'tiny', a scripted policy (closed-book, "
-                              "one-search, oracle-retry), or an lm-eval model type. Default: the reference policies",
+    model: str | None = Field(None, description="model path or hub id, 'tiny', 'micro' (or 'micro:KEY=VALUE'), a "
+                              "scripted policy (closed-book, one-search, oracle-retry), or an lm-eval model type. "
+                              "Default: the reference policies",
                               json_schema_extra=cli("--model", "-m"))
     backend: str | None = Field(None, description="scripted | hf | vllm | lm-eval (inferred from --model if unset)",
                                 json_schema_extra=cli("--backend", "-b"))

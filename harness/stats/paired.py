@@ -22,7 +22,7 @@ Both the interval and the p-value take the questions as the unit and condition o
 were run: they say whether these runs differ on this question set. Seed-to-seed variation is shown
 (``per_seed``), not folded in: with the usual two or three seeds it cannot be estimated reliably.
 
-Pure: numpy, and scipy for the binomial test; no I/O (:func:`harness.stats.outcomes` reads runs).
+Pure: numpy, and scipy for the binomial test; no I/O (:func:`harness.core.rundir.outcomes` reads runs).
 """
 
 from __future__ import annotations
