@@ -46,7 +46,8 @@ def _write(tmp_path, mutate):
     (lambda r: r["base"].update(max_stepz=3), "did you mean max_steps"),
     (lambda r: r.update(objective="best"), "objective"),
     (lambda r: r.update(preset="nope"), "preset 'nope'"),
-    (lambda r: r["search_space"].update(learning_rate={"type": "float", "low": 0.0, "high": 1e-3, "log": True}), "log scale"),
+    (lambda r: r["search_space"].update(learning_rate={"type": "float", "low": 0.0, "high": 1e-3, "log": True}),
+     "log scale"),
 ])
 def test_invalid_ablations_name_file_and_key(tmp_path, mutate, needle):
     p = _write(tmp_path, mutate)
@@ -67,7 +68,8 @@ def test_trial_config_layers_base_overrides_params(tmp_path):
 
 def test_trials_stop_on_the_online_detector_of_harness_train(tmp_path):
     """collapse_stop becomes the trial's own --stop-on-collapse / --patience; base: or the space wins."""
-    ab = Ablation(name="x", task="apollo3_micro", base={"model": "micro"}, collapse_stop={"enabled": True, "patience": 3},
+    ab = Ablation(name="x", task="apollo3_micro", base={"model": "micro"},
+                  collapse_stop={"enabled": True, "patience": 3},
                   search_space={"seed": {"type": "categorical", "choices": [0, 1]}})
     cfg = trial_config(ab, {"seed": 1}, {}, tmp_path / "t")
     assert cfg["stop_on_collapse"] is True and cfg["patience"] == 3

@@ -175,7 +175,7 @@ def test_peak_interval_is_wilson_from_the_eval_size_and_json_serialisable():
 # ---------------------------------------------------------------- loading and hygiene
 
 
-def test_load_curve_from_dir_or_file_sorted(tmp_path: Path):
+def test_read_curve_from_dir_or_file_sorted(tmp_path: Path):
     (tmp_path / "curve.csv").write_text("step,accuracy,entropy\n100,0.3,1\n0,0.1,2\n50,,1.5\n")
     for source in (tmp_path, tmp_path / "curve.csv", str(tmp_path)):
         c = read_curve(source)

@@ -76,7 +76,8 @@ def test_write_cells_writes_json_markdown_and_html(study, tmp_path):
     page = (tmp_path / "out" / "cells.html").read_text()
     assert page.count("<figure") == 2 and "model common" in page and "not significant" in page
     saved = json.loads((tmp_path / "out" / "cells.json").read_text())
-    assert saved["arm"] == "preset" and [f["level"] for f in saved["figures"]] == [{"model": "common"}, {"model": "rare"}]
+    assert saved["arm"] == "preset"
+    assert [f["level"] for f in saved["figures"]] == [{"model": "common"}, {"model": "rare"}]
     for f in saved["figures"]:
         svg = (tmp_path / "out" / f["file"]).read_text()
         assert svg.count("<svg") == 1 and 'xmlns="http://www.w3.org/2000/svg"' in svg and set(f["legend"]) == {"a", "b"}
@@ -91,7 +92,8 @@ def test_clear_errors(tmp_path, study):
         write_cells(tmp_path / "nothing", ["model"], "preset")
     with pytest.raises(DataError, match="no trial sets regime"):
         write_cells(study, ["regime"], "preset")
-    with pytest.raises(DataError, match=r"has two runs of seed 0 .*add the options that tell them apart to --by: model"):
+    with pytest.raises(DataError,
+                       match=r"has two runs of seed 0 .*add the options that tell them apart to --by: model"):
         write_cells(study, [], "preset")  # without --by model, each cell would pool both regimes
 
 
@@ -99,7 +101,8 @@ def test_seed_level_interval_and_a_trial_without_samples(study):
     comps = {c["within"]["model"]: c for c in compare_within(load_study_runs(study), "preset", ["model"])}
     lo, hi = comps["common"]["seed_interval"]
     assert lo == pytest.approx(0.25) and hi == pytest.approx(0.25)  # three identical per-seed differences
-    assert "(excludes 0)" in comps["common"]["seed_sentence"] and "+0.25, +0.25, +0.25" in comps["common"]["seed_sentence"]
+    sentence = comps["common"]["seed_sentence"]
+    assert "(excludes 0)" in sentence and "+0.25, +0.25, +0.25" in sentence
     (study / "trials" / "r_a_1" / "eval_samples" / "step_00010.jsonl").unlink()
     comps = {c["within"]["model"]: c for c in compare_within(load_study_runs(study), "preset", ["model"])}
     assert "no eval samples for step 10" in comps["rare"]["skipped"] and "significant" in comps["common"]["sentence"]

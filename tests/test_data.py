@@ -16,7 +16,7 @@ PAPER_TEST_LINES = [0, 19, 24, 26, 33, 38, 50, 51, 64, 68, 89, 98, 101, 107, 115
 
 def test_paper_split_matches_datasets(data):
     datasets = pytest.importorskip("datasets")
-    rows = [json.loads(l) for l in open(data.root / "questions.jsonl")]
+    rows = [json.loads(line) for line in open(data.root / "questions.jsonl")]
     for i, r in enumerate(rows):
         r["_line"] = i
     split = datasets.Dataset.from_list(rows).train_test_split(test_size=0.1, seed=42)

@@ -201,7 +201,7 @@ def test_analyze_uses_the_n_column(tmp_path: Path):
 
 
 def test_binomial_noise_alone_is_not_a_collapse_where_the_exact_rule_says_it_is():
-    """The issue's motivating case: a plateau at 0.25 on 32 questions, 40 evals."""
+    """The case the noise-aware detectors were built for: a plateau at 0.25 on 32 questions, 40 evals."""
     rng = np.random.default_rng(12)
     exact = binomial = 0
     for _ in range(40):
@@ -310,7 +310,8 @@ def test_indicator_rates_count_early_warnings_and_false_ones():
 
     rates = indicator_rates([_indicator_case("a", 32, kl_jump_at=20), _indicator_case("b", 32, kl_jump_at=30),
                              _indicator_case("c", None, kl_jump_at=20), _indicator_case("d", None)])["kl"]
-    assert (rates["collapsing"], rates["warned_early"], rates["non_collapsing"], rates["false_warnings"]) == (2, 1, 2, 1)
+    counts = (rates["collapsing"], rates["warned_early"], rates["non_collapsing"], rates["false_warnings"])
+    assert counts == (2, 1, 2, 1)
     assert rates["runs"]["b"]["outcome"] == "late" and rates["runs"]["d"]["outcome"] == "quiet"
 
 

@@ -176,7 +176,8 @@ def micro(data):
     mdata = load_task_data(task)
     path = resolve_model_path("micro", mdata.corpus)
     torch.set_num_threads(1)
-    return task, mdata, AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    return (task, mdata, AutoTokenizer.from_pretrained(path),
+            AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32))
 
 
 def _micro_setup(micro):

@@ -21,8 +21,8 @@ SMALL = ["--model", "one-search", "--limit", "4", "--no-report"]
 
 
 def harness(*args: str, cwd: Path, env: dict | None = None, prefix: list[str] | None = None):
-    return subprocess.run([*(prefix or []), sys.executable, "-m", "harness", *args], cwd=cwd, capture_output=True, check=False,
-                          text=True, env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run([*(prefix or []), sys.executable, "-m", "harness", *args], cwd=cwd, capture_output=True,
+                          check=False, text=True, env={**os.environ, **(env or {})}, timeout=300)
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:

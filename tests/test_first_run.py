@@ -21,7 +21,8 @@ def test_first_run_reference_policies_pointer_table_and_report(data, tmp_path: P
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert ("No --model given: evaluating the scripted reference policies (closed-book, one-search, oracle-retry) "
             "at drop_gold noise 0 and 0.5.") in proc.stderr
-    assert "The micro policy is trained for apollo3_micro: harness run --task apollo3_micro --model micro" in proc.stderr
+    assert ("The micro policy is trained for apollo3_micro: harness run --task apollo3_micro --model micro"
+            in proc.stderr)
     lines = proc.stdout.rstrip("\n").splitlines()
     assert lines[-1] == f"report: {out / 'report.html'}" and lines[-2] == f"run directory: {out}"
     assert max(len(line) for line in lines[:-2]) <= 80

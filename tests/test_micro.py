@@ -50,7 +50,8 @@ def _env(micro_data, level=0.0, seed=0):
 def test_task_config_hooks(micro_task, task):
     assert (micro_task.hooks.process_data, micro_task.hooks.environment) == ("hooks:process_data",
                                                                               "hooks:MicroEnvironment")
-    assert (micro_task.hooks.demonstrator, micro_task.hooks.added_tokens) == ("hooks:Demonstrator", "hooks:added_tokens")
+    assert (micro_task.hooks.demonstrator, micro_task.hooks.added_tokens) == ("hooks:Demonstrator",
+                                                                              "hooks:added_tokens")
     assert task.hooks == type(task.hooks)()  # apollo3 has none
     assert micro_task.data.files.chunks == task.data.files.chunks and micro_task.data.files.report is None
     assert set(micro_task.presets) == {"rezero", "baseline", "retry_after_miss"}

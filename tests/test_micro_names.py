@@ -22,7 +22,8 @@ def test_names_map_to_specs_and_cache_folders():
     rare = micro_spec("micro:p_retry=0.03")
     assert rare == BuildSpec(p_retry=0.03) and micro_spec("micro: p_retry = 0.03 ") == rare
     assert micro_spec("micro:p_retry=0.03,steps=8") == BuildSpec(p_retry=0.03, steps=8)
-    assert default_path("x", rare) != default_path("x", BuildSpec()) == default_path("x", micro_spec("micro:p_retry=0.3"))
+    assert (default_path("x", rare) != default_path("x", BuildSpec())
+            == default_path("x", micro_spec("micro:p_retry=0.3")))
     assert is_micro_scale("micro:p_retry=0.03") and not is_micro_scale("microsoft/phi-2")
 
 

@@ -2,8 +2,9 @@
 
 Evaluation runs come from the real ``EvalRun`` on the shared data with the scripted reference policies
 (what ``harness run --task apollo3`` does with no model). Training runs are written by the harness's
-own writers (``TrainConfig``/``resolve`` for config.json, ``CurveWriter`` for curve.csv, the results
-keys of ``harness.core.results``) with chosen curves, so peaks, collapses, faults and seeds are known.
+own writers (``TrainConfig``/``resolve`` for config.json, ``CurveWriter`` for curve.csv, the run record
+``harness.core.record.RunRecord`` for results.json) with chosen curves, so peaks, collapses, faults and seeds
+are known.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from harness.report.runs import check_report_target, load_run, seed_groups
 from harness.stats.intervals import t_interval, wilson
 from tests.browser import check_page_in_chromium
 
-# Whole reports rendered from run folders on disk (figures drawn with seaborn/matplotlib, inlined as SVG), and in chromium.
+# Whole reports rendered from run folders on disk (figures drawn with seaborn/matplotlib, inlined as SVG), and in
+# chromium.
 pytestmark = pytest.mark.tier("integration")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,7 +71,7 @@ def test_comparison_table_policies_by_noise_with_groups_intervals_and_best(eval_
     table = eval_page[eval_page.index('<table class="data cmp">'):]
     table = table[:table.index("</table>")]
     head = table[:table.index("</thead>")]
-    assert [h for h in re.findall(r'<th colspan="2">([^<]*)</th>', head)] == ["closed-book", "one-search", "oracle-retry"]
+    assert re.findall(r'<th colspan="2">([^<]*)</th>', head) == ["closed-book", "one-search", "oracle-retry"]
     assert head.count("<th>noise 0</th>") == 3 and head.count("<th>noise 0.5</th>") == 3
     for group in ("Outcome", "Search behaviour", "Retry behaviour", "Rewards"):
         assert f'<tr class="group"><th colspan="7">{group}' in table
@@ -197,7 +199,8 @@ def test_cli_report_refuses_a_folder_without_runs_and_lists_what_is_below(eval_d
     for target, expected in ((runs, f"{runs} is not a run directory; found below it: {runs / 'a-run'} (run)"),
                              (runs / "sweeps", "holds no run"),
                              (runs / "a-run" / "results.json", "is a file")):
-        proc = subprocess.run([*cmd, str(target)], check=False, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        proc = subprocess.run([*cmd, str(target)], check=False, capture_output=True, text=True, cwd=tmp_path,
+                              timeout=120)
         assert proc.returncode == 2, proc.stderr
         assert expected in proc.stderr and "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
@@ -411,7 +414,8 @@ def test_bad_inputs_are_listed_not_fatal(tmp_path: Path):
     (broken / "curve.csv").write_text("step,acc\n0,1\n")
     (broken / "samples.jsonl").write_text('{"qid": "q1"}\n{not json\n[1]\n')
     text = render_report_html([broken])
-    assert "results.json is not readable JSON" in text and "missing required column" in text and "skipped 2 malformed line(s)" in text
+    assert "results.json is not readable JSON" in text and "missing required column" in text
+    assert "skipped 2 malformed line(s)" in text
 
 
 @pytest.mark.integration

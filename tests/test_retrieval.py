@@ -40,5 +40,8 @@ def test_dense_recall_and_cache(data):
     (again.index_dir / "index.faiss").write_bytes(b"garbage")
     rebuilt = DenseRetriever(data.corpus)
     assert not rebuilt.cache_hit
-    ids = lambda ret: [h.chunk_id for h in ret.search(["oxygen tank"], 3)[0]]
+
+    def ids(ret):
+        return [h.chunk_id for h in ret.search(["oxygen tank"], 3)[0]]
+
     assert ids(rebuilt) == ids(r)

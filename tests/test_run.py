@@ -173,7 +173,7 @@ def test_resume_twice_after_torn_write_and_refuse_changed_config(data, tmp_path)
 
 @pytest.mark.parametrize("semantics", ["rezero", "strict"])
 def test_run_reports_its_reward_semantics_and_protocol(data, tmp_path, semantics):
-    """The issue's command, under each semantics: results.json and the printed table name it."""
+    """A scripted run under each semantics: results.json and the printed table name it."""
     out = tmp_path / semantics
     res = invoke("run", "--model", "oracle-retry", "--noise", "0.5", "--noise-mode", "drop_gold", "--limit", "8",
                  "--reward-semantics", semantics, "--no-report", "-o", str(out))

@@ -96,7 +96,7 @@ def test_dense_search_prints_no_library_info_unless_verbose(data):
     from harness.core.config import RetrievalConfig
     from harness.data.retrieval import build_retriever
 
-    build_retriever(RetrievalConfig(), data.corpus, "dense")      # the index is cached; both commands below only load it
+    build_retriever(RetrievalConfig(), data.corpus, "dense")  # the index is cached; both commands below only load it
 
     def search(*flags):
         p = subprocess.run([sys.executable, "-m", "harness", *flags, "search", "oxygen tank", "--retriever", "dense"],

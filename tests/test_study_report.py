@@ -117,7 +117,8 @@ def test_retry_comparison_means_intervals_and_pairs(summary: dict):
     assert means == pytest.approx(expected_means())
     assert all(r["n"] == 3 for r in retry["rows"])  # three seeds per cell; pruned/failed trials excluded
     base = next(r for r in retry["rows"] if r["arm"] == "baseline" and r["train_noise"] == 0.0)
-    assert (base["ci low"], base["ci high"]) == pytest.approx(t_interval([cell_peak(0.0, 0.0, s) for s in GRID["seed"]]))
+    expected = t_interval([cell_peak(0.0, 0.0, s) for s in GRID["seed"]])
+    assert (base["ci low"], base["ci high"]) == pytest.approx(expected)
     assert base["mean peak step"] == 100 and base["collapsed"] == "2/3"
     pair = next(p for p in retry["paired_by_seed"] if p["where"] == "train_noise 0")
     assert (pair["A"], pair["B"], pair["shared seeds"]) == ("baseline", "retry", 3)
@@ -207,7 +208,8 @@ def test_multi_objective_study_renders_pareto_front(tmp_path: Path):
                               fmt="pdf").read_text()
     assert "Pareto front" in page and "value_0 (maximize), value_1 (maximize)" in page
     files = {p.name: p.read_bytes() for p in (tmp_path / "figs").iterdir()}
-    assert {"pareto.pdf", "parallel.pdf", "params.pdf"} <= set(files) and all(b.startswith(b"%PDF") for b in files.values())
+    assert {"pareto.pdf", "parallel.pdf", "params.pdf"} <= set(files)
+    assert all(b.startswith(b"%PDF") for b in files.values())
     front = study_summary(f"sqlite:///{tmp_path / 'study.db'}")["best"]
     assert sorted(r["train_noise"] for r in front) == [0.0, 0.2, 0.6]  # 0.4 is dominated by 0.2
     assert page.count("(Pareto-optimal)</title>") == 3

@@ -268,11 +268,13 @@ def test_known_experimental_silences_only_the_features_we_use():
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         with known_experimental():
-            warnings.warn("Argument ``heartbeat_interval`` is an experimental feature.", ExperimentalWarning)
+            warnings.warn("Argument ``heartbeat_interval`` is an experimental feature.", ExperimentalWarning,
+                          stacklevel=1)
             warnings.warn("RetryHeartbeatStaleTrialCallback is experimental (supported from v2.8.0).",
-                          ExperimentalWarning)
-            warnings.warn("SomethingNew is experimental.", ExperimentalWarning)
-        warnings.warn("Argument ``heartbeat_interval`` is an experimental feature.", ExperimentalWarning)
+                          ExperimentalWarning, stacklevel=1)
+            warnings.warn("SomethingNew is experimental.", ExperimentalWarning, stacklevel=1)
+        warnings.warn("Argument ``heartbeat_interval`` is an experimental feature.", ExperimentalWarning,
+                      stacklevel=1)
     assert [str(w.message) for w in seen] == ["SomethingNew is experimental.",
                                               "Argument ``heartbeat_interval`` is an experimental feature."]
 

@@ -6,8 +6,8 @@ each run was made (from its ``config.json``) and its labels:
 
 ``peak_step`` / ``peak``   the best held-out eval
 ``collapse_step``          the *sustained drop*: the first eval after the peak from which every later eval is
-                           below half the peak accuracy, with at least two such evals (the issue's wording of a
-                           collapse, "below half the peak and staying there", read off the observed curve; the
+                           below half the peak accuracy, with at least two such evals (the project's definition of
+                           a collapse, "below half the peak and staying there", read off the observed curve; the
                            synthetic set plants the same fall on the true curve; None when the run never drops so)
 ``detector_collapse_step`` what the offline noise-aware detector reports (:func:`harness.stats.curves.analyze`)
 
@@ -64,7 +64,8 @@ def _config_facts(run: Path) -> dict[str, Any]:
     noise = resolved.get("train_noise") or {}
     keys = ("model", "preset", "learning_rate", "beta", "seed", "max_steps", "eval_every", "num_generations",
             "prompts_per_step", "reward_weights")
-    return {**{k: train.get(k) for k in keys}, "train_noise": noise.get("level"), "train_noise_modes": noise.get("modes")}
+    return {**{k: train.get(k) for k in keys}, "train_noise": noise.get("level"),
+            "train_noise_modes": noise.get("modes")}
 
 
 def export_corpus(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Sequence[str] | None = None,

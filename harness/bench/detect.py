@@ -32,7 +32,8 @@ from harness.stats.detect import (
 from harness.stats.intervals import wilson
 from harness.stats.synthetic import SyntheticCurve, SyntheticSpec, synthetic_set
 
-#: The issue's targets.
+#: The detectors' targets: at most 5% false collapses, and at least 90% of planted collapses found within
+#: one eval interval (docs/detection.md).
 TARGET_FALSE = 0.05
 TARGET_FOUND = 0.90
 
@@ -238,7 +239,8 @@ def format_combinations(result: dict[str, Any]) -> str:
                  "so compare with chance):")
     for r in result["combinations"]:
         lines.append(f"  {' | '.join(r['indicators']):44} warned early {r['warned_early']}/{r['collapsing']}  "
-                     f"false {r['false_warnings']}/{r['non_collapsing']}  chance {_rate(r.get('chance_warned_early_rate'))}"
+                     f"false {r['false_warnings']}/{r['non_collapsing']}  "
+                     f"chance {_rate(r.get('chance_warned_early_rate'))}"
                      f" / {_rate(r.get('chance_false_warning_rate'))}  {'meets goal' if r['meets_goal'] else ''}")
     return "\n".join(lines)
 

@@ -22,7 +22,8 @@ app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
 
 TaskOpt = typer.Option("apollo3", "--task", "-t", help="Task name (a folder under tasks/) or path to a task.yaml.")
-DataDirOpt = typer.Option(None, "--data-dir", help="Folder with the task's data files (else $HARNESS_DATA_DIR, else the cache).")
+DataDirOpt = typer.Option(None, "--data-dir",
+                          help="Folder with the task's data files (else $HARNESS_DATA_DIR, else the cache).")
 
 
 def _fail(msg: str, code: int = 2) -> None:
@@ -87,7 +88,8 @@ run = app.command("run")(config_command(
 # ----------------------------------------------------------------------------- data
 @data_app.command("prepare")
 def data_prepare(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
-                 dense: bool = typer.Option(True, "--dense/--no-dense", help="Also build the dense index cache.")) -> None:
+                 dense: bool = typer.Option(True, "--dense/--no-dense",
+                                            help="Also build the dense index cache.")) -> None:
     """Verify (or download) the data and build the retrieval indexes."""
     from harness.core.config import load_task
     from harness.data.loading import load_task_data
@@ -187,7 +189,8 @@ def search(
 def validate(files: list[Path] = typer.Argument(..., help="task.yaml or ablation YAML files (or the names of shipped "
                                                 "tasks and ablations: apollo3, micro_retry)."),
              data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with a task's data files "
-                                                     "(else the task's data.dir, $HARNESS_DATA_DIR, the cache).")) -> None:
+                                                     "(else the task's data.dir, $HARNESS_DATA_DIR, the "
+                                                     "cache).")) -> None:
     """Validate config files against the schemas they will bind to; a task's data too, when it is here."""
     from harness.cli.validate import validate_file
 
@@ -350,7 +353,8 @@ def sweep(
                                           "Use postgresql://... to share one study between machines."),
     study_name: Optional[str] = typer.Option(None, "--study-name", help="Default: the ablation's name."),
     workers: int = typer.Option(1, "--workers", help="Worker processes on this machine."),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Study directory (default runs/sweeps/NAME)."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o",
+                                              help="Study directory (default runs/sweeps/NAME)."),
     model: Optional[str] = typer.Option(None, "--model", help="Override the base config's model."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps"),
     eval_every: Optional[int] = typer.Option(None, "--eval-every"),
@@ -393,7 +397,8 @@ def bench_retrieval(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
 
 @bench_app.command("env")
 def bench_env(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
-              model: Optional[str] = typer.Option("tiny", "--model", help="hf model for the overhead share ('' to skip)."),
+              model: Optional[str] = typer.Option("tiny", "--model",
+                                                  help="hf model for the overhead share ('' to skip)."),
               limit: int = typer.Option(32, "--limit")) -> None:
     """Environment overhead: episodes/s with scripted policies, share of wall time outside generate, RSS."""
     from harness.bench.benches import bench_env as b
@@ -412,8 +417,9 @@ def bench_train(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
     """GRPO step cost on a small model: per-step time, peak RSS, generation/update/environment split."""
     from harness.bench.train import bench_train as b
 
-    kw = dict(task=task, data_dir=data_dir, model=model, steps=steps, threads=threads, num_generations=num_generations,
-              prompts_per_step=prompts_per_step, warm_start=40 if model == "tiny" else 0)  # tiny needs the protocol
+    kw = {"task": task, "data_dir": data_dir, "model": model, "steps": steps, "threads": threads,
+          "num_generations": num_generations, "prompts_per_step": prompts_per_step,
+          "warm_start": 40 if model == "tiny" else 0}  # tiny needs the protocol
     if task_limits:
         kw.update(max_turns=None, max_new_tokens=None)
     typer.echo(json.dumps(b(**kw), indent=2, default=str))
@@ -443,7 +449,8 @@ def bench_protocol(sizes: str = typer.Option("1000,2000,5000", "--sizes", help="
 
     typer.echo(json.dumps(b(tuple(int(x) for x in sizes.split(",")), repeats=repeats), indent=2))
 @bench_app.command("detect")
-def bench_detect(count: int = typer.Option(1000, "--count", help="Curves per kind (never-collapsing, collapsing) and n."),
+def bench_detect(count: int = typer.Option(1000, "--count",
+                                           help="Curves per kind (never-collapsing, collapsing) and n."),
                  sizes: str = typer.Option("32,100", "--n", help="Eval sizes, comma-separated."),
                  seed: int = typer.Option(0, "--seed"),
                  runs: list[Path] = typer.Option([], "--runs", help="Training runs (repeat) on which to score the "
@@ -472,10 +479,12 @@ def bench_detect(count: int = typer.Option(1000, "--count", help="Curves per kin
 
 
 @bench_app.command("sweep")
-def bench_sweep(ablation: str = typer.Argument(..., help="Ablation file (or a shipped one's name) for the micro-sweep."),
+def bench_sweep(ablation: str = typer.Argument(...,
+                                               help="Ablation file (or a shipped one's name) for the micro-sweep."),
                 n_trials: int = typer.Option(8, "--n-trials"),
                 output_dir: Path = typer.Option(Path("runs/bench-sweep"), "--output-dir", "-o"),
-                set_: list[str] = typer.Option([], "--set", help="harness train options, e.g. --set model=micro.")) -> None:
+                set_: list[str] = typer.Option([], "--set",
+                                               help="harness train options, e.g. --set model=micro.")) -> None:
     """Steps run and best objective of a micro-sweep with pruning + collapse stop vs without."""
     from harness.bench.benches import bench_sweep as b
 
@@ -506,7 +515,8 @@ _register_optional_commands()
 
 @app.callback()
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the libraries' INFO logs (faiss, "
-                                       "transformers, sentence-transformers, ...) and tracebacks of file errors.")) -> None:
+                                       "transformers, sentence-transformers, ...) and tracebacks of file "
+                                       "errors.")) -> None:
     """Evaluation and ablation harness for retry-aware retrieval RL (ReZero-style search agents)."""
     global _VERBOSE
     _VERBOSE = verbose
@@ -533,7 +543,8 @@ def main() -> None:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     except ValidationError as e:  # an option value out of range (e.g. --limit 0)
-        msgs = "; ".join(f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}" for err in e.errors())
+        msgs = "; ".join(f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}"
+                         for err in e.errors())
         typer.secho(f"error: invalid option value: {msgs}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     except OSError as e:  # a file the run needs is missing, unwritable or of the wrong kind

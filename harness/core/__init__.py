@@ -1,1 +1,3 @@
-"""The bottom layer: typed configs, errors, atomic file I/O, the run-file schema. Standard library, pydantic and yaml only."""
+"""The bottom layer: typed configs, errors, atomic file I/O, the run-file schema.
+
+Standard library, pydantic and yaml only."""

@@ -304,10 +304,12 @@ def check_hook_spec(spec: str, kind: str | None = None) -> str:
 
     >>> check_hook_spec("hooks:first_ten", "process_data")
     'hooks:first_ten'
-    >>> check_hook_spec("os:system", "process_data")
+    >>> check_hook_spec("os:system", "process_data")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    harness.core.errors.ConfigError: task hook 'os:system' is not allowed: hooks must name a function or class of the task's own hooks.py ('hooks:<name>', the file beside task.yaml) or one the harness exports for this hook (harness.environment.env:Environment for environment)
+    harness.core.errors.ConfigError: task hook 'os:system' is not allowed: hooks must name a function or
+        class of the task's own hooks.py ('hooks:<name>', the file beside task.yaml) or one the harness
+        exports for this hook (harness.environment.env:Environment for environment)
     """
     if not isinstance(spec, str) or not _HOOK_SPEC.fullmatch(spec):
         raise ConfigError(f"task hook {spec!r} must look like '{TASK_HOOKS_MODULE}:<name>' (a function or class "

@@ -63,10 +63,11 @@ def check_name(name: str, what: str = "name") -> str:
 
     >>> check_name("apollo3_micro", "task name")
     'apollo3_micro'
-    >>> check_name("../escaped", "ablation name")
+    >>> check_name("../escaped", "ablation name")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    ValueError: ablation name '../escaped' is not a plain name: use letters, digits, '_', '.' and '-' (no '/', not starting with '.' or '-'); it becomes a folder name
+    ValueError: ablation name '../escaped' is not a plain name: use letters, digits, '_', '.' and '-'
+        (no '/', not starting with '.' or '-'); it becomes a folder name
     """
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise ValueError(f"{what} {name!r} is not a plain name: use letters, digits, '_', '.' and '-' (no '/', "

@@ -35,10 +35,11 @@ Reading. :func:`read_curve`, :func:`read_options`, :func:`read_samples`, :func:`
 >>> rd = RunDir(d).open()
 >>> rd.created, sorted(p.name for p in d.iterdir())
 (True, ['.lock', '.lock.json'])
->>> RunDir(d).open()
+>>> RunDir(d).open()  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-harness.core.errors.ConfigError: ... is in use by another process (pid ...); wait for it to finish or choose another --output-dir
+harness.core.errors.ConfigError: ... is in use by another process (pid ...); wait for it to finish or
+    choose another --output-dir
 >>> rd.close(discard=True); d.exists()
 False
 """
@@ -251,7 +252,8 @@ def saved_config(run_dir: Path, section: str, *, holds_results: bool) -> dict | 
         if not isinstance(saved, dict):
             raise TypeError(f"'{section}' is not a mapping")
     except (ValueError, OSError) as e:   # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ConfigError(f"cannot resume {run_dir}: its config.json is corrupt ({_first_line(e)}); {spoiled}") from None
+        raise ConfigError(f"cannot resume {run_dir}: its config.json is corrupt ({_first_line(e)}); "
+                          f"{spoiled}") from None
     except (KeyError, TypeError) as e:
         raise ConfigError(f"cannot resume {run_dir}: its config.json has no '{section}' settings ({e}); "
                           f"{spoiled}") from None
@@ -266,10 +268,11 @@ def check_resume(run_dir: Path, section: str, new: dict, free: Iterable[str], *,
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> _ = (d / "config.json").write_text('{"run": {"seed": 0, "limit": 4}}')
     >>> check_resume(d, "run", {"seed": 0, "limit": 8}, {"limit"}, holds_results=True)
-    >>> check_resume(d, "run", {"seed": 1, "limit": 4}, {"limit"}, holds_results=True)
+    >>> check_resume(d, "run", {"seed": 1, "limit": 4}, {"limit"}, holds_results=True)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    harness.core.errors.ConfigError: cannot resume ... with a different configuration (seed: 0 -> 1); the results would mix two runs; use a new --output-dir
+    harness.core.errors.ConfigError: cannot resume ... with a different configuration (seed: 0 -> 1); the
+        results would mix two runs; use a new --output-dir
     """
     saved = saved_config(run_dir, section, holds_results=holds_results)
     if saved is None:
@@ -381,7 +384,8 @@ def eval_steps(run_dir: Path | str) -> list[int]:
     import re
 
     folder = Path(run_dir) / EVAL_SAMPLES
-    return sorted(int(m.group(1)) for p in folder.glob("step_*.jsonl") if (m := re.fullmatch(r"step_(\d+)\.jsonl", p.name)))
+    return sorted(int(m.group(1)) for p in folder.glob("step_*.jsonl")
+                  if (m := re.fullmatch(r"step_(\d+)\.jsonl", p.name)))
 
 
 def is_run_dir(path: Path | str) -> bool:

@@ -107,7 +107,8 @@ class SearchTool:
         ranked = self.retriever.search([r.query for r in requests], depth) if requests else []
         return [self._apply_noise(req, hits) for req, hits in zip(requests, ranked)]
 
-    def search(self, query: str, qid: str = "", gold_chunk_ids: tuple[str, ...] = (), call_index: int = 0) -> SearchResult:
+    def search(self, query: str, qid: str = "", gold_chunk_ids: tuple[str, ...] = (),
+               call_index: int = 0) -> SearchResult:
         return self.search_batch([SearchRequest(query, qid, gold_chunk_ids, call_index)])[0]
 
     def _apply_noise(self, req: SearchRequest, hits: list[Hit]) -> SearchResult:

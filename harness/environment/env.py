@@ -169,9 +169,11 @@ class Environment:
     # ------------------------------------------------------------------ episode construction
     def new_episode(self, q: Question) -> Episode:
         pr = self.task.prompt
-        messages = [{"role": "system", "content": pr.system}, {"role": "user", "content": pr.user.format(question=q.question)}]
+        messages = [{"role": "system", "content": pr.system},
+                    {"role": "user", "content": pr.user.format(question=q.question)}]
         n = self.tool.noise
-        return Episode(question=q, messages=messages, noise={"level": n.level, "modes": list(n.modes), "seed": self.tool.seed})
+        return Episode(question=q, messages=messages,
+                       noise={"level": n.level, "modes": list(n.modes), "seed": self.tool.seed})
 
     def _gold_in(self, ep: Episode, result) -> bool:
         paras = ep.question.supporting_paragraphs
@@ -291,7 +293,8 @@ class OneTurnEnvironment(Environment):
     The turn keeps the reply as generated.
     """
 
-    def __init__(self, task: TaskConfig, judge_fn: Callable[[str | None, str], dict], max_new_tokens: int | None = None):
+    def __init__(self, task: TaskConfig, judge_fn: Callable[[str | None, str], dict],
+                 max_new_tokens: int | None = None):
         super().__init__(task, None, judge_fn, stop_after_action=True)
         self.max_turns = 1
         if max_new_tokens:

@@ -127,7 +127,8 @@ class Action:
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "query": self.query, "answer": self.answer, "has_think": self.has_think,
-                "think_first": self.think_first, "n_search": self.n_search, "n_answer": self.n_answer, "problems": list(self.problems)}
+                "think_first": self.think_first, "n_search": self.n_search, "n_answer": self.n_answer,
+                "problems": list(self.problems)}
 
 
 def _count(text: str, tag: str) -> int:
@@ -161,7 +162,7 @@ def parse_turn(text: str, tags: Tags = Tags(), *, stop_after_action: bool = True
         problems.append(f"{len(answers)} answers in one turn")
     if actions and text[actions[-1].end :].strip():
         problems.append("text after the action")
-    counts = dict(has_think=has_think, think_first=think_first, n_search=len(searches), n_answer=len(answers))
+    counts = {"has_think": has_think, "think_first": think_first, "n_search": len(searches), "n_answer": len(answers)}
     if stop_after_action:
         chosen = first
     else:  # ReZero's agent: any search goes on (with the last query); otherwise the message ends the episode

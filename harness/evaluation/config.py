@@ -31,15 +31,17 @@ class RunConfig(BaseModel):
 
     task: str = Field("apollo3", description="task name (a folder under tasks/) or path to a task.yaml",
                       json_schema_extra=cli("--task", "-t"))
-    model: str | None = Field(None, description="model path or hub id, 'tiny', a scripted policy (closed-book, "
-                              "one-search, oracle-retry), or an lm-eval model type. Default: the reference policies",
+    model: str | None = Field(None, description="model path or hub id, 'tiny', 'micro' (or 'micro:KEY=VALUE'), a "
+                              "scripted policy (closed-book, one-search, oracle-retry), or an lm-eval model type. "
+                              "Default: the reference policies",
                               json_schema_extra=cli("--model", "-m"))
     backend: str | None = Field(None, description="scripted | hf | vllm | lm-eval (inferred from --model if unset)",
                                 json_schema_extra=cli("--backend", "-b"))
     model_args: str = Field("", description="lm-eval style 'k=v,k=v' arguments for --backend lm-eval")
     split: str = Field("test", description="test (the paper's 32), train (286) or all (318)")
-    noise_levels: list[Annotated[float, Field(ge=0, le=1)]] | None = Field(None, description="noise level(s) in [0,1], comma-separated: '0,0.5' "
-                                             "(default: the task's)", json_schema_extra=cli("--noise"))
+    noise_levels: list[Annotated[float, Field(ge=0, le=1)]] | None = Field(
+        None, description="noise level(s) in [0,1], comma-separated: '0,0.5' (default: the task's)",
+        json_schema_extra=cli("--noise"))
     noise_modes: list[str] | None = Field(None, description="drop_gold, paraphrase, random, shuffle "
                                           "(comma-separated; default: the task's)",
                                           json_schema_extra=cli("--noise-mode"))

@@ -230,7 +230,8 @@ def run_single_shot(model: str, variant: str = "goldcontext", *, limit: int | No
     max_new = int(max_gen_toks or cfg["generation_kwargs"]["max_gen_toks"])
     env = OneTurnEnvironment(task, lambda pred, gold: judge(pred, gold).to_dict(), max_new_tokens=max_new)
     chats = [render_messages(cfg, d) for d in docs]
-    episodes = [env.episode(Question(d["qid"], d["line"], d["question"], d["answer"], (), tuple(d["gold_chunk_ids"])), c)
+    episodes = [env.episode(Question(d["qid"], d["line"], d["question"], d["answer"], (),
+                                     tuple(d["gold_chunk_ids"])), c)
                 for d, c in zip(docs, chats)]
     env.run_episodes(policy, episodes)
     samples = []

@@ -31,10 +31,12 @@ def micro_spec(model: str):
 
     >>> micro_spec("micro:p_retry=0.03").p_retry, micro_spec("micro").p_retry, micro_spec("tiny")
     (0.03, 0.3, None)
-    >>> micro_spec("micro:p_rety=0.03")
+    >>> micro_spec("micro:p_rety=0.03")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    harness.core.errors.ConfigError: micro:p_rety=0.03: unknown build parameter 'p_rety'; valid: seed, vocab, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, steps, batch_size, learning_rate, warmup_steps, weight_decay, p_retry, demo_noise, threads
+    harness.core.errors.ConfigError: micro:p_rety=0.03: unknown build parameter 'p_rety'; valid: seed, vocab,
+        hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, steps, batch_size,
+        learning_rate, warmup_steps, weight_decay, p_retry, demo_noise, threads
     """
     if model != "micro" and not model.startswith(MICRO_PREFIX):
         return None
@@ -61,7 +63,8 @@ def micro_spec(model: str):
         except ValueError:
             value = None
         if value is None or (isinstance(value, float) and not math.isfinite(value)):
-            raise ConfigError(f"{model}: {key} needs a finite {types[key].__name__} value, as in {key}={getattr(spec, key)}")
+            raise ConfigError(f"{model}: {key} needs a finite {types[key].__name__} value, "
+                              f"as in {key}={getattr(spec, key)}")
         values[key] = value
     built = replace(spec, **values)
     problems = [f"{k} must be in [0, 1]" for k in ("p_retry", "demo_noise") if not 0 <= getattr(built, k) <= 1]

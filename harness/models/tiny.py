@@ -26,9 +26,9 @@ CHAT_TEMPLATE = (
 )
 
 #: The ``tiny`` architecture: a 2-layer Llama, 64 wide (about 0.3M parameters with a 2k vocabulary).
-TINY_CONFIG = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                   num_key_value_heads=2, max_position_embeddings=8192, rope_theta=10000.0,
-                   tie_word_embeddings=True)
+TINY_CONFIG = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+               "num_key_value_heads": 2, "max_position_embeddings": 8192, "rope_theta": 10000.0,
+               "tie_word_embeddings": True}
 TINY_VOCAB = 2048
 
 
@@ -80,7 +80,8 @@ def _unmark_special(tok, contents: list[str]):
     return Tokenizer.from_str(json.dumps(spec))
 
 
-def build_tiny(corpus: Corpus, out_dir: Path | None = None, seed: int = 0, config_overrides: dict | None = None) -> Path:
+def build_tiny(corpus: Corpus, out_dir: Path | None = None, seed: int = 0,
+               config_overrides: dict | None = None) -> Path:
     """Build (or reuse) the ``tiny`` model folder; returns its path. Deterministic for a given seed.
 
     Built in a temp folder and swapped in whole under a file lock, so concurrent sweep workers build

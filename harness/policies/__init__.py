@@ -7,7 +7,7 @@ vLLM, lm-eval) are imported only when it is chosen.
 backend     what ``--model`` names
 ==========  =========================================================================
 scripted    a reference policy: ``closed-book``, ``one-search``, ``oracle-retry``
-hf          a local path or hub id of a causal LM, or ``tiny`` (built from a config)
+hf          a local path or hub id of a causal LM, or ``tiny`` / ``micro`` (built by the harness)
 vllm        a local path or hub id (GPU; ``pip install '.[vllm]'``)
 lm-eval     an lm-eval model type (``hf``, ``local-chat-completions``, ...) + ``--model-args``
 ==========  =========================================================================
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import ConfigError
-from harness.models.resolve import LOCAL_MODELS  # noqa: F401 (the names the harness builds itself on CPU)
+from harness.models.resolve import LOCAL_MODELS  # the names the harness builds itself on CPU
 
 BACKENDS: dict[str, str] = {
     "scripted": "harness.policies.scripted:load",

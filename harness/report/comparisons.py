@@ -3,8 +3,8 @@
 Two arms evaluated on the same questions are compared question by question: only the discordant
 questions (one right, the other wrong) carry evidence. :func:`compare` gives the difference of
 accuracies, its 95% interval and a p-value. It uses the paired-statistics module
-``harness.stats.paired`` (bootstrap interval over questions and seeds; McNemar's exact test for one
-seed pair, a sign-flip permutation test for several).
+``harness.stats.paired`` (bootstrap interval resampling questions, each with its outcomes in every seed;
+McNemar's exact test for one seed pair, a sign-flip permutation test for several).
 
 Two training arms run with the same seeds are also compared on their peak accuracies, seed by seed:
 the mean of the per-seed differences with a Student-t interval (:func:`seed_pair_rows`).

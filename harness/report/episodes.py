@@ -315,7 +315,8 @@ class Browser:
         return cls(refs, bad, names)
 
 
-def browser_html(browser: Browser, budget: int = MAX_EPISODES, dim_labels: dict[str, str] | None = None) -> tuple[str, str]:
+def browser_html(browser: Browser, budget: int = MAX_EPISODES,
+                 dim_labels: dict[str, str] | None = None) -> tuple[str, str]:
     """The browser section and its CSS (the filter rules depend on the values present)."""
     if not browser.refs:
         return "<p class='muted'>No episodes in these runs.</p>", ""
@@ -343,7 +344,7 @@ def browser_html(browser: Browser, budget: int = MAX_EPISODES, dim_labels: dict[
     inputs += [f'<input type="radio" name="ebk" id="{oid}"{" checked" if oid == "ebk-all" else ""}>'
                for oid, *_ in options]
     bars.append(_bar("kind", options))
-    for oid in [o for o in re.findall(r'id="([^"]+)"', "".join(inputs))]:
+    for oid in re.findall(r'id="([^"]+)"', "".join(inputs)):
         css.append(f"#{oid}:checked~.filters label[for={oid}]{{background:#1565c0;color:#fff;border-color:#1565c0}}")
     systems = _common_system(shown)
     items = []
@@ -367,7 +368,8 @@ def browser_html(browser: Browser, budget: int = MAX_EPISODES, dim_labels: dict[
                 if len(shown) < total else "all of them.")
              + " Each filter shows how many of its episodes are in the page (shown / total).</p>")
     sys_html = (f"<details><summary>System prompt (the same in every episode shown)</summary>"
-                f"<pre class='text'>{bounded(systems, MESSAGE_CHARS, highlight_protocol)}</pre></details>" if systems else "")
+                f"<pre class='text'>{bounded(systems, MESSAGE_CHARS, highlight_protocol)}</pre></details>"
+                if systems else "")
     bad = "".join(f"<p class='problem'>{bounded(p, 300)}: skipped {n} malformed line(s)</p>"
                   for p, n in browser.bad_lines.items())
     section = (intro + sys_html + bad + '<div class="eb">' + "".join(inputs)

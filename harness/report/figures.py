@@ -89,8 +89,8 @@ def _noise_legend(plot: Plot, cols: Sequence[Column]) -> None:
 def accuracy_figure(cols: Sequence[Column]) -> Plot:
     """Accuracy with its 95% Wilson interval per policy and noise level."""
     with style():
-        plot = Plot("accuracy", "Accuracy per policy and noise level", max(5.6, 1.35 * len(_policy_axis(cols)[0]) + 1.6),
-                    3.3)
+        plot = Plot("accuracy", "Accuracy per policy and noise level",
+                    max(5.6, 1.35 * len(_policy_axis(cols)[0]) + 1.6), 3.3)
         _rate_axes(plot, plot.ax, cols, "accuracy", "n")
         plot.heading("Accuracy per policy and noise level (95% Wilson interval)")
         plot.ax.set_ylabel("accuracy")
@@ -259,7 +259,8 @@ def panels_by_step(runs: Sequence[Any], columns: Sequence[str], name: str, title
                 if len(rows) <= 60:
                     plot.link(ax.scatter(rows["step"], rows[column], color=col, marker=mark, s=12, zorder=3,
                                          edgecolor="none"),
-                              [f"{run.label}: step {int(s)}, {column} {fmt(v)}" for s, v in zip(rows["step"], rows[column])])
+                              [f"{run.label}: step {int(s)}, {column} {fmt(v)}"
+                               for s, v in zip(rows["step"], rows[column])])
                 if run.analysis and run.analysis.get("collapse_step") is not None:
                     ax.axvline(run.analysis["collapse_step"], color=col, linestyle=(0, (6, 3)), linewidth=1.2)
             ax.set_title(column, fontsize="medium")

@@ -353,8 +353,9 @@ def collect(storage: str, study_name: str | None = None) -> StudyData:
         hint = (" When every trial reaches the same peak, an objective over the whole run (auc or final) can "
                 "separate them." if alias == "peak" else "")
         data.best_warnings.append(
-            f"Every completed trial ({len(data.done)}) has the same {alias}: {constant[column]:g}. It does not separate "
-            f"the configurations, so the order, the plots and the importances on {alias} say nothing about them."
+            f"Every completed trial ({len(data.done)}) has the same {alias}: {constant[column]:g}. "
+            f"It does not separate the configurations, so the order, the plots and the importances on {alias} "
+            "say nothing about them."
             + hint)
     rank_by = first_objective(data, RANKED_OBJECTIVES)   # a mean over questions (peak of peak_and_collapse too)
     if rank_by is not None and len(data.done) >= 2 and rank_by[0] not in constant:

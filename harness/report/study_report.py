@@ -3,11 +3,12 @@
 Sections (tables from :mod:`harness.report.study`): the header (objectives, directions, trials by
 state, storage URL with the password masked); the best trials, or for a multi-objective study the
 Pareto front with its figure, then the best trial against the next ones paired on the held-out
-questions (and a warning when the objective is the same in every trial); every trial's accuracy curve with peak and collapse marked; one
-comparison per arm parameter (e.g. ``preset: [rezero, baseline]``) with its figure and the arms
-paired by seed; a parallel-coordinates figure of every completed trial; each parameter against each
-objective (categorical parameters and seeds on categorical axes); fANOVA importances, or a warning
-when there are too few trials for them; the failed trials with their reasons.
+questions (and a warning when the objective is the same in every trial); every trial's accuracy
+curve with peak and collapse marked; one comparison per arm parameter (e.g. ``preset: [rezero,
+baseline]``) with its figure and the arms paired by seed; a parallel-coordinates figure of every
+completed trial; each parameter against each objective (categorical parameters and seeds on
+categorical axes); fANOVA importances, or a warning when there are too few trials for them; the
+failed trials with their reasons.
 
 Like :mod:`harness.report.run_report`, the page has inline CSS, figures drawn with seaborn and
 matplotlib inlined as SVG with hover text (:mod:`harness.report.plot`), no script and a
@@ -164,7 +165,10 @@ def comparison_figure(data: StudyData, comp: Comparison) -> Plot | None:
     if comp.table.empty:
         return None
     t = comp.table
-    ctx_of = (lambda r: ", ".join(f"{k} {_pv(r[k])}" for k in comp.context))
+
+    def ctx_of(r):
+        return ", ".join(f"{k} {_pv(r[k])}" for k in comp.context)
+
     arms = list(dict.fromkeys(str(a) for a in t["arm"]))
     contexts = list(dict.fromkeys(ctx_of(r) for r in t.to_dict("records")))
     cats = [f"{c} · {a}" if c else a for c in contexts for a in arms]
@@ -214,7 +218,8 @@ def _axis_values(data: StudyData, done: pd.DataFrame, name: str) -> tuple[list[f
     if categorical:
         present = {str(v) for v in values if v is not None}
         listed = [str(c) for c in data.values.get(name, []) if str(c) in present]
-        levels = listed + sorted(present - set(listed), key=lambda s: (0, float(s), s) if number(s) is not None else (1, 0.0, s))
+        levels = listed + sorted(present - set(listed),
+                                 key=lambda s: (0, float(s), s) if number(s) is not None else (1, 0.0, s))
         pos = {lv: (i / (len(levels) - 1) if len(levels) > 1 else 0.5) for i, lv in enumerate(levels)}
         return [pos[str(v)] if v is not None else None for v in values], levels
     nums = [float(v) for v in values if v is not None]
@@ -277,7 +282,8 @@ def parallel_figure(data: StudyData) -> Plot | None:
 
 
 def _numeric_axis(data: StudyData, done: pd.DataFrame, name: str) -> bool:
-    return name not in data.categorical and all(isinstance(plain(v), (int, float)) for v in done[name] if plain(v) is not None)
+    return name not in data.categorical and all(isinstance(plain(v), (int, float))
+                                                for v in done[name] if plain(v) is not None)
 
 
 def _named(data: StudyData, objective: str) -> str:
@@ -310,7 +316,8 @@ def pareto_figure(data: StudyData) -> Plot | None:
     points: dict[tuple, list[int]] = {}
     for r in best:
         points.setdefault((plain(r[o0]), plain(r[o1])), []).append(int(r["number"]))
-    ties = [f"trials {', '.join(map(str, ns))} share ({fmt(a)}, {fmt(b)})" for (a, b), ns in points.items() if len(ns) > 1]
+    ties = [f"trials {', '.join(map(str, ns))} share ({fmt(a)}, {fmt(b)})"
+            for (a, b), ns in points.items() if len(ns) > 1]
     caption = (f"Directions: {', '.join(f'{_named(data, o)} {d}' for o, d in zip(data.objectives, data.directions))}; "
                "diamonds: trials no other trial beats on every objective"
                + (f"; {'; '.join(ties)} (drawn on top of each other)" if ties else "") + ".")
@@ -513,7 +520,8 @@ def render_study_html(data: StudyData, figs: dict[str, Plot | None] | None = Non
         body.append(f'<h2 id="{esc_attr(sid)}">{esc(name)}</h2>')
         body += parts
     if not data.trials.empty:
-        body.append(f"<details><summary>All {len(data.trials)} trials</summary>{frame_table(_cells(data.trials))}</details>")
+        body.append(f"<details><summary>All {len(data.trials)} trials</summary>"
+                    f"{frame_table(_cells(data.trials))}</details>")
     return page(title, body)
 
 

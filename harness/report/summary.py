@@ -78,7 +78,8 @@ def print_results(res: RunRecord, run_dir: Path | None = None, report: Path | No
 
     console = Console(file=file, width=width, highlight=False)
     split = res.config.get("split")
-    head = f"{describe(res.task.model_dump())} · {res.status} · seed {res.seed}" + (f" · split {split}" if split else "")
+    head = (f"{describe(res.task.model_dump())} · {res.status} · seed {res.seed}"
+            + (f" · split {split}" if split else ""))
     stop = res.protocol.get("stop_after_action")
     head += f" · rewards: {res.reward_semantics} semantics, stop_after_action={str(stop).lower()}"
     console.print(Text(head, style="bold"))

@@ -88,7 +88,8 @@ def compute_metrics(episodes: list[Episode]) -> dict[str, float | int | None | d
         "premature_answer": _rate([answered_before_gold(ep) for ep in answered]),
         "n_premature_answer": len(answered),
         "unsupported_wrong": float(np.mean([(not ep.correct) and not ep.gold_seen for ep in episodes])),
-        "give_up_rate": float(np.mean([ep.end_reason in ("no_action", "max_turns", "token_budget") for ep in episodes])),
+        "give_up_rate": float(np.mean([ep.end_reason in ("no_action", "max_turns", "token_budget")
+                                       for ep in episodes])),
         "error_rate": float(np.mean([ep.end_reason == "error" for ep in episodes])),
         "format_validity": float(np.mean([t.action.well_formed for t in turns])) if turns else None,
         "mean_turns": float(np.mean([len(ep.turns) for ep in episodes])),

@@ -75,10 +75,11 @@ def check_weights(weights: RewardWeights, where: str = "reward weights") -> Rewa
 
     >>> check_weights(RewardWeights({"retry": 1.0}))["retry"]
     1.0
-    >>> check_weights(RewardWeights({"retri": 1.0}))
+    >>> check_weights(RewardWeights({"retri": 1.0}))  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    harness.core.errors.ConfigError: reward weights: unknown reward 'retri'; valid: correctness, format, retry, retry_after_miss, em_chunk, search_strategy, search_diversity
+    harness.core.errors.ConfigError: reward weights: unknown reward 'retri'; valid: correctness, format,
+        retry, retry_after_miss, em_chunk, search_strategy, search_diversity
     """
     unknown = [k for k in weights.names() if k not in REWARDS]
     if unknown:
@@ -154,7 +155,7 @@ def format_rezero(ep: Episode) -> float:
         return 0.0
     content = msgs[-1]
     stripped = content.strip()
-    ends_properly = stripped.endswith("</search>") or stripped.endswith("</answer>")
+    ends_properly = stripped.endswith(("</search>", "</answer>"))
     if _MARKDOWN_TAG.search(content) or find_blocks(content, _INFO_OPEN, _INFO_CLOSE):
         return 0.0
     has_think = len(blocks_of(content, "think")) >= 1

@@ -204,13 +204,13 @@ def compare_within(runs: Sequence[CellRun], arm: str, by: Sequence[str] = (), se
             comp = compare_outcomes(outs_a, outs_b, str(a), str(b), **kwargs).to_dict()
             lo, hi = t_interval(comp["per_seed"])
             comp["seed_interval"] = [lo, hi]  # Student-t over the per-seed differences: training-seed variance
-            comp["seed_sentence"] = (f"across seeds: per-seed differences {', '.join(f'{d:+.2f}' for d in comp['per_seed'])}"
+            per_seed = ", ".join(f"{d:+.2f}" for d in comp["per_seed"])
+            comp["seed_sentence"] = (f"across seeds: per-seed differences {per_seed}"
                                      + (f", mean {comp['difference']:+.2f}, 95% t [{lo:+.2f}, {hi:+.2f}]"
                                         + (" (excludes 0)" if lo > 0 or hi < 0 else " (includes 0)")
                                         if lo is not None else ""))
-            comp["onset_differences"] = [
-                by_seed[s][a].row["retry_onset_step"] - by_seed[s][b].row["retry_onset_step"] for s in seeds
-                if by_seed[s][a].row["retry_onset_step"] is not None and by_seed[s][b].row["retry_onset_step"] is not None]
+            onsets = [(by_seed[s][a].row["retry_onset_step"], by_seed[s][b].row["retry_onset_step"]) for s in seeds]
+            comp["onset_differences"] = [x - y for x, y in onsets if x is not None and y is not None]
             comp["onset_sentence"] = (f"retry onset step {a} - {b} per seed: "
                                       + (", ".join(f"{d:+g}" for d in comp["onset_differences"]) or "none comparable"))
             out.append({"within": dict(zip(by, key)), "arm": arm, "a": a, "b": b, **comp, "seed_values": seeds})

@@ -15,8 +15,8 @@ accuracy is a multiple of one ``1/d`` with 16 <= d <= 1000 (``n_source: inferred
 else the exact-point rule below (method ``exact``: :func:`find_collapse`, delta and m), which treats
 every eval as exact. Pass ``n=`` to state it.
 
-Everything here is pure (no I/O: curves are read by :func:`harness.core.rundir.read_curve`) and imports only numpy and pandas
-(scipy inside the binomial tests).
+Everything here is pure (no I/O: curves are read by :func:`harness.core.rundir.read_curve`) and
+imports only numpy and pandas (scipy inside the binomial tests).
 """
 
 from __future__ import annotations

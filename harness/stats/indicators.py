@@ -115,8 +115,8 @@ def lead_times(rates: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for name, row in rates.items():
         leads = sorted(float(r["lead"]) for r in row.get("runs", {}).values()
                        if r["outcome"] == "early" and r["lead"] is not None)
-        out[name] = {"leads": leads, "median": statistics.median(leads) if leads else None, "min": leads[0] if leads else None,
-                     "max": leads[-1] if leads else None}
+        out[name] = {"leads": leads, "median": statistics.median(leads) if leads else None,
+                     "min": leads[0] if leads else None, "max": leads[-1] if leads else None}
     return out
 
 

@@ -1,4 +1,4 @@
-"""Every interval the harness computes and prints: one implementation per family.
+"""The intervals of single quantities the harness computes and prints: one implementation per family.
 
 =====================  ==================================================================
 interval               used for
@@ -12,8 +12,10 @@ normal, from sd        the mean of a per-episode reward: mean ± 1.96 · sd / sq
 =====================  ==================================================================
 
 Accuracy has one family, Wilson, wherever it appears (``results.json``, ``curve.csv``, the peak, the
-reports); the run record names it (``interval``). Pure Python: no scipy (slow to import), Student-t
-quantiles tabulated to 30 degrees of freedom.
+reports); the run record names it (``interval``). Intervals of a *difference* live with their tests:
+the paired difference of two arms (a percentile bootstrap over questions) in :mod:`harness.stats.paired`,
+the Agresti–Caffo interval that decides which evals tie with the peak in :mod:`harness.stats.detect`.
+Pure Python: no scipy (slow to import), Student-t quantiles tabulated to 30 degrees of freedom.
 """
 
 from __future__ import annotations

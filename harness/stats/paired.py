@@ -22,7 +22,7 @@ Both the interval and the p-value take the questions as the unit and condition o
 were run: they say whether these runs differ on this question set. Seed-to-seed variation is shown
 (``per_seed``), not folded in: with the usual two or three seeds it cannot be estimated reliably.
 
-Pure: numpy, and scipy for the binomial test; no I/O (:func:`harness.stats.outcomes` reads runs).
+Pure: numpy, and scipy for the binomial test; no I/O (:func:`harness.core.rundir.outcomes` reads runs).
 """
 
 from __future__ import annotations
@@ -76,9 +76,10 @@ class PairedComparison:
     def sentence(self) -> str:
         """The compact statement a reader can quote.
 
-        >>> PairedComparison("retry", "baseline", 0.88, 0.94, -0.06, (-0.15, 0.03), 0.21, "permutation",
-        ...                  3, 100).sentence()
-        'retry vs baseline: peak 0.88 vs 0.94, difference -0.06 [-0.15, 0.03], p = 0.21 (paired, 3 seeds x 100 questions): not significant'
+        >>> print(PairedComparison("retry", "baseline", 0.88, 0.94, -0.06, (-0.15, 0.03), 0.21, "permutation",
+        ...                        3, 100).sentence())  # doctest: +NORMALIZE_WHITESPACE
+        retry vs baseline: peak 0.88 vs 0.94, difference -0.06 [-0.15, 0.03], p = 0.21
+        (paired, 3 seeds x 100 questions): not significant
         """
         seeds = f"{self.seeds} seed{'s' if self.seeds != 1 else ''} x " if self.seeds > 1 else ""
         verdict = "significant" if self.significant else "not significant"

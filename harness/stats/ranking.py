@@ -175,9 +175,12 @@ def versus_best(trials: Sequence[dict[str, Any]], objective: str, curves: dict[i
 def ranking_sentence(result: dict[str, Any]) -> str:
     """One sentence for the report: how many trials the best is not shown to beat.
 
-    >>> ranking_sentence({"objective": "auc", "best": 3, "rows": [[1, 0.8, "", 0.2, 0.4, 50, ""]] * 4,
-    ...                   "not_below": [1, 2], "skipped": {}, "error": None})
-    'On auc, the best trial (3) is not separated from 2 of the 4 trials compared with it (paired on the held-out questions, Holm-adjusted, 5%): the sweep does not tell them apart even before training-seed variation is counted. Each configuration ran one training seed, so whether the order holds for another seed is not tested: rerun the leading configurations with a seed parameter before choosing.'
+    >>> print(ranking_sentence({"objective": "auc", "best": 3, "rows": [[1, 0.8, "", 0.2, 0.4, 50, ""]] * 4,
+    ...                         "not_below": [1, 2], "skipped": {}, "error": None}))  # doctest: +NORMALIZE_WHITESPACE
+    On auc, the best trial (3) is not separated from 2 of the 4 trials compared with it (paired on the
+    held-out questions, Holm-adjusted, 5%): the sweep does not tell them apart even before training-seed
+    variation is counted. Each configuration ran one training seed, so whether the order holds for another
+    seed is not tested: rerun the leading configurations with a seed parameter before choosing.
     """
     if result.get("error"):
         return f"No ranking on {result['objective']}: {result['error']}."

@@ -105,7 +105,8 @@ def run_worker(ab_path: str, storage_url: str, study_name: str, study_dir: Path,
     overshoot the budget nor stop while a retry is pending. Trials not run because an earlier trial
     has their configuration do not count (:func:`harness.sweep.study.claimed`); the worker stops when the
     search space holds no configuration left to run (:func:`harness.sweep.trial.covered_configurations`:
-    a grid ends there), or after :data:`MAX_DUPLICATES_IN_A_ROW` such proposals in a row. ``worker`` offsets the sampler's seed (:func:`harness.sweep.study.worker_seed`).
+    a grid ends there), or after :data:`MAX_DUPLICATES_IN_A_ROW` such proposals in a row. ``worker``
+    offsets the sampler's seed (:func:`harness.sweep.study.worker_seed`).
     """
     import optuna
 

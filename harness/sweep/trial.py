@@ -80,13 +80,16 @@ def config_fingerprint(ab: Ablation, params: dict[str, Any], overrides: dict[str
     >>> ab = Ablation(name="x", base={"max_steps": 5},
     ...               search_space={"reward.retry": {"type": "categorical", "choices": [0, 1]}})
     >>> a = config_fingerprint(ab, {"reward.retry": 1}, {})
-    >>> a == config_fingerprint(ab, {"reward.retry": 1}, {}), a == config_fingerprint(ab, {"reward.retry": 1}, {"max_steps": 6})
+    >>> b = config_fingerprint(ab, {"reward.retry": 1}, {"max_steps": 6})
+    >>> a == config_fingerprint(ab, {"reward.retry": 1}, {}), a == b
     (True, False)
 
     Without noise the noise modes do not count (noise 0 under any mode is one configuration):
 
-    >>> quiet = [config_fingerprint(ab, {"train_noise": 0.0, "train_noise_mode": m}, {}) for m in ("drop_gold", "random")]
-    >>> quiet[0] == quiet[1], config_fingerprint(ab, {"train_noise": 0.2, "train_noise_modes": "random"}, {}) == quiet[0]
+    >>> quiet = [config_fingerprint(ab, {"train_noise": 0.0, "train_noise_mode": m}, {})
+    ...          for m in ("drop_gold", "random")]
+    >>> noisy = config_fingerprint(ab, {"train_noise": 0.2, "train_noise_modes": "random"}, {})
+    >>> quiet[0] == quiet[1], noisy == quiet[0]
     (True, False)
     """
     import hashlib

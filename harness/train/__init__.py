@@ -10,7 +10,8 @@
     callbacks.py  the TrainerCallback that evaluates, logs, detects faults, applies the stopping rules and
                   checkpoints the harness state
     peak.py       RUN_DIR/peak/: the best eval's model as a ready HF folder (LoRA merged) with peak.json
-    runner.py     TrainRun: setup (resume from the newest complete checkpoint) -> train -> results.json -> report
+    runner.py     TrainRun: setup (resume from the newest complete checkpoint) -> train -> results.json (the
+                  command line then writes the report)
     build.py      factories of a run's pieces: dataset, environments, GRPO config, trainer
     warmstart.py  --warm-start: supervised steps on scripted demonstrations before GRPO
 

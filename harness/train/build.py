@@ -68,7 +68,8 @@ def make_trainer(cfg: TrainConfig, r: ResolvedTrain, out: Path, model_path: str,
     from trl import GRPOTrainer
 
     trainer = GRPOTrainer(
-        model=model_path, reward_funcs=[trl_reward(n, r.semantics) for n in r.weights.active()], args=grpo_config(cfg, r, out),
+        model=model_path, reward_funcs=[trl_reward(n, r.semantics) for n in r.weights.active()],
+        args=grpo_config(cfg, r, out),
         train_dataset=dataset, processing_class=tokenizer, rollout_func=rollout, peft_config=lora_config(cfg),
         callbacks=callbacks,
     )

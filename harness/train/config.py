@@ -56,8 +56,10 @@ class TrainConfig(BaseModel):
 
     task: str = Field("apollo3", description="task name (a folder under tasks/) or path to a task.yaml",
                       json_schema_extra=cli("--task", "-t"))
-    preset: str = Field("rezero", description="task preset: reward weights and train noise (rezero, baseline)")
-    model: str = Field("tiny", description="model path or hub id, or 'tiny' (built locally, CPU smoke runs)",
+    preset: str = Field("rezero", description="task preset: reward weights and train noise (the shipped tasks': "
+                        "rezero, baseline, retry_after_miss)")
+    model: str = Field("tiny", description="model path or hub id, 'tiny' (built locally, CPU smoke runs), or 'micro' "
+                       "(the shipped micro-scale policy, for apollo3_micro; 'micro:KEY=VALUE' builds a variant)",
                        json_schema_extra=cli("--model", "-m"))
     reward_weights: dict[str, float] | None = Field(None, description="override preset weights: 'retry=0,format=1' "
                                                     "(0 disables; a {name: weight} mapping in files)")

@@ -111,7 +111,8 @@ def quiet_libraries(threads: int | None) -> Iterator[None]:
     import torch
     from transformers.utils import logging as hf_logging
 
-    bars, verbosity, n_threads = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity(), torch.get_num_threads()
+    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    n_threads = torch.get_num_threads()
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     try:
@@ -137,7 +138,8 @@ class TrainRun:
         from harness.policies import check_model_name
 
         check_model_name(cfg.model, "hf")  # a typo fails here, before torch loads or a directory is made
-        self.out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir("train", task_label(cfg.task), cfg.preset, cfg.model)
+        self.out = (Path(cfg.output_dir) if cfg.output_dir
+                    else default_output_dir("train", task_label(cfg.task), cfg.preset, cfg.model))
         self.life = RunLifecycle(self.out, section="train", noun="a training run", what="the curve",
                                  files=(CONFIG, RECORD, CURVE, REPORT), holds=lambda d: (d / CURVE).exists(),
                                  has_results=lambda d: (d / CURVE).exists() or (d / "checkpoints").is_dir(),
