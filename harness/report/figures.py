@@ -17,8 +17,9 @@ import math
 import re
 from typing import Any, Sequence
 
+from harness.core.numbers import finite
 from harness.report.page import fmt
-from harness.report.plot import GREY, Plot, finite, handle, integer_steps, linestyle, series_style, short, style
+from harness.report.plot import GREY, Plot, handle, integer_steps, linestyle, series_style, short, style
 from harness.report.tables import Column
 from harness.stats.intervals import t_interval, wilson
 

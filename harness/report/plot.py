@@ -30,7 +30,6 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from harness.core.numbers import finite  # noqa: F401 (figures import it from here with the plot helpers)
 from harness.report.page import esc, esc_attr, visible
 
 #: seaborn's "colorblind" palette, in order (distinguishable with the common colour-vision deficiencies).
