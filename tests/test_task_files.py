@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from harness.cli import app
 from harness.core.config import load_task, merge_mappings, read_task_file
 from harness.core.errors import ConfigError
 
@@ -244,3 +246,26 @@ def test_a_task_path_names_the_default_run_folder_by_its_folder(tmp_path):
     assert out.parent == Path("runs") and out.name.startswith("mytask-one-search-")
     out = TrainRun(TrainConfig(task=str(task), model="tiny")).out
     assert out.parent == Path("runs") and out.name.startswith("train-mytask-rezero-tiny-")
+
+
+def test_a_task_and_its_presets_carry_training_defaults_the_run_can_override(tmp_path):
+    """The micro task's recipe that learns (issue #26) is the task's, not only a doc's: lr, group size,
+    threads; a run's own options win; an unknown or run-naming key is refused by harness validate."""
+    from harness.train.config import TrainConfig, with_task_defaults
+
+    cfg = with_task_defaults(TrainConfig(task="apollo3_micro"))
+    assert (cfg.learning_rate, cfg.num_generations, cfg.threads) == (5e-4, 8, 1)
+    assert with_task_defaults(TrainConfig(task="apollo3_micro", num_generations=4)).num_generations == 4
+    assert with_task_defaults(TrainConfig(task="apollo3")) == TrainConfig(task="apollo3")  # apollo3 sets none
+    task = tmp_path / "t" / "task.yaml"
+    task.parent.mkdir()
+    task.write_text("include: apollo3\nname: t\ntrain: {learning_rate: 0.002}\n"
+                    "presets: {baseline: {train: {learning_rate: 0.003, beta: 0.0}}}\n")
+    base = with_task_defaults(TrainConfig(task=str(task), preset="baseline"))
+    assert (base.learning_rate, base.beta) == (0.003, 0.0)                      # preset over task
+    assert with_task_defaults(TrainConfig(task=str(task))).learning_rate == 0.002  # rezero: the task's
+    refused = (("learning_rte: 1", "learning_rte: unknown option"), ("output_dir: x", "cannot set output_dir"))
+    for bad, message in refused:
+        task.write_text(f"include: apollo3\nname: t\ntrain: {{{bad}}}\n")
+        res = CliRunner().invoke(app, ["validate", str(task)])
+        assert res.exit_code == 1 and message in res.output, res.output

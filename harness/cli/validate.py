@@ -45,9 +45,12 @@ def check_task(path: Path, data_dir: str | Path | None = None) -> str:
     from harness.data.loading import data_available, load_task_data
     from harness.policies import check_model_name, infer_backend
     from harness.scoring.rewards import check_task_weights
+    from harness.train.config import TrainConfig, task_defaults
 
     task = load_task(path)
     check_task_weights(task)
+    for preset in task.presets or {"": None}:  # the training defaults (train:) of the task and each preset
+        task_defaults(TrainConfig.model_construct(task=str(path), preset=preset), task)
     for kind in HOOK_KINDS:
         task.hook(kind)
     for model in task.reference_policies:

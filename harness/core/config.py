@@ -449,6 +449,9 @@ class Preset(_Strict):
     reward_semantics: RewardSemantics | None = None
     #: The protocol of training runs with this preset (None: the task's ``protocol.stop_after_action``).
     stop_after_action: bool | None = None
+    #: ``harness train`` options this preset trains with unless the run sets them (over the task's ``train``;
+    #: checked against the training config when a run or ``harness validate`` reads the task).
+    train: dict[str, Any] = {}
 
 
 #: The policies ``harness run`` evaluates when no --model is given, unless the task lists its own
@@ -477,6 +480,9 @@ class TaskConfig(_Strict):
     rewards: RewardsConfig
     judge: JudgeConfig = JudgeConfig()
     presets: dict[str, Preset] = {}
+    #: ``harness train`` options every training run of this task uses unless its preset or the run sets them:
+    #: the recipe that works at this task's scale (e.g. the micro task's learning rate and group size).
+    train: dict[str, Any] = {}
     hooks: HooksConfig = HooksConfig()
     #: Where the YAML came from (set by the loader, not by the file).
     source: str | None = None

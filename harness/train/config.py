@@ -17,7 +17,8 @@ anything malformed, so a bad preset name or weight never costs a model load.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+import logging
+from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -34,8 +35,10 @@ from harness.core.config import (
     weights_field,
 )
 from harness.core.errors import ConfigError
-from harness.core.options import build, cli, split_commas
+from harness.core.options import build, canonical, cli, normalise_keys, split_commas, unknown_keys
 from harness.scoring.rewards import check_task_weights, check_weights
+
+log = logging.getLogger(__name__)
 
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 SPLITS = ("train", "test", "all")
@@ -160,6 +163,50 @@ class ResolvedTrain(BaseModel):
             "train_noise": self.train_noise.model_dump(), "eval_noise": self.eval_noise.model_dump(),
             "max_turns": self.max_turns, "max_new_tokens": self.max_new_tokens, "save_every": self.save_every,
         }, "task": self.task.model_dump()}
+
+
+#: Options a task or preset cannot set for a run (they name the run itself, or where its files are).
+NOT_TASK_DEFAULTS = frozenset({"task", "preset", "output_dir", "data_dir", "resume", "stop_after"})
+
+
+def task_defaults(cfg: TrainConfig, task: TaskConfig | None = None) -> dict[str, Any]:
+    """The options ``cfg``'s task and preset set (``train:`` in ``task.yaml``; the preset's over the task's),
+    checked against :class:`TrainConfig`; a ConfigError naming the file and key otherwise.
+
+    >>> sorted(task_defaults(TrainConfig(task="apollo3_micro")))
+    ['learning_rate', 'num_generations', 'threads']
+    """
+    task = task or load_task(cfg.task)
+    preset = task.presets.get(cfg.preset)
+    where = task.source or task.name
+    out: dict[str, Any] = {}
+    for label, layer in (("train", task.train), (f"presets.{cfg.preset}.train", preset.train if preset else {})):
+        values = canonical(TrainConfig, normalise_keys(layer))
+        bad = unknown_keys(TrainConfig, values, f"{where}: {label}.")
+        bad += [f"{where}: {label}.{k}: a task cannot set {k}" for k in values if k in NOT_TASK_DEFAULTS]
+        if bad:
+            raise ConfigError("invalid task training defaults: " + "; ".join(bad))
+        out.update(values)
+    return out
+
+
+def with_task_defaults(cfg: TrainConfig, task: TaskConfig | None = None) -> TrainConfig:
+    """``cfg`` with the options its task and preset set (:func:`task_defaults`) where ``cfg`` left them at
+    TrainConfig's defaults: TrainConfig defaults < task ``train`` < preset ``train`` < what the run set
+    (command line or ``--config`` file). A run's own ``config.json`` sets every option, so re-running it
+    ignores later task defaults.
+
+    >>> cfg = with_task_defaults(TrainConfig(task="apollo3_micro", learning_rate=1e-3))
+    >>> cfg.learning_rate, cfg.num_generations  # the run's own lr, the task's group size
+    (0.001, 8)
+    """
+    defaults = task_defaults(cfg, task)
+    explicit = cfg.model_dump(include=cfg.model_fields_set)
+    unused = {k: v for k, v in defaults.items() if k not in explicit}
+    if not unused:
+        return cfg
+    log.info("task %s, preset %s set %s", cfg.task, cfg.preset, ", ".join(f"{k}={v!r}" for k, v in unused.items()))
+    return TrainConfig.build(**{**defaults, **explicit})
 
 
 def resolve(cfg: TrainConfig, task: TaskConfig | None = None) -> ResolvedTrain:

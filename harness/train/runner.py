@@ -63,7 +63,7 @@ from harness.models.resolve import is_micro_scale
 from harness.scoring.metrics import compute_metrics
 from harness.scoring.rewards import score_episode
 from harness.stats.detect import OnlineDetector
-from harness.train.config import TrainConfig, resolve
+from harness.train.config import TrainConfig, resolve, with_task_defaults
 from harness.train.curve import CurveWriter, FaultMonitor, eval_columns
 from harness.train.peak import PeakKeeper
 
@@ -133,8 +133,9 @@ class TrainRun:
     """One ``harness train`` invocation. The constructor validates everything and loads no model."""
 
     def __init__(self, cfg: TrainConfig, callbacks: list | None = None):
-        self.cfg = cfg
-        self.resolved = resolve(cfg, load_task(cfg.task))
+        task = load_task(cfg.task)
+        self.cfg = cfg = with_task_defaults(cfg, task)  # the task's and preset's recipe where the run set none
+        self.resolved = resolve(cfg, task)
         from harness.policies import check_model_name
 
         check_model_name(cfg.model, "hf")  # a typo fails here, before torch loads or a directory is made
