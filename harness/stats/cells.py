@@ -63,6 +63,8 @@ def load_study_runs(study_dir: str | Path) -> list[CellRun]:
     """Every trial of ``STUDY_DIR/trials/*`` that has a curve (running or failed trials without one are skipped)."""
     import yaml
 
+    from harness.core import safeyaml
+
     trials = Path(study_dir) / "trials"
     if not trials.is_dir():
         raise DataError(f"{study_dir}: no trials/ folder (is it a `harness sweep` output directory?)")
@@ -72,9 +74,10 @@ def load_study_runs(study_dir: str | Path) -> list[CellRun]:
         if not config.is_file() or not (folder / CURVE).is_file() or not (folder / RECORD).is_file():
             continue
         try:
-            params = yaml.safe_load(config.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise DataError(f"{config}: not valid YAML ({e})") from None
+            safeyaml.check_size(config)
+            params = safeyaml.load(config.read_text()) or {}
+        except (yaml.YAMLError, ValueError) as e:
+            raise DataError(f"{config}: not valid YAML ({' '.join(str(e).split())})") from None
         status = read_record(folder).status
         if status not in FINISHED:
             continue
