@@ -137,12 +137,16 @@ def test_fault_monitor_state_round_trips():
 
 
 def test_incomplete_checkpoints_are_detected(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
     from harness.train.runner import checkpoint_problems
 
     ck = tmp_path / "checkpoint-4"
     ck.mkdir()
-    for name in ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth"):
-        (ck / name).write_bytes(b"x")
+    save_file({"w": torch.zeros(2)}, str(ck / "model.safetensors"))
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth"):
+        torch.save({"x": torch.zeros(2)}, ck / name)
     (ck / "trainer_state.json").write_text("{}")
     (ck / "harness_state.json").write_text("{\"step\": ")  # torn write
     assert checkpoint_problems(ck) == ["harness_state.json is not valid JSON"]
