@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from harness.cli.options import config_command
+from harness.cli.options import bounded, config_command, int_list, seed_option
 from harness.core.errors import HarnessError
 from harness.evaluation.config import RunConfig
 
@@ -68,15 +68,25 @@ def _run(cfg: RunConfig) -> None:
         for other, names in other_task_policies(r.task).items():
             typer.echo(f"The {', '.join(names)} policy is trained for {other}: "
                        f"harness run --task {other} --model {names[0]}", err=True)
-    from harness.cli.reports import report_run
+    from harness.cli.reports import ReportFailed, report_after_failure, report_run
 
     try:
         res = r.run()
-    finally:  # a finished or interrupted run gets its page; a run that wrote nothing gets none
-        html = report_run(r.out, r.title) if cfg.report else None
+    except BaseException:  # an interrupted run gets its page too; a run that wrote nothing gets none
+        if cfg.report:
+            report_after_failure(r.out, r.title)
+        raise
+    html, failed = None, None
+    if cfg.report:
+        try:
+            html = report_run(r.out, r.title)
+        except ReportFailed as e:
+            failed = e
     from harness.report.summary import print_results
 
     print_results(res, run_dir=r.out, report=html)
+    if failed is not None:
+        _fail(str(failed), code=1)
 
 
 #: ``harness run``: options generated from RunConfig (harness.cli.options), plus --config FILE.
@@ -114,6 +124,9 @@ def data_stats(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
     from harness.data.loading import load_task_data
     from harness.data.retrieval import build_retriever, recall_at
 
+    names = [r.strip() for r in retrievers.split(",") if r.strip()]
+    if not names:
+        _fail("--retrievers: give at least one retriever (bm25, dense)")
     t = load_task(task)
     d = load_task_data(t, data_dir)
     out = {"chunks": len(d.corpus), "questions": len(d.questions),
@@ -124,7 +137,7 @@ def data_stats(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
            "recall": {}}
     qs = [q.question for q in d.questions]
     gold = [q.gold_chunk_ids for q in d.questions]
-    for name in retrievers.split(","):
+    for name in names:
         r = build_retriever(t.retrieval, d.corpus, name)
         out["recall"][name] = {f"@{k}": round(v, 3) for k, v in recall_at(r, qs, gold).items()}
     if as_json:
@@ -145,13 +158,14 @@ def search(
     query: str = typer.Argument(..., help="The search query."),
     task: str = TaskOpt,
     retriever: str = typer.Option("bm25", "--retriever"),
-    k: Optional[int] = typer.Option(None, "-k"),
-    noise: float = typer.Option(0.0, "--noise", min=0.0, max=1.0),
+    k: Optional[int] = bounded(None, "-k", min=1, max=50, help="Results per search (default: the task's)."),
+    noise: float = bounded(0.0, "--noise", min=0.0, max=1.0),
     noise_mode: str = typer.Option("drop_gold", "--noise-mode"),
     question_id: Optional[str] = typer.Option(None, "--question-id", help="Treat the query as this question's search "
                                               "(e.g. q0019) so drop_gold knows its gold chunks."),
-    call_index: int = typer.Option(0, "--call-index", help="Which search of the episode (noise is re-drawn per call)."),
-    seed: int = typer.Option(0, "--seed"),
+    call_index: int = bounded(0, "--call-index", min=0,
+                              help="Which search of the episode (noise is re-drawn per call)."),
+    seed: int = seed_option(),
     data_dir: Optional[Path] = DataDirOpt,
 ) -> None:
     """Search the task corpus and print the results as the agent would see them."""
@@ -208,10 +222,12 @@ def validate(files: list[Path] = typer.Argument(..., help="task.yaml or ablation
 @app.command()
 def analyze(run_dirs: list[Path] = typer.Argument(..., help="Run directories or curve.csv files; with --vs, the runs "
                                                 "of arm A (one per seed)."),
-            delta: float = typer.Option(0.5, "--delta", help="Collapse when accuracy < (1-delta) x peak (level)."),
-            m: int = typer.Option(2, "--m", help="... confirmed over m consecutive evals (or to the end)."),
-            smooth: Optional[int] = typer.Option(None, "--smooth", help="Rolling-mean window (exact method only)."),
-            n: Optional[int] = typer.Option(None, "--n", help="Questions per eval, for curves without an 'n' column."),
+            delta: float = bounded(0.5, "--delta", min=0.0, max=1.0,
+                                   help="Collapse when accuracy < (1-delta) x peak (level)."),
+            m: int = bounded(2, "--m", min=1, help="... confirmed over m consecutive evals (or to the end)."),
+            smooth: Optional[int] = bounded(None, "--smooth", min=1, help="Rolling-mean window (exact method only)."),
+            n: Optional[int] = bounded(None, "--n", min=1,
+                                       help="Questions per eval, for curves without an 'n' column."),
             mode: str = typer.Option("offline", "--mode", help="offline (whole curve) or online (where a run "
                                      "watching the curve would stop)."),
             method: str = typer.Option("auto", "--method", help="auto, binomial (noise-aware) or exact (each eval "
@@ -282,8 +298,13 @@ def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to c
            figures_dir: Optional[Path] = typer.Option(None, "--figures", help="Also write each figure of the report "
                                                       "as a standalone file into this folder."),
            fmt: str = typer.Option("svg", "--format", help="File format of --figures: svg, pdf or png."),
-           svg_dir: Optional[Path] = typer.Option(None, "--svg", help="Same as --figures DIR --format svg.")) -> None:
+           svg_dir: Optional[Path] = typer.Option(None, "--svg", help="Same as --figures DIR --format svg."),
+           force: bool = typer.Option(False, "--force", help="Replace an existing --output file that is not a "
+                                      "harness report (a run's or study's own files are never replaced).")) -> None:
     """Write one self-contained HTML report for runs, or for an Optuna ablation study."""
+    from harness.core.outputs import check_output
+    from harness.core.rundir import REPORT
+    from harness.report.page import is_report
     from harness.report.runs import check_report_target
 
     if svg_dir is not None:
@@ -295,6 +316,10 @@ def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to c
     kinds = [check_report_target(d) for d in run_dirs] if not storage else ["study"]
     if "study" in kinds and len(run_dirs) > 1:
         _fail("a study directory is reported on its own: harness report STUDY_DIR")
+    if output is not None:   # checked before any work: never over a run's files or a stranger's file
+        check_output(output, "harness report", own=(REPORT,), force=force, is_ours=is_report)
+    if figures_dir is not None:
+        check_output(figures_dir, "harness report --figures", folder=True)
     if storage or kinds == ["study"]:
         from harness.report.study_report import study_summary, write_study_report
 
@@ -324,11 +349,14 @@ def cells(study_dir: Path = typer.Argument(..., help="A `harness sweep` output d
           fmt: str = typer.Option("svg", "--format", help="File format of the per-level figures: svg, pdf or png.")
           ) -> None:
     """A factorial study cell by cell: means over seeds with 95% t-intervals, arms compared paired within cells."""
+    from harness.core.outputs import check_output
     from harness.report.cells import markdown, write_cells
 
     factors = [f.strip() for f in by.split(",") if f.strip()]
     if fmt not in ("svg", "pdf", "png"):
         _fail(f"--format must be svg, pdf or png, not {fmt!r}")
+    if output_dir is not None:
+        check_output(output_dir, "harness cells", folder=True)
     res = write_cells(study_dir, factors, arm, output_dir, seed_key=seed_key, title=title, fmt=fmt)
     typer.echo(markdown(res["cells"], res["comparisons"]))
     typer.echo(f"written: {output_dir or study_dir / 'cells'}/cells.json, cells.md, cells.html")
@@ -348,25 +376,27 @@ def _overrides(pairs: list[str]) -> dict:
 @app.command()
 def sweep(
     ablation: str = typer.Argument(..., help="An ablation YAML file, or the name of a shipped one (micro_retry)."),
-    n_trials: Optional[int] = typer.Option(None, "--n-trials", help="Finished trials wanted (grid: the grid size)."),
+    n_trials: Optional[int] = bounded(None, "--n-trials", min=1,
+                                      help="Finished trials wanted (grid: the grid size)."),
     storage: Optional[str] = typer.Option(None, "--storage", help="SQLAlchemy URL; default sqlite in the study dir. "
                                           "Use postgresql://... to share one study between machines."),
     study_name: Optional[str] = typer.Option(None, "--study-name", help="Default: the ablation's name."),
-    workers: int = typer.Option(1, "--workers", help="Worker processes on this machine."),
+    workers: int = bounded(1, "--workers", min=1, max=256, help="Worker processes on this machine."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o",
                                               help="Study directory (default runs/sweeps/NAME)."),
     model: Optional[str] = typer.Option(None, "--model", help="Override the base config's model."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every"),
-    eval_limit: Optional[int] = typer.Option(None, "--eval-limit"),
+    max_steps: Optional[int] = bounded(None, "--max-steps", min=1),
+    eval_every: Optional[int] = bounded(None, "--eval-every", min=1),
+    eval_limit: Optional[int] = bounded(None, "--eval-limit", min=1),
     set_: list[str] = typer.Option([], "--set", help="Any other harness train option: --set num_generations=4 "
                                    "(checked with the ablation before any trial runs)."),
-    trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help="Seconds before a trial is failed."),
+    trial_timeout: Optional[float] = bounded(None, "--trial-timeout", min=1.0,
+                                             help="Seconds before a trial is failed."),
     report: bool = typer.Option(True, "--report/--no-report"),
 ) -> None:
     """Run (or resume) an Optuna ablation study whose trials are short harness train runs."""
     from harness.cli.reports import report_study
-    from harness.sweep.runner import NoTrialCompleted, run_sweep
+    from harness.sweep.runner import SweepIncomplete, run_sweep
 
     ov = {k: v for k, v in (("model", model), ("max_steps", max_steps), ("eval_every", eval_every),
                             ("eval_limit", eval_limit)) if v is not None}
@@ -375,20 +405,22 @@ def sweep(
         summary = run_sweep(str(ablation), n_trials=n_trials, storage=storage, study_name=study_name, workers=workers,
                             output_dir=str(output_dir) if output_dir else None, overrides=ov,
                             trial_timeout=trial_timeout)
-    except NoTrialCompleted as e:  # the study ran but nothing completed: a failed sweep, not bad input
-        if report:
-            report_study(e.summary)
+    except SweepIncomplete as e:  # the study ran but did not finish (nothing completed): not bad input
+        why = report_study(e.summary, storage) if report else None
         typer.echo(json.dumps(e.summary, indent=2, default=str))
+        if why:
+            typer.secho(f"error: {why}", fg=typer.colors.RED, err=True)
         _fail(str(e), code=1)
-    if report:
-        report_study(summary)
+    why = report_study(summary, storage) if report else None
     typer.echo(json.dumps(summary, indent=2, default=str))
+    if why:
+        _fail(why, code=1)
 
 
 # ----------------------------------------------------------------------------- bench
 @bench_app.command("retrieval")
 def bench_retrieval(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
-                    repeats: int = typer.Option(20, "--repeats")) -> None:
+                    repeats: int = bounded(20, "--repeats", min=1)) -> None:
     """BM25 and dense throughput (batched and one at a time), index build and cold/warm start."""
     from harness.bench.benches import bench_retrieval as b
 
@@ -399,7 +431,7 @@ def bench_retrieval(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
 def bench_env(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
               model: Optional[str] = typer.Option("tiny", "--model",
                                                   help="hf model for the overhead share ('' to skip)."),
-              limit: int = typer.Option(32, "--limit")) -> None:
+              limit: int = bounded(32, "--limit", min=1)) -> None:
     """Environment overhead: episodes/s with scripted policies, share of wall time outside generate, RSS."""
     from harness.bench.benches import bench_env as b
 
@@ -408,10 +440,10 @@ def bench_env(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
 
 @bench_app.command("train")
 def bench_train(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
-                model: str = typer.Option("tiny", "--model"), steps: int = typer.Option(6, "--steps"),
-                threads: int = typer.Option(1, "--threads"),
-                num_generations: int = typer.Option(4, "--num-generations", "-G"),
-                prompts_per_step: int = typer.Option(2, "--prompts-per-step"),
+                model: str = typer.Option("tiny", "--model"), steps: int = bounded(6, "--steps", min=1),
+                threads: int = bounded(1, "--threads", min=1),
+                num_generations: int = bounded(4, "--num-generations", "-G", min=2),
+                prompts_per_step: int = bounded(2, "--prompts-per-step", min=1),
                 task_limits: bool = typer.Option(False, "--task-limits", help="Use the task's max turns and tokens "
                                                  "per turn (default: 3 turns of 24 tokens).")) -> None:
     """GRPO step cost on a small model: per-step time, peak RSS, generation/update/environment split."""
@@ -433,7 +465,9 @@ def bench_corpus(run_dirs: list[Path] = typer.Argument(..., help="harness train 
                  source: str = typer.Option("", "--source", help="How the runs were made (recorded per run).")) -> None:
     """Copy runs' curves (trimmed to the detectors' columns) into an early-warning corpus with labels."""
     from harness.bench.corpus import export_corpus
+    from harness.core.outputs import check_output
 
+    check_output(output_dir, "harness bench corpus", folder=True)
     names = [f"{prefix}{d.name}" for d in run_dirs]
     manifest = export_corpus(run_dirs, output_dir, names, source)
     runs = manifest["runs"]
@@ -442,17 +476,21 @@ def bench_corpus(run_dirs: list[Path] = typer.Argument(..., help="harness train 
 
 
 @bench_app.command("protocol")
-def bench_protocol(sizes: str = typer.Option("1000,2000,5000", "--sizes", help="Unclosed <think> tags per turn."),
-                   repeats: int = typer.Option(3, "--repeats")) -> None:
+def bench_protocol(sizes: str = typer.Option("1000,2000,5000", "--sizes", help="Unclosed <think> tags per turn "
+                                             "(comma-separated, each 1 .. 20000)."),
+                   repeats: int = bounded(3, "--repeats", min=1, max=100)) -> None:
     """Turn parsing cost on unclosed tags: the linear parser vs the lazy regex it replaced (us per tag)."""
+    from harness.bench.protocol import MAX_TAGS
     from harness.bench.protocol import bench_protocol as b
 
-    typer.echo(json.dumps(b(tuple(int(x) for x in sizes.split(",")), repeats=repeats), indent=2))
+    typer.echo(json.dumps(b(int_list(sizes, "--sizes", min=1, max=MAX_TAGS), repeats=repeats), indent=2))
+
+
 @bench_app.command("detect")
-def bench_detect(count: int = typer.Option(1000, "--count",
-                                           help="Curves per kind (never-collapsing, collapsing) and n."),
-                 sizes: str = typer.Option("32,100", "--n", help="Eval sizes, comma-separated."),
-                 seed: int = typer.Option(0, "--seed"),
+def bench_detect(count: int = bounded(1000, "--count", min=1, max=1_000_000,
+                                     help="Curves per kind (never-collapsing, collapsing) and n."),
+                 sizes: str = typer.Option("32,100", "--n", help="Eval sizes, comma-separated (each 1 .. 100000)."),
+                 seed: int = seed_option(),
                  runs: list[Path] = typer.Option([], "--runs", help="Training runs (repeat) on which to score the "
                                                  "leading indicators against chance."),
                  corpus: Optional[Path] = typer.Option(None, "--corpus", help="An early-warning corpus folder "
@@ -463,7 +501,7 @@ def bench_detect(count: int = typer.Option(1000, "--count",
     with --runs, the leading indicators' warning rates on those runs against chance."""
     from harness.bench import detect
 
-    res = detect.bench_detect(count=count, sizes=tuple(int(x) for x in sizes.split(",") if x.strip()), seed=seed)
+    res = detect.bench_detect(count=count, sizes=int_list(sizes, "--n", min=1, max=100_000), seed=seed)
     paths, labels = [str(r) for r in runs], None
     if corpus is not None:
         more, labels = detect.corpus_runs(corpus)
@@ -481,13 +519,15 @@ def bench_detect(count: int = typer.Option(1000, "--count",
 @bench_app.command("sweep")
 def bench_sweep(ablation: str = typer.Argument(...,
                                                help="Ablation file (or a shipped one's name) for the micro-sweep."),
-                n_trials: int = typer.Option(8, "--n-trials"),
+                n_trials: int = bounded(8, "--n-trials", min=1),
                 output_dir: Path = typer.Option(Path("runs/bench-sweep"), "--output-dir", "-o"),
                 set_: list[str] = typer.Option([], "--set",
                                                help="harness train options, e.g. --set model=micro.")) -> None:
     """Steps run and best objective of a micro-sweep with pruning + collapse stop vs without."""
     from harness.bench.benches import bench_sweep as b
+    from harness.core.outputs import check_output
 
+    check_output(output_dir, "harness bench sweep", folder=True)
     typer.echo(json.dumps(b(str(ablation), _overrides(set_), n_trials, str(output_dir)), indent=2, default=str))
 
 
@@ -532,13 +572,33 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the 
 _VERBOSE = False
 
 
+_TERMINATED = False
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM (``kill``, a scheduler's time limit) as Ctrl-C: the command unwinds, says where its run stands
+    and how to resume it, and releases its run directory; the exit status is 143 (128 + SIGTERM)."""
+    global _TERMINATED
+    _TERMINATED = True
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    import signal
+    import threading
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("harness").setLevel(logging.INFO)
     from pydantic import ValidationError
 
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         app(standalone_mode=True)
+    except SystemExit as e:   # the command line turns the KeyboardInterrupt into an exit status (130)
+        if _TERMINATED and e.code not in (0, None):
+            sys.exit(128 + signal.SIGTERM)
+        raise
     except HarnessError as e:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         sys.exit(2)
