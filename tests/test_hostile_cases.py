@@ -40,8 +40,13 @@ ROOT = Path(os.environ.get("HOSTILE_HARNESS") or REPO)
 SMALL = ["--model", "one-search", "--limit", "4", "--no-report"]
 TRAIN_FAST = ["--model", "tiny", "--warm-start", "40", "--threads", "1", "--eval-limit", "2", "--max-new-tokens", "16",
               "--max-turns", "2", "-G", "2", "--prompts-per-step", "1", "--max-steps", "1", "--no-report"]
-LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+#: A "billion laughs" as the value of one valid key (``laughs("model")``): the anchors live inside the value,
+#: so no unknown top-level key gets the file refused before the value is looked at.
+def laughs(key: str, indent: str = "") -> str:
+    rows = ["[x, x, x, x, x, x, x, x, x, x]"] + [f"[{', '.join([f'*{p}'] * 10)}]" for p in "abcdefgh"]
+    return f"{indent}{key}:\n" + "".join(f"{indent}  - &{c} {row}\n" for c, row in zip("abcdefghi", rows))
+
+
 #: A trial that fails at once (so a sweep the command line fails to refuse ends quickly, and visibly wrong).
 FAILING_TRIAL = ["--set", "data_dir=/nonexistent/harness-data"]
 
@@ -204,12 +209,13 @@ CASES: dict[str, Case] = {
                                                                    "-o", "sw", *FAILING_TRIAL],
                                       refused("--trial-timeout"), timeout=120),
     # ------------------------------------------------------------------ hangs and unbounded memory
-    "run --config billion laughs": Case("hang", lambda w: (w.file("l.yaml", LAUGHS + "model: *i\n"), [
+    "run --config billion laughs": Case("hang", lambda w: (w.file("l.yaml", laughs("model")), [
         "run", "--config", "l.yaml", "-o", "out"])[1], refused("l.yaml", "expand"), timeout=60),
-    "train --config billion laughs": Case("hang", lambda w: (w.file("l.yaml", LAUGHS + "model: *i\n"), [
+    "train --config billion laughs": Case("hang", lambda w: (w.file("l.yaml", laughs("model")), [
         "train", "--config", "l.yaml", "-o", "out"])[1], refused("l.yaml", "expand"), timeout=60),
-    "validate: billion laughs in choices": Case("hang", lambda w: (w.file("l.yaml", LAUGHS + (
-        "name: laughs\ntask: apollo3_micro\nsearch_space:\n  seed: {type: categorical, choices: *i}\n")), [
+    "validate: billion laughs in choices": Case("hang", lambda w: (w.file("l.yaml", (
+        "name: laughs\ntask: apollo3_micro\nsearch_space:\n  seed:\n    type: categorical\n"
+        + laughs("choices", "    "))), [
         "validate", "l.yaml"])[1], refused("l.yaml", "expand", codes=(1,)), timeout=60),
     "bench protocol --sizes 100000000": Case("hang", lambda w: ["bench", "protocol", "--sizes", "100000000"],
                                              refused("--sizes"), timeout=60),

@@ -237,6 +237,63 @@ def test_out_of_range_numbers_are_refused_before_any_work(args, flag, tmp_path, 
     assert list(tmp_path.iterdir()) == []          # nothing written, no lock left behind
 
 
+#: Hand-declared text options where an empty value means something: `bench env --model ''` skips the model,
+#: `cells --by ''` compares over the whole study, `bench corpus --prefix/--source ''` add nothing.
+EMPTY_MEANS_SOMETHING = {("bench env", "--model"), ("cells", "--by"), ("bench corpus", "--prefix"),
+                         ("bench corpus", "--source")}
+
+
+def test_every_text_option_of_every_command_refuses_an_empty_value():
+    """`search --retriever ''` searched with the task's retriever, `sweep --storage ''` used the default
+    storage and `sweep --study-name ''` the ablation's name, each without a word: empty values are refused
+    where each option is declared (run and train: their config models)."""
+    from harness.cli.options import _strip_optional
+    from harness.evaluation.config import RunConfig
+    from harness.train.config import TrainConfig
+
+    root = typer.main.get_command(app)
+
+    def walk(cmd, path):
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from walk(sub, (*path, name))
+        for p in cmd.params:
+            if _strip_optional(p.type_descriptor.annotation) is str:
+                yield " ".join(path), p
+
+    generated = {"run": RunConfig, "train": TrainConfig}
+    texts = list(walk(root, ()))
+    assert len(texts) > 40
+    unchecked = [f"{command} {p.opts[0]}" for command, p in texts
+                 if command not in generated and (command, p.opts[0]) not in EMPTY_MEANS_SOMETHING
+                 and (p.callback is None or p.callback.__name__ != "given")]
+    assert unchecked == []
+    from harness.core.options import build
+
+    for model in generated.values():
+        for name, f in model.model_fields.items():
+            if str in (f.annotation, _strip_optional(f.annotation)) and name != "model_args":
+                with pytest.raises(ConfigError, match="empty value"):
+                    build(model, {name: " "}, what="config")
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["search", "oxygen", "--retriever", ""], "--retriever"),
+    (["search", "oxygen", "--question-id", ""], "--question-id"),
+    (["search", ""], "query"),
+    (["sweep", "micro_retry", "--storage", ""], "--storage"),
+    (["sweep", "micro_retry", "--study-name", " "], "--study-name"),
+    (["report", "x", "--study-name", ""], "--study-name"),
+    (["cells", "x", "--arm", ""], "--arm"),
+    (["micro", "path", ""], "model"),
+])
+def test_empty_text_values_are_refused_before_any_work(args, flag, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert res.exit_code == 2, res.output
+    assert "empty value" in res.output and flag in res.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_finite_check_refuses_nan_that_ranges_let_through():
     from harness.cli.options import finite
 

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from harness.cli.options import bounded, config_command, int_list, seed_option
+from harness.cli.options import bounded, config_command, given, int_list, seed_option, text
 from harness.core.errors import HarnessError
 from harness.evaluation.config import RunConfig
 
@@ -21,7 +21,7 @@ bench_app = typer.Typer(no_args_is_help=True, help="Measured performance figures
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
 
-TaskOpt = typer.Option("apollo3", "--task", "-t", help="Task name (a folder under tasks/) or path to a task.yaml.")
+TaskOpt = text("apollo3", "--task", "-t", help="Task name (a folder under tasks/) or path to a task.yaml.")
 DataDirOpt = typer.Option(None, "--data-dir",
                           help="Folder with the task's data files (else $HARNESS_DATA_DIR, else the cache).")
 
@@ -117,7 +117,7 @@ def data_prepare(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
 
 @data_app.command("stats")
 def data_stats(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
-               retrievers: str = typer.Option("bm25,dense", "--retrievers"),
+               retrievers: str = text("bm25,dense", "--retrievers"),
                as_json: bool = typer.Option(False, "--json")) -> None:
     """Corpus and split sizes, and recall@1/3/5 of the gold chunk per retriever (question as query)."""
     from harness.core.config import load_task
@@ -155,13 +155,13 @@ def data_stats(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
 # ----------------------------------------------------------------------------- search
 @app.command()
 def search(
-    query: str = typer.Argument(..., help="The search query."),
+    query: str = typer.Argument(..., callback=given, help="The search query."),
     task: str = TaskOpt,
-    retriever: str = typer.Option("bm25", "--retriever"),
+    retriever: str = text("bm25", "--retriever"),
     k: Optional[int] = bounded(None, "-k", min=1, max=50, help="Results per search (default: the task's)."),
     noise: float = bounded(0.0, "--noise", min=0.0, max=1.0),
-    noise_mode: str = typer.Option("drop_gold", "--noise-mode"),
-    question_id: Optional[str] = typer.Option(None, "--question-id", help="Treat the query as this question's search "
+    noise_mode: str = text("drop_gold", "--noise-mode"),
+    question_id: Optional[str] = text(None, "--question-id", help="Treat the query as this question's search "
                                               "(e.g. q0019) so drop_gold knows its gold chunks."),
     call_index: int = bounded(0, "--call-index", min=0,
                               help="Which search of the episode (noise is re-drawn per call)."),
@@ -228,13 +228,13 @@ def analyze(run_dirs: list[Path] = typer.Argument(..., help="Run directories or 
             smooth: Optional[int] = bounded(None, "--smooth", min=1, help="Rolling-mean window (exact method only)."),
             n: Optional[int] = bounded(None, "--n", min=1,
                                        help="Questions per eval, for curves without an 'n' column."),
-            mode: str = typer.Option("offline", "--mode", help="offline (whole curve) or online (where a run "
+            mode: str = text("offline", "--mode", help="offline (whole curve) or online (where a run "
                                      "watching the curve would stop)."),
-            method: str = typer.Option("auto", "--method", help="auto, binomial (noise-aware) or exact (each eval "
+            method: str = text("auto", "--method", help="auto, binomial (noise-aware) or exact (each eval "
                                        "taken as exact)."),
             vs: list[Path] = typer.Option([], "--vs", help="Runs of arm B (repeat, one per seed, same order as "
                                           "arm A): compare paired on shared questions at each run's peak."),
-            names: str = typer.Option("A,B", "--names", help="Labels of the two arms: 'retry,baseline'."),
+            names: str = text("A,B", "--names", help="Labels of the two arms: 'retry,baseline'."),
             as_json: bool = typer.Option(False, "--json")) -> None:
     """Peak (with interval and tied steps), collapse onset and leading indicators; or a paired comparison."""
     from harness.core.rundir import read_curve
@@ -291,13 +291,13 @@ def _print_analysis(res: dict) -> None:
 def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to compare side by side, or one study "
                                                "directory of `harness sweep` (holding study.db)."),
            output: Optional[Path] = typer.Option(None, "--output", "-o", help="HTML file (default: reports/...)."),
-           title: Optional[str] = typer.Option(None, "--title"),
-           storage: Optional[str] = typer.Option(None, "--storage", help="Study storage URL (e.g. postgresql://...)."),
-           study_name: Optional[str] = typer.Option(None, "--study-name"),
+           title: Optional[str] = text(None, "--title"),
+           storage: Optional[str] = text(None, "--storage", help="Study storage URL (e.g. postgresql://...)."),
+           study_name: Optional[str] = text(None, "--study-name"),
            as_json: bool = typer.Option(False, "--json", help="For a study: print its summary tables as JSON."),
            figures_dir: Optional[Path] = typer.Option(None, "--figures", help="Also write each figure of the report "
                                                       "as a standalone file into this folder."),
-           fmt: str = typer.Option("svg", "--format", help="File format of --figures: svg, pdf or png."),
+           fmt: str = text("svg", "--format", help="File format of --figures: svg, pdf or png."),
            svg_dir: Optional[Path] = typer.Option(None, "--svg", help="Same as --figures DIR --format svg."),
            force: bool = typer.Option(False, "--force", help="Replace an existing --output file that is not a "
                                       "harness report (a run's or study's own files are never replaced).")) -> None:
@@ -340,13 +340,13 @@ def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to c
 
 @app.command()
 def cells(study_dir: Path = typer.Argument(..., help="A `harness sweep` output directory (its trials/ folder)."),
-          arm: str = typer.Option(..., "--arm", help="The trial option whose values are compared paired, e.g. preset."),
+          arm: str = text(..., "--arm", help="The trial option whose values are compared paired, e.g. preset."),
           by: str = typer.Option("", "--by", help="Comma-separated trial options that define the cells the arms are "
                                  "compared within, e.g. model (the exploration regime)."),
-          seed_key: str = typer.Option("seed", "--seed-key", help="The trial option that indexes seeds."),
+          seed_key: str = text("seed", "--seed-key", help="The trial option that indexes seeds."),
           output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Default: STUDY_DIR/cells."),
-          title: Optional[str] = typer.Option(None, "--title"),
-          fmt: str = typer.Option("svg", "--format", help="File format of the per-level figures: svg, pdf or png.")
+          title: Optional[str] = text(None, "--title"),
+          fmt: str = text("svg", "--format", help="File format of the per-level figures: svg, pdf or png.")
           ) -> None:
     """A factorial study cell by cell: means over seeds with 95% t-intervals, arms compared paired within cells."""
     from harness.core.outputs import check_output
@@ -375,16 +375,17 @@ def _overrides(pairs: list[str]) -> dict:
 
 @app.command()
 def sweep(
-    ablation: str = typer.Argument(..., help="An ablation YAML file, or the name of a shipped one (micro_retry)."),
+    ablation: str = typer.Argument(..., callback=given,
+                                   help="An ablation YAML file, or the name of a shipped one (micro_retry)."),
     n_trials: Optional[int] = bounded(None, "--n-trials", min=1,
                                       help="Finished trials wanted (grid: the grid size)."),
-    storage: Optional[str] = typer.Option(None, "--storage", help="SQLAlchemy URL; default sqlite in the study dir. "
+    storage: Optional[str] = text(None, "--storage", help="SQLAlchemy URL; default sqlite in the study dir. "
                                           "Use postgresql://... to share one study between machines."),
-    study_name: Optional[str] = typer.Option(None, "--study-name", help="Default: the ablation's name."),
+    study_name: Optional[str] = text(None, "--study-name", help="Default: the ablation's name."),
     workers: int = bounded(1, "--workers", min=1, max=256, help="Worker processes on this machine."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o",
                                               help="Study directory (default runs/sweeps/NAME)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Override the base config's model."),
+    model: Optional[str] = text(None, "--model", help="Override the base config's model."),
     max_steps: Optional[int] = bounded(None, "--max-steps", min=1),
     eval_every: Optional[int] = bounded(None, "--eval-every", min=1),
     eval_limit: Optional[int] = bounded(None, "--eval-limit", min=1),
@@ -440,7 +441,7 @@ def bench_env(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
 
 @bench_app.command("train")
 def bench_train(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
-                model: str = typer.Option("tiny", "--model"), steps: int = bounded(6, "--steps", min=1),
+                model: str = text("tiny", "--model"), steps: int = bounded(6, "--steps", min=1),
                 threads: int = bounded(1, "--threads", min=1),
                 num_generations: int = bounded(4, "--num-generations", "-G", min=2),
                 prompts_per_step: int = bounded(2, "--prompts-per-step", min=1),
@@ -476,7 +477,7 @@ def bench_corpus(run_dirs: list[Path] = typer.Argument(..., help="harness train 
 
 
 @bench_app.command("protocol")
-def bench_protocol(sizes: str = typer.Option("1000,2000,5000", "--sizes", help="Unclosed <think> tags per turn "
+def bench_protocol(sizes: str = text("1000,2000,5000", "--sizes", help="Unclosed <think> tags per turn "
                                              "(comma-separated, each 1 .. 20000)."),
                    repeats: int = bounded(3, "--repeats", min=1, max=100)) -> None:
     """Turn parsing cost on unclosed tags: the linear parser vs the lazy regex it replaced (us per tag)."""
@@ -489,7 +490,7 @@ def bench_protocol(sizes: str = typer.Option("1000,2000,5000", "--sizes", help="
 @bench_app.command("detect")
 def bench_detect(count: int = bounded(1000, "--count", min=1, max=1_000_000,
                                      help="Curves per kind (never-collapsing, collapsing) and n."),
-                 sizes: str = typer.Option("32,100", "--n", help="Eval sizes, comma-separated (each 1 .. 100000)."),
+                 sizes: str = text("32,100", "--n", help="Eval sizes, comma-separated (each 1 .. 100000)."),
                  seed: int = seed_option(),
                  runs: list[Path] = typer.Option([], "--runs", help="Training runs (repeat) on which to score the "
                                                  "leading indicators against chance."),
@@ -517,7 +518,7 @@ def bench_detect(count: int = bounded(1000, "--count", min=1, max=1_000_000,
 
 
 @bench_app.command("sweep")
-def bench_sweep(ablation: str = typer.Argument(...,
+def bench_sweep(ablation: str = typer.Argument(..., callback=given,
                                                help="Ablation file (or a shipped one's name) for the micro-sweep."),
                 n_trials: int = bounded(8, "--n-trials", min=1),
                 output_dir: Path = typer.Option(Path("runs/bench-sweep"), "--output-dir", "-o"),

@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from harness.cli.options import bounded
+from harness.cli.options import bounded, text
 
 lmeval = typer.Typer(invoke_without_command=True, help="Single-shot Apollo 3 (the lm-eval tasks apollo3_*) with the "
                      "harness's HF backend and judge; `harness lmeval path` prints the lm-eval task folder.")
@@ -22,8 +22,8 @@ lmeval = typer.Typer(invoke_without_command=True, help="Single-shot Apollo 3 (th
 @lmeval.callback()
 def run(
     ctx: typer.Context,
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model path, hub id or 'tiny' (required)."),
-    variants: str = typer.Option("closedbook,goldcontext,rag", "--variants",
+    model: Optional[str] = text(None, "--model", "-m", help="Model path, hub id or 'tiny' (required)."),
+    variants: str = text("closedbook,goldcontext,rag", "--variants",
                                  help="Comma-separated: closedbook, goldcontext, rag."),
     limit: Optional[int] = bounded(None, "--limit", min=1, help="Only the first N test questions."),
     max_gen_toks: Optional[int] = bounded(None, "--max-gen-toks", min=1, help="Default: the task YAML's (256)."),

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from harness.cli.options import bounded, seed_option
+from harness.cli.options import bounded, given, seed_option
 
 micro = typer.Typer(no_args_is_help=True, help="The micro-scale policy: a few-million-parameter model that learns "
                     "on CPU (task apollo3_micro). `--model micro` uses it.")
@@ -58,7 +58,8 @@ def build(
 
 
 @micro.command("path")
-def path(model: str = typer.Argument("micro", help="micro, or micro:KEY=VALUE,... (a non-default build)"),
+def path(model: str = typer.Argument("micro", callback=given,
+                                     help="micro, or micro:KEY=VALUE,... (a non-default build)"),
          data_dir: Optional[Path] = typer.Option(None, "--data-dir")) -> None:
     """Print where `--model micro` (or `micro:p_retry=0.03`) resolves, building it first if needed."""
     from harness.models.micro import resolve_micro

@@ -11,7 +11,8 @@ How a field's type becomes an option: ``bool`` -> ``--x/--no-x``; ``int``/``floa
 
 Options declared by hand (``harness search -k``, ``harness sweep --workers``, the ``bench`` commands)
 say their bounds where they are declared, through :func:`bounded`: every number has a lower bound, and
-a float must be finite (click's ranges let ``nan`` through, since ``nan < 0`` is false).
+a float must be finite (click's ranges let ``nan`` through, since ``nan < 0`` is false). Their text options
+go through :func:`text`, which refuses an empty value.
 """
 
 from __future__ import annotations
@@ -41,6 +42,20 @@ def finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         raise typer.BadParameter(f"{value} is not a finite number")
     return value
+
+
+def given(value: Any) -> Any:
+    """Option callback: a text option's value unless it is empty or blank (``--retriever ''`` would search
+    with the task's retriever, ``--storage ''`` would use the default storage, each without a word)."""
+    if isinstance(value, str) and not value.strip():
+        raise typer.BadParameter("empty value: give one, or leave the option out for its default")
+    return value
+
+
+def text(default: Any, *flags: str, **kw: Any) -> Any:
+    """A text ``typer.Option`` that refuses an empty value (:func:`given`): every hand-declared text option
+    but the few where empty means something (``bench env --model ''`` skips the model)."""
+    return typer.Option(default, *flags, callback=given, **kw)
 
 
 def bounded(default: Any, *flags: str, min: float, max: float | None = None, **kw: Any) -> Any:
