@@ -147,6 +147,15 @@ def refused(*words: str, codes: tuple[int, ...] = (2,)) -> Callable[[Outcome, di
     return judge
 
 
+def briefly(judge: Callable[[Outcome, dict, dict], str | None], limit: int = 4000):
+    """``judge``, and the whole output under ``limit`` characters (no value read from a file printed whole)."""
+
+    def short(o: Outcome, before: dict, after: dict) -> str | None:
+        return judge(o, before, after) or (f"printed {len(o.text):,} characters" if len(o.text) > limit else None)
+
+    return short
+
+
 @dataclass
 class Case:
     cls: str
@@ -217,6 +226,10 @@ CASES: dict[str, Case] = {
         "name: laughs\ntask: apollo3_micro\nsearch_space:\n  seed:\n    type: categorical\n"
         + laughs("choices", "    "))), [
         "validate", "l.yaml"])[1], refused("l.yaml", "expand", codes=(1,)), timeout=60),
+    "run --config with a 900 KB model name": Case("hang", lambda w: (w.file("big.yaml", f"model: {'x' * 900_000}\n"), [
+        "run", "--config", "big.yaml", "--limit", "1", "-o", "out"])[1], briefly(refused("model", "more]"))),
+    "train --config with a 900 KB task name": Case("hang", lambda w: (w.file("big.yaml", f"task: {'x' * 900_000}\n"), [
+        "train", "--config", "big.yaml", "-o", "out"])[1], briefly(refused("more]"))),
     "bench protocol --sizes 100000000": Case("hang", lambda w: ["bench", "protocol", "--sizes", "100000000"],
                                              refused("--sizes"), timeout=60),
     # ------------------------------------------------------------------ late crashes

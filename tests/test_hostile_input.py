@@ -92,6 +92,17 @@ def test_ablation_choices_made_of_aliases_are_refused_by_validate(tmp_path):
     assert time.perf_counter() - t0 < 10
 
 
+def test_messages_and_log_lines_never_print_a_long_value_whole(caplog):
+    """A 900 KB model name in a config file came back whole in `error: File name too long: xxx...` (and in
+    any log line naming it): every error line and log line cuts a long word in its middle."""
+    from harness.core.errors import PrintableFilter, printable
+
+    line = printable("File name too long: " + "x" * 900_000)
+    assert len(line) < 300 and line.startswith("File name too long: x") and "[899,800 more]" in line
+    record = logging.LogRecord("harness", logging.INFO, __file__, 1, "no model %r", ("y" * 50_000,), None)
+    assert PrintableFilter().filter(record) and len(record.getMessage()) < 300
+
+
 def test_a_config_file_over_a_mib_is_refused_unread(tmp_path):
     from harness.core.options import read_mapping
 

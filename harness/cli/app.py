@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from harness.cli.options import bounded, config_command, given, int_list, seed_option, text
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, PrintableFilter, printable
 from harness.evaluation.config import RunConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -27,7 +27,7 @@ DataDirOpt = typer.Option(None, "--data-dir",
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    typer.secho(f"error: {printable(msg)}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
 
@@ -589,6 +589,8 @@ def main() -> None:
     import threading
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:   # no log line prints a value read from a file whole
+        handler.addFilter(PrintableFilter())
     logging.getLogger("harness").setLevel(logging.INFO)
     from pydantic import ValidationError
 
@@ -601,18 +603,19 @@ def main() -> None:
             sys.exit(128 + signal.SIGTERM)
         raise
     except HarnessError as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        typer.secho(f"error: {printable(e)}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     except ValidationError as e:  # an option value out of range (e.g. --limit 0)
         msgs = "; ".join(f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}"
                          for err in e.errors())
-        typer.secho(f"error: invalid option value: {msgs}", fg=typer.colors.RED, err=True)
+        typer.secho(f"error: invalid option value: {printable(msgs)}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     except OSError as e:  # a file the run needs is missing, unwritable or of the wrong kind
         if _VERBOSE or e.filename is None:
             raise
         where = e.filename if e.filename2 is None else f"{e.filename} -> {e.filename2}"
-        typer.secho(f"error: {e.strerror or type(e).__name__}: {where} (rerun with --verbose for the traceback)",
+        typer.secho(f"error: {e.strerror or type(e).__name__}: {printable(where)} (rerun with --verbose for the "
+                    "traceback)",
                     fg=typer.colors.RED, err=True)
         sys.exit(2)
 
