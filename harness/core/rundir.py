@@ -465,11 +465,13 @@ def read_curve(path: Path | str, *, live: bool = False):
         if not csv.is_file():
             raise FileNotFoundError(f"no curve file at {csv}")
         curve = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except (FileNotFoundError, pd.errors.EmptyDataError, pd.errors.ParserError) as e:
+    except (FileNotFoundError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
         if live:
             return None
         if isinstance(e, FileNotFoundError):
             raise
+        if isinstance(e, UnicodeDecodeError):
+            raise DataError(f"{csv} is not UTF-8 text (byte {e.start}); is it a curve.csv?") from None
         raise DataError(f"{csv} is not a readable CSV ({_first_line(e)})") from None
     try:
         curve = _checked_curve(curve, csv)
