@@ -170,7 +170,8 @@ def search(
             _fail(f"no question {question_id!r}; ids look like q0000..q{len(d.questions) - 1:04d}")
         gold = match[0].gold_chunk_ids
     r = build_retriever(t.retrieval, d.corpus, retriever)
-    tool = SearchTool(r, d.corpus, k=k or t.retrieval.k, noise=nz, seed=seed, result_template=t.prompt.result)
+    tool = SearchTool(r, d.corpus, k=k or t.retrieval.k, noise=nz, seed=seed, result_template=t.prompt.result,
+                      result_separator=t.prompt.result_separator, no_results=t.prompt.no_results)
     res = tool.search(query, qid=question_id or "", gold_chunk_ids=gold, call_index=call_index)
     for hit in res.results:
         tag = f" [{hit.noise}]" if hit.noise else ""

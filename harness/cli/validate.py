@@ -36,7 +36,7 @@ def _check_config(path: Path, section: str) -> None:
 
         resolve(cfg)   # preset, reward weights, noise: what harness train checks before loading a model
     else:
-        load_task(cfg.task)
+        load_task(cfg.task, profile=cfg.protocol)
 
 
 def check_task(path: Path, data_dir: str | Path | None = None) -> str:

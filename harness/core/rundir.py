@@ -277,10 +277,16 @@ def check_resume(run_dir: Path, section: str, new: dict, free: Iterable[str], *,
     saved = saved_config(run_dir, section, holds_results=holds_results)
     if saved is None:
         return
-    if model is not None:  # a run recorded before an option was renamed (``limit`` -> ``eval_limit``)
+    if model is not None:  # a run recorded before an option was renamed (``limit`` -> ``eval_limit``) or added
+        from pydantic import ValidationError
+
         from harness.core.options import canonical
 
         saved = canonical(model, saved)
+        try:   # options added since the run was recorded take their defaults, as they did then
+            saved = {**model.model_validate(saved).model_dump(), **saved}
+        except ValidationError:
+            pass   # compared as recorded; the differing options are named below
     free = set(free)
     changed = sorted(k for k in new if k not in free and saved.get(k) != new[k])
     if changed:

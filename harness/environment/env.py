@@ -145,8 +145,9 @@ class Environment:
         r = task.retrieval
         if retriever is None:
             retriever = build_retriever(r, data.corpus, retriever_name)
+        pr = task.prompt
         tool = SearchTool(retriever, data.corpus, k=k or r.k, noise=noise or task.noise, seed=seed,
-                          result_template=task.prompt.result)
+                          result_template=pr.result, result_separator=pr.result_separator, no_results=pr.no_results)
         jc = task.judge
 
         def judge_fn(pred: str | None, gold: str) -> dict:

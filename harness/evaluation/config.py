@@ -67,6 +67,8 @@ class RunConfig(BaseModel):
                                  "else the cache)")
     resume: bool = Field(False, description="continue a run directory, skipping finished episodes")
     report: bool = Field(True, description="write report.html at the end")
+    protocol: str | None = Field(None, description="a protocol profile of the task (rezero: ReZero's prompts, "
+                                 "result format, retrieval and limits; see docs/reproduce.md); default: the task's")
     reward_semantics: SemanticsOverride = None
     stop_after_action: StopAfterActionOverride = None
 

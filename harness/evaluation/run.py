@@ -53,6 +53,7 @@ from harness.core.rundir import (
     default_output_dir,
 )
 from harness.data.loading import TaskData, load_task_data
+from harness.data.retrieval import describe
 from harness.episode.record import Episode
 from harness.evaluation.config import RunConfig
 from harness.models.resolve import is_micro_scale
@@ -72,7 +73,7 @@ class EvalRun:
 
     def __init__(self, cfg: RunConfig, progress: Callable[[str, int], Callable[[int], None]] | None = None):
         self.cfg = cfg
-        self.task: TaskConfig = load_task(cfg.task)
+        self.task: TaskConfig = load_task(cfg.task, profile=cfg.protocol)
         default_levels = list(DEFAULT_NOISE_LEVELS) if cfg.model is None else [self.task.noise.level]
         self.noise_levels = cfg.noise_levels if cfg.noise_levels is not None else default_levels
         modes = cfg.noise_modes if cfg.noise_modes is not None else list(self.task.noise.modes)
@@ -224,7 +225,8 @@ class EvalRun:
             model=[ModelRef(backend=b, model=m) for b, m in self.policies], micro_scale=self.micro_scale,
             results=results, n_samples={m: {k: v.get("n", 0) for k, v in r.items()} for m, r in results.items()},
             config=self.cfg.model_dump(), reward_weights=self.weights.model_dump(), reward_semantics=self.semantics,
-            protocol={"stop_after_action": self.stop_after_action}, seed=self.cfg.seed,
+            protocol={"profile": self.task.profile, "stop_after_action": self.stop_after_action,
+                      **(describe(self.retriever) if self.retriever is not None else {})}, seed=self.cfg.seed,
             versions=package_versions(), git_hash=git_hash(), machine=machine_info(),
             timing={**self.timing, "wall_s": wall, "env_fraction": self.timing["env_s"] / total if total else None},
             started_at=started, finished_at=now(), status=status)

@@ -40,7 +40,10 @@ def grpo_config(cfg: TrainConfig, r: ResolvedTrain, out: Path):
         bf16=cuda and torch.cuda.is_bf16_supported(),
         per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations, gradient_accumulation_steps=1,
         num_generations=cfg.num_generations, learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_steps, beta=cfg.beta, epsilon=cfg.epsilon, max_grad_norm=cfg.max_grad_norm,
+        warmup_steps=cfg.warmup_ratio or cfg.warmup_steps,  # transformers 5: a float in [0, 1) is a ratio
+        adam_beta1=cfg.adam_beta1,
+        adam_beta2=cfg.adam_beta2, weight_decay=cfg.weight_decay, optim=cfg.optim, beta=cfg.beta, epsilon=cfg.epsilon,
+        max_grad_norm=cfg.max_grad_norm,
         loss_type=cfg.loss_type, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0,
         reward_weights=list(weights.values()), logging_steps=1, save_strategy="steps",
         save_steps=r.save_every, save_total_limit=2, report_to="none", disable_tqdm=True, log_level="warning",

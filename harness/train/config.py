@@ -92,6 +92,13 @@ class TrainConfig(BaseModel):
     beta: float = Field(0.001, ge=0, description="KL coefficient (0 = no reference model)")
     epsilon: float = Field(0.2, gt=0, description="PPO clip range")
     max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
+    adam_beta1: float = Field(0.9, ge=0, lt=1, description="Adam beta1")
+    adam_beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2")
+    weight_decay: float = Field(0.0, ge=0, description="weight decay")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="learning-rate warm-up as a share of max_steps "
+                                "(instead of --warmup-steps)")
+    optim: str = Field("adamw_torch_fused", description="optimizer, as transformers names it (its default "
+                       "adamw_torch_fused; paged_adamw_8bit needs bitsandbytes and a GPU)")
     loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = Field("dapo", description="TRL GRPO loss")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of training rollouts")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling of training rollouts")
@@ -113,6 +120,8 @@ class TrainConfig(BaseModel):
     data_dir: str | None = Field(None, description="task data folder (else $HARNESS_DATA_DIR, else the cache)")
     resume: bool = Field(False, description="continue from the last checkpoint in --output-dir")
     report: bool = Field(True, description="write report.html at the end")
+    protocol: str | None = Field(None, description="a protocol profile of the task (rezero: ReZero's prompts, "
+                                 "result format, retrieval and limits; see docs/reproduce.md); default: the task's")
     reward_semantics: SemanticsOverride = None
     stop_after_action: StopAfterActionOverride = None
     stop_on_collapse: bool = Field(False, description="end the run when the online collapse detector fires "
@@ -131,6 +140,8 @@ class TrainConfig(BaseModel):
             raise ValueError(f"unknown lr scheduler {self.lr_scheduler!r}; valid: {', '.join(SCHEDULERS)}")
         if self.eval_split not in SPLITS:
             raise ValueError(f"unknown eval split {self.eval_split!r}; valid: {', '.join(SPLITS)}")
+        if self.warmup_ratio and self.warmup_steps:
+            raise ValueError("give --warmup-steps or --warmup-ratio, not both")
         if self.stop_after is not None and self.stop_after > self.max_steps:
             raise ValueError(f"stop_after ({self.stop_after}) is past max_steps ({self.max_steps})")
         return self
@@ -176,7 +187,7 @@ def task_defaults(cfg: TrainConfig, task: TaskConfig | None = None) -> dict[str,
     >>> sorted(task_defaults(TrainConfig(task="apollo3_micro")))
     ['learning_rate', 'num_generations', 'threads']
     """
-    task = task or load_task(cfg.task)
+    task = task or load_task(cfg.task, profile=cfg.protocol)
     preset = task.presets.get(cfg.preset)
     where = task.source or task.name
     out: dict[str, Any] = {}
@@ -211,7 +222,7 @@ def with_task_defaults(cfg: TrainConfig, task: TaskConfig | None = None) -> Trai
 
 def resolve(cfg: TrainConfig, task: TaskConfig | None = None) -> ResolvedTrain:
     """Validate ``cfg`` against its task and resolve every default; raises ConfigError."""
-    task = task or load_task(cfg.task)
+    task = task or load_task(cfg.task, profile=cfg.protocol)
     if cfg.preset not in task.presets:
         raise ConfigError(f"unknown preset {cfg.preset!r} for task {task.name}; "
                           f"available: {', '.join(sorted(task.presets)) or 'none'}")

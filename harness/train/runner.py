@@ -59,6 +59,7 @@ from harness.core.rundir import (
     eval_steps,
 )
 from harness.data.loading import load_task_data
+from harness.data.retrieval import describe
 from harness.models.resolve import is_micro_scale
 from harness.scoring.metrics import compute_metrics
 from harness.scoring.rewards import score_episode
@@ -133,8 +134,10 @@ class TrainRun:
     """One ``harness train`` invocation. The constructor validates everything and loads no model."""
 
     def __init__(self, cfg: TrainConfig, callbacks: list | None = None):
-        task = load_task(cfg.task)
+        task = load_task(cfg.task, profile=cfg.protocol)
         self.cfg = cfg = with_task_defaults(cfg, task)  # the task's and preset's recipe where the run set none
+        if cfg.protocol != task.profile:                 # the preset chose the protocol profile
+            task = load_task(cfg.task, profile=cfg.protocol)
         self.resolved = resolve(cfg, task)
         from harness.policies import check_model_name
 
@@ -162,6 +165,7 @@ class TrainRun:
             "eval_noise": self.resolved.eval_noise.model_dump(), "eval_split": cfg.eval_split})
         # built by setup(): data, environments, model path, tokenizer, rollout, trainer
         self.data = self.train_env = self.eval_env = self.tokenizer = self.dataset = self.rollout = None
+        self.retriever = None
         self.train_questions: list = []
         self.eval_questions: list = []
         self.model_path: str | None = None
@@ -180,7 +184,7 @@ class TrainRun:
         cfg, r = self.cfg, self.resolved
         self._check_output_dir()
         self.data = load_task_data(r.task, cfg.data_dir)
-        retriever = build_retriever(r.task.retrieval, self.data.corpus)
+        self.retriever = retriever = build_retriever(r.task.retrieval, self.data.corpus)
         self.train_env = make_env(r, self.data, retriever, r.train_noise, cfg.seed)
         self.eval_env = make_env(r, self.data, retriever, r.eval_noise, cfg.seed)
         self.train_questions = self.data.split("train")
@@ -396,7 +400,8 @@ class TrainRun:
             results={cfg.model: {key: self.last_metrics}} if self.last_metrics else {},
             n_samples={cfg.model: {key: self.last_metrics.get("n", 0)}},
             config=r.to_dict(cfg), reward_weights=r.weights.model_dump(), reward_semantics=r.semantics,
-            protocol={"stop_after_action": r.stop_after_action}, seed=cfg.seed,
+            protocol={"profile": r.task.profile, "stop_after_action": r.stop_after_action,
+                      **(describe(self.retriever) if self.retriever is not None else {})}, seed=cfg.seed,
             versions=package_versions(), git_hash=git_hash(), machine=machine_info(),
             timing={**self.timing, "wall_s": self.elapsed(), "steps": self.step},
             started_at=self.started, finished_at=now(),
