@@ -114,6 +114,8 @@ class TrainConfig(BaseModel):
     eval_batch_size: int = Field(64, ge=1, description="episodes evaluated together")
     warm_start: int = Field(0, ge=0, description="supervised steps on scripted demonstrations before GRPO "
                             "(random-init models such as tiny never emit the protocol otherwise)")
+    warm_start_lr: float = Field(5e-3, gt=0, description="learning rate of the warm start (5e-3 suits a random "
+                                 "tiny model; a pretrained model wants about 1e-5 to 1e-4)")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (1 is fastest for tiny on a busy CPU)")
     output_dir: str | None = Field(None, description="run directory (default: runs/train-TASK-PRESET-MODEL-TIME)",
                                    json_schema_extra=cli("--output-dir", "-o"))

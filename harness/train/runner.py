@@ -210,7 +210,8 @@ class TrainRun:
         from harness.train.warmstart import cached_warm_start
 
         log.info("warm start: %d supervised steps on scripted demonstrations", self.cfg.warm_start)
-        return str(cached_warm_start(path, self.resolved.task, self.data, self.cfg.warm_start, self.cfg.seed))
+        return str(cached_warm_start(path, self.resolved.task, self.data, self.cfg.warm_start, self.cfg.seed,
+                                     lr=self.cfg.warm_start_lr))
 
     def _check_output_dir(self) -> None:
         self.life.open(self.cfg.model_dump(), resume=self.cfg.resume)  # held until run() returns
