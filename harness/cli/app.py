@@ -426,6 +426,23 @@ def bench_train(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
     typer.echo(json.dumps(b(**kw), indent=2, default=str))
 
 
+@bench_app.command("generation")
+def bench_generation(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
+                     model: str = typer.Option("smollm2-135m", "--model", help="An HF model (name, path or hub id)."),
+                     limit: int = typer.Option(16, "--limit", min=1, help="Test questions played."),
+                     batch_size: int = typer.Option(16, "--batch-size", min=1),
+                     max_new_tokens: int = typer.Option(100, "--max-new-tokens", min=1),
+                     max_turns: int = typer.Option(3, "--max-turns", min=1),
+                     threads: Optional[int] = typer.Option(None, "--threads", min=1),
+                     repeats: int = typer.Option(1, "--repeats", min=1, help="Best of this many timings.")) -> None:
+    """Tokens per second of a harness rollout against a bare model.generate on the same batches (the ratio)."""
+    from harness.bench.generation import bench_generation as b
+
+    typer.echo(json.dumps(b(task, data_dir, model=model, limit=limit, batch_size=batch_size,
+                            max_new_tokens=max_new_tokens, max_turns=max_turns, threads=threads, repeats=repeats),
+                          indent=2, default=str))
+
+
 @bench_app.command("corpus")
 def bench_corpus(run_dirs: list[Path] = typer.Argument(..., help="harness train run directories."),
                  output_dir: Path = typer.Option(..., "--output-dir", "-o", help="Corpus folder (e.g. "
