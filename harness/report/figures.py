@@ -230,11 +230,7 @@ def accuracy_by_step(runs: Sequence[Any]) -> Plot | None:
             handles.append(handle(GREY, "v", None, "fault (top edge; hover for details)"))
         pad = (max(xs_all) - min(xs_all)) * 0.02 or 0.5
         ax.set_xlim(min(xs_all) - pad, max(xs_all) + pad)
-        ax.set_ylim(bottom=0)
-        integer_steps(ax)
-        ax.set(xlabel="step", ylabel="accuracy")
-        plot.heading("Held-out accuracy by step")
-        plot.legend(handles)
+        _accuracy_axes(plot, ax, "Held-out accuracy by step", handles)
     return plot
 
 
@@ -326,12 +322,17 @@ def seed_figure(groups: Sequence[tuple[str, Sequence[Any]]], name: str = "seeds"
                          dashes=[series_style(g)[2] for g in range(len(groups))], estimator="mean", errorbar=_t_band,
                          err_kws={"alpha": 0.15, "linewidth": 0}, linewidth=2.2, legend=False, ax=ax)
         handles.append(handle(GREY, None, (3, 2), "one seed", linewidth=0.9))
-        ax.set_ylim(bottom=0)
-        integer_steps(ax)
-        ax.set(xlabel="step", ylabel="accuracy")
-        plot.heading("Accuracy by step across seeds (mean, 95% t-band)")
-        plot.legend(handles)
+        _accuracy_axes(plot, ax, "Accuracy by step across seeds (mean, 95% t-band)", handles)
     return plot
+
+
+def _accuracy_axes(plot: Plot, ax: Any, heading: str, handles: list) -> None:
+    """The finish every accuracy-by-step figure shares: y from 0, whole steps, labels, heading, legend."""
+    ax.set_ylim(bottom=0)
+    integer_steps(ax)
+    ax.set(xlabel="step", ylabel="accuracy")
+    plot.heading(heading)
+    plot.legend(handles)
 
 
 def reward_columns(runs: Sequence[Any]) -> list[str]:
