@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.core.config import (
     NoiseConfig,
@@ -33,7 +33,7 @@ from harness.core.config import (
     parse_weight_overrides,
 )
 from harness.core.errors import ConfigError
-from harness.core.options import build, cli
+from harness.core.options import build, cli, split_commas
 from harness.scoring.rewards import check_task_weights, check_weights
 
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
@@ -51,7 +51,8 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     #: Options that may differ on --resume without changing the curve's prefix.
     RESUME_FREE: ClassVar[frozenset[str]] = frozenset({"resume", "report", "output_dir", "data_dir", "max_steps",
-                                                       "stop_after", "threads", "eval_batch_size", "save_every"})
+                                                       "stop_after", "threads", "eval_batch_size", "save_every",
+                                                       "report_to"})
 
     task: str = Field("apollo3", description="task name (a folder under tasks/) or path to a task.yaml",
                       json_schema_extra=cli("--task", "-t"))
@@ -109,6 +110,16 @@ class TrainConfig(BaseModel):
                                  "one (status stopped_patience)")
     keep_peak: bool = Field(True, description="keep the best eval's model in RUN_DIR/peak/ (LoRA merged, tokenizer "
                             "included) with peak.json")
+    report_to: list[str] | None = Field(None, description="also log TRL's steps and the harness's evals to "
+                                        "tensorboard, wandb and/or mlflow (comma-separated; none: only curve.csv)")
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _report_to(cls, v):
+        from harness.train.reporting import report_targets
+
+        v = split_commas(v)
+        return None if v is None else report_targets([str(x) for x in v])
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
