@@ -141,10 +141,8 @@ def build_log(run_dir: Path, rows: list[dict], policy: str, noise: float, *, rec
     acc = sum(1 for r in rows if r.get("correct")) / n if n else 0.0
     scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     scalars.setdefault("accuracy", acc)
+    # the viewer's header shows the judge's accuracy; its interval and the retry-aware metrics are one click away
     judge_metrics = {"accuracy": EvalMetric(name="accuracy", value=scalars.pop("accuracy"))}
-    for k in ("accuracy_ci_low", "accuracy_ci_high"):
-        if k in scalars:
-            judge_metrics[k] = EvalMetric(name=k, value=scalars.pop(k))
     scores = [EvalScore(name="judge", scorer="harness_judge", scored_samples=n, metrics=judge_metrics)]
     if scalars:
         scores.append(EvalScore(name="retry_metrics", scorer="harness_metrics", scored_samples=n,
@@ -159,6 +157,7 @@ def build_log(run_dir: Path, rows: list[dict], policy: str, noise: float, *, rec
         record.status if record else "complete", "success")
     spec = EvalSpec(
         eval_id=_stable_id(run_dir.resolve(), policy, noise, step), run_id=_stable_id(run_dir.resolve()),
+        task_id=_stable_id(task, policy, noise),
         created=_when(record.started_at if record else None), task=task,
         task_version=record.task.version if record else 0,
         task_args={"noise_level": noise, **({"step": step} if step is not None else {})},
