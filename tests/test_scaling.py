@@ -117,6 +117,7 @@ def slurm(tmp_path_factory):
     cluster.stop()
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_slurm_array_of_two_workers_runs_a_micro_study_to_completion(data, slurm, postgres_url, tmp_path):

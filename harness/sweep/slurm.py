@@ -87,7 +87,7 @@ def slurm_job(ab_path: str, *, storage: str | None, study_name: str | None, stud
               gpus_per_trial: int | None = None, cpus: int = 2, time_limit: str | None = None,
               partition: str | None = None) -> str:
     """Validate the sweep as ``harness sweep`` would, create its study in ``storage`` (so the array's tasks
-    only join it, never race to create it) and return the job-array script."""
+    only join it, never race to create it) and the tasks' log folder, and return the job-array script."""
     import os
 
     from harness.sweep.ablation import load_ablation
@@ -100,9 +100,11 @@ def slurm_job(ab_path: str, *, storage: str | None, study_name: str | None, stud
     sdir = Path(study_dir) if study_dir else Path("runs") / "sweeps" / ab.name
     n = n_trials_for(ab, n_trials)
     open_study(ab, url, name)
+    log_dir = (sdir / "slurm").resolve()
+    log_dir.mkdir(parents=True, exist_ok=True)  # Slurm opens --output before the script runs: it must exist
     env = {k: os.environ[k] for k in ("HARNESS_DATA_DIR", "HARNESS_CACHE_DIR", "HARNESS_SWEEP_HEARTBEAT",
                                       "HARNESS_SWEEP_GRACE") if k in os.environ}
     cmd = worker_command(ab_path, url, name, str(sdir), n, overrides, trial_timeout)
-    return sbatch_script(cmd, tasks=workers, job_name=f"harness-{name}", log_dir=str((sdir / "slurm").resolve()),
+    return sbatch_script(cmd, tasks=workers, job_name=f"harness-{name}", log_dir=str(log_dir),
                          workdir=os.getcwd(), cpus=cpus, gpus=gpus_per_trial, time_limit=time_limit,
                          partition=partition, env=env)
