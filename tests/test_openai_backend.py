@@ -28,7 +28,7 @@ from tests.servers import MODEL_ALIAS, LlamaServer, free_port, llama_server_miss
 pytestmark = pytest.mark.tier("integration")
 
 #: Small enough for CI on two cores: 3 questions, at most 2 turns of 40 tokens.
-SMALL = ["--limit", "3", "--max-turns", "2", "--max-new-tokens", "40", "--no-report"]
+SMALL = ["--limit", "3", "--max-turns", "2", "--max-new-tokens", "40"]
 SECRET = "sk-harness-test-7f3a9c1e-DO-NOT-WRITE"
 
 
@@ -53,10 +53,10 @@ def harness(*args, env=None, check=True, timeout=600):
     return p
 
 
-def api_run(llama, out: Path, cache: Path, *extra, key: str = SECRET, check=True):
+def api_run(llama, out: Path, cache: Path, *extra, key: str = SECRET, check=True, report=False):
     env = {"HARNESS_CACHE_DIR": str(cache), "OPENAI_API_KEY": key}
     return harness("run", "--backend", "openai", "--base-url", llama.base_url, "--model", MODEL_ALIAS, *SMALL,
-                   "-o", str(out), *extra, env=env, check=check)
+                   "--report" if report else "--no-report", "-o", str(out), *extra, env=env, check=check)
 
 
 def _texts(run: Path) -> dict[str, list[str]]:
@@ -69,7 +69,8 @@ def _files_holding(root: Path, needle: str) -> list[Path]:
 
 def test_run_records_usage_resumes_from_cache_and_never_writes_the_key(llama, data, tmp_path):
     cache = tmp_path / "cache"
-    first = api_run(llama, tmp_path / "a", cache)
+    first = api_run(llama, tmp_path / "a", cache, report=True)
+    assert (tmp_path / "a" / "report.html").is_file()
     rec = read_record(tmp_path / "a")
     assert rec.status == "complete" and rec.model[0].backend == "openai"
     m = rec.metrics(MODEL_ALIAS)
@@ -99,7 +100,8 @@ def test_run_records_usage_resumes_from_cache_and_never_writes_the_key(llama, da
     print(f"\nfirst run {rec.timing['wall_s']:.1f} s ({turns} requests); cached re-run {rerun_s:.1f} s wall "
           f"(process), run {rec_b.timing['wall_s']:.2f} s")
 
-    # the key is sent, never written: not in the run directories, the cache, nor anything printed
+    # the key is sent, never written: not in the run directories (config, record, samples, report), the cache,
+    # nor anything printed
     for root in (tmp_path / "a", tmp_path / "b", cache):
         assert _files_holding(root, SECRET) == []
     assert SECRET not in first.stdout + first.stderr + again.stdout + again.stderr
@@ -141,7 +143,7 @@ def test_two_concurrent_runs_share_one_cache(llama, data, tmp_path):
     cache = tmp_path / "cache"
     env = {**os.environ, "HARNESS_CACHE_DIR": str(cache)}
     cmds = [[sys.executable, "-m", "harness", "run", "--backend", "openai", "--base-url", llama.base_url, "--model",
-             MODEL_ALIAS, *SMALL, "--limit", "2", "-o", str(tmp_path / name)] for name in ("x", "y")]
+             MODEL_ALIAS, *SMALL, "--no-report", "--limit", "2", "-o", str(tmp_path / name)] for name in ("x", "y")]
     procs = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for c in cmds]
     errs = [p.communicate(timeout=600)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errs
@@ -164,7 +166,7 @@ def test_dead_wrong_or_unserved_is_one_line_and_leaves_nothing(llama, data, tmp_
     }
     for name, (args, needles) in cases.items():
         out = tmp_path / name.replace(" ", "_")
-        p = harness("run", "--backend", "openai", "--model", MODEL_ALIAS, *SMALL, "--max-retries", "1",
+        p = harness("run", "--backend", "openai", "--model", MODEL_ALIAS, *SMALL, "--no-report", "--max-retries", "1",
                     "--request-timeout", "5", *args, "-o", str(out), check=False, env={"OPENAI_API_KEY": SECRET})
         lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
         assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (name, p.stderr)
@@ -260,7 +262,7 @@ def test_served_and_in_process_backends_on_the_same_questions(llama, data, tmp_p
             "-o", str(tmp_path / "api"), "--no-cache")
     api_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    harness("run", "--backend", "hf", "--model", folder, *common, "-o", str(tmp_path / "hf"))
+    harness("run", "--backend", "hf", "--model", folder, *common, "-o", str(tmp_path / "hf"), timeout=3600)
     hf_s = time.perf_counter() - t0
     a, h = read_record(tmp_path / "api").metrics(MODEL_ALIAS), read_record(tmp_path / "hf").metrics(folder)
     ta, th = _texts(tmp_path / "api"), _texts(tmp_path / "hf")
