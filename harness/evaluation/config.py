@@ -66,7 +66,8 @@ class RunConfig(BaseModel):
                              "and --judge-base-url (the key itself is never written anywhere)")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling (--backend openai)")
     concurrency: int = Field(8, ge=1, description="requests in flight at once (--backend openai)")
-    request_timeout: float = Field(120.0, gt=0, description="seconds before a request is retried (--backend openai)")
+    request_timeout: float = Field(600.0, gt=0, description="seconds before a request is retried (--backend openai; "
+                                   "a server that answers one request at a time queues the others: count their wait)")
     max_retries: int = Field(4, ge=0, description="retries of a request on 429, 5xx, timeouts and dropped "
                              "connections, with exponential back-off (--backend openai)")
     cache: bool = Field(True, description="reuse responses cached on disk ($HARNESS_CACHE_DIR/openai), keyed by "

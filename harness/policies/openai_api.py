@@ -14,7 +14,10 @@ Robustness:
 
 * **retries** on 429 and 5xx (a ``Retry-After`` header is honoured) and on dropped or refused
   connections and timeouts, with exponential back-off and jitter, ``max_retries`` times;
-* **timeout** per request (``request_timeout`` seconds);
+* **timeout** per request (``request_timeout`` seconds, default 600 as in the ``openai`` client: a server
+  that answers one request at a time, such as llama.cpp's with one slot, queues the others, and a
+  timed-out request is sent again while the server still computes the first; measured here, 8
+  concurrent requests to a one-slot server on two loaded cores waited past 120 s);
 * **one-line errors** (:class:`ServerError`): a dead server, a URL that is not an OpenAI-compatible API, a
   model the server does not serve, or a request it refuses, each named with the URL and what failed;
 * **API key** from an environment variable (``--api-key-env``, default ``OPENAI_API_KEY``), sent as a
@@ -226,7 +229,7 @@ class OpenAIPolicy:
     """A :class:`~harness.environment.env.Policy` served over the OpenAI chat-completions API."""
 
     def __init__(self, model: str, base_url: str, *, api_key_env: str = DEFAULT_KEY_ENV, temperature: float = 0.0,
-                 top_p: float = 1.0, seed: int | None = 0, concurrency: int = 8, timeout: float = 120.0,
+                 top_p: float = 1.0, seed: int | None = 0, concurrency: int = 8, timeout: float = 600.0,
                  max_retries: int = 4, backoff: float = 0.5, cache: bool = True, cache_dir: Path | str | None = None,
                  check: bool = True):
         if not base_url:
@@ -431,7 +434,7 @@ def _run(coro):
 
 
 def load(model: str, base_url: str | None = None, temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
-         api_key_env: str = DEFAULT_KEY_ENV, concurrency: int = 8, request_timeout: float = 120.0,
+         api_key_env: str = DEFAULT_KEY_ENV, concurrency: int = 8, request_timeout: float = 600.0,
          max_retries: int = 4, cache: bool = True, **_: object) -> OpenAIPolicy:
     try:
         import httpx  # noqa: F401
