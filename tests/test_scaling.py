@@ -146,3 +146,52 @@ def test_slurm_array_of_two_workers_runs_a_micro_study_to_completion(data, slurm
     tasks = {json.loads(Path(t.user_attrs["run_dir"], "results.json").read_text())["machine"]["slurm_array_task_id"]
              for t in done}
     assert tasks <= {"0", "1"} and tasks
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_cancelled_array_task_s_trial_is_retried_by_the_other_task(data, slurm, postgres_url, tmp_path):
+    """``scancel`` one array task in the middle of its trial: its heartbeat stops, the other task marks the
+    trial failed once the grace period is past and runs its parameters again, and the study completes."""
+    import time
+
+    import optuna
+    from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
+
+    from harness.sweep.study import known_experimental
+
+    study = tmp_path / "study"
+    env = {**os.environ, "HARNESS_SWEEP_HEARTBEAT": "1", "HARNESS_SWEEP_GRACE": "5"}  # carried into the script
+    args = [sys.executable, "-m", "harness", "sweep", str(REPO / "ablations" / "micro_retry.yaml"), "--storage",
+            postgres_url, "--study-name", "slurm_kill", "--workers", "2", "--n-trials", "2", "-o", str(study),
+            "--max-steps", "4", "--eval-every", "2", "--eval-limit", "4", "--set", "num_generations=2",
+            "--set", "threads=1", "--print-slurm", "--slurm-cpus", "1"]
+    p = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=300, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "export HARNESS_SWEEP_HEARTBEAT=1" in p.stdout
+    script = tmp_path / "job.sh"
+    script.write_text(p.stdout)
+    job = slurm.sbatch(script)
+    victim, task, deadline = None, None, time.time() + 600
+    while victim is None and time.time() < deadline:   # a running trial whose training has written its record
+        for t in optuna.load_study(study_name="slurm_kill", storage=postgres_url).trials:
+            record = Path(t.user_attrs.get("run_dir") or "/nonexistent") / "results.json"
+            if t.state.name == "RUNNING" and record.is_file():
+                try:
+                    task = json.loads(record.read_text())["machine"]["slurm_array_task_id"]
+                except (ValueError, KeyError):
+                    continue
+                victim = t
+                break
+        time.sleep(0.5)
+    assert victim is not None, "no running trial to cancel"
+    subprocess.run(["scancel", f"{job}_{task}"], env=slurm.env, check=True)   # the task running it
+    slurm.wait(job, timeout=1500)
+    trials = optuna.load_study(study_name="slurm_kill", storage=postgres_url).trials
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(failed) == 1 and len(done) == 2, [(t.number, t.state.name) for t in trials]
+    with known_experimental():
+        retried = [t for t in done if Retry.retried_trial_number(t) == failed[0].number]
+    assert retried and retried[0].params == failed[0].params

@@ -424,9 +424,11 @@ def _transport(e: BaseException) -> str:
 def _run(coro):
     """Run a coroutine to completion from synchronous code (a new event loop; also inside a running one)."""
     try:
-        asyncio.get_running_loop()
+        running = asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        running = None
+    if running is None:
+        return asyncio.run(coro)  # (outside the except clause: a failure is not chained to "no running loop")
     import concurrent.futures
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
