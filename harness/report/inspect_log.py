@@ -220,7 +220,6 @@ def export_inspect(run_dir: Path | str, output: Path | str, *, policy: str | Non
         from inspect_ai.log import write_eval_log
     except ImportError:
         raise ConfigError("--format inspect needs inspect_ai: pip install 'retry-harness[inspect]'") from None
-    from harness.core.errors import DataError as _DataError
     from harness.core.io import slug
     from harness.core.record import read_record
 
@@ -233,7 +232,7 @@ def export_inspect(run_dir: Path | str, output: Path | str, *, policy: str | Non
         raise ConfigError(f"{run_dir}: no episodes of that policy/noise (it holds: {listed})")
     try:
         record = read_record(run_dir)
-    except _DataError:
+    except DataError:
         record = None  # a killed run has episodes but no record yet: exported without the run's metrics
     single = output.suffix in (".eval", ".json")
     if single and len(chosen) > 1:
