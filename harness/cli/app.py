@@ -364,6 +364,15 @@ def sweep(
                                    "(checked with the ablation before any trial runs)."),
     trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help="Seconds before a trial is failed."),
     report: bool = typer.Option(True, "--report/--no-report"),
+    gpus_per_trial: Optional[int] = typer.Option(None, "--gpus-per-trial", min=1, help="Give each worker its own G "
+                                                 "GPUs (CUDA_VISIBLE_DEVICES): never two trials on one GPU."),
+    print_slurm: bool = typer.Option(False, "--print-slurm", help="Print a Slurm job array (one task per --workers, "
+                                     "each a worker of the study in --storage, PostgreSQL) instead of running; "
+                                     "the study is created first. Submit it: ... --print-slurm > job.sh; "
+                                     "sbatch job.sh"),
+    slurm_cpus: int = typer.Option(2, "--slurm-cpus", help="With --print-slurm: CPUs per array task."),
+    slurm_time: Optional[str] = typer.Option(None, "--slurm-time", help="With --print-slurm: time limit per task."),
+    slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition", help="With --print-slurm: partition."),
 ) -> None:
     """Run (or resume) an Optuna ablation study whose trials are short harness train runs."""
     from harness.cli.reports import report_study
@@ -372,10 +381,18 @@ def sweep(
     ov = {k: v for k, v in (("model", model), ("max_steps", max_steps), ("eval_every", eval_every),
                             ("eval_limit", eval_limit)) if v is not None}
     ov.update(_overrides(set_))
+    if print_slurm:
+        from harness.sweep.slurm import slurm_job
+
+        typer.echo(slurm_job(str(ablation), storage=storage, study_name=study_name,
+                             study_dir=str(output_dir) if output_dir else None, workers=workers, n_trials=n_trials,
+                             overrides=ov, trial_timeout=trial_timeout, gpus_per_trial=gpus_per_trial,
+                             cpus=slurm_cpus, time_limit=slurm_time, partition=slurm_partition), nl=False)
+        return
     try:
         summary = run_sweep(str(ablation), n_trials=n_trials, storage=storage, study_name=study_name, workers=workers,
                             output_dir=str(output_dir) if output_dir else None, overrides=ov,
-                            trial_timeout=trial_timeout)
+                            trial_timeout=trial_timeout, gpus_per_trial=gpus_per_trial)
     except NoTrialCompleted as e:  # the study ran but nothing completed: a failed sweep, not bad input
         if report:
             report_study(e.summary)
@@ -514,7 +531,7 @@ def _register_optional_commands() -> None:
     import importlib
 
     for module, name in (("harness.cli.train", "train"), ("harness.cli.lmeval", "lmeval"),
-                         ("harness.cli.micro", "micro")):
+                         ("harness.cli.micro", "micro"), ("harness.cli.export", "export")):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:

@@ -132,6 +132,9 @@ class RunRecord(_Part):
     started_at: str | None = None
     finished_at: str | None = None
     status: Status
+    #: Token usage of served backends (``--backend openai``), per policy and ``llm_judge``: prompt and
+    #: completion tokens over the episodes, requests and cached responses, and what this process sent.
+    usage: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: The family of every accuracy interval in the record (``accuracy_ci_low/high``, the peak's).
     interval: Interval = "wilson"
     # ------------------------------------------------------------------ training runs only

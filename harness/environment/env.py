@@ -51,6 +51,8 @@ class Generation:
     training also returns the turn's token ``ids`` (the end-of-turn token included when sampled), the
     sampling ``logprobs`` of those ids, whether the last id is the end-of-turn token (``eos``) and
     whether the turn ended on it or on a stop string (``finished``; False: cut by ``max_new_tokens``).
+    A served backend also returns the server's token ``usage`` of the turn (``prompt_tokens``,
+    ``completion_tokens``, ``requests``, ``cached``), which the environment adds to the episode's.
     """
 
     text: str
@@ -59,6 +61,7 @@ class Generation:
     logprobs: list[float] | None = None
     eos: bool = False
     finished: bool = True
+    usage: dict[str, int] | None = None
 
 
 class Policy(Protocol):
@@ -219,6 +222,8 @@ class Environment:
             turn = Turn(text=text, n_tokens=gen.n_tokens, action=action)
             ep.turns.append(turn)
             ep.messages.append({"role": "assistant", "content": text})
+            if gen.usage:
+                ep.add_usage(gen.usage)
             if action.kind == "answer":
                 ep.end_reason = "answer"
             elif action.kind == "none":

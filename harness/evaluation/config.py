@@ -27,7 +27,9 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     #: Options that may change between a run and its --resume (they do not change any episode).
     RESUME_FREE: ClassVar[frozenset[str]] = frozenset({"resume", "report", "output_dir", "eval_limit", "batch_size",
-                                                       "data_dir", "noise_levels"})
+                                                       "data_dir", "noise_levels", "base_url", "judge_base_url",
+                                                       "api_key_env", "concurrency", "request_timeout",
+                                                       "max_retries", "cache"})
 
     task: str = Field("apollo3", description="task name (a folder under tasks/) or path to a task.yaml",
                       json_schema_extra=cli("--task", "-t"))
@@ -35,8 +37,8 @@ class RunConfig(BaseModel):
                               "scripted policy (closed-book, one-search, oracle-retry), or an lm-eval model type. "
                               "Default: the reference policies",
                               json_schema_extra=cli("--model", "-m"))
-    backend: str | None = Field(None, description="scripted | hf | vllm | lm-eval (inferred from --model if unset)",
-                                json_schema_extra=cli("--backend", "-b"))
+    backend: str | None = Field(None, description="scripted | hf | vllm | lm-eval | openai (inferred from --model "
+                                "if unset; openai when --base-url is given)", json_schema_extra=cli("--backend", "-b"))
     model_args: str = Field("", description="lm-eval style 'k=v,k=v' arguments for --backend lm-eval")
     split: str = Field("test", description="test (the paper's 32), train (286) or all (318)")
     noise_levels: list[Annotated[float, Field(ge=0, le=1)]] | None = Field(
@@ -60,7 +62,21 @@ class RunConfig(BaseModel):
                                                     "'retry=0,format=1' (a {name: weight} mapping in files)")
     llm_judge: str | None = Field(None, description="also grade answers with this model (Yes/No prompt); "
                                   "verdicts and agreement are stored")
-    llm_judge_backend: str | None = Field(None, description="backend of --llm-judge (inferred if unset)")
+    llm_judge_backend: str | None = Field(None, description="backend of --llm-judge (inferred if unset; openai when "
+                                          "--judge-base-url is given)")
+    base_url: str | None = Field(None, description="--backend openai: the server's OpenAI-compatible API, e.g. "
+                                 "http://127.0.0.1:8000/v1")
+    judge_base_url: str | None = Field(None, description="the OpenAI-compatible API serving --llm-judge")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key of --base-url "
+                             "and --judge-base-url (the key itself is never written anywhere)")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling (--backend openai)")
+    concurrency: int = Field(8, ge=1, description="requests in flight at once (--backend openai)")
+    request_timeout: float = Field(600.0, gt=0, description="seconds before a request is retried (--backend openai; "
+                                   "a server that answers one request at a time queues the others: count their wait)")
+    max_retries: int = Field(4, ge=0, description="retries of a request on 429, 5xx, timeouts and dropped "
+                             "connections, with exponential back-off (--backend openai)")
+    cache: bool = Field(True, description="reuse responses cached on disk ($HARNESS_CACHE_DIR/openai), keyed by "
+                        "the full request; --no-cache neither reads nor writes it (--backend openai)")
     output_dir: str | None = Field(None, description="run directory (default: runs/TASK-MODEL-TIME)",
                                    json_schema_extra=cli("--output-dir", "-o"))
     data_dir: str | None = Field(None, description="folder with the task's data files (else $HARNESS_DATA_DIR, "

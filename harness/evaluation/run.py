@@ -89,11 +89,11 @@ class EvalRun:
         if cfg.model is None:
             self.policies = [(infer_backend(m), m) for m in self.task.reference_policies]
         else:
-            self.policies = [(cfg.backend or infer_backend(cfg.model), cfg.model)]
+            self.policies = [(cfg.backend or ("openai" if cfg.base_url else infer_backend(cfg.model)), cfg.model)]
         for backend, model in self.policies:  # a misspelt name fails here, before data, models or a directory
             check_model_name(model, backend)
         if cfg.llm_judge:
-            check_model_name(cfg.llm_judge, cfg.llm_judge_backend or infer_backend(cfg.llm_judge))
+            check_model_name(cfg.llm_judge, self._judge_backend())
         self.micro_scale = any(is_micro_scale(m) for b, m in self.policies if b != "scripted")
         label = cfg.model or "reference"
         self.out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(task_label(cfg.task), label)
@@ -110,6 +110,7 @@ class EvalRun:
         self.n_written = 0                  # episodes this process appended to samples.jsonl
         self._judge = None                  # the --llm-judge policy, loaded on first use
         self.timing = {"generate_s": 0.0, "env_s": 0.0, "turns": 0}
+        self.request_stats: dict[str, dict] = {}  # served backends: what this process sent, by policy
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -125,19 +126,26 @@ class EvalRun:
             self.done.setdefault(key, {})[row["qid"]] = Episode.from_dict(row, by_q[row["qid"]])
         self.life.write_config({"run": self.cfg.model_dump(), "task": self.task.model_dump()})
 
-    def _policy(self, backend: str, model: str):
+    def _policy(self, backend: str, model: str, base_url: str | None = None):
         from harness.policies import load_policy
 
-        max_turns = self.cfg.max_turns or self.task.protocol.max_turns
-        return load_policy(backend, model, corpus=self.data.corpus, max_turns=max_turns, model_args=self.cfg.model_args,
-                           temperature=self.cfg.temperature, seed=self.cfg.seed, batch_size=self.cfg.batch_size)
+        c = self.cfg
+        max_turns = c.max_turns or self.task.protocol.max_turns
+        return load_policy(backend, model, corpus=self.data.corpus, max_turns=max_turns, model_args=c.model_args,
+                           temperature=c.temperature, seed=c.seed, batch_size=c.batch_size,
+                           base_url=base_url or c.base_url, top_p=c.top_p, api_key_env=c.api_key_env,
+                           concurrency=c.concurrency, request_timeout=c.request_timeout, max_retries=c.max_retries,
+                           cache=c.cache)
+
+    def _judge_backend(self) -> str:
+        from harness.policies import infer_backend
+
+        c = self.cfg
+        return c.llm_judge_backend or ("openai" if c.judge_base_url else infer_backend(c.llm_judge))
 
     def _judge_policy(self):
         if self._judge is None:
-            from harness.policies import infer_backend
-
-            name = self.cfg.llm_judge
-            self._judge = self._policy(self.cfg.llm_judge_backend or infer_backend(name), name)
+            self._judge = self._policy(self._judge_backend(), self.cfg.llm_judge, base_url=self.cfg.judge_base_url)
         return self._judge
 
     def _env(self, noise: NoiseConfig):
@@ -183,6 +191,8 @@ class EvalRun:
                         if todo:
                             policy = policy or self._policy(backend, model)
                             self._rollout(policy, model, noise, todo, have, sink)
+                        if hasattr(policy, "stats"):
+                            self.request_stats[model] = policy.stats.to_dict()
                         eps = [have[q.qid] for q in self.questions if q.qid in have]
                         metrics = compute_metrics(eps)
                         if self.cfg.llm_judge:
@@ -229,7 +239,15 @@ class EvalRun:
                       **(describe(self.retriever) if self.retriever is not None else {})}, seed=self.cfg.seed,
             versions=package_versions(), git_hash=git_hash(), machine=machine_info(),
             timing={**self.timing, "wall_s": wall, "env_fraction": self.timing["env_s"] / total if total else None},
-            started_at=started, finished_at=now(), status=status)
+            started_at=started, finished_at=now(), status=status, usage=self._usage())
+
+    def _usage(self) -> dict[str, dict]:
+        from harness.evaluation.usage import usage_by_policy
+
+        stats = dict(self.request_stats)
+        if self._judge is not None and hasattr(self._judge, "stats"):
+            stats["llm_judge"] = self._judge.stats.to_dict()
+        return usage_by_policy(self.done, stats)
 
     @property
     def title(self) -> str:

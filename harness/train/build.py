@@ -35,6 +35,7 @@ def grpo_config(cfg: TrainConfig, r: ResolvedTrain, out: Path):
 
     cuda = torch.cuda.is_available()
     weights = r.weights.active()
+    report_to = cfg.report_to or "none"   # TRL logs every step there too (harness.train.reporting)
     return GRPOConfig(
         output_dir=str(out / "checkpoints"), max_steps=cfg.max_steps, seed=cfg.seed, use_cpu=not cuda,
         bf16=cuda and torch.cuda.is_bf16_supported(),
@@ -46,7 +47,8 @@ def grpo_config(cfg: TrainConfig, r: ResolvedTrain, out: Path):
         max_grad_norm=cfg.max_grad_norm,
         loss_type=cfg.loss_type, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0,
         reward_weights=list(weights.values()), logging_steps=1, save_strategy="steps",
-        save_steps=r.save_every, save_total_limit=2, report_to="none", disable_tqdm=True, log_level="warning",
+        save_steps=r.save_every, save_total_limit=2, report_to=report_to, run_name=out.name, disable_tqdm=True,
+        log_level="warning",
         remove_unused_columns=False, dataloader_num_workers=0,
     )
 

@@ -46,6 +46,8 @@ class RunHooks(Protocol):
 
     def add_timing(self, stats: dict) -> None: ...
 
+    def report_eval(self, step: int) -> None: ...
+
     def elapsed(self) -> float: ...
 
 
@@ -85,6 +87,7 @@ class HarnessCallback(TrainerCallback):
             else:
                 self.pending_eval = self.run.evaluate(model, step)
                 stop = self.run.after_eval(model, step, self.pending_eval)
+                self.run.report_eval(step)   # --report-to: TensorBoard, W&B, MLflow
                 if stop is not None and step < cfg.max_steps:
                     self.run.status = stop
                     control.should_save = True  # a resumed run replays the curve to the same decision

@@ -55,7 +55,8 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     #: Options that may differ on --resume without changing the curve's prefix.
     RESUME_FREE: ClassVar[frozenset[str]] = frozenset({"resume", "report", "output_dir", "data_dir", "max_steps",
-                                                       "stop_after", "threads", "eval_batch_size", "save_every"})
+                                                       "stop_after", "threads", "eval_batch_size", "save_every",
+                                                       "report_to"})
 
     task: str = Field("apollo3", description="task name (a folder under tasks/) or path to a task.yaml",
                       json_schema_extra=cli("--task", "-t"))
@@ -132,6 +133,16 @@ class TrainConfig(BaseModel):
                                  "one (status stopped_patience)")
     keep_peak: bool = Field(True, description="keep the best eval's model in RUN_DIR/peak/ (LoRA merged, tokenizer "
                             "included) with peak.json")
+    report_to: list[str] | None = Field(None, description="also log TRL's steps and the harness's evals to "
+                                        "tensorboard, wandb and/or mlflow (comma-separated; none: only curve.csv)")
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _report_to(cls, v):
+        from harness.train.reporting import report_targets
+
+        v = split_commas(v)
+        return None if v is None else report_targets([str(x) for x in v])
 
     _weights = field_validator("reward_weights", mode="before")(weights_field)
     _modes = field_validator("train_noise_modes", "eval_noise_modes", mode="before")(split_commas)

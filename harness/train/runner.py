@@ -142,6 +142,9 @@ class TrainRun:
         from harness.policies import check_model_name
 
         check_model_name(cfg.model, "hf")  # a typo fails here, before torch loads or a directory is made
+        from harness.train.reporting import check_installed
+
+        check_installed(cfg.report_to or [])   # so does a --report-to backend that is not installed
         self.out = (Path(cfg.output_dir) if cfg.output_dir
                     else default_output_dir("train", task_label(cfg.task), cfg.preset, cfg.model))
         self.life = RunLifecycle(self.out, section="train", noun="a training run", what="the curve",
@@ -269,12 +272,15 @@ class TrainRun:
         atomic_write_text(checkpoint / HARNESS_STATE, json.dumps(state, sort_keys=True) + "\n")
 
     def _build_trainer(self, start: int) -> None:
+        from harness.train import reporting
         from harness.train.build import make_trainer
         from harness.train.callbacks import HarnessCallback
 
+        reporting.prepare(self.cfg.report_to or [], self.out)
         self.callback = HarnessCallback(self, start_step=start)
         self.trainer = make_trainer(self.cfg, self.resolved, self.out, self.model_path, self.tokenizer,
                                     self.dataset, self.rollout, [self.callback, *self.extra_callbacks])
+        reporting.attach(self.trainer, self.cfg.report_to or [], self.out)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, model, step: int) -> dict:
@@ -315,6 +321,22 @@ class TrainRun:
             return STOP_STATUS[decision.action]
         return None
 
+    def report_eval(self, step: int) -> None:
+        """Send the eval of ``step`` to the --report-to backends (harness.train.reporting), with the peak so
+        far and whether the online collapse detector fires at it (whether or not it stops the run)."""
+        if not self.cfg.report_to or self.trainer is None or not self.last_metrics:
+            return
+        from harness.stats.detect import collapse_evidence
+        from harness.train.reporting import eval_logs, send
+
+        d, points = self.detector.decision, self.detector.points
+        peak = d.peak if d is not None else None
+        alarm = bool(peak is not None and len(points) > 1
+                     and collapse_evidence(points, len(points) - 1, peak, self.detector.config))
+        send(self.trainer, eval_logs(self.last_metrics, peak_step=peak.step if peak else None,
+                                     peak_accuracy=peak.accuracy if peak else None,
+                                     new_peak=peak is not None and peak.step == step, collapse_alarm=alarm))
+
     # ------------------------------------------------------------------ run
     def run(self) -> dict:
         try:
@@ -333,6 +355,7 @@ class TrainRun:
                 metrics = self.evaluate(self.trainer.model, 0)
                 self.curve.upsert(0, {**metrics, "wall_time": self.elapsed()})
                 self.after_eval(self.trainer.model, 0, metrics)
+                self.report_eval(0)
             if self.detector.stop_step is not None and self.start_step < self.cfg.max_steps:
                 self.status = STOP_STATUS[self.detector.decision.action]
                 log.warning("--resume: the run was stopped at step %s (%s); nothing to train",
