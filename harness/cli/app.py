@@ -117,7 +117,7 @@ def data_stats(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
     t = load_task(task)
     d = load_task_data(t, data_dir)
     out = {"chunks": len(d.corpus), "questions": len(d.questions),
-           "splits": {s: len(d.split(s)) for s in ("train", "test", "all")},
+           "splits": {s: len(d.split(s)) for s in ("train", "dev", "test", "all")},
            "paraphrased_chunks": len(d.corpus.paraphrases or {}),
            "gold_chunks_per_question": {str(n): sum(len(q.gold_chunk_ids) == n for q in d.questions)
                                         for n in sorted({len(q.gold_chunk_ids) for q in d.questions})},
@@ -131,7 +131,7 @@ def data_stats(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
         typer.echo(json.dumps(out, indent=2))
         return
     typer.echo(f"task {t.name} v{t.version}: {out['chunks']} chunks, {out['questions']} questions "
-               f"(train {out['splits']['train']}, test {out['splits']['test']}); "
+               f"(train {out['splits']['train']}, dev {out['splits']['dev']}, test {out['splits']['test']}); "
                f"{out['paraphrased_chunks']} chunks have paraphrases")
     typer.echo(f"gold chunks per question: {out['gold_chunks_per_question']}")
     typer.echo(f"recall of the gold chunk, all {len(qs)} questions, question text as query:")

@@ -38,7 +38,8 @@ class RunConfig(BaseModel):
     backend: str | None = Field(None, description="scripted | hf | vllm | lm-eval (inferred from --model if unset)",
                                 json_schema_extra=cli("--backend", "-b"))
     model_args: str = Field("", description="lm-eval style 'k=v,k=v' arguments for --backend lm-eval")
-    split: str = Field("test", description="test (the paper's 32), train (286) or all (318)")
+    split: str = Field("test", description="test (the paper's 32), dev (32 carved from the training questions, "
+                       "what training selects on), train (the 254 training sees), train+dev (286) or all (318)")
     noise_levels: list[Annotated[float, Field(ge=0, le=1)]] | None = Field(
         None, description="noise level(s) in [0,1], comma-separated: '0,0.5' (default: the task's)",
         json_schema_extra=cli("--noise"))

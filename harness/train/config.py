@@ -41,7 +41,7 @@ from harness.scoring.rewards import check_task_weights, check_weights
 log = logging.getLogger(__name__)
 
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
-SPLITS = ("train", "test", "all")
+SPLITS = ("test", "dev", "train", "train+dev", "all")
 
 
 class TrainConfig(BaseModel):
