@@ -54,7 +54,8 @@ def test_data_prepare_verifies_and_builds_the_indexes(prepared, data):
 
 def test_data_stats_prints_the_known_sizes_and_recalls(prepared, data):
     out = harness("data", "stats")
-    assert out.startswith(f"task apollo3 v{data.task.version}: 341 chunks, 318 questions (train 254, dev 32, test 32); ")
+    assert out.startswith(f"task apollo3 v{data.task.version}: 341 chunks, 318 questions "
+                          "(train 254, dev 32, test 32); ")
     assert f"; {len(data.corpus.paraphrases)} chunks have paraphrases" in out
     assert "recall of the gold chunk, all 318 questions, question text as query:" in out
     recall = {name: dict(re.findall(r"(@\d)=(\d\.\d{3})", line))

@@ -279,4 +279,5 @@ def test_questions_and_corpus_from_a_saved_datasets_dataset(tmp_path):
         load_task_data(swapped)
     from harness.cli.validate import validate_file
 
-    assert validate_file(tmp_path / "mytask" / "task.yaml") == "task; data: 5 chunks, 20 questions, test 2, dev 2, train 16"
+    assert validate_file(tmp_path / "mytask" / "task.yaml") == \
+        "task; data: 5 chunks, 20 questions, test 2, dev 2, train 16"

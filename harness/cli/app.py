@@ -302,15 +302,30 @@ def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to c
         if as_json:
             typer.echo(json.dumps(study_summary(url, study_name), indent=2, default=str))
             return
-        path = write_study_report(run_dirs[0], storage=url, study_name=study_name, output=output,
-                                  figures_dir=figures_dir, fmt=fmt)
-    else:
-        from harness.report.run_report import write_report
+        from harness.report.study import collect
 
+        data = collect(url, study_name)
+        _print_protocol(data.protocol, "trials")
+        path = write_study_report(run_dirs[0], storage=url, study_name=study_name, output=output,
+                                  figures_dir=figures_dir, fmt=fmt, data=data)
+    else:
+        from harness.report.run_report import load_runs, run_protocol_differences, write_report
+
+        if len(run_dirs) > 1:
+            _print_protocol(run_protocol_differences(load_runs(list(run_dirs))), "runs")
         path = write_report(list(run_dirs), output=output, title=title, figures_dir=figures_dir, fmt=fmt)
     if figures_dir is not None:
         typer.echo(f"figures written: {figures_dir} ({fmt})")
     typer.echo(f"report written: {path}")
+
+
+def _print_protocol(lines: list[str], what: str) -> None:
+    """Before anything is compared: each protocol field that differs between the runs (or trials)."""
+    if not lines:
+        return
+    typer.secho(f"these {what} differ in their protocol; comparisons between them cross it:", fg=typer.colors.YELLOW)
+    for line in lines:
+        typer.echo(f"  protocol differs: {line}")
 
 
 @app.command()
@@ -495,8 +510,8 @@ def _register_optional_commands() -> None:
     """Commands that live in their own modules (light imports only at module level)."""
     import importlib
 
-    for module, name in (("harness.cli.train", "train"), ("harness.cli.lmeval", "lmeval"),
-                         ("harness.cli.micro", "micro")):
+    for module, name in (("harness.cli.train", "train"), ("harness.cli.rescore", "rescore"),
+                         ("harness.cli.lmeval", "lmeval"), ("harness.cli.micro", "micro")):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:

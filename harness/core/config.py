@@ -171,8 +171,9 @@ class DevSplit(_Strict):
     unless the task's ``process_data`` hook sets ``dev_lines``).
 
     ``size``: questions in dev (None: as many as the test split), at most a quarter of the training
-    questions (a task whose hook keeps ten questions gets a dev split of two); ``seed``: the permutation's seed; ``expected_lines``: the positions the draw must
-    reproduce (checked at load, like ``paper.expected_test_lines``).
+    questions (a task whose hook keeps ten questions gets a dev split of two); ``seed``: the permutation's
+    seed; ``expected_lines``: the positions the draw must reproduce (checked at load, like
+    ``paper.expected_test_lines``).
     """
 
     size: int | None = Field(None, ge=1)

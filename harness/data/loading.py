@@ -311,7 +311,7 @@ def dev_lines(train: list[int], size: int, seed: int = 42) -> list[int]:
     ``np.random.default_rng(seed).permutation(len(train))`` and takes the first ``size``.
 
     >>> dev_lines(list(range(10, 20)), 3)
-    [11, 14, 15]
+    [10, 15, 16]
     """
     perm = np.random.default_rng(seed).permutation(len(train))
     return sorted(int(train[i]) for i in perm[:size])

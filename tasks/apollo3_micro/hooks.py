@@ -303,13 +303,21 @@ class MicroEnvironment(Environment):
     def new_episode(self, q: Question) -> Episode:
         nonce = self._nonce[q.qid]
         self._nonce[q.qid] += 1
-        code = code_for(self.tool.seed, q.qid, nonce)
-        fact = self.facts.get(q.qid)
-        # the gold passage of this episode is the marked window it shows (what em_chunk looks for)
-        shown = (_window(fact.marked(code), set(fact.keywords)),) if fact is not None else q.supporting_paragraphs
-        ep = super().new_episode(dataclasses.replace(q, answer=code, supporting_paragraphs=shown))
+        ep = super().new_episode(self._played(q, self.tool.seed, nonce))
         ep.noise["episode"] = nonce
         return ep
+
+    def _played(self, q: Question, seed: int, nonce: int) -> Question:
+        """``q`` with the value of its ``nonce``-th episode under ``seed``; its gold passage is the marked
+        window that episode shows (what em_chunk looks for)."""
+        code = code_for(seed, q.qid, nonce)
+        fact = self.facts.get(q.qid)
+        shown = (_window(fact.marked(code), set(fact.keywords)),) if fact is not None else q.supporting_paragraphs
+        return dataclasses.replace(q, answer=code, supporting_paragraphs=shown)
+
+    def episode_question(self, q: Question, noise: dict) -> Question:
+        """The question of a recorded episode: its value re-drawn from the seed and episode count it recorded."""
+        return self._played(q, int(noise.get("seed", self.tool.seed)), int(noise.get("episode", 0)))
 
     def resolve_action(self, ep: Episode, action: Action) -> Action:
         """Expand the micro protocol's references (see :func:`expand_query` and :func:`resolve_answer`)."""
