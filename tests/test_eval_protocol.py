@@ -62,8 +62,8 @@ def test_report_prints_protocol_differences_before_comparing(data, tmp_path):
     invoke(*base, "-k", "5", "-K", "2", "-o", str(tmp_path / "k5"))
     a, b = (read_record(tmp_path / d).comparability for d in ("k3", "k5"))
     assert a.data == {t: v["sha256"] for t, v in data.task.data.loaded.items()}
-    assert (a.split, a.split_lines, a.retriever, a.k, a.samples) == ("test", sorted(q.line for q in
-                                                                                   data.split("test")[:4]), "bm25", 3, 1)
+    lines = sorted(q.line for q in data.split("test")[:4])
+    assert (a.split, a.split_lines, a.retriever, a.k, a.samples) == ("test", lines, "bm25", 3, 1)
     assert [f for f, _, _ in a.differences(b)] == ["k", "samples"]
     out = invoke("report", str(tmp_path / "k3"), str(tmp_path / "k5"), "-o", str(tmp_path / "r.html"))
     lines = out.splitlines()
@@ -86,7 +86,8 @@ def test_report_prints_protocol_differences_before_comparing(data, tmp_path):
                                          ("apollo3_micro", ["--limit", "8"])])
 def test_rescore_with_nothing_changed_reproduces_the_record_byte_for_byte(data, tmp_path, task_name, extra):
     run, new = tmp_path / "run", tmp_path / "new"
-    invoke("run", "--task", task_name, "--model", "oracle-retry", "--noise", "0.5", *extra, "-o", str(run), "--no-report")
+    invoke("run", "--task", task_name, "--model", "oracle-retry", "--noise", "0.5", *extra, "-o", str(run),
+           "--no-report")
     invoke("rescore", str(run), "-o", str(new), "--no-report")
     old = read_record(run)
     fixed = read_record(new).model_copy(update={f: getattr(old, f) for f in ("timing", "started_at", "finished_at")})
