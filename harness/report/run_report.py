@@ -162,6 +162,13 @@ def _noise(run: Run) -> str:
     return shown + (f" ({'+'.join(map(str, modes))})" if modes else "")
 
 
+def _split(f: dict) -> str | None:
+    """The split an evaluation ran on; a training run's ``selected on → reported`` splits."""
+    if "selection_split" in f:
+        return f"selected on {f['selection_split']} → reported {f.get('eval_split', 'test')}"
+    return f.get("split", f.get("eval_split"))
+
+
 def _runs_section(runs: list[Run]) -> list[str]:
     keys = differing(runs)
     parts = []
@@ -172,7 +179,7 @@ def _runs_section(runs: list[Run]) -> list[str]:
     for run in runs:
         f = facts(run)
         rows.append([run.label, run.kind, describe(run.record.task.model_dump()) if run.record else "—",
-                     _policies(run), _noise(run), f.get("split", f.get("eval_split")), f.get("seed"), run.status,
+                     _policies(run), _noise(run), _split(f), f.get("seed"), run.status,
                      str(run.path)]
                     + [f.get(k) for k in keys if k != "seed"])
     header = ["run", "kind", "task", "policies / model", "noise", "split", "seed", "status", "directory"]
