@@ -117,7 +117,7 @@ def data_stats(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
     t = load_task(task)
     d = load_task_data(t, data_dir)
     out = {"chunks": len(d.corpus), "questions": len(d.questions),
-           "splits": {s: len(d.split(s)) for s in ("train", "test", "all")},
+           "splits": {s: len(d.split(s)) for s in ("train", "dev", "test", "all")},
            "paraphrased_chunks": len(d.corpus.paraphrases or {}),
            "gold_chunks_per_question": {str(n): sum(len(q.gold_chunk_ids) == n for q in d.questions)
                                         for n in sorted({len(q.gold_chunk_ids) for q in d.questions})},
@@ -131,7 +131,7 @@ def data_stats(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
         typer.echo(json.dumps(out, indent=2))
         return
     typer.echo(f"task {t.name} v{t.version}: {out['chunks']} chunks, {out['questions']} questions "
-               f"(train {out['splits']['train']}, test {out['splits']['test']}); "
+               f"(train {out['splits']['train']}, dev {out['splits']['dev']}, test {out['splits']['test']}); "
                f"{out['paraphrased_chunks']} chunks have paraphrases")
     typer.echo(f"gold chunks per question: {out['gold_chunks_per_question']}")
     typer.echo(f"recall of the gold chunk, all {len(qs)} questions, question text as query:")
@@ -303,15 +303,30 @@ def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to c
         if as_json:
             typer.echo(json.dumps(study_summary(url, study_name), indent=2, default=str))
             return
-        path = write_study_report(run_dirs[0], storage=url, study_name=study_name, output=output,
-                                  figures_dir=figures_dir, fmt=fmt)
-    else:
-        from harness.report.run_report import write_report
+        from harness.report.study import collect
 
+        data = collect(url, study_name)
+        _print_protocol(data.protocol, "trials")
+        path = write_study_report(run_dirs[0], storage=url, study_name=study_name, output=output,
+                                  figures_dir=figures_dir, fmt=fmt, data=data)
+    else:
+        from harness.report.run_report import load_runs, run_protocol_differences, write_report
+
+        if len(run_dirs) > 1:
+            _print_protocol(run_protocol_differences(load_runs(list(run_dirs))), "runs")
         path = write_report(list(run_dirs), output=output, title=title, figures_dir=figures_dir, fmt=fmt)
     if figures_dir is not None:
         typer.echo(f"figures written: {figures_dir} ({fmt})")
     typer.echo(f"report written: {path}")
+
+
+def _print_protocol(lines: list[str], what: str) -> None:
+    """Before anything is compared: each protocol field that differs between the runs (or trials)."""
+    if not lines:
+        return
+    typer.secho(f"these {what} differ in their protocol; comparisons between them cross it:", fg=typer.colors.YELLOW)
+    for line in lines:
+        typer.echo(f"  protocol differs: {line}")
 
 
 @app.command()
@@ -530,8 +545,9 @@ def _register_optional_commands() -> None:
     """Commands that live in their own modules (light imports only at module level)."""
     import importlib
 
-    for module, name in (("harness.cli.train", "train"), ("harness.cli.lmeval", "lmeval"),
-                         ("harness.cli.micro", "micro"), ("harness.cli.export", "export")):
+    for module, name in (("harness.cli.train", "train"), ("harness.cli.rescore", "rescore"),
+                         ("harness.cli.lmeval", "lmeval"), ("harness.cli.micro", "micro"),
+                         ("harness.cli.export", "export")):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:

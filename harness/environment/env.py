@@ -179,6 +179,13 @@ class Environment:
         return Episode(question=q, messages=messages,
                        noise={"level": n.level, "modes": list(n.modes), "seed": self.tool.seed})
 
+    def episode_question(self, q: Question, noise: dict) -> Question:
+        """The question as an episode recorded with ``noise`` (its ``samples.jsonl`` row's) was played: what
+        re-scoring a saved episode judges and rewards against. The base environment plays the question
+        as it is; a task's environment that changes it per episode (apollo3_micro's per-episode value)
+        rebuilds that episode's version from the record."""
+        return q
+
     def _gold_in(self, ep: Episode, result) -> bool:
         paras = ep.question.supporting_paragraphs
         if not paras or not paras[-1].strip():

@@ -2,7 +2,8 @@
 
 An :class:`Episode` keeps every message, each turn's parsed action, the search results with their
 chunk ids and noise events, whether the gold passage was shown, and why the episode ended. Rewards
-and metrics are pure functions of it; ``to_dict`` is the ``samples.jsonl`` row.
+and metrics are pure functions of it; ``to_dict`` is the ``samples.jsonl`` row (with ``sample``, the index
+of a question's sample, when it is not 0).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class Episode:
     noise: dict[str, Any] = field(default_factory=dict)
     #: Token usage a served backend reported, summed over the episode's turns (empty for local backends).
     usage: dict[str, int] = field(default_factory=dict)
+    #: Which of the question's K samples this is (``harness run --samples K``); 0 for a one-sample run.
+    sample: int = 0
 
     def add_usage(self, usage: dict[str, int]) -> None:
         """Add one turn's usage (``prompt_tokens``, ``completion_tokens``, ...) to the episode's.
@@ -161,7 +164,8 @@ class Episode:
         """Rebuild an episode from its ``samples.jsonl`` row (used to resume a run)."""
         return cls(question=question, messages=d["messages"], turns=[_turn_from_dict(t) for t in d["turns"]],
                    end_reason=d["end_reason"], error=d.get("error"), judge=d.get("judge"),
-                   rewards=d.get("rewards", {}), noise=d.get("noise", {}), usage=d.get("usage", {}))
+                   rewards=d.get("rewards", {}), noise=d.get("noise", {}), usage=d.get("usage", {}),
+                   sample=int(d.get("sample", 0)))
 
     def to_dict(self) -> dict[str, Any]:
         q = self.question
@@ -173,4 +177,6 @@ class Episode:
             "queries": self.queries, "gold_seen": self.gold_seen, "first_gold_search": self.first_gold_search,
             "n_generated_tokens": self.n_generated_tokens, "judge": self.judge, "rewards": self.rewards,
             "noise": self.noise, **({"usage": self.usage} if self.usage else {}),
+            # the sample index only where there are several: a one-sample run's rows are as they always were
+            **({"sample": self.sample} if self.sample else {}),
         }

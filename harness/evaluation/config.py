@@ -29,7 +29,7 @@ class RunConfig(BaseModel):
     RESUME_FREE: ClassVar[frozenset[str]] = frozenset({"resume", "report", "output_dir", "eval_limit", "batch_size",
                                                        "data_dir", "noise_levels", "base_url", "judge_base_url",
                                                        "api_key_env", "concurrency", "request_timeout",
-                                                       "max_retries", "cache"})
+                                                       "max_retries", "cache", "samples", "closed_book_ref"})
 
     task: str = Field("apollo3", description="task name (a folder under tasks/) or path to a task.yaml",
                       json_schema_extra=cli("--task", "-t"))
@@ -40,7 +40,8 @@ class RunConfig(BaseModel):
     backend: str | None = Field(None, description="scripted | hf | vllm | lm-eval | openai (inferred from --model "
                                 "if unset; openai when --base-url is given)", json_schema_extra=cli("--backend", "-b"))
     model_args: str = Field("", description="lm-eval style 'k=v,k=v' arguments for --backend lm-eval")
-    split: str = Field("test", description="test (the paper's 32), train (286) or all (318)")
+    split: str = Field("test", description="test (the paper's 32), dev (32 carved from the training questions, "
+                       "what training selects on), train (the 254 training sees), train+dev (286) or all (318)")
     noise_levels: list[Annotated[float, Field(ge=0, le=1)]] | None = Field(
         None, description="noise level(s) in [0,1], comma-separated: '0,0.5' (default: the task's)",
         json_schema_extra=cli("--noise"))
@@ -57,9 +58,14 @@ class RunConfig(BaseModel):
                                    json_schema_extra=cli("--eval-limit", "--limit"))
     seed: int = Field(0, description="seed of sampling and search noise")
     temperature: float = Field(0.0, ge=0.0, description="sampling temperature (0 = greedy)")
+    samples: int = Field(1, ge=1, description="samples per question: avg@k, pass@k and maj@k with intervals over "
+                         "questions (give a sampling model --temperature > 0; the scripted policies' samples differ "
+                         "only by their search noise)", json_schema_extra=cli("--samples", "-K"))
     batch_size: int = Field(64, ge=1, description="episodes rolled out together")
     reward_weights: dict[str, float] | None = Field(None, description="overrides of the task's weights, e.g. "
                                                     "'retry=0,format=1' (a {name: weight} mapping in files)")
+    judge: str | None = Field(None, description="answer judge rule (default: the task's): default, exact_match, "
+                              "f1, contains, number")
     llm_judge: str | None = Field(None, description="also grade answers with this model (Yes/No prompt); "
                                   "verdicts and agreement are stored")
     llm_judge_backend: str | None = Field(None, description="backend of --llm-judge (inferred if unset; openai when "
@@ -87,8 +93,18 @@ class RunConfig(BaseModel):
                                  "result format, retrieval and limits; see docs/reproduce.md); default: the task's")
     reward_semantics: SemanticsOverride = None
     stop_after_action: StopAfterActionOverride = None
+    closed_book_ref: str | None = Field(None, description="a run directory of the same model answering without "
+                                        "search: adds over_search (searched a question it answered closed-book) "
+                                        "and under_search (answered without searching one it could not)")
 
     _weights = field_validator("reward_weights", mode="before")(weights_field)
+
+    @field_validator("judge")
+    @classmethod
+    def _known_rule(cls, v: str | None) -> str | None:
+        from harness.core.config import JUDGE_RULES, one_of
+
+        return v if v is None else one_of(v, JUDGE_RULES, "judge rule")
 
     @field_validator("noise_levels", "noise_modes", mode="before")
     @classmethod

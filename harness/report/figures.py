@@ -181,6 +181,17 @@ def identical_groups(runs: Sequence[Any]) -> list[list[str]]:
     return [labels for labels in seen.values() if len(labels) > 1]
 
 
+def _reported_rows(run: Any) -> Any:
+    """The curve rows where the reported split was evaluated, when it is not the selection split; else None."""
+    curve, rec = run.curve, run.record
+    if curve is None or "test_accuracy" not in curve:
+        return None
+    if rec is not None and rec.peak is not None and rec.peak.optimistic:
+        return None
+    rows = curve[curve["test_accuracy"].notna()]
+    return rows if len(rows) else None
+
+
 def accuracy_by_step(runs: Sequence[Any]) -> Plot | None:
     """Accuracy by step per run: interval band (up to three runs), peak (star), collapse (dashed vertical),
     faults (triangles on the top edge); identical curves drawn slightly offset."""
@@ -208,6 +219,13 @@ def accuracy_by_step(runs: Sequence[Any]) -> Plot | None:
             plot.link(ax.scatter(xs, ys, color=col, marker=mark, s=26, edgecolor="#222", linewidth=0.5, zorder=3),
                       [f"{run.label}: step {int(s)}, accuracy {fmt(v)}" + (f" (n={int(k)})" if finite(k) else "")
                        for s, v, k in zip(rows["step"], ys, n)])
+            reported = _reported_rows(run)
+            if reported is not None:
+                xs_all += [s + shift for s in reported["step"]]
+                plot.link(ax.scatter([s + shift for s in reported["step"]], reported["test_accuracy"], marker="o", s=46,
+                                     facecolor="none", edgecolor=col, linewidth=1.3, zorder=3),
+                          [f"{run.label}: reported split at step {int(s)}, accuracy {fmt(v)}"
+                           for s, v in zip(reported["step"], reported["test_accuracy"])])
             if a.get("peak_step") is not None and a.get("peak_raw") is not None:
                 plot.link(ax.scatter([a["peak_step"] + shift], [a["peak_raw"]], color=col, marker="*", s=190,
                                      edgecolor="#222", linewidth=0.6, zorder=4),
@@ -224,8 +242,10 @@ def accuracy_by_step(runs: Sequence[Any]) -> Plot | None:
                           [f"{run.label}: {f.kind} at step {f.step}: {f.detail}" for f in faults])
             xs_all += xs + [float(f.step) for f in faults]
             handles.append(handle(col, mark, dash, run.label))
-        handles += [handle(GREY, "*", None, "peak", markersize=11),
+        handles += [handle(GREY, "*", None, "peak (selection split)", markersize=11),
                     handle(GREY, None, (6, 3), "collapse (dashed vertical)")]
+        if any(_reported_rows(r) is not None for _, r in curved):
+            handles.append(handle(GREY, "o", None, "reported split (test), where evaluated", markerfacecolor="none"))
         if any(r.faults for _, r in curved):
             handles.append(handle(GREY, "v", None, "fault (top edge; hover for details)"))
         pad = (max(xs_all) - min(xs_all)) * 0.02 or 0.5

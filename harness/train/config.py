@@ -41,7 +41,7 @@ from harness.scoring.rewards import check_task_weights, check_weights
 log = logging.getLogger(__name__)
 
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
-SPLITS = ("train", "test", "all")
+SPLITS = ("test", "dev", "train", "train+dev", "all")
 
 
 class TrainConfig(BaseModel):
@@ -77,8 +77,19 @@ class TrainConfig(BaseModel):
                                                "task's)", validation_alias=AliasChoices("eval_noise_modes",
                                                                                         "eval_noise_mode"),
                                                json_schema_extra=cli("--eval-noise-modes", "--eval-noise-mode"))
-    eval_split: str = Field("test", description="held-out split evaluated: test, train or all")
-    eval_limit: int | None = Field(None, ge=1, description="evaluate only the first N questions")
+    eval_split: str = Field("test", description="the reported split: test (the default), dev, train, train+dev or "
+                            "all; evaluated at each new best of the selection split and at the end")
+    selection_split: str = Field("dev", description="the split checkpoints are selected on: the peak and peak/, "
+                                 "--patience, --stop-on-collapse, sweep pruning and objectives read it (evaluated "
+                                 "every --eval-every steps). 'test' selects on the reported questions as the paper "
+                                 "did: an optimistic number")
+    eval_reported: Literal["best", "every"] = Field("best", description="when the reported split is evaluated: at "
+                                                    "each new best selection eval and at the end (best), or at every "
+                                                    "eval (every: to measure what selecting on it would gain)")
+    eval_samples: int = Field(1, ge=1, description="samples per question of every eval (avg@k, pass@k, maj@k; "
+                              "give --eval-temperature > 0)")
+    eval_temperature: float = Field(0.0, ge=0.0, description="sampling temperature of the evals (0 = greedy)")
+    eval_limit: int | None = Field(None, ge=1, description="evaluate only the first N questions of each split")
     eval_every: int = Field(25, ge=1, description="evaluate every N steps (and at step 0 and the last)")
     save_every: int | None = Field(None, ge=1, description="checkpoint every K steps (default: --eval-every)")
     max_steps: int = Field(300, ge=1, description="GRPO steps")
@@ -151,8 +162,9 @@ class TrainConfig(BaseModel):
     def _check(self) -> TrainConfig:
         if self.lr_scheduler not in SCHEDULERS:
             raise ValueError(f"unknown lr scheduler {self.lr_scheduler!r}; valid: {', '.join(SCHEDULERS)}")
-        if self.eval_split not in SPLITS:
-            raise ValueError(f"unknown eval split {self.eval_split!r}; valid: {', '.join(SPLITS)}")
+        for what, split in (("eval", self.eval_split), ("selection", self.selection_split)):
+            if split not in SPLITS:
+                raise ValueError(f"unknown {what} split {split!r}; valid: {', '.join(SPLITS)}")
         if self.warmup_ratio and self.warmup_steps:
             raise ValueError("give --warmup-steps or --warmup-ratio, not both")
         if self.stop_after is not None and self.stop_after > self.max_steps:

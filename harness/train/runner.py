@@ -3,8 +3,10 @@
 Run directory::
 
     config.json                 the TrainConfig and everything it resolved to (weights, noises, limits)
-    curve.csv                   one row per step; eval steps carry the held-out metrics (harness.train.curve)
-    eval_samples/step_NNNNN.jsonl   the held-out episodes of each eval step (Episode.to_dict rows)
+    curve.csv                   one row per step; eval steps carry the selection split's metrics and, where it
+                                was evaluated, the reported split's (test_*: harness.train.curve)
+    eval_samples/step_NNNNN.jsonl   the selection split's episodes of each eval step (Episode.to_dict rows)
+    eval_samples/reported/step_NNNNN.jsonl   the reported split's, where it was evaluated (another split only)
     checkpoints/checkpoint-N/   TRL/transformers checkpoints (model, optimiser, scheduler, RNG) plus
                                 harness_state.json (environment counters, fault streaks): --resume
     peak/                       the best eval's model as a HF folder, LoRA merged, with peak.json (harness.train.peak)
@@ -21,6 +23,14 @@ the curve is kept); ``failed`` (any other error, re-raised after results.json is
 --resume continues from the newest *complete* checkpoint (one a kill during saving left without its
 trainer state, optimiser, scheduler, RNG or harness state is set aside, and said so), with the curve,
 eval samples and faults cut to its step.
+
+The protocol (docs/detection.md, "Select on one split, report on another"): every ``--eval-every`` steps
+the selection split (``--selection-split``, default ``dev``, carved from the training questions) is
+evaluated, and only it decides: the peak and ``peak/``, ``--patience``, ``--stop-on-collapse``, and a
+sweep's pruning and objective. The reported split (``--eval-split``, default ``test``) is evaluated at
+each new best of the selection split and at the end (``--eval-reported every``: at every eval), so the
+headline is the reported split at the selected step, never the maximum of many noisy evals of the
+reported questions. ``--selection-split test`` is the paper's protocol, labelled optimistic.
 """
 
 from __future__ import annotations
@@ -37,11 +47,13 @@ from pathlib import Path
 from harness.core.config import load_task, task_label
 from harness.core.io import atomic_write_text
 from harness.core.record import (
+    OPTIMISTIC,
     Fault,
     Final,
     ModelRef,
     Peak,
     RunRecord,
+    SplitEval,
     Stopping,
     TaskRef,
     noise_key,
@@ -60,12 +72,14 @@ from harness.core.rundir import (
 )
 from harness.data.loading import load_task_data
 from harness.data.retrieval import describe
+from harness.environment.comparability import build_comparability
+from harness.environment.samples import sample_seed
 from harness.models.resolve import is_micro_scale
 from harness.scoring.metrics import compute_metrics
 from harness.scoring.rewards import score_episode
 from harness.stats.detect import OnlineDetector
 from harness.train.config import TrainConfig, resolve, with_task_defaults
-from harness.train.curve import CurveWriter, FaultMonitor, eval_columns
+from harness.train.curve import CurveWriter, FaultMonitor, eval_columns, reported_columns, reported_eval
 from harness.train.peak import PeakKeeper
 
 log = logging.getLogger(__name__)
@@ -156,21 +170,29 @@ class TrainRun:
         self.faults: list[Fault] = []
         self.stop_requested = False
         self.monitor = FaultMonitor(cfg.kl_alarm, cfg.zero_std_patience)
-        self.timing = {"generate_s": 0.0, "env_s": 0.0, "eval_s": 0.0}
+        #: eval_s = eval_selection_s + eval_reported_s: the reported split's evals are the protocol's added cost
+        self.timing = {"generate_s": 0.0, "env_s": 0.0, "eval_s": 0.0, "eval_selection_s": 0.0, "eval_reported_s": 0.0}
         self.last_metrics: dict = {}
         self._t0 = time.time()
         self._wall_offset = 0.0
         self.started: str | None = None
         self.curve = CurveWriter(self.out / CURVE)  # replaced by the resumed rows in setup()
         self.detector = OnlineDetector(patience=cfg.patience, collapse=cfg.stop_on_collapse)
+        #: The selection split is the reported one (the paper's protocol): its peak is optimistic.
+        self.optimistic = cfg.selection_split == cfg.eval_split
         self.peak = PeakKeeper(self.out, cfg.keep_peak, {
             "task": cfg.task, "source_model": cfg.model, "seed": cfg.seed, "micro_scale": is_micro_scale(cfg.model),
-            "eval_noise": self.resolved.eval_noise.model_dump(), "eval_split": cfg.eval_split})
+            "eval_noise": self.resolved.eval_noise.model_dump(), "eval_split": cfg.eval_split,
+            "selection_split": cfg.selection_split, "optimistic": self.optimistic,
+            **({"selection": OPTIMISTIC} if self.optimistic else {})})
+        #: The reported split's evals so far, by step (from the curve on resume).
+        self.reported: dict[int, SplitEval] = {}
         # built by setup(): data, environments, model path, tokenizer, rollout, trainer
         self.data = self.train_env = self.eval_env = self.tokenizer = self.dataset = self.rollout = None
         self.retriever = None
         self.train_questions: list = []
-        self.eval_questions: list = []
+        self.eval_questions: list = []        # the reported split
+        self.select_questions: list = []      # the selection split
         self.model_path: str | None = None
         self.checkpoint: Path | None = None
         self.start_step = 0
@@ -192,6 +214,7 @@ class TrainRun:
         self.eval_env = make_env(r, self.data, retriever, r.eval_noise, cfg.seed)
         self.train_questions = self.data.split("train")
         self.eval_questions = self.data.split(cfg.eval_split)[: cfg.eval_limit]
+        self.select_questions = self.data.split(cfg.selection_split)[: cfg.eval_limit]
         self.model_path = resolve_model_path(cfg.model, self.data.corpus)
         if cfg.warm_start:
             self.model_path = self._warm_start(self.model_path)
@@ -248,20 +271,23 @@ class TrainRun:
             self.train_env.load_state_dict(state.get("train_env", {}))
             self.eval_env.load_state_dict(state.get("eval_env", {}))
             self.monitor.load_state_dict(state.get("fault_monitor", {}))
-        for step in eval_steps(self.out):
-            if step > start:
-                eval_samples_path(self.out, step).unlink()
+        for reported in (False, True):
+            for step in eval_steps(self.out, reported):
+                if step > start:
+                    eval_samples_path(self.out, step, reported).unlink()
         evals = [r for r in self.curve.rows if isinstance(r.get("accuracy"), (int, float))]
         self.detector.replay((r["step"], r["accuracy"], self._eval_n(r)) for r in evals)
         self.peak.seed_from_curve(evals)
+        self.reported = {int(r["step"]): e for r in evals if (e := reported_eval(r, self.cfg.eval_split)) is not None}
         if self.cfg.resume:
             self.peak.reconcile(start, self.out / "checkpoints", self.model_path, self.tokenizer,
-                                self._eval_n(next((r for r in evals if r["step"] == self.peak.best_step), {})))
+                                self._eval_n(next((r for r in evals if r["step"] == self.peak.best_step), {})),
+                                self.reported.get(self.peak.best_step))
 
     def _eval_n(self, row: dict) -> int:
-        """Questions of an eval row (older curves lack the column: the eval split's size)."""
+        """Questions of an eval row (older curves lack the column: the selection split's size)."""
         n = row.get("n")
-        return int(n) if isinstance(n, (int, float)) and n >= 1 else len(self.eval_questions)
+        return int(n) if isinstance(n, (int, float)) and n >= 1 else len(self.select_questions)
 
     def save_state(self, checkpoint: Path, step: int) -> None:
         """The harness state a resume needs, into the checkpoint folder just saved (HarnessCallback.on_save)."""
@@ -284,38 +310,66 @@ class TrainRun:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, model, step: int) -> dict:
-        """The held-out split through the same code as ``harness run``: greedy, fixed seed and noise."""
+        """The selection split through the same code as ``harness run`` (fixed seed and noise; greedy unless
+        ``--eval-temperature``): the curve's metrics at ``step``."""
+        self.last_metrics = self._evaluate_split(model, step, self.select_questions, reported=False)
+        self._write_results()
+        return eval_columns(self.last_metrics)
+
+    def _evaluate_split(self, model, step: int, questions: list, *, reported: bool) -> dict:
+        """Play ``questions`` (``--eval-samples`` times each), score them, write their eval samples; the metrics."""
         from harness.core.results import JsonlAppender
         from harness.policies.hf import HFPolicy, SamplingConfig
 
         t0 = time.perf_counter()
+        cfg = self.cfg
         was_training = model.training
-        policy = HFPolicy(self.cfg.model, device=str(model.device), model=model, tokenizer=self.tokenizer,
-                          sampling=SamplingConfig(temperature=0.0, seed=self.cfg.seed),
-                          batch_size=self.cfg.eval_batch_size)
+        policy = HFPolicy(cfg.model, device=str(model.device), model=model, tokenizer=self.tokenizer,
+                          sampling=SamplingConfig(temperature=cfg.eval_temperature, seed=cfg.seed),
+                          batch_size=cfg.eval_batch_size)
+        episodes = []
         try:
-            episodes = self.eval_env.rollout(policy, self.eval_questions)
+            for s in range(cfg.eval_samples):
+                if cfg.eval_samples > 1:  # each sample its own noise and sampling stream (one sample: as always)
+                    self.eval_env.reseed(sample_seed(cfg.seed, s))
+                    policy.reseed(sample_seed(cfg.seed, s))
+                for ep in self.eval_env.rollout(policy, questions):
+                    ep.sample = s
+                    episodes.append(ep)
         finally:
+            self.eval_env.reseed(cfg.seed)
             model.train(was_training)
         for ep in episodes:
             ep.rewards = score_episode(ep, self.resolved.weights, self.resolved.semantics)
-        path = eval_samples_path(self.out, step)
+        path = eval_samples_path(self.out, step, reported)
         path.unlink(missing_ok=True)
         with JsonlAppender(path) as sink:
             for ep in episodes:
                 sink.write({**ep.to_dict(), "step": step})
-        self.last_metrics = compute_metrics(episodes)
-        self.timing["eval_s"] += time.perf_counter() - t0
-        self._write_results()
-        return eval_columns(self.last_metrics)
+        took = time.perf_counter() - t0
+        self.timing["eval_s"] += took
+        self.timing["eval_reported_s" if reported else "eval_selection_s"] += took
+        return compute_metrics(episodes)
 
     def after_eval(self, model, step: int, metrics: dict) -> str | None:
-        """Keep the model when this eval is the best so far; the stop status when a stopping rule fires."""
+        """Keep the model when this eval of the selection split is the best so far; evaluate the reported
+        split where the protocol says (a new best, the end, or every eval), its columns added to ``metrics``;
+        the stop status when a stopping rule fires."""
         acc, n = metrics.get("accuracy"), int(metrics.get("n") or 0)
         if acc is None or n < 1:
             return None
-        self.peak.consider(model, self.tokenizer, step, acc, n, self.model_path)
+        best = self.peak.is_new_best(acc)
         decision = self.detector.update(step, acc, n)
+        end = step >= self.cfg.max_steps or decision.stop
+        reported = None
+        if best or end or self.cfg.eval_reported == "every":
+            got = (self.last_metrics if self.optimistic
+                   else self._evaluate_split(model, step, self.eval_questions, reported=True))
+            metrics.update(reported_columns(got))
+            reported = self.reported[step] = reported_eval({"step": step, **metrics}, self.cfg.eval_split)
+        self.peak.consider(model, self.tokenizer, step, acc, n, self.model_path, reported)
+        if reported is not None:
+            self._write_results()
         if decision.stop:
             log.warning("stopping at step %d: %s", step, decision.reason)
             return STOP_STATUS[decision.action]
@@ -353,9 +407,9 @@ class TrainRun:
         try:
             if not any(r["step"] == 0 for r in self.curve.rows):
                 metrics = self.evaluate(self.trainer.model, 0)
-                self.curve.upsert(0, {**metrics, "wall_time": self.elapsed()})
                 self.after_eval(self.trainer.model, 0, metrics)
                 self.report_eval(0)
+                self.curve.upsert(0, {**metrics, "wall_time": self.elapsed()})
             if self.detector.stop_step is not None and self.start_step < self.cfg.max_steps:
                 self.status = STOP_STATUS[self.detector.decision.action]
                 log.warning("--resume: the run was stopped at step %s (%s); nothing to train",
@@ -431,14 +485,22 @@ class TrainRun:
             started_at=self.started, finished_at=now(),
             status="partial" if self.status == "running" else self.status,
             peak=self._peak_summary(), stopping=self._stopping_summary(),
-            final=Final(step=last["step"], accuracy=last["accuracy"]) if last else None,
-            faults=self.faults)
+            final=Final(step=last["step"], accuracy=last["accuracy"], reported=self.reported.get(last["step"]))
+            if last else None,
+            faults=self.faults, interval="cluster_bootstrap" if cfg.eval_samples > 1 else "wilson",
+            comparability=build_comparability(
+                r.task, split=cfg.eval_split, questions=self.eval_questions, retriever=None, k=None,
+                noises=[r.eval_noise], seed=cfg.seed, max_turns=r.max_turns, max_new_tokens=r.max_new_tokens,
+                stop_after_action=r.stop_after_action, judge_rule=None, llm_judge=None, semantics=r.semantics,
+                weights=r.weights, samples=cfg.eval_samples, temperature=cfg.eval_temperature,
+                selection_split=cfg.selection_split, selection_questions=self.select_questions))
         self.life.write_record(rec)
         return rec
 
     def _peak_summary(self) -> Peak | None:
-        """The best eval with its Wilson interval, the steps tied with it and their pooled level;
-        ``checkpoint``: the ``peak/`` folder holding its model (None when not kept)."""
+        """The best eval of the selection split with its Wilson interval, the steps tied with it and their
+        pooled level, and the reported split at that step; ``checkpoint``: the ``peak/`` folder holding its
+        model (None when not kept)."""
         decision = self.detector.decision
         if decision is None:
             return None
@@ -446,7 +508,8 @@ class TrainRun:
         kept = self.peak.info()
         return Peak(step=p["step"], accuracy=p["accuracy"], interval=p["interval"], n=p["n"],
                     tied_steps=p["tied_steps"], level=p["level"], level_interval=p["level_interval"],
-                    checkpoint="peak" if kept and kept.get("step") == p["step"] else None)
+                    checkpoint="peak" if kept and kept.get("step") == p["step"] else None,
+                    split=self.cfg.selection_split, reported=self.reported.get(p["step"]), optimistic=self.optimistic)
 
     def _stopping_summary(self) -> Stopping:
         d = self.detector.decision
