@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from harness.core.io import atomic_write_bytes, slug
-from harness.core.numbers import number
+from harness.core.numbers import finite, number
 from harness.report.page import (
     esc,
     esc_attr,
@@ -42,7 +42,6 @@ from harness.report.plot import (
     GREY,
     Plot,
     color,
-    finite,
     handle,
     integer_steps,
     linestyle,
