@@ -355,7 +355,7 @@ def _scripted_config(out, **extra):
 
 
 @pytest.mark.parametrize("script, extra, status, stop", [
-    ({0: 0.5, 2: 0.55, 4: 0.05, 6: 0.0, 8: 0.0}, {"stop_on_collapse": True}, "stopped_collapse", 4),
+    ({0: 0.5, 2: 0.55, 4: 0.05, 6: 0.0, 8: 0.0}, {"stop_on_collapse": True}, "stopped_collapse", 6),
     ({0: 0.5, 2: 0.5, 4: 0.55, 6: 0.5, 8: 0.5}, {"patience": 2}, "stopped_patience", 4),
 ])
 def test_stopping_rules_keep_the_peak_and_survive_resume(data, warm_tiny, tmp_path, script, extra, status, stop):

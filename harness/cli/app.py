@@ -508,24 +508,53 @@ def bench_detect(count: int = typer.Option(1000, "--count",
                  corpus: Optional[Path] = typer.Option(None, "--corpus", help="An early-warning corpus folder "
                                                        "(`harness bench corpus`; e.g. tests/data/micro_corpus): its "
                                                        "curves, with its labelled collapses."),
+                 real: list[Path] = typer.Option([], "--real", help="Folders of real curves with a manifest.json "
+                                                 "(repeat; default: the checkout's tests/data/micro_corpus and "
+                                                 "tests/data/real_curves)."),
+                 envelope: bool = typer.Option(False, "--envelope", help="Online false alarms by dip depth x width and "
+                                               "found by fall length x plateau, on the empirical generator."),
+                 tradeoff: bool = typer.Option(False, "--tradeoff", help="Online rates of a grid of settings on the "
+                                               "planted, empirical and real sets."),
+                 prediction: bool = typer.Option(False, "--prediction", help="With --corpus: the early-warning "
+                                                 "prediction test (leave-one-configuration-out AUROC against the "
+                                                 "accuracy curve alone, permutation null; harness.stats.warning)."),
+                 permutations: int = typer.Option(1000, "--permutations", help="Label permutations of --prediction."),
                  as_json: bool = typer.Option(False, "--json", help="Everything, with rates per stratum.")) -> None:
-    """False-collapse and detection rates of the collapse detectors on synthetic binomial curves;
-    with --runs, the leading indicators' warning rates on those runs against chance."""
-    from harness.bench import detect
+    """False-collapse and detection rates of the collapse detectors: on real curves, on the planted synthetic
+    set and on the empirical generator fitted to real runs; with --runs or --corpus, the leading indicators'
+    warning rates against chance."""
+    from harness.bench import calibrate, detect
+    from harness.bench.real import DEFAULT_SOURCES
 
-    res = detect.bench_detect(count=count, sizes=tuple(int(x) for x in sizes.split(",") if x.strip()), seed=seed)
+    n_sizes = tuple(int(x) for x in sizes.split(",") if x.strip())
+    res = detect.bench_detect(count=count, sizes=n_sizes, seed=seed)
+    folders = [str(f) for f in real] or [str(f) for f in DEFAULT_SOURCES if (f / "manifest.json").is_file()]
+    cal = (calibrate.bench_calibration(count, n_sizes, seed, with_envelope=envelope, with_tradeoff=tradeoff,
+                                       folders=folders, generators=("empirical",)) if folders else None)
     paths, labels = [str(r) for r in runs], None
     if corpus is not None:
         more, labels = detect.corpus_runs(corpus)
         paths += more
     ind = detect.bench_indicators(paths, seed=seed, labels=labels) if paths else None
+    warn = None
+    if prediction and corpus is not None:
+        from harness.bench.corpus import warning_runs
+        from harness.stats.warning import score_corpus
+
+        warn = score_corpus(warning_runs(corpus), permutations=permutations, seed=seed)
     if as_json:
-        typer.echo(json.dumps({**res, "indicators": ind}, indent=2, default=str))
+        typer.echo(json.dumps({**res, "calibration": cal, "indicators": ind, "prediction": warn}, indent=2,
+                              default=str))
         return
     typer.echo(detect.format_table(res))
+    typer.echo("\n" + (calibrate.format_calibration(cal) if cal else "no real curves found (give --real FOLDER)"))
     if ind is not None:
         typer.echo("\n" + detect.format_indicators(ind))
         typer.echo(detect.format_combinations(ind))
+    if warn is not None:
+        from harness.bench.corpus import format_warnings
+
+        typer.echo("\n" + format_warnings(warn))
 
 
 @bench_app.command("sweep")

@@ -101,10 +101,14 @@ class Stopping(_Part):
 
     stop_on_collapse: bool = False
     patience: int | None = None
+    #: What a collapse does: ``stop``, ``rollback`` or None (nothing).
+    on_collapse: str | None = None
     decision: str | None = None
     stop_step: int | None = None
     reason: str | None = None
     evals_since_better: int | None = None
+    #: Rollbacks done (``--on-collapse rollback``): ``{step, action, to_step, lr_scale}`` each.
+    interventions: list[dict] = []
 
 
 class Final(_Part):

@@ -161,7 +161,9 @@ def write_cells(study_dir: str | Path, by: Sequence[str], arm: str, output_dir: 
                 seed_key: str = "seed", title: str | None = None, fmt: str = "svg") -> dict[str, Any]:
     """Compute the cells and comparisons of a study; write ``cells.json``, ``cells.md``, ``cells.html`` and one
     ``accuracy_<level>.<fmt>`` per level of ``by``."""
-    runs = load_study_runs(study_dir)
+    from harness.train.fingerprint import run_fingerprint
+
+    runs = load_study_runs(study_dir, fingerprint=run_fingerprint)
     if not runs:
         raise DataError(f"{study_dir}: no finished trial with a curve")
     missing = [k for k in (*by, arm, seed_key) if all(k not in r.params for r in runs)]

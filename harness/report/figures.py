@@ -234,6 +234,11 @@ def accuracy_by_step(runs: Sequence[Any]) -> Plot | None:
                 plot.link(ax.axvline(a["collapse_step"], color=col, linestyle=(0, (6, 3)), linewidth=1.4),
                           f"{run.label}: collapse at step {a['collapse_step']} (accuracy below "
                           f"{fmt(a.get('collapse_threshold'))} and staying)")
+            if run.curve is not None and "rollback_to" in run.curve:
+                for _, r in run.curve[run.curve["rollback_to"].notna()].iterrows():
+                    plot.link(ax.axvline(float(r["step"]) + shift, color=col, linestyle=(0, (1, 2)), linewidth=1.6),
+                              f"{run.label}: rollback at step {int(r['step'])} to step {int(r['rollback_to'])}"
+                              + (f", learning rate x{fmt(r['lr_scale'])}" if "lr_scale" in run.curve else ""))
             faults = list(run.faults)
             if faults:
                 plot.link(ax.scatter([float(f.step) for f in faults], [1.0] * len(faults), marker="v", s=60,
@@ -248,6 +253,9 @@ def accuracy_by_step(runs: Sequence[Any]) -> Plot | None:
             handles.append(handle(GREY, "o", None, "reported split (test), where evaluated", markerfacecolor="none"))
         if any(r.faults for _, r in curved):
             handles.append(handle(GREY, "v", None, "fault (top edge; hover for details)"))
+        if any(r.curve is not None and "rollback_to" in r.curve and r.curve["rollback_to"].notna().any()
+               for _, r in curved):
+            handles.append(handle(GREY, None, (1, 2), "rollback (dotted vertical)"))
         pad = (max(xs_all) - min(xs_all)) * 0.02 or 0.5
         ax.set_xlim(min(xs_all) - pad, max(xs_all) + pad)
         _accuracy_axes(plot, ax, "Held-out accuracy by step", handles)

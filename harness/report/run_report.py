@@ -242,6 +242,13 @@ def _training_section(runs: list[Run], browser: Browser, plots: list[Plot]) -> l
                   "peak below (1 − δ) × peak for m evals in a row (or to the end); zero step: first step of "
                   "zero accuracy to the end. " + _params(runs))]
     parts += _shown(figs.accuracy_by_step(runs), plots)
+    rollbacks = tables.intervention_rows(runs)
+    if rollbacks:
+        parts += ["<h3>Interventions</h3>",
+                  note("Rollbacks (--on-collapse rollback): at the step the online detector found a collapse, the "
+                       "run went back to the weights and optimiser state of its peak, reset its reference model there "
+                       "and scaled its learning rate; it then trained on from that step."),
+                  table(["run", "step", "back to step", "learning-rate scale"], rollbacks)]
     faults = tables.fault_rows(runs)
     if faults:
         parts += ["<h3>Faults</h3>", table(["run", "step", "kind", "detail"], [[a, b, c, cap(d, 400)]

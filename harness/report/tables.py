@@ -268,6 +268,20 @@ def indicator_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
     return ["run", *names], rows
 
 
+def intervention_rows(runs: Sequence[Any]) -> list[list[Any]]:
+    """Every rollback (``--on-collapse rollback``) marked in a run's curve: run, step, back to step, learning-rate
+    scale after it."""
+    out = []
+    for run in runs:
+        curve = run.curve
+        if curve is None or "rollback_to" not in curve:
+            continue
+        for _, r in curve[curve["rollback_to"].notna()].iterrows():
+            out.append([run.label, int(r["step"]), int(r["rollback_to"]),
+                        fmt(r["lr_scale"]) if "lr_scale" in curve else "—"])
+    return out
+
+
 def fault_rows(runs: Sequence[Any]) -> list[list[Any]]:
     """Every recorded fault: run, step, kind, detail."""
     return [[run.label, f.step, f.kind, f.detail] for run in runs for f in run.faults]

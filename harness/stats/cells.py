@@ -61,25 +61,40 @@ class CellRun:
     row: dict[str, Any] = field(default_factory=dict)
 
 
-def load_study_runs(study_dir: str | Path) -> list[CellRun]:
-    """Every trial of ``STUDY_DIR/trials/*`` that has a curve (running or failed trials without one are skipped)."""
+def load_study_runs(study_dir: str | Path, fingerprint=None) -> list[CellRun]:
+    """Every trial of ``STUDY_DIR/trials/*`` that has a curve (running or failed trials without one are skipped).
+    ``fingerprint``: ``run_dir -> str | None``, what a run trained (``harness.train.fingerprint.run_fingerprint``);
+    a trial whose fingerprint an earlier trial has is the same training run and is left out (warned)."""
+    import logging
+
     import yaml
 
     trials = Path(study_dir) / "trials"
     if not trials.is_dir():
         raise DataError(f"{study_dir}: no trials/ folder (is it a `harness sweep` output directory?)")
-    out = []
+    out: list[CellRun] = []
+    seen: dict[str, Path] = {}
     for folder in sorted(p for p in trials.iterdir() if p.is_dir()):
         config = folder / "trial_config.yaml"
         if not config.is_file() or not (folder / CURVE).is_file() or not (folder / RECORD).is_file():
             continue
         try:
             params = yaml.safe_load(config.read_text()) or {}
+            sampled = folder / "trial_params.yaml"  # the ablation's own names (an arm among them)
+            if sampled.is_file():
+                params = {**params, **(yaml.safe_load(sampled.read_text()) or {})}
         except yaml.YAMLError as e:
             raise DataError(f"{config}: not valid YAML ({e})") from None
         status = read_record(folder).status
         if status not in FINISHED:
             continue
+        fp = fingerprint(folder) if fingerprint is not None else None
+        if fp is not None and fp in seen:
+            logging.getLogger(__name__).warning("%s trains what %s trains (same training fingerprint): counted once",
+                                                folder.name, seen[fp].name)
+            continue
+        if fp is not None:
+            seen[fp] = folder
         curve = read_curve(folder)
         run = CellRun(params, folder, curve, analyze(curve), status)
         run.row = run_row(run)

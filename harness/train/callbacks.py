@@ -38,7 +38,7 @@ class RunHooks(Protocol):
 
     def evaluate(self, model, step: int) -> dict: ...
 
-    def after_eval(self, model, step: int, metrics: dict) -> str | None: ...
+    def after_eval(self, model, step: int, metrics: dict, optimizer=None, scheduler=None) -> str | None: ...
 
     def save_state(self, checkpoint: Path, step: int) -> None: ...
 
@@ -86,9 +86,12 @@ class HarnessCallback(TrainerCallback):
                 control.should_save = False
             else:
                 self.pending_eval = self.run.evaluate(model, step)
-                stop = self.run.after_eval(model, step, self.pending_eval)
+                stop = self.run.after_eval(model, step, self.pending_eval, kwargs.get("optimizer"),
+                                           kwargs.get("lr_scheduler"))
                 self.run.report_eval(step)   # --report-to: TensorBoard, W&B, MLflow
-                if stop is not None and step < cfg.max_steps:
+                if stop == "rollback":  # back at the peak: checkpoint it, so a resume starts from the rolled-back run
+                    control.should_save = True
+                elif stop is not None and step < cfg.max_steps:
                     self.run.status = stop
                     control.should_save = True  # a resumed run replays the curve to the same decision
                     control.should_training_stop = True

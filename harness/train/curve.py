@@ -34,7 +34,7 @@ LEADING = ("step", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "n")
 TRL_KEYS = {"reward": "reward", "reward_std": "reward_std", "frac_reward_zero_std": "frac_reward_zero_std",
             "loss": "loss", "kl": "kl", "entropy": "entropy", "grad_norm": "grad_norm",
             "learning_rate": "learning_rate", "clip_ratio": "clip_ratio/region_mean",
-            "completion_length": "completions/mean_length"}
+            "completion_length": "completions/mean_length", "frac_groups_dropped": "frac_groups_dropped"}
 
 
 def eval_columns(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -86,9 +86,14 @@ def reported_eval(row: dict[str, Any], split: str) -> SplitEval | None:
 def train_columns(logs: dict[str, Any], rewards: list[str], rollout_stats: dict[str, float]) -> dict[str, Any]:
     """Map one step's TRL logs (and our rollout statistics) to curve columns."""
     row = {col: logs.get(key) for col, key in TRL_KEYS.items()}
+    if row["frac_groups_dropped"] is None:  # only runs with --drop-zero-std-groups log it
+        row.pop("frac_groups_dropped")
     for name in rewards:
         row[f"reward_{name}_mean"] = logs.get(f"rewards/{name}/mean", rollout_stats.get(f"reward_{name}_mean"))
         row[f"reward_{name}_std"] = rollout_stats.get(f"reward_{name}_std")
+    for key in ("train_noise_level", "logp_correct"):
+        if key in rollout_stats:
+            row[key] = rollout_stats[key]
     return row
 
 

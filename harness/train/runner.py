@@ -81,6 +81,7 @@ from harness.stats.detect import OnlineDetector
 from harness.train.config import TrainConfig, resolve, with_task_defaults
 from harness.train.curve import CurveWriter, FaultMonitor, eval_columns, reported_columns, reported_eval
 from harness.train.peak import PeakKeeper
+from harness.train.rollback import REF_MODEL, SnapshotStore, intervention_marks
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +178,12 @@ class TrainRun:
         self._wall_offset = 0.0
         self.started: str | None = None
         self.curve = CurveWriter(self.out / CURVE)  # replaced by the resumed rows in setup()
-        self.detector = OnlineDetector(patience=cfg.patience, collapse=cfg.stop_on_collapse)
+        self.detector = OnlineDetector(patience=cfg.patience, collapse=cfg.collapse_action is not None)
         #: The selection split is the reported one (the paper's protocol): its peak is optimistic.
         self.optimistic = cfg.selection_split == cfg.eval_split
+        #: --on-collapse rollback: the best evals' weights and optimiser state, and the rollbacks done so far.
+        self.snapshots = SnapshotStore(self.out, cfg.collapse_action == "rollback")
+        self.interventions: list[dict] = []
         self.peak = PeakKeeper(self.out, cfg.keep_peak, {
             "task": cfg.task, "source_model": cfg.model, "seed": cfg.seed, "micro_scale": is_micro_scale(cfg.model),
             "eval_noise": self.resolved.eval_noise.model_dump(), "eval_split": cfg.eval_split,
@@ -205,6 +209,7 @@ class TrainRun:
         from harness.models.resolve import resolve_model_path
         from harness.train.build import load_tokenizer, make_dataset, make_env
         from harness.train.rollout import EpisodeRollout
+        from harness.train.schedule import noise_schedule
 
         cfg, r = self.cfg, self.resolved
         self._check_output_dir()
@@ -222,7 +227,9 @@ class TrainRun:
         self.dataset = make_dataset(self.train_env, self.train_questions)
         self.rollout = EpisodeRollout(self.train_env, self.tokenizer, self.train_questions, r.weights,
                                       num_generations=cfg.num_generations, temperature=cfg.temperature,
-                                      top_p=cfg.top_p, seed=cfg.seed, semantics=r.semantics)
+                                      top_p=cfg.top_p, seed=cfg.seed, semantics=r.semantics,
+                                      noise_at=noise_schedule(cfg.train_noise_schedule, r.train_noise, cfg.max_steps,
+                                                              cfg.train_noise_start, cfg.train_noise_base))
         self.checkpoint = self._last_checkpoint() if cfg.resume else None
         start = self.start_step = checkpoint_step(self.checkpoint) if self.checkpoint else 0
         if cfg.resume:
@@ -231,6 +238,7 @@ class TrainRun:
         self._restore_state(start)
         self.life.write_config(r.to_dict(cfg))
         self._build_trainer(start)
+        self._restore_reference()
 
     def _warm_start(self, path: str) -> str:
         from harness.train.warmstart import cached_warm_start
@@ -276,13 +284,27 @@ class TrainRun:
                 if step > start:
                     eval_samples_path(self.out, step, reported).unlink()
         evals = [r for r in self.curve.rows if isinstance(r.get("accuracy"), (int, float))]
-        self.detector.replay((r["step"], r["accuracy"], self._eval_n(r)) for r in evals)
+        for r in evals:  # the same decisions: a rollback's mark restarts the detector where the run did
+            self.detector.update(r["step"], r["accuracy"], self._eval_n(r))
+            if r.get("intervention") == "rollback" and r.get("rollback_to") is not None:
+                self.detector.restart(r["rollback_to"])
+        self.interventions = intervention_marks(self.curve.rows)
+        self.snapshots.reconcile(start)
         self.peak.seed_from_curve(evals)
         self.reported = {int(r["step"]): e for r in evals if (e := reported_eval(r, self.cfg.eval_split)) is not None}
         if self.cfg.resume:
             self.peak.reconcile(start, self.out / "checkpoints", self.model_path, self.tokenizer,
                                 self._eval_n(next((r for r in evals if r["step"] == self.peak.best_step), {})),
                                 self.reported.get(self.peak.best_step))
+
+    def _restore_reference(self) -> None:
+        """A resumed run's reference model as its checkpoint left it (reset by a rollback, or synced)."""
+        path = self.checkpoint / REF_MODEL if self.checkpoint is not None else None
+        ref = getattr(self.trainer, "ref_model", None)
+        if path is not None and path.is_file() and ref is not None:
+            import torch
+
+            ref.load_state_dict(torch.load(path, weights_only=True))
 
     def _eval_n(self, row: dict) -> int:
         """Questions of an eval row (older curves lack the column: the selection split's size)."""
@@ -295,7 +317,13 @@ class TrainRun:
             return
         state = {"step": step, "train_env": self.train_env.state_dict(), "eval_env": self.eval_env.state_dict(),
                  "fault_monitor": self.monitor.state_dict()}
+        ref = getattr(self.trainer, "ref_model", None) if self.trainer is not None else None
+        if ref is not None and (self.interventions or self.cfg.sync_ref_model):  # it differs from the initial model
+            import torch
+
+            torch.save(ref.state_dict(), checkpoint / REF_MODEL)
         atomic_write_text(checkpoint / HARNESS_STATE, json.dumps(state, sort_keys=True) + "\n")
+        self.snapshots.prune(step)
 
     def _build_trainer(self, start: int) -> None:
         from harness.train import reporting
@@ -351,10 +379,11 @@ class TrainRun:
         self.timing["eval_reported_s" if reported else "eval_selection_s"] += took
         return compute_metrics(episodes)
 
-    def after_eval(self, model, step: int, metrics: dict) -> str | None:
+    def after_eval(self, model, step: int, metrics: dict, optimizer=None, scheduler=None) -> str | None:
         """Keep the model when this eval of the selection split is the best so far; evaluate the reported
         split where the protocol says (a new best, the end, or every eval), its columns added to ``metrics``;
-        the stop status when a stopping rule fires."""
+        then the stopping rules. Returns the stop status when one fires, ``"rollback"`` when the run went back
+        to its peak (``metrics`` then carries the curve's marks), else None."""
         acc, n = metrics.get("accuracy"), int(metrics.get("n") or 0)
         if acc is None or n < 1:
             return None
@@ -367,13 +396,40 @@ class TrainRun:
                    else self._evaluate_split(model, step, self.eval_questions, reported=True))
             metrics.update(reported_columns(got))
             reported = self.reported[step] = reported_eval({"step": step, **metrics}, self.cfg.eval_split)
-        self.peak.consider(model, self.tokenizer, step, acc, n, self.model_path, reported)
+        if self.peak.consider(model, self.tokenizer, step, acc, n, self.model_path, reported):
+            self.snapshots.save(step, acc, model, optimizer)
         if reported is not None:
             self._write_results()
-        if decision.stop:
-            log.warning("stopping at step %d: %s", step, decision.reason)
-            return STOP_STATUS[decision.action]
-        return None
+        if not decision.stop:
+            return None
+        if decision.action == "collapse" and self.cfg.collapse_action == "rollback" and optimizer is not None:
+            if len(self.interventions) < self.cfg.max_rollbacks and decision.peak.step in self.snapshots.steps():
+                metrics.update(self._rollback(model, optimizer, scheduler, step, decision))
+                return "rollback"
+            log.warning("no rollback left (%d of %d done): stopping", len(self.interventions), self.cfg.max_rollbacks)
+        log.warning("stopping at step %d: %s", step, decision.reason)
+        return STOP_STATUS[decision.action]
+
+    def _rollback(self, model, optimizer, scheduler, step: int, decision) -> dict:
+        """Back to the peak's weights and optimiser state, reference reset, learning rate scaled (see
+        harness.train.rollback); the curve marks of this eval."""
+        from harness.train.rollback import restore_optimizer, scale_learning_rate
+
+        to = int(decision.peak.step)
+        weights, optim_state, _ = self.snapshots.load(to)
+        model.load_state_dict(weights)
+        restore_optimizer(optimizer, optim_state)
+        scale_learning_rate(optimizer, scheduler, self.cfg.rollback_lr_factor)
+        ref = getattr(self.trainer, "ref_model", None)
+        if ref is not None:
+            ref.load_state_dict(weights)
+        self.detector.restart(to)
+        scale = self.cfg.rollback_lr_factor ** (len(self.interventions) + 1)
+        mark = {"step": step, "action": "rollback", "to_step": to, "lr_scale": scale}
+        self.interventions.append(mark)
+        log.warning("rollback %d of %d at step %d: %s; back to step %d, learning rate x%g", len(self.interventions),
+                    self.cfg.max_rollbacks, step, decision.reason, to, scale)
+        return {"intervention": "rollback", "rollback_to": to, "lr_scale": scale}
 
     def report_eval(self, step: int) -> None:
         """Send the eval of ``step`` to the --report-to backends (harness.train.reporting), with the peak so
@@ -514,6 +570,6 @@ class TrainRun:
     def _stopping_summary(self) -> Stopping:
         d = self.detector.decision
         return Stopping(stop_on_collapse=self.cfg.stop_on_collapse, patience=self.cfg.patience,
-                        decision=d.action if d else None, stop_step=self.detector.stop_step,
-                        reason=d.reason if d and d.stop else None,
-                        evals_since_better=d.since_better if d else None)
+                        on_collapse=self.cfg.collapse_action, decision=d.action if d else None,
+                        stop_step=self.detector.stop_step, reason=d.reason if d and d.stop else None,
+                        evals_since_better=d.since_better if d else None, interventions=list(self.interventions))
