@@ -42,7 +42,9 @@ def read_curve(run_dir) -> list[dict]:
     ({"learning_rate": -1e-5}, "--learning-rate"),
     ({"train_noise": 1.5}, "noise"),
     ({"train_noise_mode": "sideways"}, "unknown noise mode"),
-    ({"eval_split": "dev"}, "unknown eval split"),
+    ({"eval_split": "validation"}, "unknown eval split"),
+    ({"selection_split": "holdout"}, "unknown selection split"),
+    ({"eval_samples": 0}, "--eval-samples"),
     ({"lr_scheduler": "zigzag"}, "lr scheduler"),
     ({"num_generations": 1}, "--num-generations"),
     ({"vllm": True}, "not implemented"),
@@ -253,7 +255,8 @@ def test_smoke_run_trains_and_evaluates_at_steps_0_and_5(data, warm_tiny, tmp_pa
     assert cfg["resolved"]["reward_weights"]["retry"] == 1.0 and cfg["train"]["max_steps"] == 5
     # the rezero preset trains with ReZero's rewards on whole messages
     assert cfg["resolved"]["reward_semantics"] == "rezero" and cfg["resolved"]["stop_after_action"] is False
-    assert res["reward_semantics"] == "rezero" and res["protocol"] == {"stop_after_action": False}
+    assert res["reward_semantics"] == "rezero" and res["protocol"] == {
+        "profile": None, "stop_after_action": False, "retriever": "bm25", "model": None}
     before, after = _weights(warm_tiny), _weights(out / "model")
     changed = [k for k in before if not (before[k] == after[k]).all()]
     assert changed, "no parameter changed after 5 GRPO steps"
@@ -357,7 +360,7 @@ def _scripted_config(out, **extra):
 
 
 @pytest.mark.parametrize("script, extra, status, stop", [
-    ({0: 0.5, 2: 0.55, 4: 0.05, 6: 0.0, 8: 0.0}, {"stop_on_collapse": True}, "stopped_collapse", 4),
+    ({0: 0.5, 2: 0.55, 4: 0.05, 6: 0.0, 8: 0.0}, {"stop_on_collapse": True}, "stopped_collapse", 6),
     ({0: 0.5, 2: 0.5, 4: 0.55, 6: 0.5, 8: 0.5}, {"patience": 2}, "stopped_patience", 4),
 ])
 def test_stopping_rules_keep_the_peak_and_survive_resume(data, warm_tiny, tmp_path, script, extra, status, stop):

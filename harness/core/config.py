@@ -165,8 +165,25 @@ class PaperSplit(_Strict):
     expected_test_lines: list[int] | None = None
 
 
+class DevSplit(_Strict):
+    """The ``dev`` split: questions carved from the training questions to select checkpoints and stop on,
+    so that the ``test`` questions are only reported on (drawn by :func:`harness.data.loading.dev_lines`
+    unless the task's ``process_data`` hook sets ``dev_lines``).
+
+    ``size``: questions in dev (None: as many as the test split), at most a quarter of the training
+    questions (a task whose hook keeps ten questions gets a dev split of two); ``seed``: the permutation's
+    seed; ``expected_lines``: the positions the draw must reproduce (checked at load, like
+    ``paper.expected_test_lines``).
+    """
+
+    size: int | None = Field(None, ge=1)
+    seed: int = 42
+    expected_lines: list[int] | None = None
+
+
 class SplitsConfig(_Strict):
     paper: PaperSplit = PaperSplit()
+    dev: DevSplit = DevSplit()
     default_eval: str = "test"
 
 
@@ -175,6 +192,8 @@ class RetrievalConfig(_Strict):
     k: int = Field(3, ge=1, le=50)
     bm25_stopwords: str = "en"
     dense_model: str = "all-MiniLM-L6-v2"
+    #: Used (and recorded) when ``dense_model`` cannot be loaded here (no network, not in the hub cache).
+    dense_fallback: str | None = None
     dense_batch_size: int = Field(64, ge=1)
 
     @field_validator("retriever")
@@ -216,10 +235,16 @@ class ProtocolConfig(_Strict):
 
 
 class PromptConfig(_Strict):
+    """What the model reads: the system and user messages (``{question}``), the ``<information>`` message that
+    wraps a search's ``{results}``, each result (``{rank}`` from 1, ``{text}``), what joins results, and what
+    a search that found nothing shows."""
+
     system: str
     user: str
     information: str
     result: str
+    result_separator: str = "\n\n"
+    no_results: str = "No results found."
 
 
 _REWARD_NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -482,6 +507,11 @@ class TaskConfig(_Strict):
     rewards: RewardsConfig
     judge: JudgeConfig = JudgeConfig()
     presets: dict[str, Preset] = {}
+    #: Named protocol profiles (``--protocol NAME``): partial task mappings laid over the task when chosen
+    #: (prompts, result format, retrieval, protocol limits), e.g. ``rezero``: ReZero's own protocol.
+    profiles: dict[str, dict[str, Any]] = {}
+    #: The profile this config was loaded with (set by the loader; None: the task's own protocol).
+    profile: str | None = None
     #: ``harness train`` options every training run of this task uses unless its preset or the run sets them:
     #: the recipe that works at this task's scale (e.g. the micro task's learning rate and group size).
     train: dict[str, Any] = {}
@@ -605,7 +635,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 #: Keys only the loader sets; a task file that sets them is refused.
-_LOADER_KEYS = (("source",), ("data", "loaded"))
+_LOADER_KEYS = (("source",), ("profile",), ("data", "loaded"))
+#: What a protocol profile may change: how the model is prompted, what a search returns and how, the
+#: turn and token limits, the judge; never the data, the splits or the rewards.
+PROFILE_KEYS = ("prompt", "retrieval", "protocol", "judge", "noise")
 
 
 def merge_mappings(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -731,13 +764,24 @@ def task_label(task: str | Path) -> str:
     return slug(name, 40) or "task"
 
 
-def load_task(name_or_path: str | Path) -> TaskConfig:
+def load_task(name_or_path: str | Path, profile: str | None = None) -> TaskConfig:
     """Load and validate a task by name (``apollo3``) or by path to a folder or YAML file, with its
-    ``include:`` files merged (:func:`read_task_file`)."""
+    ``include:`` files merged (:func:`read_task_file`) and, with ``profile``, that protocol profile laid
+    over it (:func:`merge_mappings`; its ``about`` line is documentation)."""
     path = task_path(name_or_path)
     raw, hook_sources = read_task_file(path)
+    if profile is not None:
+        profiles = raw.get("profiles") or {}
+        if profile not in profiles:
+            raise ConfigError(f"task {raw.get('name', path)} has no protocol profile {profile!r}; "
+                              f"available: {', '.join(sorted(profiles)) or 'none'}")
+        over = {k: v for k, v in (profiles[profile] or {}).items() if k != "about"}
+        bad = sorted(k for k in over if k not in PROFILE_KEYS)
+        if bad:
+            raise ConfigError(f"{path}: profiles.{profile} may set {', '.join(PROFILE_KEYS)}, not {', '.join(bad)}")
+        raw = merge_mappings(raw, over)
     try:
-        task = TaskConfig(**raw, source=str(path))
+        task = TaskConfig(**raw, source=str(path), profile=profile)
     except ValidationError as e:
         raise ConfigError(_format_validation_error(e, str(path))) from None
     task._hook_sources = {k: v for k, v in hook_sources.items() if Path(v) != path.resolve()}

@@ -113,7 +113,7 @@ class DenseRetriever:
         self.batch_size = batch_size
         try:
             self.encoder = SentenceTransformer(resolve_embedding_model(model_name), device="cpu")
-        except OSError as e:
+        except (OSError, ValueError) as e:  # not on disk and no hub (offline), or not a model folder
             raise ConfigError(
                 f"could not load embedding model {model_name!r} ({e}). Use the bundled "
                 f"'all-MiniLM-L6-v2' offline, or a hub id / local path reachable from this machine."
@@ -184,9 +184,23 @@ def build_retriever(retrieval: RetrievalConfig, corpus: Corpus, name: str | None
     if name == "bm25":
         return BM25Retriever(corpus, stopwords=retrieval.bm25_stopwords)
     if name == "dense":
-        return DenseRetriever(corpus, retrieval.dense_model, batch_size=retrieval.dense_batch_size,
-                              show_progress=show_progress)
+        try:
+            return DenseRetriever(corpus, retrieval.dense_model, batch_size=retrieval.dense_batch_size,
+                                  show_progress=show_progress)
+        except ConfigError as e:
+            if not retrieval.dense_fallback:
+                raise
+            log.warning("%s; using the fallback embedding model %r (recorded with the run)", e,
+                        retrieval.dense_fallback)
+            return DenseRetriever(corpus, retrieval.dense_fallback, batch_size=retrieval.dense_batch_size,
+                                  show_progress=show_progress)
     raise ConfigError(f"unknown retriever {name!r}; valid: {', '.join(RETRIEVERS)}")
+
+
+def describe(retriever) -> dict[str, str | None]:
+    """What a run records about the retriever it searched with: its name and, for dense retrieval, the
+    embedding model actually loaded (the fallback, when the configured model was not available)."""
+    return {"retriever": retriever.name, "model": getattr(retriever, "model_name", None)}
 
 
 def recall_at(retriever: Retriever, queries: list[str], gold: list[tuple[str, ...]],

@@ -90,7 +90,8 @@ class SearchTool:
     """Batched, noisy top-k search over a corpus, formatted for the ``<information>`` block."""
 
     def __init__(self, retriever: Retriever, corpus: Corpus, k: int = 3, noise: NoiseConfig | None = None,
-                 seed: int = 0, result_template: str = "[{rank}] {text}"):
+                 seed: int = 0, result_template: str = "[{rank}] {text}", result_separator: str = "\n\n",
+                 no_results: str = "No results found."):
         self.retriever = retriever
         self.corpus = corpus
         self.k = k
@@ -100,6 +101,8 @@ class SearchTool:
                               "(data.files.paraphrases); choose another --noise-mode")
         self.seed = seed
         self.result_template = result_template
+        self.result_separator = result_separator
+        self.no_results = no_results
 
     def search_batch(self, requests: list[SearchRequest]) -> list[SearchResult]:
         """All queries go to the retriever in one call; noise is then applied per request."""
@@ -163,5 +166,6 @@ class SearchTool:
     def format(self, result: SearchResult) -> str:
         """Results as the body of an ``<information>`` block (ranks shown from 1)."""
         if not result.results:
-            return "No results found."
-        return "\n\n".join(self.result_template.format(rank=r.rank + 1, text=r.text) for r in result.results)
+            return self.no_results
+        return self.result_separator.join(self.result_template.format(rank=r.rank + 1, text=r.text)
+                                          for r in result.results)

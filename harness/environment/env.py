@@ -51,6 +51,8 @@ class Generation:
     training also returns the turn's token ``ids`` (the end-of-turn token included when sampled), the
     sampling ``logprobs`` of those ids, whether the last id is the end-of-turn token (``eos``) and
     whether the turn ended on it or on a stop string (``finished``; False: cut by ``max_new_tokens``).
+    A served backend also returns the server's token ``usage`` of the turn (``prompt_tokens``,
+    ``completion_tokens``, ``requests``, ``cached``), which the environment adds to the episode's.
     """
 
     text: str
@@ -59,6 +61,7 @@ class Generation:
     logprobs: list[float] | None = None
     eos: bool = False
     finished: bool = True
+    usage: dict[str, int] | None = None
 
 
 class Policy(Protocol):
@@ -145,8 +148,9 @@ class Environment:
         r = task.retrieval
         if retriever is None:
             retriever = build_retriever(r, data.corpus, retriever_name)
+        pr = task.prompt
         tool = SearchTool(retriever, data.corpus, k=k or r.k, noise=noise or task.noise, seed=seed,
-                          result_template=task.prompt.result)
+                          result_template=pr.result, result_separator=pr.result_separator, no_results=pr.no_results)
         jc = task.judge
 
         def judge_fn(pred: str | None, gold: str) -> dict:
@@ -174,6 +178,13 @@ class Environment:
         n = self.tool.noise
         return Episode(question=q, messages=messages,
                        noise={"level": n.level, "modes": list(n.modes), "seed": self.tool.seed})
+
+    def episode_question(self, q: Question, noise: dict) -> Question:
+        """The question as an episode recorded with ``noise`` (its ``samples.jsonl`` row's) was played: what
+        re-scoring a saved episode judges and rewards against. The base environment plays the question
+        as it is; a task's environment that changes it per episode (apollo3_micro's per-episode value)
+        rebuilds that episode's version from the record."""
+        return q
 
     def _gold_in(self, ep: Episode, result) -> bool:
         paras = ep.question.supporting_paragraphs
@@ -218,6 +229,8 @@ class Environment:
             turn = Turn(text=text, n_tokens=gen.n_tokens, action=action)
             ep.turns.append(turn)
             ep.messages.append({"role": "assistant", "content": text})
+            if gen.usage:
+                ep.add_usage(gen.usage)
             if action.kind == "answer":
                 ep.end_reason = "answer"
             elif action.kind == "none":

@@ -60,15 +60,17 @@ def _rows(task_name: str, context: str, k: int, data_dir: str | None) -> dict[st
         from harness.data.retrieval import build_retriever
 
         retriever = build_retriever(task.retrieval, data.corpus, "bm25")
-        tool = SearchTool(retriever, data.corpus, k=k, result_template=pr.result)  # noise-free
+        tool = SearchTool(retriever, data.corpus, k=k, result_template=pr.result,  # noise-free
+                          result_separator=pr.result_separator, no_results=pr.no_results)
 
     def passages(chunk_ids: list[str]) -> str:
         body = "\n\n".join(pr.result.format(rank=i + 1, text=data.corpus.text(c)) for i, c in enumerate(chunk_ids))
         return pr.information.format(results=body)
 
     out: dict[str, list[dict[str, Any]]] = {}
-    for split in ("test", "train"):
-        questions = data.split(split)
+    # lm-eval's "train" is the few-shot source: every non-test question (train+dev), as before dev existed
+    for split, ours in (("test", "test"), ("train", "train+dev")):
+        questions = data.split(ours)
         if context == "gold":
             shown = [list(q.gold_chunk_ids) for q in questions]
         elif context == "bm25":

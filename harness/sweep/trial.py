@@ -41,6 +41,8 @@ from harness.train.config import TrainConfig
 
 POLL_S = 0.5
 TRIAL_CONFIG = "trial_config.yaml"
+#: The trial's sampled parameters as the ablation names them (an ``arm`` among them), beside its config.
+TRIAL_PARAMS = "trial_params.yaml"
 #: Trial attribute holding :func:`config_fingerprint`.
 FINGERPRINT = "config_fingerprint"
 #: Attributes a trial sets for itself; a retried trial (a killed worker's) starts without its original's.
@@ -128,6 +130,7 @@ def covered_configurations(study, ab: Ablation, overrides: dict[str, Any]) -> in
 def write_trial_config(ab: Ablation, params: dict[str, Any], overrides: dict[str, Any], run_dir: Path) -> Path:
     path = run_dir / TRIAL_CONFIG
     atomic_write_text(path, yaml.safe_dump(trial_config(ab, params, overrides, run_dir), sort_keys=False))
+    atomic_write_text(run_dir / TRIAL_PARAMS, yaml.safe_dump(dict(params), sort_keys=True))
     return path
 
 

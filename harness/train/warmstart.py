@@ -80,11 +80,15 @@ def _train_into(folder: Path, model_path: str, task: TaskConfig, data: TaskData,
     tok.save_pretrained(folder)
 
 
-def cached_warm_start(model_path: str, task: TaskConfig, data: TaskData, steps: int, seed: int = 0) -> Path:
-    """:func:`warm_start` into the user cache, keyed by the source model, steps and seed."""
+def cached_warm_start(model_path: str, task: TaskConfig, data: TaskData, steps: int, seed: int = 0,
+                      lr: float = 5e-3) -> Path:
+    """:func:`warm_start` into the user cache, keyed by the source model, steps, seed and learning rate (the
+    default's key is the one earlier versions used, so their cached warm starts are found again)."""
     import hashlib
 
     from harness.data.loading import cache_root
 
-    key = hashlib.sha256(f"{Path(model_path).resolve()}|{steps}|{seed}".encode()).hexdigest()[:12]
-    return warm_start(model_path, task, data, cache_root() / "models" / f"warm-{key}", steps=steps, seed=seed)
+    spec = f"{Path(model_path).resolve()}|{steps}|{seed}" + (f"|{lr!r}" if lr != 5e-3 else "")
+    key = hashlib.sha256(spec.encode()).hexdigest()[:12]
+    return warm_start(model_path, task, data, cache_root() / "models" / f"warm-{key}", steps=steps, lr=lr,
+                      seed=seed)
