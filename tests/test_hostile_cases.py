@@ -369,3 +369,21 @@ def test_the_documented_postgresql_url_works_and_its_password_is_never_written(p
     assert summary["storage"].startswith("postgresql://postgres:***@127.0.0.1:")
     assert summary["states"] == {"FAIL": 1} and o.rc == 1          # the study opened, its one trial ran (and failed)
     assert "s3cret" not in o.text and "s3cret" not in (work.root / "sw" / "summary.json").read_text()
+
+
+@pytest.mark.postgres
+def test_sweep_print_slurm_never_writes_the_storage_password(postgres_url, tmp_path):
+    """[trust] `harness sweep --print-slurm` wrote the storage URL, password and all, into the job script."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_url).set(drivername="postgresql", password="s3cret")   # trust auth ignores it
+    ab = tmp_path / "ab.yaml"
+    ab.write_text("name: pw_slurm\ntask: apollo3_micro\nsampler: {name: grid}\n"
+                  "search_space:\n  seed: {type: categorical, choices: [0]}\n")
+    work = Work(tmp_path / "w", Path())
+    work.root.mkdir()
+    o = harness(["sweep", str(ab), "--storage", url.render_as_string(hide_password=False), "--print-slurm",
+                 "-o", "sw"], work, 120)
+    assert o.rc == 0 and "Traceback" not in o.text, o.text[-2000:]
+    assert o.out.startswith("#!/bin/bash") and '"$HARNESS_SWEEP_STORAGE"' in o.out
+    assert "s3cret" not in o.text and "HARNESS_SWEEP_STORAGE='postgresql://postgres:***@127.0.0.1" in o.err
