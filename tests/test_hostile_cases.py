@@ -330,6 +330,28 @@ def test_a_full_disk_is_one_line_naming_the_file_and_nothing_is_presented_as_com
     assert len(lines) == 1 and "No space left on device" in lines[0] and "samples.jsonl" in lines[0], o.err[-500:]
 
 
+@pytest.mark.slow
+def test_harness_train_on_a_full_disk_is_one_line_and_not_complete(finished_run, tmp_path):
+    """[traceback] disk full: `harness train` raised chained tracebacks when its results or checkpoints could
+    not be written."""
+    import json
+
+    work = Work(tmp_path, finished_run)
+    try:
+        disk = work.tmpfs("disk", "1m")
+        o = harness(["train", *TRAIN_FAST, "-o", str(disk / "run")], work, 300)
+        record = disk / "run" / "results.json"
+        status = json.loads(record.read_text()).get("status") if record.is_file() else None
+    finally:
+        for undo in work.cleanups:
+            undo()
+    assert "Traceback" not in o.text, o.text[-2000:]
+    assert o.rc not in (0, None)
+    lines = [line for line in o.err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "No space left on device" in lines[0] and str(disk) in lines[0], o.err[-800:]
+    assert status != "complete"
+
+
 def test_a_report_that_does_not_fit_fails_the_command_and_keeps_the_results(finished_run, tmp_path):
     """[traceback] disk full: `harness run` exited 0 when only its report failed."""
     work = Work(tmp_path, finished_run)
