@@ -267,6 +267,9 @@ def _print_analysis(res: dict) -> None:
                f"; an online run would have stopped at: "
                f"{res['collapse_alarm_step'] if res['collapse_alarm_step'] is not None else 'never'}")
     typer.echo(f"persistent zero from: {res['zero_step'] if res['zero_step'] is not None else 'never'}")
+    learning = res.get("learning")
+    if learning:
+        typer.secho(learning["message"], fg=None if learning["verdict"] == "learned" else typer.colors.YELLOW)
     for name, ind in (res.get("indicators") or {}).items():
         typer.echo(f"  {name:24s} onset {ind.get('onset_step')}  lead {ind.get('lead_time')}"
                    + ("  (demoted: not shown to beat chance)" if ind.get("demoted") else ""))

@@ -37,6 +37,8 @@ def _train(cfg: TrainConfig) -> None:
     if res.faults:
         line += f"; faults: {', '.join(sorted({f.kind for f in res.faults}))}"
     typer.echo(line)
+    if res.learning is not None:
+        typer.secho(res.learning.message, fg=None if res.learning.verdict == "learned" else typer.colors.YELLOW)
     typer.echo(f"run directory: {run.out}" + (f" (best model: {run.out / 'peak'})" if peak and peak.checkpoint else ""))
     if (run.out / "report.html").is_file():
         typer.echo(f"report: {run.out / 'report.html'}")

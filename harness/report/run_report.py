@@ -216,7 +216,11 @@ def _training_section(runs: list[Run], browser: Browser, plots: list[Plot]) -> l
     parts = [table(*tables.training_rows(runs)),
              note("Peak: the earliest step of the highest held-out accuracy; collapse: the first eval after the "
                   "peak below (1 − δ) × peak for m evals in a row (or to the end); zero step: first step of "
-                  "zero accuracy to the end. " + _params(runs))]
+                  "zero accuracy to the end; learned: yes when an eval after step 0 is above step 0's 95% interval, "
+                  "no when every eval stays within it (with the likely cause). " + _params(runs))]
+    parts += [note(f"{r.label}: {r.analysis['learning']['message']}" if len(runs) > 1 else
+                   r.analysis["learning"]["message"], "warn")
+              for r in runs if r.analysis and (r.analysis.get("learning") or {}).get("verdict") == "flat"]
     parts += _shown(figs.accuracy_by_step(runs), plots)
     faults = tables.fault_rows(runs)
     if faults:

@@ -208,10 +208,26 @@ def training_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
         if tied:
             row.append(", ".join(fmt(s) for s in a.get("tied_steps") or []) or "—")
         rows.append(row + [a.get("collapse_step"), a.get("zero_step"), a.get("final_step"), a.get("final_accuracy"),
-                           ", ".join(faults) or "none"])
+                           ", ".join(faults) or "none", learned_cell(a.get("learning"))])
     header = ["run", "status", "evals", "peak step", "peak accuracy", "peak 95% CI"]
     header += ["steps tied with the peak"] if tied else []
-    return header + ["collapse step", "zero step", "final step", "final accuracy", "faults"], rows
+    return header + ["collapse step", "zero step", "final step", "final accuracy", "faults", "learned"], rows
+
+
+def learned_cell(learning: dict[str, Any] | None) -> str:
+    """The training table's verdict on whether a run learned (:mod:`harness.stats.learning`).
+
+    >>> learned_cell({"verdict": "flat", "cause": "small_update"}), learned_cell({"verdict": "learned"})
+    ('no (small_update)', 'yes')
+    >>> learned_cell(None), learned_cell({"verdict": "declined"})
+    ('—', 'got worse')
+    """
+    if not learning:
+        return "—"
+    verdict = learning.get("verdict")
+    if verdict == "flat":
+        return f"no ({learning.get('cause')})"
+    return {"learned": "yes", "declined": "got worse", "too_short": "too short to tell"}.get(verdict, str(verdict))
 
 
 def indicator_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:

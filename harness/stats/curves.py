@@ -32,6 +32,7 @@ import pandas as pd
 
 from harness.stats.detect import DetectorConfig, EvalPoint, detect_offline
 from harness.stats.intervals import wilson
+from harness.stats.learning import learning_from_curve
 
 __all__ = [
     "INDICATORS",
@@ -316,7 +317,8 @@ def analyze(
     curve: pd.DataFrame | str | Path, delta: float = 0.5, m: int = 2, smooth: int | None = None,
     n: int | None = None, mode: str = "offline", config: DetectorConfig | None = None, method: str = "auto",
 ) -> dict[str, Any]:
-    """Peak, collapse, persistent-zero step, final accuracy and leading indicators of one curve.
+    """Peak, collapse, persistent-zero step, final accuracy, leading indicators and whether the run learned
+    (``learning``: :func:`harness.stats.learning.learning_verdict`; None when the eval size is unknown) of one curve.
 
     With a known eval size (see :func:`eval_points`) and no ``smooth``, the peak comes with its Wilson
     interval, the steps tied with it and the pooled peak level, and the collapse is the noise-aware one
@@ -379,6 +381,8 @@ def analyze(
         "params": {"delta": delta, "m": m, "smooth": smooth, "n": n, "mode": mode},
         "indicators": indicator_onsets(curve, peak["step"], collapse, m),
     })
+    verdict = learning_from_curve(curve, points if points is not None else eval_points(curve, n)[0])
+    out["learning"] = verdict.to_dict() if verdict else None
     return out
 
 

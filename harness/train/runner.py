@@ -8,6 +8,8 @@ Run directory::
     checkpoints/checkpoint-N/   TRL/transformers checkpoints (model, optimiser, scheduler, RNG) plus
                                 harness_state.json (environment counters, fault streaks): --resume
     peak/                       the best eval's model as a HF folder, LoRA merged, with peak.json (harness.train.peak)
+    weights_start.pt            a fixed sample of the step-0 trainable weights (curve.csv's weight_change is measured
+                                from it: harness.train.weights)
     model/                      the final weights (or adapter, with --lora-rank) of a complete run
     results.json                the run record (harness.core.record.RunRecord, kind 'train': peak, stopping, faults)
     report.html                 written by the command line (harness.report.run_report) after the run returns
@@ -39,6 +41,7 @@ from harness.core.io import atomic_write_text
 from harness.core.record import (
     Fault,
     Final,
+    LearningVerdict,
     ModelRef,
     Peak,
     RunRecord,
@@ -67,6 +70,7 @@ from harness.stats.detect import OnlineDetector
 from harness.train.config import TrainConfig, resolve, with_task_defaults
 from harness.train.curve import CurveWriter, FaultMonitor, eval_columns
 from harness.train.peak import PeakKeeper
+from harness.train.weights import START_FILE, WeightSketch
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +177,7 @@ class TrainRun:
         self.start_step = 0
         self.trainer = None
         self.callback = None
+        self.sketch: WeightSketch | None = None
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -300,8 +305,18 @@ class TrainRun:
                 sink.write({**ep.to_dict(), "step": step})
         self.last_metrics = compute_metrics(episodes)
         self.timing["eval_s"] += time.perf_counter() - t0
+        change = self.sketch.change(model) if self.sketch is not None else None
         self._write_results()
-        return eval_columns(self.last_metrics)
+        return {**eval_columns(self.last_metrics), "weight_change": change}
+
+    def _start_sketch(self) -> None:
+        """The step-0 sample of the trainable weights: kept in the run directory, so a resumed run measures
+        ``weight_change`` from the same start (a run resumed from a record without one measures from its resume)."""
+        path = self.out / START_FILE
+        self.sketch = WeightSketch.load(path) if self.cfg.resume and path.is_file() else None
+        if self.sketch is None:
+            self.sketch = WeightSketch.take(self.trainer.model)
+            self.sketch.save(path)
 
     def after_eval(self, model, step: int, metrics: dict) -> str | None:
         """Keep the model when this eval is the best so far; the stop status when a stopping rule fires."""
@@ -329,6 +344,7 @@ class TrainRun:
         self.started = now()
         restore = self._install_signal_handlers()
         try:
+            self._start_sketch()
             if not any(r["step"] == 0 for r in self.curve.rows):
                 metrics = self.evaluate(self.trainer.model, 0)
                 self.curve.upsert(0, {**metrics, "wall_time": self.elapsed()})
@@ -409,7 +425,7 @@ class TrainRun:
             status="partial" if self.status == "running" else self.status,
             peak=self._peak_summary(), stopping=self._stopping_summary(),
             final=Final(step=last["step"], accuracy=last["accuracy"]) if last else None,
-            faults=self.faults)
+            faults=self.faults, learning=self._learning())
         self.life.write_record(rec)
         return rec
 
@@ -424,6 +440,19 @@ class TrainRun:
         return Peak(step=p["step"], accuracy=p["accuracy"], interval=p["interval"], n=p["n"],
                     tied_steps=p["tied_steps"], level=p["level"], level_interval=p["level_interval"],
                     checkpoint="peak" if kept and kept.get("step") == p["step"] else None)
+
+    def _learning(self) -> LearningVerdict | None:
+        """Did the run learn (harness.stats.learning), from the curve so far; None before the step-0 eval."""
+        import pandas as pd
+
+        from harness.stats.curves import eval_points
+        from harness.stats.learning import learning_from_curve
+
+        if self.curve.last_eval() is None:
+            return None
+        curve = pd.DataFrame(self.curve.rows)
+        verdict = learning_from_curve(curve, eval_points(curve)[0])
+        return LearningVerdict(**verdict.to_dict()) if verdict else None
 
     def _stopping_summary(self) -> Stopping:
         d = self.detector.decision
