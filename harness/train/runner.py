@@ -110,7 +110,8 @@ def checkpoint_problems(path: Path) -> list[str]:
 @contextlib.contextmanager
 def quiet_libraries(threads: int | None) -> Iterator[None]:
     """While a run lasts: no per-file progress bars, library logging at ERROR, the library warnings the
-    harness knows about silenced, torch at ``threads`` CPU threads. Everything is restored on exit."""
+    harness knows about silenced, torch at ``threads`` CPU threads (0 or None: torch's default). Everything is
+    restored on exit."""
     import warnings
 
     import torch
@@ -331,7 +332,7 @@ class TrainRun:
         return None
 
     # ------------------------------------------------------------------ run
-    def run(self) -> dict:
+    def run(self) -> RunRecord:
         try:
             with quiet_libraries(self.cfg.threads):
                 return self._run()
