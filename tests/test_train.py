@@ -285,7 +285,9 @@ def _curves_equal(a_dir, b_dir, steps):
         assert a == b, f"step {a['step']} differs"
 
 
-def test_resume_reproduces_the_curve(data, warm_tiny, tmp_path, caplog):
+def test_resume_reproduces_the_curve(data, warm_tiny, tmp_path, caplog, monkeypatch):
+    import shlex
+    import sys
     import warnings
 
     import torch
@@ -294,7 +296,14 @@ def test_resume_reproduces_the_curve(data, warm_tiny, tmp_path, caplog):
     filters, threads = list(warnings.filters), torch.get_num_threads()
     train(*args, "-o", str(tmp_path / "full"))
     assert warnings.filters == filters and torch.get_num_threads() == threads  # the run's filters are scoped
-    train(*args, "-o", str(tmp_path / "part"), "--stop-after", "2")
+    stopped = [*args, "-o", str(tmp_path / "part"), "--stop-after", "2"]
+    monkeypatch.setattr(sys, "argv", ["harness", "train", *stopped])    # what the hint repeats
+    res = runner.invoke(app, ["train", *stopped], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    # Issue 26: a stopped run says how to continue it (the same options, without --stop-after)
+    hint = shlex.join(["harness", "train", *args, "--resume", "-o", str(tmp_path / "part")])
+    assert f"continue with: {hint}" in res.output
+    monkeypatch.undo()
     part = json.loads((tmp_path / "part" / "results.json").read_text())
     assert part["status"] == "partial" and (tmp_path / "part" / "checkpoints" / "checkpoint-2").is_dir()
     bad = runner.invoke(app, ["train", *args, "-o", str(tmp_path / "part")])

@@ -8,6 +8,8 @@ TRL load inside the command.
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from harness.cli.options import config_command
@@ -44,6 +46,10 @@ def _train(cfg: TrainConfig) -> None:
         typer.echo(f"report: {run.out / 'report.html'}")
     if res.status == "diverged":
         raise typer.Exit(3)
+    if res.status == "partial":
+        from harness.cli.resume import resume_command
+
+        typer.echo(f"continue with: {resume_command(sys.argv[1:], run.out, drop=['--stop-after'])}")
     if res.status == "partial" and run.stop_requested:  # interrupted; --stop-after is a normal exit
         raise typer.Exit(130)
 

@@ -144,9 +144,10 @@ class TrainRun:
         if cfg.protocol != task.profile:                 # the preset chose the protocol profile
             task = load_task(cfg.task, profile=cfg.protocol)
         self.resolved = resolve(cfg, task)
-        from harness.policies import check_model_name
+        from harness.policies import check_hub_model, check_model_name
 
         check_model_name(cfg.model, "hf")  # a typo fails here, before torch loads or a directory is made
+        check_hub_model(cfg.model, "hf")   # and a hub id with no hub to reach and no cached copy
         self.out = (Path(cfg.output_dir) if cfg.output_dir
                     else default_output_dir("train", task_label(cfg.task), cfg.preset, cfg.model))
         self.life = RunLifecycle(self.out, section="train", noun="a training run", what="the curve",
