@@ -106,3 +106,16 @@ def test_seed_level_interval_and_a_trial_without_samples(study):
     (study / "trials" / "r_a_1" / "eval_samples" / "step_00010.jsonl").unlink()
     comps = {c["within"]["model"]: c for c in compare_within(load_study_runs(study), "preset", ["model"])}
     assert "no eval samples for step 10" in comps["rare"]["skipped"] and "significant" in comps["common"]["sentence"]
+
+
+def test_one_training_run_is_one_trial(tmp_path):
+    """Two trials that trained the same run (evaluated differently) count once when the study is assembled."""
+    from harness.train.config import TrainConfig, resolve
+    from harness.train.fingerprint import run_fingerprint
+
+    for name, limit, seed in (("t0", 50, 0), ("t1", 100, 0), ("t2", 50, 1)):
+        d = _trial(tmp_path, name, {"model": "micro", "preset": "rezero", "seed": seed}, [0.2, 0.8, 0.8], 32)
+        cfg = TrainConfig(task="apollo3_micro", model="micro", seed=seed, eval_limit=limit)
+        (d / "config.json").write_text(json.dumps(resolve(cfg).to_dict(cfg), default=str))
+    assert [r.path.name for r in load_study_runs(tmp_path, fingerprint=run_fingerprint)] == ["t0", "t2"]
+    assert len(load_study_runs(tmp_path)) == 3  # without a fingerprint nothing is merged

@@ -54,7 +54,8 @@ def test_data_prepare_verifies_and_builds_the_indexes(prepared, data):
 
 def test_data_stats_prints_the_known_sizes_and_recalls(prepared, data):
     out = harness("data", "stats")
-    assert out.startswith(f"task apollo3 v{data.task.version}: 341 chunks, 318 questions (train 286, test 32); ")
+    assert out.startswith(f"task apollo3 v{data.task.version}: 341 chunks, 318 questions "
+                          "(train 254, dev 32, test 32); ")
     assert f"; {len(data.corpus.paraphrases)} chunks have paraphrases" in out
     assert "recall of the gold chunk, all 318 questions, question text as query:" in out
     recall = {name: dict(re.findall(r"(@\d)=(\d\.\d{3})", line))
@@ -63,7 +64,7 @@ def test_data_stats_prints_the_known_sizes_and_recalls(prepared, data):
     for k, v in DENSE_RECALL.items():  # the embedding model's numerics may move in the last digit
         assert float(recall["dense"][k]) == pytest.approx(v, abs=0.02)
     as_json = json.loads(harness("data", "stats", "--json", "--retrievers", "bm25"))
-    assert as_json["splits"] == {"train": 286, "test": 32, "all": 318}
+    assert as_json["splits"] == {"train": 254, "dev": 32, "test": 32, "all": 318}
     assert as_json["recall"] == {"bm25": BM25_RECALL}
     assert sum(as_json["gold_chunks_per_question"].values()) == 318
 

@@ -22,7 +22,19 @@ def test_paper_split_matches_datasets(data):
     split = datasets.Dataset.from_list(rows).train_test_split(test_size=0.1, seed=42)
     assert split["test"]["_line"] == data.test_lines
     assert sorted(data.test_lines) == data.task.splits.paper.expected_test_lines
-    assert len(data.split("train")) == 286 and len(data.split("test")) == 32 and len(data.split("all")) == 318
+    assert len(data.split("train+dev")) == 286 and len(data.split("test")) == 32 and len(data.split("all")) == 318
+
+
+def test_dev_split_is_carved_from_train_as_datasets_would(data):
+    """The dev split: 32 training questions by datasets' own train_test_split over the train split in file
+    order, recorded in task.yaml, disjoint from test; training (split 'train') never sees them."""
+    datasets = pytest.importorskip("datasets")
+    train = [q.line for q in data.split("train+dev")]
+    drawn = datasets.Dataset.from_list([{"line": i} for i in train]).train_test_split(test_size=32, seed=42)
+    assert sorted(drawn["test"]["line"]) == data.split_lines("dev") == data.task.splits.dev.expected_lines
+    dev, test, tr = set(data.split_lines("dev")), set(data.split_lines("test")), set(data.split_lines("train"))
+    assert len(dev) == 32 and len(tr) == 254 and not dev & test and not dev & tr and not tr & test
+    assert dev | tr | test == set(range(318))
 
 
 def test_every_question_maps_to_gold(data):
@@ -202,7 +214,7 @@ def test_validate_loads_local_data_and_catches_a_split_run_would_trip_on(tmp_pat
 
     path = tmp_path / "mytask" / "task.yaml"
     _own_task(tmp_path)
-    assert validate_file(path) == "task; data: 5 chunks, 20 questions, test 2, train 18"
+    assert validate_file(path) == "task; data: 5 chunks, 20 questions, test 2, dev 2, train 16"
     path.write_text(path.read_text() + "splits: {paper: {expected_test_lines: [0, 1]}}\n")
     with pytest.raises(DataError, match=r"the paper split of .*questions.jsonl \(20 questions\) does not reproduce"):
         validate_file(path)
@@ -267,4 +279,5 @@ def test_questions_and_corpus_from_a_saved_datasets_dataset(tmp_path):
         load_task_data(swapped)
     from harness.cli.validate import validate_file
 
-    assert validate_file(tmp_path / "mytask" / "task.yaml") == "task; data: 5 chunks, 20 questions, test 2, train 18"
+    assert validate_file(tmp_path / "mytask" / "task.yaml") == \
+        "task; data: 5 chunks, 20 questions, test 2, dev 2, train 16"

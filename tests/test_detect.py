@@ -69,18 +69,37 @@ def test_peak_ties_take_the_earliest_step():
 
 def test_detector_config_is_validated():
     for bad in ({"fraction": 1.0}, {"alpha": 0}, {"single_alpha": 1}, {"recent_alpha": 0}, {"window": 0},
-                {"confirm": 1.5}):
+                {"confirm": 1.5}, {"online_confirm": 0}, {"confirm_fraction": 0.4}):
         with pytest.raises(ValueError):
             DetectorConfig(**bad)
 
 
 # ----------------------------------------------------------------------------- online
+#: The one-eval online rule (the default until 2026-12-07): an eval far below half the level decides alone.
+ONE_EVAL = DetectorConfig(online_confirm=1, confirm_fraction=None)
+
+
 def test_online_detector_stops_at_a_collapse_and_stays_stopped():
     det = OnlineDetector()
     actions = [det.update(s, k / 32, 32).action for s, k in [(0, 5), (25, 14), (50, 15), (75, 13), (100, 2),
                                                                 (125, 0), (150, 15)]]
-    assert actions == ["continue"] * 4 + ["collapse"] * 3  # a stop is latched, even if the next eval is high
-    assert det.stop_step == 100
+    assert actions == ["continue"] * 5 + ["collapse"] * 2  # confirmed by the second low eval; then latched
+    assert det.stop_step == 125
+    det = OnlineDetector(ONE_EVAL)
+    actions = [det.update(s, k / 32, 32).action for s, k in [(0, 5), (25, 14), (50, 15), (75, 13), (100, 2),
+                                                                (125, 0), (150, 15)]]
+    assert actions == ["continue"] * 4 + ["collapse"] * 3 and det.stop_step == 100
+
+
+def test_a_one_eval_dip_never_stops_a_run_by_default():
+    """Real micro curves dip deep for one eval and come back (0.97 -> 0.22 -> 0.96): the default waits for a
+    second eval below 0.6 x the level (docs/detection.md); the one-eval rule stops on the dip."""
+    dip = pts([(0, 47), (5, 90), (10, 95), (15, 97), (20, 97), (25, 96), (30, 22), (35, 96), (40, 96)], n=100)
+    assert online_alarm(dip) is None and online_alarm(dip, ONE_EVAL) == 30
+    fall = pts([(0, 47), (5, 90), (10, 95), (15, 97), (20, 97), (25, 96), (30, 22), (35, 5), (40, 0)], n=100)
+    assert online_alarm(fall) == 35 and online_alarm(fall, ONE_EVAL) == 30  # the confirmation costs one eval
+    slow = pts([(0, 47), (5, 90), (10, 95), (15, 97), (20, 97), (25, 55), (30, 30), (35, 10)], n=100)
+    assert online_alarm(slow) == 30  # a fall whose previous eval is below 0.6 x the level confirms at once
 
 
 def test_online_detector_ignores_binomial_noise_around_a_plateau():
@@ -118,7 +137,8 @@ def test_a_borderline_low_eval_is_confirmed_by_the_next_one():
     assert [collapse_evidence(curve, t, estimate_peak(curve[: t + 1])) for t in (7, 8)] == [None, "recent"]
     assert online_alarm(curve) == 80 and peak.step == 10
     assert online_alarm(pts(plateau + [(70, 4), (80, 9)])) is None  # one low eval that comes back: noise
-    assert online_alarm(pts(plateau + [(70, 0)])) == 70  # an eval far below decides alone
+    assert online_alarm(pts(plateau + [(70, 0)]), ONE_EVAL) == 70  # one-eval rule: an eval far below decides alone
+    assert online_alarm(pts(plateau + [(70, 0)])) is None  # the default waits for a second low eval
     det = OnlineDetector()
     det.replay((p.step, p.accuracy, p.n) for p in curve)
     assert det.stop_step == 80 and "recent accuracy" in det.decision.reason
@@ -150,7 +170,7 @@ def test_offline_a_dip_that_recovers_is_not_a_collapse():
     dip = pts([(0, 5), (25, 14), (50, 15), (75, 13), (100, 1), (125, 0), (150, 14), (175, 13), (200, 15)])
     r = detect_offline(dip)
     assert r["collapse_step"] is None
-    assert r["alarm_step"] == 100  # online, the dip looked like a collapse: the documented difference
+    assert r["alarm_step"] == 125  # online, the two-eval dip looked like a collapse: the documented difference
 
 
 def test_offline_collapse_onset_and_fall_to_the_end():
@@ -193,7 +213,7 @@ def test_analyze_uses_the_n_column(tmp_path: Path):
     assert r["collapse_step"] == 30 and r["tied_steps"] == [10, 20]
     assert r["peak_level"] == pytest.approx(0.575)
     assert json.loads(json.dumps(r, allow_nan=False)) == r
-    assert analyze(c, mode="online")["collapse_step"] == r["collapse_alarm_step"] == 30
+    assert analyze(c, mode="online")["collapse_step"] == r["collapse_alarm_step"] == 40  # confirmed at 40
     with pytest.raises(ValueError, match="needs the eval size"):
         analyze(c.drop(columns="n").assign(accuracy=[0.3, 0.6, np.pi / 6, 0.1, 0.05]), method="binomial")
     with pytest.raises(ValueError, match="mode"):

@@ -143,10 +143,14 @@ def test_a_task_hook_from_its_folder_shapes_the_data_and_the_split_follows(data,
     raw = yaml.safe_load(path.read_text())
     raw["splits"]["paper"]["expected_test_lines"] = None
     path.write_text(yaml.safe_dump(raw))
-    assert validate_file(path) == "task; data: 341 chunks, 10 questions, test 1, train 9"
+    with pytest.raises(DataError, match=r"splits.dev.expected_lines of .* pins a dev split of 32 questions"):
+        load_task_data(load_task(path))
+    raw["splits"]["dev"]["expected_lines"] = None
+    path.write_text(yaml.safe_dump(raw))
+    assert validate_file(path) == "task; data: 341 chunks, 10 questions, test 1, dev 2, train 7"
     d = load_task_data(load_task(path))
     assert [q.line for q in d.questions] == list(range(10)) and d.test_lines == paper_test_lines(10)
-    assert len(d.split("test")) + len(d.split("train")) == 10
+    assert len(d.split("test")) + len(d.split("dev")) + len(d.split("train")) == 10
     from typer.testing import CliRunner
 
     from harness.cli.app import app

@@ -85,10 +85,13 @@ def test_code_pool_is_fixed_and_never_real_text(data, micro_task):
 
 def test_micro_questions_and_split(micro_data, bm25):
     reformulations, keywords_of = _hook("reformulations"), _hook("keywords_of")
-    test, train = micro_data.split("test"), micro_data.split("train")
-    assert len(test) == 100 and len(train) > 300
+    test, dev, train = (micro_data.split(s) for s in ("test", "dev", "train"))
+    assert (len(test), len(dev), len(train)) == (100, 107, 290)
     facts = micro_data.micro_facts
-    assert not {facts[q.qid].chunk_id for q in test} & {facts[q.qid].chunk_id for q in train}
+    chunks = [{facts[q.qid].chunk_id for q in split} for split in (test, dev, train)]
+    assert not chunks[0] & chunks[1] and not chunks[0] & chunks[2] and not chunks[1] & chunks[2]  # whole chunks
+    # dev is marked among the training facts, none moved: train+dev is the list the shipped policy was built on
+    assert [q.qid for q in micro_data.split("train+dev")] == [f"m{i:04d}" for i in range(100, 497)]
     assert len({q.question for q in micro_data.questions}) == len(micro_data.questions)
     # every query a demonstration may use retrieves the gold chunk in the top k at noise 0
     for q in test[:30]:

@@ -48,7 +48,7 @@ def test_a_new_task_from_the_guide_validates_runs_and_trains(tmp_path):
     data = path.parent / "data"
 
     v = harness("validate", "mytask/task.yaml", cwd=tmp_path)
-    assert v.stdout.strip() == "ok      mytask/task.yaml (task; data: 5 chunks, 20 questions, test 2, train 18)"
+    assert v.stdout.strip() == "ok      mytask/task.yaml (task; data: 5 chunks, 20 questions, test 2, dev 2, train 16)"
 
     harness("run", "--task", "mytask/task.yaml", "-o", "runs/eval", "--no-report", cwd=tmp_path)
     res = json.loads((tmp_path / "runs" / "eval" / "results.json").read_text())

@@ -88,7 +88,7 @@ def test_harness_run_evaluates_the_real_model_and_its_report(smollm2, tmp_path):
 
 def test_seeded_sampling_replays_the_same_episodes(smollm2, tmp_path):
     args = ["--task", "apollo3", "--model", "smollm2-135m", "--limit", "2", "--noise", "0.5", "--temperature", "0.8",
-            "--seed", "5", *SHORT]
+            "--seed", "5", "--max-new-tokens", "16", "--max-turns", "1", "--no-report"]
     _run(*args, "-o", str(tmp_path / "a"))
     _run(*args, "-o", str(tmp_path / "b"))
     a, b = ((tmp_path / d / "samples.jsonl").read_text() for d in "ab")

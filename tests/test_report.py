@@ -314,7 +314,7 @@ def test_explicit_reward_weights_and_identical_curves(tmp_path: Path):
     assert "have identical accuracy curves (drawn slightly offset)" in text
     legend = figs.accuracy_by_step(load_runs([a, b])).ax.get_legend()
     labels = [t.get_text() for t in legend.get_texts()]
-    assert labels == ["retry weight 1", "retry weight 0", "peak", "collapse (dashed vertical)"]
+    assert labels == ["retry weight 1", "retry weight 0", "peak (selection split)", "collapse (dashed vertical)"]
     assert all(f">{label}</text>" in figure_of(text, "Held-out accuracy by step") for label in labels)
     markers = [h.get_marker() for h in legend.legend_handles[:2]]
     colours = [h.get_color() for h in legend.legend_handles[:2]]

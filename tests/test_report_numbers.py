@@ -96,7 +96,7 @@ def test_intervals_print_both_ends_to_the_same_precision(tmp_path):
     assert re.search(r"\[0\.\d{3}, 0\.\d{3}\]", retry) and not re.search(r"\[0\.\d{4,}", retry)
 
     class Run:
-        label, status, faults = "r", "complete", []
+        label, status, faults, record = "r", "complete", [], None
         analysis = {"n_evals": 2, "peak_step": 10, "peak_raw": 0.0625, "peak_interval": [0.008069, 0.218]}
 
     row = training_rows([Run()])[1][0]

@@ -59,7 +59,7 @@ def test_null_removes_an_inherited_key(tmp_path):
     task = load_task(_child(tmp_path, "data: {files: {report: ~}}\nsplits: {paper: {expected_test_lines: ~}}\n"
                                       "presets: {retry_after_miss: ~}\n"))
     assert task.data.files.report is None and task.splits.paper.expected_test_lines is None
-    assert set(task.presets) == {"rezero", "baseline"}
+    assert set(task.presets) == {"rezero", "baseline", "rezero_paper"}
     assert task.data.files.chunks == load_task(APOLLO3).data.files.chunks
 
 

@@ -42,7 +42,9 @@ def read_curve(run_dir) -> list[dict]:
     ({"learning_rate": -1e-5}, "--learning-rate"),
     ({"train_noise": 1.5}, "noise"),
     ({"train_noise_mode": "sideways"}, "unknown noise mode"),
-    ({"eval_split": "dev"}, "unknown eval split"),
+    ({"eval_split": "validation"}, "unknown eval split"),
+    ({"selection_split": "holdout"}, "unknown selection split"),
+    ({"eval_samples": 0}, "--eval-samples"),
     ({"lr_scheduler": "zigzag"}, "lr scheduler"),
     ({"num_generations": 1}, "--num-generations"),
     ({"vllm": True}, "not implemented"),
@@ -383,7 +385,7 @@ def _scripted_config(out, **extra):
 
 
 @pytest.mark.parametrize("script, extra, status, stop", [
-    ({0: 0.5, 2: 0.55, 4: 0.05, 6: 0.0, 8: 0.0}, {"stop_on_collapse": True}, "stopped_collapse", 4),
+    ({0: 0.5, 2: 0.55, 4: 0.05, 6: 0.0, 8: 0.0}, {"stop_on_collapse": True}, "stopped_collapse", 6),
     ({0: 0.5, 2: 0.5, 4: 0.55, 6: 0.5, 8: 0.5}, {"patience": 2}, "stopped_patience", 4),
 ])
 def test_stopping_rules_keep_the_peak_and_survive_resume(data, warm_tiny, tmp_path, script, extra, status, stop):

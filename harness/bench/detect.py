@@ -167,6 +167,7 @@ def bench_indicators(run_dirs: list[str], count: int = 300, seed: int = 0, m: in
     )
 
     cases, pre_collapse, sizes, intervals, n_evals = [], [], [], [], []
+    run_dirs = distinct_runs(run_dirs)
     for d in run_dirs:
         curve = read_curve(d)
         a = analyze(curve)
@@ -201,6 +202,27 @@ def bench_indicators(run_dirs: list[str], count: int = 300, seed: int = 0, m: in
             "combinations": _with_chance(best_combinations(cases, list(real), m)[:5], chance_cases, m)}
 
 
+def distinct_runs(run_dirs: list[str]) -> list[str]:
+    """``run_dirs`` without repeats of a training run: a run directory whose training fingerprint an earlier one
+    has is left out (curve files, which carry no config, are all kept)."""
+    import logging
+
+    from harness.train.fingerprint import run_fingerprint
+
+    seen: dict[str, str] = {}
+    out = []
+    for d in run_dirs:
+        fp = run_fingerprint(d) if Path(d).is_dir() else None
+        if fp is not None and fp in seen:
+            logging.getLogger(__name__).warning("%s trains what %s trains (same training fingerprint): counted once",
+                                                d, seen[fp])
+            continue
+        if fp is not None:
+            seen[fp] = d
+        out.append(d)
+    return out
+
+
 def _with_chance(rows: list[dict[str, Any]], chance_cases: list, m: int) -> list[dict[str, Any]]:
     """Each combination's rates on the null curves too: the best of many rules, picked on the real runs,
     must still beat what the same rule does on indicators that carry no information."""
@@ -215,14 +237,19 @@ def _with_chance(rows: list[dict[str, Any]], chance_cases: list, m: int) -> list
 
 
 def corpus_runs(folder: str | Path) -> tuple[list[str], dict[str, float | None]]:
-    """The curve files of an early-warning corpus (:mod:`harness.bench.corpus`) and their labelled collapse steps."""
+    """The curve files of an early-warning corpus (:mod:`harness.bench.corpus`) and their labelled collapse steps;
+    a run marked ``duplicate_of`` another (the same training fingerprint) is left out."""
     import json
+
+    from harness.bench.corpus import mark_duplicates
 
     folder = Path(folder)
     manifest = folder / "manifest.json"
     if not manifest.is_file():
         raise DataError(f"{folder}: no manifest.json (make one with `harness bench corpus`)")
     runs = json.loads(manifest.read_text())["runs"]
+    mark_duplicates(runs)
+    runs = {name: r for name, r in runs.items() if not r.get("duplicate_of")}
     paths = [str(folder / f"{name}.csv") for name in runs]
     missing = [p for p in paths if not Path(p).is_file()]
     if missing:

@@ -129,7 +129,7 @@ def data_stats(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
     t = load_task(task)
     d = load_task_data(t, data_dir)
     out = {"chunks": len(d.corpus), "questions": len(d.questions),
-           "splits": {s: len(d.split(s)) for s in ("train", "test", "all")},
+           "splits": {s: len(d.split(s)) for s in ("train", "dev", "test", "all")},
            "paraphrased_chunks": len(d.corpus.paraphrases or {}),
            "gold_chunks_per_question": {str(n): sum(len(q.gold_chunk_ids) == n for q in d.questions)
                                         for n in sorted({len(q.gold_chunk_ids) for q in d.questions})},
@@ -143,7 +143,7 @@ def data_stats(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
         typer.echo(json.dumps(out, indent=2))
         return
     typer.echo(f"task {t.name} v{t.version}: {out['chunks']} chunks, {out['questions']} questions "
-               f"(train {out['splits']['train']}, test {out['splits']['test']}); "
+               f"(train {out['splits']['train']}, dev {out['splits']['dev']}, test {out['splits']['test']}); "
                f"{out['paraphrased_chunks']} chunks have paraphrases")
     typer.echo(f"gold chunks per question: {out['gold_chunks_per_question']}")
     typer.echo(f"recall of the gold chunk, all {len(qs)} questions, question text as query:")
@@ -326,15 +326,30 @@ def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to c
         if as_json:
             typer.echo(json.dumps(study_summary(url, study_name), indent=2, default=str))
             return
-        path = write_study_report(run_dirs[0], storage=url, study_name=study_name, output=output,
-                                  figures_dir=figures_dir, fmt=fmt)
-    else:
-        from harness.report.run_report import write_report
+        from harness.report.study import collect
 
+        data = collect(url, study_name)
+        _print_protocol(data.protocol, "trials")
+        path = write_study_report(run_dirs[0], storage=url, study_name=study_name, output=output,
+                                  figures_dir=figures_dir, fmt=fmt, data=data)
+    else:
+        from harness.report.run_report import load_runs, run_protocol_differences, write_report
+
+        if len(run_dirs) > 1:
+            _print_protocol(run_protocol_differences(load_runs(list(run_dirs))), "runs")
         path = write_report(list(run_dirs), output=output, title=title, figures_dir=figures_dir, fmt=fmt)
     if figures_dir is not None:
         typer.echo(f"figures written: {figures_dir} ({fmt})")
     typer.echo(f"report written: {path}")
+
+
+def _print_protocol(lines: list[str], what: str) -> None:
+    """Before anything is compared: each protocol field that differs between the runs (or trials)."""
+    if not lines:
+        return
+    typer.secho(f"these {what} differ in their protocol; comparisons between them cross it:", fg=typer.colors.YELLOW)
+    for line in lines:
+        typer.echo(f"  protocol differs: {line}")
 
 
 @app.command()
@@ -387,6 +402,15 @@ def sweep(
                                    "(checked with the ablation before any trial runs)."),
     trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help="Seconds before a trial is failed."),
     report: bool = typer.Option(True, "--report/--no-report"),
+    gpus_per_trial: Optional[int] = typer.Option(None, "--gpus-per-trial", min=1, help="Give each worker its own G "
+                                                 "GPUs (CUDA_VISIBLE_DEVICES): never two trials on one GPU."),
+    print_slurm: bool = typer.Option(False, "--print-slurm", help="Print a Slurm job array (one task per --workers, "
+                                     "each a worker of the study in --storage, PostgreSQL) instead of running; "
+                                     "the study is created first. Submit it: ... --print-slurm > job.sh; "
+                                     "sbatch job.sh"),
+    slurm_cpus: int = typer.Option(2, "--slurm-cpus", help="With --print-slurm: CPUs per array task."),
+    slurm_time: Optional[str] = typer.Option(None, "--slurm-time", help="With --print-slurm: time limit per task."),
+    slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition", help="With --print-slurm: partition."),
 ) -> None:
     """Run (or resume) an Optuna ablation study whose trials are short harness train runs."""
     from harness.cli.reports import report_study
@@ -395,10 +419,18 @@ def sweep(
     ov = {k: v for k, v in (("model", model), ("max_steps", max_steps), ("eval_every", eval_every),
                             ("eval_limit", eval_limit)) if v is not None}
     ov.update(_overrides(set_))
+    if print_slurm:
+        from harness.sweep.slurm import slurm_job
+
+        typer.echo(slurm_job(str(ablation), storage=storage, study_name=study_name,
+                             study_dir=str(output_dir) if output_dir else None, workers=workers, n_trials=n_trials,
+                             overrides=ov, trial_timeout=trial_timeout, gpus_per_trial=gpus_per_trial,
+                             cpus=slurm_cpus, time_limit=slurm_time, partition=slurm_partition), nl=False)
+        return
     try:
         summary = run_sweep(str(ablation), n_trials=n_trials, storage=storage, study_name=study_name, workers=workers,
                             output_dir=str(output_dir) if output_dir else None, overrides=ov,
-                            trial_timeout=trial_timeout)
+                            trial_timeout=trial_timeout, gpus_per_trial=gpus_per_trial)
     except NoTrialCompleted as e:  # the study ran but nothing completed: a failed sweep, not bad input
         if report:
             report_study(e.summary)
@@ -499,24 +531,53 @@ def bench_detect(count: int = typer.Option(1000, "--count",
                  corpus: Optional[Path] = typer.Option(None, "--corpus", help="An early-warning corpus folder "
                                                        "(`harness bench corpus`; e.g. tests/data/micro_corpus): its "
                                                        "curves, with its labelled collapses."),
+                 real: list[Path] = typer.Option([], "--real", help="Folders of real curves with a manifest.json "
+                                                 "(repeat; default: the checkout's tests/data/micro_corpus and "
+                                                 "tests/data/real_curves)."),
+                 envelope: bool = typer.Option(False, "--envelope", help="Online false alarms by dip depth x width and "
+                                               "found by fall length x plateau, on the empirical generator."),
+                 tradeoff: bool = typer.Option(False, "--tradeoff", help="Online rates of a grid of settings on the "
+                                               "planted, empirical and real sets."),
+                 prediction: bool = typer.Option(False, "--prediction", help="With --corpus: the early-warning "
+                                                 "prediction test (leave-one-configuration-out AUROC against the "
+                                                 "accuracy curve alone, permutation null; harness.stats.warning)."),
+                 permutations: int = typer.Option(1000, "--permutations", help="Label permutations of --prediction."),
                  as_json: bool = typer.Option(False, "--json", help="Everything, with rates per stratum.")) -> None:
-    """False-collapse and detection rates of the collapse detectors on synthetic binomial curves;
-    with --runs, the leading indicators' warning rates on those runs against chance."""
-    from harness.bench import detect
+    """False-collapse and detection rates of the collapse detectors: on real curves, on the planted synthetic
+    set and on the empirical generator fitted to real runs; with --runs or --corpus, the leading indicators'
+    warning rates against chance."""
+    from harness.bench import calibrate, detect
+    from harness.bench.real import DEFAULT_SOURCES
 
-    res = detect.bench_detect(count=count, sizes=tuple(int(x) for x in sizes.split(",") if x.strip()), seed=seed)
+    n_sizes = tuple(int(x) for x in sizes.split(",") if x.strip())
+    res = detect.bench_detect(count=count, sizes=n_sizes, seed=seed)
+    folders = [str(f) for f in real] or [str(f) for f in DEFAULT_SOURCES if (f / "manifest.json").is_file()]
+    cal = (calibrate.bench_calibration(count, n_sizes, seed, with_envelope=envelope, with_tradeoff=tradeoff,
+                                       folders=folders, generators=("empirical",)) if folders else None)
     paths, labels = [str(r) for r in runs], None
     if corpus is not None:
         more, labels = detect.corpus_runs(corpus)
         paths += more
     ind = detect.bench_indicators(paths, seed=seed, labels=labels) if paths else None
+    warn = None
+    if prediction and corpus is not None:
+        from harness.bench.corpus import warning_runs
+        from harness.stats.warning import score_corpus
+
+        warn = score_corpus(warning_runs(corpus), permutations=permutations, seed=seed)
     if as_json:
-        typer.echo(json.dumps({**res, "indicators": ind}, indent=2, default=str))
+        typer.echo(json.dumps({**res, "calibration": cal, "indicators": ind, "prediction": warn}, indent=2,
+                              default=str))
         return
     typer.echo(detect.format_table(res))
+    typer.echo("\n" + (calibrate.format_calibration(cal) if cal else "no real curves found (give --real FOLDER)"))
     if ind is not None:
         typer.echo("\n" + detect.format_indicators(ind))
         typer.echo(detect.format_combinations(ind))
+    if warn is not None:
+        from harness.bench.corpus import format_warnings
+
+        typer.echo("\n" + format_warnings(warn))
 
 
 @bench_app.command("sweep")
@@ -536,8 +597,9 @@ def _register_optional_commands() -> None:
     """Commands that live in their own modules (light imports only at module level)."""
     import importlib
 
-    for module, name in (("harness.cli.train", "train"), ("harness.cli.lmeval", "lmeval"),
-                         ("harness.cli.micro", "micro")):
+    for module, name in (("harness.cli.train", "train"), ("harness.cli.rescore", "rescore"),
+                         ("harness.cli.lmeval", "lmeval"), ("harness.cli.micro", "micro"),
+                         ("harness.cli.export", "export")):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:

@@ -28,8 +28,9 @@ def _train(cfg: TrainConfig) -> None:
             report_run(run.out, f"harness train: {run.out.name}")
     r = run.resolved
     typer.echo(f"rewards: {r.semantics} semantics, stop_after_action={str(r.stop_after_action).lower()}")
+    typer.echo(headline(res))
     peak, final = res.peak, res.final
-    line = (f"{res.status}: peak accuracy {peak.accuracy if peak else float('nan'):.4f} at step "
+    line = (f"{res.status}: peak {cfg.selection_split} accuracy {peak.accuracy if peak else float('nan'):.4f} at step "
             f"{peak.step if peak else None}"
             + (f" [95% CI {peak.interval[0]:.3f}, {peak.interval[1]:.3f}]" if peak and peak.interval else "")
             + f"; final {final.accuracy if final and final.accuracy is not None else float('nan'):.4f} at step "
@@ -52,6 +53,31 @@ def _train(cfg: TrainConfig) -> None:
         typer.echo(f"continue with: {resume_command(sys.argv[1:], run.out, drop=['--stop-after'])}")
     if res.status == "partial" and run.stop_requested:  # interrupted; --stop-after is a normal exit
         raise typer.Exit(130)
+
+
+def headline(res) -> str:
+    """The number to quote: the reported split at the step selected on the selection split, with its interval;
+    labelled optimistic when the two splits are one (the paper's protocol).
+
+    >>> from harness.core.record import Peak, RunRecord, SplitEval, TaskRef
+    >>> rep = SplitEval(split="test", step=6, accuracy=0.62, interval=(0.5, 0.7))
+    >>> rec = RunRecord(kind="train", task=TaskRef(name="t"), status="complete",
+    ...                 peak=Peak(step=6, accuracy=0.7, split="dev", optimistic=False, reported=rep))
+    >>> headline(rec)
+    'test accuracy at the step selected on dev (6): 0.6200 [95% CI 0.500, 0.700]'
+    """
+    from harness.core.record import OPTIMISTIC
+
+    peak = res.peak
+    if peak is None:
+        return "no eval yet"
+    rep = peak.reported
+    if rep is None or rep.accuracy is None:
+        return (f"selected step {peak.step} on {peak.split or 'the eval split'}; the reported split was not "
+                "evaluated there")
+    ci = f" [95% CI {rep.interval[0]:.3f}, {rep.interval[1]:.3f}]" if rep.interval else ""
+    text = f"{rep.split} accuracy at the step selected on {peak.split} ({peak.step}): {rep.accuracy:.4f}{ci}"
+    return text + (f" — {OPTIMISTIC}" if peak.optimistic else "")
 
 
 train = config_command(

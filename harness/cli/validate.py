@@ -60,7 +60,7 @@ def check_task(path: Path, data_dir: str | Path | None = None) -> str:
         return f"task; data checks skipped: {missing}"
     data = load_task_data(task, data_dir, download=False)
     return (f"task; data: {len(data.corpus)} chunks, {len(data.questions)} questions, "
-            f"test {len(data.split('test'))}, train {len(data.split('train'))}")
+            f"test {len(data.split('test'))}, dev {len(data.split('dev'))}, train {len(data.split('train'))}")
 
 
 def _named(path: Path) -> Path:

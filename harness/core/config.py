@@ -165,8 +165,25 @@ class PaperSplit(_Strict):
     expected_test_lines: list[int] | None = None
 
 
+class DevSplit(_Strict):
+    """The ``dev`` split: questions carved from the training questions to select checkpoints and stop on,
+    so that the ``test`` questions are only reported on (drawn by :func:`harness.data.loading.dev_lines`
+    unless the task's ``process_data`` hook sets ``dev_lines``).
+
+    ``size``: questions in dev (None: as many as the test split), at most a quarter of the training
+    questions (a task whose hook keeps ten questions gets a dev split of two); ``seed``: the permutation's
+    seed; ``expected_lines``: the positions the draw must reproduce (checked at load, like
+    ``paper.expected_test_lines``).
+    """
+
+    size: int | None = Field(None, ge=1)
+    seed: int = 42
+    expected_lines: list[int] | None = None
+
+
 class SplitsConfig(_Strict):
     paper: PaperSplit = PaperSplit()
+    dev: DevSplit = DevSplit()
     default_eval: str = "test"
 
 

@@ -43,8 +43,9 @@ SCHEMA_VERSION = 2
 #: How a run ended. Training runs may also end ``stopped_collapse`` / ``stopped_patience``
 #: (``--stop-on-collapse``, ``--patience``) or ``diverged`` (NaN/inf weights, logits or loss).
 Status = Literal["running", "complete", "partial", "diverged", "failed", "stopped_collapse", "stopped_patience"]
-#: Families of accuracy interval a record may hold.
-Interval = Literal["wilson", "bootstrap"]
+#: Families of accuracy interval a record may hold (``cluster_bootstrap``: a K-sample run's, resampling
+#: questions with all their samples: :func:`harness.stats.intervals.cluster_interval`).
+Interval = Literal["wilson", "bootstrap", "cluster_bootstrap"]
 
 
 class _Part(BaseModel):
@@ -61,9 +62,26 @@ class ModelRef(_Part):
     model: str
 
 
+class SplitEval(_Part):
+    """One split evaluated at one step: its accuracy (avg@k with K samples) and 95% interval, n questions."""
+
+    split: str
+    step: int | None = None
+    accuracy: float | None = None
+    interval: tuple[float, float] | None = None
+    n: int | None = None
+
+
+#: How a selection on the reported questions is labelled wherever it appears.
+OPTIMISTIC = "optimistic (selected on the reported questions)"
+
+
 class Peak(_Part):
-    """The best held-out eval so far (the earliest on ties) with its Wilson interval, the evals tied
-    with it and their pooled level; ``checkpoint`` is ``"peak"`` when ``RUN_DIR/peak/`` holds its model."""
+    """The best eval of the selection split so far (the earliest on ties) with its Wilson interval, the
+    evals tied with it and their pooled level; ``checkpoint`` is ``"peak"`` when ``RUN_DIR/peak/`` holds its
+    model. ``split`` is the selection split (None: a record from before selection had its own split, which
+    selected on the reported questions); ``reported`` the reported split (test) at the selected step: the
+    headline number; ``optimistic`` is True when the two splits are one (the paper's protocol)."""
 
     step: int
     accuracy: float
@@ -73,6 +91,9 @@ class Peak(_Part):
     level: float | None = None
     level_interval: tuple[float, float] | None = None
     checkpoint: str | None = None
+    split: str | None = None
+    reported: SplitEval | None = None
+    optimistic: bool | None = None
 
 
 class Stopping(_Part):
@@ -80,15 +101,75 @@ class Stopping(_Part):
 
     stop_on_collapse: bool = False
     patience: int | None = None
+    #: What a collapse does: ``stop``, ``rollback`` or None (nothing).
+    on_collapse: str | None = None
     decision: str | None = None
     stop_step: int | None = None
     reason: str | None = None
     evals_since_better: int | None = None
+    #: Rollbacks done (``--on-collapse rollback``): ``{step, action, to_step, lr_scale}`` each.
+    interventions: list[dict] = []
 
 
 class Final(_Part):
+    """The last eval: the selection split's accuracy and, when evaluated there, the reported split's."""
+
     step: int
     accuracy: float | None = None
+    reported: SplitEval | None = None
+
+
+class Comparability(_Part):
+    """The protocol that decides whether two runs' numbers may be compared: every field that differs
+    between two runs is printed before any comparison of them (``harness report A B``, the study report).
+
+    ``task_sha256`` hashes the task's whole config (presets, prompts, everything a task file says);
+    ``data`` is each table's sha256 as loaded; ``split_lines`` the positions of the questions evaluated
+    (after ``--eval-limit``); ``prompt_sha256`` hashes the system, user, information and result
+    templates; ``seed_scheme`` names how noise and samples are seeded; ``reward_weights`` are the
+    weights rewards were computed with."""
+
+    task: str
+    task_version: int | str = 1
+    task_sha256: str | None = None
+    data: dict[str, str] = Field(default_factory=dict)
+    split: str
+    split_lines: list[int] = Field(default_factory=list)
+    selection_split: str | None = None
+    selection_lines: list[int] | None = None
+    retriever: str
+    embedding_model: str | None = None
+    k: int
+    result_format: str
+    prompt_profile: str | None = None
+    prompt_sha256: str
+    noise_levels: list[float] = Field(default_factory=list)
+    noise_modes: list[str] = Field(default_factory=list)
+    seed: int = 0
+    seed_scheme: str
+    max_turns: int
+    max_new_tokens: int
+    max_episode_tokens: int
+    stop_after_action: bool
+    judge: str
+    llm_judge: str | None = None
+    reward_semantics: str
+    reward_weights: dict[str, float] = Field(default_factory=dict)
+    samples: int = 1
+    temperature: float = 0.0
+
+    def differences(self, other: Comparability) -> list[tuple[str, Any, Any]]:
+        """``(field, this value, other value)`` for every field that differs, in field order.
+
+        >>> a = Comparability(task="t", split="test", retriever="bm25", k=3, result_format="[{rank}] {text}",
+        ...                   prompt_sha256="p", seed_scheme="v1", max_turns=20, max_new_tokens=512,
+        ...                   max_episode_tokens=8192, stop_after_action=True, judge="default",
+        ...                   reward_semantics="rezero")
+        >>> a.differences(a.model_copy(update={"k": 5, "samples": 4}))
+        [('k', 3, 5), ('samples', 1, 4)]
+        """
+        mine, theirs = self.model_dump(), other.model_dump()
+        return [(f, mine[f], theirs[f]) for f in type(self).model_fields if mine[f] != theirs[f]]
 
 
 class Fault(_Part):
@@ -149,8 +230,14 @@ class RunRecord(_Part):
     started_at: str | None = None
     finished_at: str | None = None
     status: Status
+    #: Token usage of served backends (``--backend openai``), per policy and ``llm_judge``: prompt and
+    #: completion tokens over the episodes, requests and cached responses, and what this process sent.
+    usage: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: The family of every accuracy interval in the record (``accuracy_ci_low/high``, the peak's).
     interval: Interval = "wilson"
+    #: What decides whether this run's numbers may be compared with another's (None: a record from before
+    #: it was kept).
+    comparability: Comparability | None = None
     # ------------------------------------------------------------------ training runs only
     peak: Peak | None = None
     stopping: Stopping | None = None

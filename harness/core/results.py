@@ -52,6 +52,10 @@ def git_hash(cwd: Path | None = None) -> str | None:
 
 def machine_info() -> dict[str, Any]:
     info: dict[str, Any] = {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()}
+    # where a scheduler placed the run: the GPUs it was given (sweep --gpus-per-trial, Slurm) and its Slurm job
+    for key in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURMD_NODENAME"):
+        if key in os.environ:
+            info[key.lower()] = os.environ[key]
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
         info["cuda"] = torch.cuda.is_available()

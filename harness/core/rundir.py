@@ -6,7 +6,9 @@ Layout (every name is a constant here; nothing else spells them)::
     results.json                    RECORD: the run record (:class:`harness.core.record.RunRecord`)
     samples.jsonl                   SAMPLES: ``harness run``'s episodes, one per line, with policy and noise_level
     curve.csv                       CURVE: ``harness train``'s curve, one row per step
-    eval_samples/step_NNNNN.jsonl   the held-out episodes of each eval step (:func:`eval_samples_path`)
+    eval_samples/step_NNNNN.jsonl   the episodes of each eval step on the selection split (:func:`eval_samples_path`)
+    eval_samples/reported/step_NNNNN.jsonl   the reported split's (test) episodes, at the steps it was evaluated
+                                    when it is not the selection split (``reported=True``)
     report.html                     REPORT: written by the command line once the run returns
 
 Writing. A run opens its directory through :class:`RunLifecycle` (``EvalRun`` and ``TrainRun`` both):
@@ -64,6 +66,8 @@ RECORD = "results.json"
 SAMPLES = "samples.jsonl"
 CURVE = "curve.csv"
 EVAL_SAMPLES = "eval_samples"
+#: The reported split's eval samples, under ``eval_samples/`` (training runs that select on another split).
+REPORTED = "reported"
 REPORT = "report.html"
 #: The files whose presence makes a directory a run (``eval_samples/`` too).
 RUN_FILES = (RECORD, CURVE, SAMPLES, CONFIG)
@@ -376,20 +380,23 @@ class RunLifecycle:
 # ----------------------------------------------------------------------------- reading
 
 
-def eval_samples_path(run_dir: Path | str, step: int) -> Path:
-    """Where a training run keeps the held-out episodes of the eval at ``step``.
+def eval_samples_path(run_dir: Path | str, step: int, reported: bool = False) -> Path:
+    """Where a training run keeps the episodes of the eval at ``step``: of the selection split, or
+    (``reported``) of the reported split when it is another one.
 
-    >>> eval_samples_path("run", 40).as_posix()
-    'run/eval_samples/step_00040.jsonl'
+    >>> eval_samples_path("run", 40).as_posix(), eval_samples_path("run", 40, reported=True).as_posix()
+    ('run/eval_samples/step_00040.jsonl', 'run/eval_samples/reported/step_00040.jsonl')
     """
-    return Path(run_dir) / EVAL_SAMPLES / f"step_{int(step):05d}.jsonl"
+    folder = Path(run_dir) / EVAL_SAMPLES
+    return (folder / REPORTED if reported else folder) / f"step_{int(step):05d}.jsonl"
 
 
-def eval_steps(run_dir: Path | str) -> list[int]:
-    """The steps of a training run's eval-sample files, ascending."""
+def eval_steps(run_dir: Path | str, reported: bool = False) -> list[int]:
+    """The steps of a training run's eval-sample files (of the reported split's, with ``reported``), ascending."""
     import re
 
     folder = Path(run_dir) / EVAL_SAMPLES
+    folder = folder / REPORTED if reported else folder
     return sorted(int(m.group(1)) for p in folder.glob("step_*.jsonl")
                   if (m := re.fullmatch(r"step_(\d+)\.jsonl", p.name)))
 
@@ -500,46 +507,54 @@ def read_samples(run_dir: Path | str) -> dict[tuple[str, float], list[dict]]:
     return out
 
 
-def read_eval_samples(run_dir: Path | str, step: int) -> list[dict]:
-    """The held-out episodes of a training run's eval at ``step``; a DataError when the file is missing."""
+def read_eval_samples(run_dir: Path | str, step: int, reported: bool = False) -> list[dict]:
+    """The episodes of a training run's eval at ``step`` (the reported split's with ``reported``); a DataError
+    when the file is missing."""
     from harness.core.results import read_jsonl
 
-    path = eval_samples_path(run_dir, step)
+    path = eval_samples_path(run_dir, step, reported)
     if not path.is_file():
         raise DataError(f"{run_dir}: no eval samples for step {int(step)} ({path.name} is missing)")
     return read_jsonl(path)
 
 
-def correct_by_question(rows: list[dict], where: str) -> dict[str, bool]:
-    """{question id: correct} of episode rows; a DataError naming ``where`` for a row without them."""
-    out: dict[str, bool] = {}
+def correct_by_question(rows: list[dict], where: str) -> dict[str, float]:
+    """{question id: success rate} of episode rows: the share of the question's episodes (its K samples;
+    one: 1.0 or 0.0) judged correct; a DataError naming ``where`` for a row without them.
+
+    >>> correct_by_question([{"qid": "a", "correct": True}, {"qid": "b", "correct": False},
+    ...                      {"qid": "a", "correct": False, "sample": 1}], "x")
+    {'a': 0.5, 'b': 0.0}
+    """
+    hits: dict[str, list[bool]] = {}
     for r in rows:
         if "qid" not in r or "correct" not in r:
             raise DataError(f"{where}: a row lacks 'qid' or 'correct'")
-        out[str(r["qid"])] = bool(r["correct"])
-    return out
+        hits.setdefault(str(r["qid"]), []).append(bool(r["correct"]))
+    return {q: sum(v) / len(v) for q, v in hits.items()}
 
 
-def eval_outcomes(run_dir: Path | str, steps: Iterable[int]) -> dict[int, dict[str, bool]]:
-    """{step: {question id: correct}} of a training run's evals at ``steps``."""
+def eval_outcomes(run_dir: Path | str, steps: Iterable[int]) -> dict[int, dict[str, float]]:
+    """{step: {question id: success rate}} of a training run's evals (selection split) at ``steps``."""
     return {int(s): correct_by_question(read_eval_samples(run_dir, s), str(eval_samples_path(run_dir, s)))
             for s in steps}
 
 
 @dataclass
 class Outcomes:
-    """Correct (True/False) per question id of one run, and which episodes they come from."""
+    """Each question's success rate (1.0 / 0.0 with one sample) in one run, and which episodes they come from."""
 
     run: Path
-    outcomes: dict[str, bool]
+    outcomes: dict[str, float]
     source: str
     step: int | None = None
 
 
 def outcomes(run_dir: Path | str, step: int | None = None, policy: str | None = None,
-             noise: float | None = None) -> Outcomes:
-    """A training run's outcomes at ``step`` (default: its peak, the earliest best eval), or an
-    evaluation run's for one policy and noise level (chosen when the run holds several)."""
+             noise: float | None = None, reported: bool = True) -> Outcomes:
+    """A training run's outcomes at ``step`` (default: its peak, the earliest best eval of the selection
+    split): on the reported split (test) where it was evaluated at that step and ``reported``, else on the
+    selection split; or an evaluation run's for one policy and noise level (chosen when the run holds several)."""
     run = Path(run_dir)
     if (run / EVAL_SAMPLES).is_dir():
         if step is None:
@@ -548,8 +563,9 @@ def outcomes(run_dir: Path | str, step: int | None = None, policy: str | None = 
             if not len(evals):
                 raise DataError(f"{run}: its curve has no eval")
             step = int(evals.loc[evals["accuracy"].idxmax(), "step"])
-        rows = read_eval_samples(run, step)
-        path = eval_samples_path(run, step)
+        reported = reported and eval_samples_path(run, step, reported=True).is_file()
+        rows = read_eval_samples(run, step, reported)
+        path = eval_samples_path(run, step, reported)
         return Outcomes(run, correct_by_question(rows, str(path)), f"{path.relative_to(run)}", int(step))
     if not (run / SAMPLES).is_file():
         raise DataError(f"{run}: neither eval_samples/ (harness train) nor samples.jsonl (harness run)")

@@ -8,15 +8,17 @@ files are missing there. A file with a sha256 in the task is checked against it 
 without one is read as found; either way its hash is recorded (``task.data.loaded``, in the run's
 config.json). Nothing is ever unpickled.
 
-The split is drawn after the task's ``process_data`` hook, over the questions it returns (unless it
-sets ``test_lines``), and checked against ``splits.paper.expected_test_lines`` when the task pins it
-(:func:`check_split`; ``harness validate`` runs the same checks).
+The splits are drawn after the task's ``process_data`` hook, over the questions it returns (unless it
+sets ``test_lines`` and ``dev_lines``), and checked against ``splits.paper.expected_test_lines`` and
+``splits.dev.expected_lines`` when the task pins them (:func:`check_split`; ``harness validate`` runs the
+same checks). ``test`` is reported on; ``dev``, carved from the training questions, is what training
+selects its checkpoint and stops on; ``train`` is what training sees (neither).
 
 Example (needs the data):
     >>> from harness.core.config import load_task
     >>> data = load_task_data(load_task("apollo3"))          # doctest: +SKIP
-    >>> len(data.corpus), len(data.questions), len(data.split("test"))  # doctest: +SKIP
-    (341, 318, 32)
+    >>> len(data.corpus), len(data.questions), len(data.split("test")), len(data.split("dev"))  # doctest: +SKIP
+    (341, 318, 32, 32)
 """
 
 from __future__ import annotations
@@ -205,6 +207,10 @@ class Corpus:
         return self.texts[self.index_of[chunk_id]]
 
 
+#: The split names :meth:`TaskData.split` knows.
+SPLITS = ("test", "dev", "train", "train+dev", "all")
+
+
 @dataclass
 class TaskData:
     task: TaskConfig
@@ -214,19 +220,35 @@ class TaskData:
     #: Positions in ``questions`` of the test split. None only while the ``process_data`` hook runs: the
     #: split is drawn after it, over the questions it returns, unless it sets ``test_lines`` itself.
     test_lines: list[int] | None
+    #: Positions of the dev split (carved from the training questions; never trained on). None until the
+    #: split is drawn (:func:`check_split`), unless the ``process_data`` hook sets it.
+    dev_lines: list[int] | None = None
 
     def split(self, name: str) -> list[Question]:
-        """``test`` (apollo3: the paper's 32), ``train`` (the other questions) or ``all``."""
+        """A split's questions, in file order:
+
+        ``test``       the reported questions (apollo3: the paper's 32)
+        ``dev``        the selection questions (checkpoints, stopping, sweeps), carved from the training ones
+        ``train``      the questions training sees: neither test nor dev
+        ``train+dev``  every question but the test ones (the training questions before dev was carved out)
+        ``all``        every question
+        """
         if name == "all":
             return list(self.questions)
-        if self.test_lines is None:
+        if self.test_lines is None or (self.dev_lines is None and name != "test"):
             raise DataError("the split is drawn after the process_data hook; a hook cannot ask for it")
         if name == "test":
             return [self.questions[i] for i in self.test_lines]
-        if name == "train":
-            test = set(self.test_lines)
-            return [q for i, q in enumerate(self.questions) if i not in test]
-        raise DataError(f"unknown split {name!r}; valid: test, train, all")
+        if name == "dev":
+            return [self.questions[i] for i in sorted(self.dev_lines)]
+        if name in ("train", "train+dev"):
+            out = set(self.test_lines) | (set(self.dev_lines) if name == "train" else set())
+            return [q for i, q in enumerate(self.questions) if i not in out]
+        raise DataError(f"unknown split {name!r}; valid: {', '.join(SPLITS)}")
+
+    def split_lines(self, name: str) -> list[int]:
+        """The lines (positions in the questions file, or in the hook's questions) of a split, ascending."""
+        return sorted(q.line for q in self.split(name))
 
 
 def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
@@ -281,6 +303,18 @@ def paper_test_lines(n: int, test_size: float = 0.1, seed: int = 42) -> list[int
     n_test = int(np.ceil(test_size * n))
     perm = np.random.default_rng(seed).permutation(n)
     return [int(i) for i in perm[:n_test]]
+
+
+def dev_lines(train: list[int], size: int, seed: int = 42) -> list[int]:
+    """The dev split carved from the training positions ``train`` (in file order), ascending:
+    ``Dataset.from_list(train).train_test_split(test_size=size, seed=seed)["test"]``, which draws
+    ``np.random.default_rng(seed).permutation(len(train))`` and takes the first ``size``.
+
+    >>> dev_lines(list(range(10, 20)), 3)
+    [10, 15, 16]
+    """
+    perm = np.random.default_rng(seed).permutation(len(train))
+    return sorted(int(train[i]) for i in perm[:size])
 
 
 @dataclass
@@ -423,8 +457,9 @@ def load_task_data(task: TaskConfig, data_dir: str | Path | None = None, downloa
 
 
 def check_split(data: TaskData, where: str = "the questions") -> TaskData:
-    """Draw the paper split over ``data.questions`` unless a hook set it; check it fits the questions and
-    ``splits.paper.expected_test_lines``. Raises DataError saying which and how to fix it."""
+    """Draw the paper split and the dev split over ``data.questions`` unless a hook set them; check they fit
+    the questions, do not overlap, and reproduce ``splits.paper.expected_test_lines`` and
+    ``splits.dev.expected_lines``. Raises DataError saying which and how to fix it."""
     task, n = data.task, len(data.questions)
     hook = task.hooks.process_data
     after = f" after the process_data hook {hook!r}" if hook else ""
@@ -434,11 +469,7 @@ def check_split(data: TaskData, where: str = "the questions") -> TaskData:
     if data.test_lines is None:
         data.test_lines = paper_test_lines(n, sp.test_size, sp.seed)
     lines = data.test_lines
-    bad = [i for i in lines if not isinstance(i, int) or not 0 <= i < n]
-    if bad or len(set(lines)) != len(lines):
-        raise DataError(f"task {task.name}: the test split{after} names question positions "
-                        f"{bad[:5] or 'twice'} but there are {n} questions; test_lines are positions in "
-                        "data.questions, each at most once")
+    _check_positions(task.name, "test", lines, n, after)
     if sp.expected_test_lines is not None and sorted(lines) != sorted(sp.expected_test_lines):
         if hook:
             raise DataError(
@@ -450,4 +481,31 @@ def check_split(data: TaskData, where: str = "the questions") -> TaskData:
             f"the paper split of {where} ({n} questions) does not reproduce the test lines recorded in "
             f"{task.source}; the questions file or the split settings changed"
         )
+    dv = task.splits.dev
+    test = set(lines)
+    if data.dev_lines is None:
+        train = [i for i in range(n) if i not in test]
+        size = min(dv.size if dv.size is not None else len(lines), len(train) // 4)
+        data.dev_lines = dev_lines(train, size, dv.seed)
+    _check_positions(task.name, "dev", data.dev_lines, n, after)
+    both = sorted(test & set(data.dev_lines))
+    if both:
+        raise DataError(f"task {task.name}: the dev split{after} shares positions {both[:5]} with the test split; "
+                        "dev is carved from the training questions")
+    if dv.expected_lines is not None and sorted(data.dev_lines) != sorted(dv.expected_lines):
+        if hook:
+            raise DataError(
+                f"splits.dev.expected_lines of {task.source} pins a dev split of {len(dv.expected_lines)} questions, "
+                f"but the split{after} ({n} questions) is another one. expected_lines pins the split of one "
+                "questions file: remove it (splits.dev.expected_lines: ~) when a hook changes the questions")
+        raise DataError(f"the dev split of {where} ({n} questions) does not reproduce the dev lines recorded in "
+                        f"{task.source}; the questions file or the split settings changed")
     return data
+
+
+def _check_positions(task: str, split: str, lines: list[int], n: int, after: str) -> None:
+    bad = [i for i in lines if not isinstance(i, int) or not 0 <= i < n]
+    if bad or len(set(lines)) != len(lines):
+        raise DataError(f"task {task}: the {split} split{after} names question positions "
+                        f"{bad[:5] or 'twice'} but there are {n} questions; {split}_lines are positions in "
+                        "data.questions, each at most once")

@@ -51,6 +51,8 @@ class Generation:
     training also returns the turn's token ``ids`` (the end-of-turn token included when sampled), the
     sampling ``logprobs`` of those ids, whether the last id is the end-of-turn token (``eos``) and
     whether the turn ended on it or on a stop string (``finished``; False: cut by ``max_new_tokens``).
+    A served backend also returns the server's token ``usage`` of the turn (``prompt_tokens``,
+    ``completion_tokens``, ``requests``, ``cached``), which the environment adds to the episode's.
     """
 
     text: str
@@ -59,6 +61,7 @@ class Generation:
     logprobs: list[float] | None = None
     eos: bool = False
     finished: bool = True
+    usage: dict[str, int] | None = None
 
 
 class Policy(Protocol):
@@ -176,6 +179,13 @@ class Environment:
         return Episode(question=q, messages=messages,
                        noise={"level": n.level, "modes": list(n.modes), "seed": self.tool.seed})
 
+    def episode_question(self, q: Question, noise: dict) -> Question:
+        """The question as an episode recorded with ``noise`` (its ``samples.jsonl`` row's) was played: what
+        re-scoring a saved episode judges and rewards against. The base environment plays the question
+        as it is; a task's environment that changes it per episode (apollo3_micro's per-episode value)
+        rebuilds that episode's version from the record."""
+        return q
+
     def _gold_in(self, ep: Episode, result) -> bool:
         paras = ep.question.supporting_paragraphs
         if not paras or not paras[-1].strip():
@@ -219,6 +229,8 @@ class Environment:
             turn = Turn(text=text, n_tokens=gen.n_tokens, action=action)
             ep.turns.append(turn)
             ep.messages.append({"role": "assistant", "content": text})
+            if gen.usage:
+                ep.add_usage(gen.usage)
             if action.kind == "answer":
                 ep.end_reason = "answer"
             elif action.kind == "none":

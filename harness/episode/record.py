@@ -2,7 +2,8 @@
 
 An :class:`Episode` keeps every message, each turn's parsed action, the search results with their
 chunk ids and noise events, whether the gold passage was shown, and why the episode ended. Rewards
-and metrics are pure functions of it; ``to_dict`` is the ``samples.jsonl`` row.
+and metrics are pure functions of it; ``to_dict`` is the ``samples.jsonl`` row (with ``sample``, the index
+of a question's sample, when it is not 0).
 """
 
 from __future__ import annotations
@@ -60,6 +61,21 @@ class Episode:
     judge: dict[str, Any] | None = None
     rewards: dict[str, float] = field(default_factory=dict)
     noise: dict[str, Any] = field(default_factory=dict)
+    #: Token usage a served backend reported, summed over the episode's turns (empty for local backends).
+    usage: dict[str, int] = field(default_factory=dict)
+    #: Which of the question's K samples this is (``harness run --samples K``); 0 for a one-sample run.
+    sample: int = 0
+
+    def add_usage(self, usage: dict[str, int]) -> None:
+        """Add one turn's usage (``prompt_tokens``, ``completion_tokens``, ...) to the episode's.
+
+        >>> ep = Episode(Question("q", 0, "?", "a", (), ()), [])
+        >>> ep.add_usage({"prompt_tokens": 5, "completion_tokens": 2}); ep.add_usage({"prompt_tokens": 7})
+        >>> ep.usage
+        {'prompt_tokens': 12, 'completion_tokens': 2}
+        """
+        for k, v in usage.items():
+            self.usage[k] = self.usage.get(k, 0) + int(v)
 
     # ---- state
     @property
@@ -148,7 +164,8 @@ class Episode:
         """Rebuild an episode from its ``samples.jsonl`` row (used to resume a run)."""
         return cls(question=question, messages=d["messages"], turns=[_turn_from_dict(t) for t in d["turns"]],
                    end_reason=d["end_reason"], error=d.get("error"), judge=d.get("judge"),
-                   rewards=d.get("rewards", {}), noise=d.get("noise", {}))
+                   rewards=d.get("rewards", {}), noise=d.get("noise", {}), usage=d.get("usage", {}),
+                   sample=int(d.get("sample", 0)))
 
     def to_dict(self) -> dict[str, Any]:
         q = self.question
@@ -159,5 +176,7 @@ class Episode:
             "end_reason": self.end_reason, "error": self.error, "n_searches": self.n_searches,
             "queries": self.queries, "gold_seen": self.gold_seen, "first_gold_search": self.first_gold_search,
             "n_generated_tokens": self.n_generated_tokens, "judge": self.judge, "rewards": self.rewards,
-            "noise": self.noise,
+            "noise": self.noise, **({"usage": self.usage} if self.usage else {}),
+            # the sample index only where there are several: a one-sample run's rows are as they always were
+            **({"sample": self.sample} if self.sample else {}),
         }

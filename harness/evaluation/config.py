@@ -27,7 +27,9 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     #: Options that may change between a run and its --resume (they do not change any episode).
     RESUME_FREE: ClassVar[frozenset[str]] = frozenset({"resume", "report", "output_dir", "eval_limit", "batch_size",
-                                                       "data_dir", "noise_levels"})
+                                                       "data_dir", "noise_levels", "base_url", "judge_base_url",
+                                                       "api_key_env", "concurrency", "request_timeout",
+                                                       "max_retries", "cache", "samples", "closed_book_ref"})
 
     task: str = Field("apollo3", description="task name (a folder under tasks/) or path to a task.yaml",
                       json_schema_extra=cli("--task", "-t"))
@@ -35,10 +37,11 @@ class RunConfig(BaseModel):
                               "scripted policy (closed-book, one-search, oracle-retry), or an lm-eval model type. "
                               "Default: the reference policies",
                               json_schema_extra=cli("--model", "-m"))
-    backend: str | None = Field(None, description="scripted | hf | vllm | lm-eval (inferred from --model if unset)",
-                                json_schema_extra=cli("--backend", "-b"))
+    backend: str | None = Field(None, description="scripted | hf | vllm | lm-eval | openai (inferred from --model "
+                                "if unset; openai when --base-url is given)", json_schema_extra=cli("--backend", "-b"))
     model_args: str = Field("", description="lm-eval style 'k=v,k=v' arguments for --backend lm-eval")
-    split: str = Field("test", description="test (the paper's 32), train (286) or all (318)")
+    split: str = Field("test", description="test (the paper's 32), dev (32 carved from the training questions, "
+                       "what training selects on), train (the 254 training sees), train+dev (286) or all (318)")
     noise_levels: list[Annotated[float, Field(ge=0, le=1)]] | None = Field(
         None, description="noise level(s) in [0,1], comma-separated: '0,0.5' (default: the task's)",
         json_schema_extra=cli("--noise"))
@@ -55,12 +58,31 @@ class RunConfig(BaseModel):
                                    json_schema_extra=cli("--eval-limit", "--limit"))
     seed: int = Field(0, description="seed of sampling and search noise")
     temperature: float = Field(0.0, ge=0.0, description="sampling temperature (0 = greedy)")
+    samples: int = Field(1, ge=1, description="samples per question: avg@k, pass@k and maj@k with intervals over "
+                         "questions (give a sampling model --temperature > 0; the scripted policies' samples differ "
+                         "only by their search noise)", json_schema_extra=cli("--samples", "-K"))
     batch_size: int = Field(64, ge=1, description="episodes rolled out together")
     reward_weights: dict[str, float] | None = Field(None, description="overrides of the task's weights, e.g. "
                                                     "'retry=0,format=1' (a {name: weight} mapping in files)")
+    judge: str | None = Field(None, description="answer judge rule (default: the task's): default, exact_match, "
+                              "f1, contains, number")
     llm_judge: str | None = Field(None, description="also grade answers with this model (Yes/No prompt); "
                                   "verdicts and agreement are stored")
-    llm_judge_backend: str | None = Field(None, description="backend of --llm-judge (inferred if unset)")
+    llm_judge_backend: str | None = Field(None, description="backend of --llm-judge (inferred if unset; openai when "
+                                          "--judge-base-url is given)")
+    base_url: str | None = Field(None, description="--backend openai: the server's OpenAI-compatible API, e.g. "
+                                 "http://127.0.0.1:8000/v1")
+    judge_base_url: str | None = Field(None, description="the OpenAI-compatible API serving --llm-judge")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key of --base-url "
+                             "and --judge-base-url (the key itself is never written anywhere)")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling (--backend openai)")
+    concurrency: int = Field(8, ge=1, description="requests in flight at once (--backend openai)")
+    request_timeout: float = Field(600.0, gt=0, description="seconds before a request is retried (--backend openai; "
+                                   "a server that answers one request at a time queues the others: count their wait)")
+    max_retries: int = Field(4, ge=0, description="retries of a request on 429, 5xx, timeouts and dropped "
+                             "connections, with exponential back-off (--backend openai)")
+    cache: bool = Field(True, description="reuse responses cached on disk ($HARNESS_CACHE_DIR/openai), keyed by "
+                        "the full request; --no-cache neither reads nor writes it (--backend openai)")
     output_dir: str | None = Field(None, description="run directory (default: runs/TASK-MODEL-TIME)",
                                    json_schema_extra=cli("--output-dir", "-o"))
     data_dir: str | None = Field(None, description="folder with the task's data files (else $HARNESS_DATA_DIR, "
@@ -71,8 +93,18 @@ class RunConfig(BaseModel):
                                  "result format, retrieval and limits; see docs/reproduce.md); default: the task's")
     reward_semantics: SemanticsOverride = None
     stop_after_action: StopAfterActionOverride = None
+    closed_book_ref: str | None = Field(None, description="a run directory of the same model answering without "
+                                        "search: adds over_search (searched a question it answered closed-book) "
+                                        "and under_search (answered without searching one it could not)")
 
     _weights = field_validator("reward_weights", mode="before")(weights_field)
+
+    @field_validator("judge")
+    @classmethod
+    def _known_rule(cls, v: str | None) -> str | None:
+        from harness.core.config import JUDGE_RULES, one_of
+
+        return v if v is None else one_of(v, JUDGE_RULES, "judge rule")
 
     @field_validator("noise_levels", "noise_modes", mode="before")
     @classmethod

@@ -68,8 +68,9 @@ def _rows(task_name: str, context: str, k: int, data_dir: str | None) -> dict[st
         return pr.information.format(results=body)
 
     out: dict[str, list[dict[str, Any]]] = {}
-    for split in ("test", "train"):
-        questions = data.split(split)
+    # lm-eval's "train" is the few-shot source: every non-test question (train+dev), as before dev existed
+    for split, ours in (("test", "test"), ("train", "train+dev")):
+        questions = data.split(ours)
         if context == "gold":
             shown = [list(q.gold_chunk_ids) for q in questions]
         elif context == "bm25":

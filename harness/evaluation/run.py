@@ -2,16 +2,19 @@
 
     setup     resolve config; open the run directory (harness.core.rundir: exclusive lock, write
               checks, --resume config check); load data, build the retriever, read finished episodes
-    run       for each policy and noise level: batched rollouts, rewards, judge; every finished
-              episode is appended to samples.jsonl at once (a killed run keeps them; --resume
-              skips them)
-    evaluate  retry-aware metrics per policy and noise level -> results.json (atomic write)
+    run       for each policy, noise level and sample (--samples K): batched rollouts, rewards, judge;
+              every finished episode is appended to samples.jsonl at once (a killed run keeps them;
+              --resume skips them). Sample s > 0 is played with its own seed
+              (harness.environment.samples), so the K samples of a question draw different noise
+    evaluate  retry-aware metrics per policy and noise level (with K samples: over all K x n episodes,
+              intervals over questions, avg@k, pass@k, maj@k; with --closed-book-ref: over- and
+              under-search), the comparability record -> results.json (atomic write)
     cleanup   release the run directory (the command line then writes report.html and prints the table)
 
 Run directory::
 
     config.json     the resolved RunConfig
-    samples.jsonl   one episode per line (+ "policy" and "noise_level" keys)
+    samples.jsonl   one episode per line (+ "policy" and "noise_level" keys; "sample" when K > 1)
     results.json    the run record (harness.core.record.RunRecord, kind 'eval')
     report.html     written by the command line (harness.report.run_report) after the run returns
     .lock           held (flock) while a process writes here; .lock.json names that process
@@ -35,6 +38,7 @@ from harness.core.config import (
     parse_weight_overrides,
     task_label,
 )
+from harness.core.errors import ConfigError
 from harness.core.record import ModelRef, RunRecord, TaskRef, noise_key
 from harness.core.results import (
     JsonlAppender,
@@ -51,13 +55,17 @@ from harness.core.rundir import (
     SAMPLES,
     RunLifecycle,
     default_output_dir,
+    outcomes,
+    read_samples,
 )
 from harness.data.loading import TaskData, load_task_data
 from harness.data.retrieval import describe
+from harness.environment.comparability import build_comparability
+from harness.environment.samples import sample_seed
 from harness.episode.record import Episode
 from harness.evaluation.config import RunConfig
 from harness.models.resolve import is_micro_scale
-from harness.scoring.metrics import compute_metrics
+from harness.scoring.metrics import compute_metrics, search_need
 from harness.scoring.rewards import check_task_weights, check_weights, score_episode
 
 log = logging.getLogger(__name__)
@@ -74,6 +82,8 @@ class EvalRun:
     def __init__(self, cfg: RunConfig, progress: Callable[[str, int], Callable[[int], None]] | None = None):
         self.cfg = cfg
         self.task: TaskConfig = load_task(cfg.task, profile=cfg.protocol)
+        if cfg.judge is not None:  # --judge: the task's judge with another rule (recorded in config.json's task)
+            self.task = self.task.model_copy(update={"judge": self.task.judge.model_copy(update={"rule": cfg.judge})})
         default_levels = list(DEFAULT_NOISE_LEVELS) if cfg.model is None else [self.task.noise.level]
         self.noise_levels = cfg.noise_levels if cfg.noise_levels is not None else default_levels
         modes = cfg.noise_modes if cfg.noise_modes is not None else list(self.task.noise.modes)
@@ -89,12 +99,12 @@ class EvalRun:
         if cfg.model is None:
             self.policies = [(infer_backend(m), m) for m in self.task.reference_policies]
         else:
-            self.policies = [(cfg.backend or infer_backend(cfg.model), cfg.model)]
+            self.policies = [(cfg.backend or ("openai" if cfg.base_url else infer_backend(cfg.model)), cfg.model)]
         for backend, model in self.policies:  # a misspelt name fails here, before data, models or a directory
             check_model_name(model, backend)
             check_hub_model(model, backend)     # and a hub id with no hub to reach and no cached copy
         if cfg.llm_judge:
-            check_model_name(cfg.llm_judge, cfg.llm_judge_backend or infer_backend(cfg.llm_judge))
+            check_model_name(cfg.llm_judge, self._judge_backend())
         #: What each policy's results are recorded under: the model it loads (lm-eval names a model type).
         self.labels = {(b, m): policy_label(b, m, cfg.model_args) for b, m in self.policies}
         self.micro_scale = any(is_micro_scale(self.labels[(b, m)]) for b, m in self.policies if b != "scripted")
@@ -108,11 +118,15 @@ class EvalRun:
                                  files=(CONFIG, RECORD, *([REPORT] if cfg.report else [])), append=(SAMPLES,),
                                  holds=_holds_episodes, resume_free=RunConfig.RESUME_FREE,
                                  model=RunConfig)
-        #: Episodes already in samples.jsonl (--resume), by (policy, noise level) and question id.
-        self.done: dict[tuple[str, float], dict[str, Episode]] = {}
+        #: Episodes already in samples.jsonl (--resume), by (policy, noise level) and (question id, sample).
+        self.done: dict[tuple[str, float], dict[tuple[str, int], Episode]] = {}
+        #: --closed-book-ref: the reference's success rate per question, and which of its episodes they are.
+        self.closed_book: dict[str, float] | None = None
+        self.closed_book_source = ""
         self.n_written = 0                  # episodes this process appended to samples.jsonl
         self._judge = None                  # the --llm-judge policy, loaded on first use
         self.timing = {"generate_s": 0.0, "env_s": 0.0, "turns": 0}
+        self.request_stats: dict[str, dict] = {}  # served backends: what this process sent, by policy
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -125,28 +139,39 @@ class EvalRun:
         by_q = {q.qid: q for q in self.data.questions}
         for row in read_jsonl(self.out / SAMPLES):  # a corrupt line stops the run here, before anything is written
             key = (row["policy"], float(row["noise_level"]))
-            self.done.setdefault(key, {})[row["qid"]] = Episode.from_dict(row, by_q[row["qid"]])
+            ep = Episode.from_dict(row, by_q[row["qid"]])
+            self.done.setdefault(key, {})[(row["qid"], ep.sample)] = ep
+        if self.cfg.closed_book_ref:
+            self.closed_book, self.closed_book_source = closed_book_rates(self.cfg.closed_book_ref)
         self.life.write_config({"run": self.cfg.model_dump(), "task": self.task.model_dump()})
 
-    def _policy(self, backend: str, model: str):
+    def _policy(self, backend: str, model: str, base_url: str | None = None):
         from harness.policies import load_policy
 
-        max_turns = self.cfg.max_turns or self.task.protocol.max_turns
-        return load_policy(backend, model, corpus=self.data.corpus, max_turns=max_turns, model_args=self.cfg.model_args,
-                           temperature=self.cfg.temperature, seed=self.cfg.seed, batch_size=self.cfg.batch_size)
+        c = self.cfg
+        max_turns = c.max_turns or self.task.protocol.max_turns
+        return load_policy(backend, model, corpus=self.data.corpus, max_turns=max_turns, model_args=c.model_args,
+                           temperature=c.temperature, seed=c.seed, batch_size=c.batch_size,
+                           base_url=base_url or c.base_url, top_p=c.top_p, api_key_env=c.api_key_env,
+                           concurrency=c.concurrency, request_timeout=c.request_timeout, max_retries=c.max_retries,
+                           cache=c.cache)
+
+    def _judge_backend(self) -> str:
+        from harness.policies import infer_backend
+
+        c = self.cfg
+        return c.llm_judge_backend or ("openai" if c.judge_base_url else infer_backend(c.llm_judge))
 
     def _judge_policy(self):
         if self._judge is None:
-            from harness.policies import infer_backend
-
-            name = self.cfg.llm_judge
-            self._judge = self._policy(self.cfg.llm_judge_backend or infer_backend(name), name)
+            self._judge = self._policy(self._judge_backend(), self.cfg.llm_judge, base_url=self.cfg.judge_base_url)
         return self._judge
 
-    def _env(self, noise: NoiseConfig):
+    def _env(self, noise: NoiseConfig, sample: int = 0):
         from harness.environment.env import Environment
 
-        env = Environment.from_task(self.task, self.data, noise=noise, seed=self.cfg.seed, retriever=self.retriever,
+        env = Environment.from_task(self.task, self.data, noise=noise, seed=sample_seed(self.cfg.seed, sample),
+                                    retriever=self.retriever,
                                     k=self.cfg.k, max_turns=self.cfg.max_turns,
                                     stop_after_action=self.stop_after_action)
         if self.cfg.max_new_tokens:
@@ -183,17 +208,16 @@ class EvalRun:
                     results[name] = {}
                     for noise in self.noises:
                         have = done.setdefault((name, noise.level), {})
-                        todo = [q for q in self.questions if q.qid not in have]
-                        if todo:
-                            policy = policy or self._policy(backend, model)
-                            self._rollout(policy, name, noise, todo, have, sink)
-                        eps = [have[q.qid] for q in self.questions if q.qid in have]
-                        metrics = compute_metrics(eps)
-                        if self.cfg.llm_judge:
-                            from harness.scoring.llm_judge import agreement_metrics
-
-                            metrics.update(agreement_metrics(eps))
-                        results[name][noise_key(noise.level)] = metrics
+                        for s in range(self.cfg.samples):
+                            todo = [q for q in self.questions if (q.qid, s) not in have]
+                            if todo:
+                                policy = policy or self._policy(backend, model)
+                                self._rollout(policy, name, noise, todo, have, sink, s)
+                        eps = [have[(q.qid, s)] for s in range(self.cfg.samples) for q in self.questions
+                               if (q.qid, s) in have]
+                        results[name][noise_key(noise.level)] = self._metrics(eps)
+                        if hasattr(policy, "stats"):
+                            self.request_stats[name] = policy.stats.to_dict()
         except KeyboardInterrupt:
             status = "partial"
             log.info("interrupted: finished episodes are in %s", self.out / SAMPLES)
@@ -203,9 +227,24 @@ class EvalRun:
             raise KeyboardInterrupt
         return res
 
-    def _rollout(self, policy, model: str, noise: NoiseConfig, todo, have: dict, sink: JsonlAppender) -> None:
-        env = self._env(noise)
-        tick = self.progress(f"{model} @ {noise_key(noise.level)}", len(todo)) if self.progress else None
+    def _metrics(self, eps: list[Episode]) -> dict:
+        metrics = compute_metrics(eps)
+        if self.cfg.llm_judge:
+            from harness.scoring.llm_judge import agreement_metrics
+
+            metrics.update(agreement_metrics(eps))
+        if self.closed_book is not None:
+            metrics.update(search_need(eps, self.closed_book), closed_book_ref=self.closed_book_source)
+        return metrics
+
+    def _rollout(self, policy, model: str, noise: NoiseConfig, todo, have: dict, sink: JsonlAppender,
+                 sample: int = 0) -> None:
+        env = self._env(noise, sample)
+        k = self.cfg.samples
+        if k > 1 and hasattr(policy, "reseed"):  # each sample its own sampling stream (one sample: as always)
+            policy.reseed(sample_seed(self.cfg.seed, sample))
+        label = f"{model} @ {noise_key(noise.level)}" + (f" sample {sample + 1}/{k}" if k > 1 else "")
+        tick = self.progress(label, len(todo)) if self.progress else None
         bs = self.cfg.batch_size
         for i in range(0, len(todo), bs):
             episodes = env.rollout(policy, todo[i : i + bs], progress=tick)
@@ -214,8 +253,9 @@ class EvalRun:
 
                 llm_judge(self._judge_policy(), episodes)
             for ep in episodes:
+                ep.sample = sample
                 ep.rewards = score_episode(ep, self.weights, self.semantics)
-                have[ep.question.qid] = ep
+                have[(ep.question.qid, sample)] = ep
                 sink.write({**ep.to_dict(), "policy": model, "noise_level": noise.level})
                 self.n_written += 1
         for k in ("generate_s", "env_s", "turns"):
@@ -234,7 +274,25 @@ class EvalRun:
                       **(describe(self.retriever) if self.retriever is not None else {})}, seed=self.cfg.seed,
             versions=package_versions(), git_hash=git_hash(), machine=machine_info(),
             timing={**self.timing, "wall_s": wall, "env_fraction": self.timing["env_s"] / total if total else None},
-            started_at=started, finished_at=now(), status=status)
+            started_at=started, finished_at=now(), status=status, usage=self._usage(),
+            interval="cluster_bootstrap" if self.cfg.samples > 1 else "wilson", comparability=self.comparability())
+
+    def _usage(self) -> dict[str, dict]:
+        from harness.evaluation.usage import usage_by_policy
+
+        stats = dict(self.request_stats)
+        if self._judge is not None and hasattr(self._judge, "stats"):
+            stats["llm_judge"] = self._judge.stats.to_dict()
+        return usage_by_policy(self.done, stats)
+
+    def comparability(self):
+        """What decides whether this run's numbers may be compared with another's (the record's part)."""
+        cfg = self.cfg
+        return build_comparability(
+            self.task, split=cfg.split, questions=self.questions, retriever=cfg.retriever, k=cfg.k,
+            noises=self.noises, seed=cfg.seed, max_turns=cfg.max_turns, max_new_tokens=cfg.max_new_tokens,
+            stop_after_action=self.stop_after_action, judge_rule=self.task.judge.rule, llm_judge=cfg.llm_judge,
+            semantics=self.semantics, weights=self.weights, samples=cfg.samples, temperature=cfg.temperature)
 
     @property
     def title(self) -> str:
@@ -243,6 +301,18 @@ class EvalRun:
         if self.micro_scale:
             title += " (micro-scale model: not comparable to the paper's 3B model)"
         return title
+
+
+def closed_book_rates(ref: str | Path) -> tuple[dict[str, float], str]:
+    """A closed-book reference run's success rate per question (its one policy; at its lowest noise level
+    when it ran several: a closed-book answer does not search) and a phrase naming those episodes."""
+    groups = read_samples(ref)
+    policies = sorted({p for p, _ in groups})
+    if len(policies) != 1:
+        raise ConfigError(f"--closed-book-ref {ref}: expected the episodes of one policy (the model evaluated, "
+                          f"answering without search), found {', '.join(policies) or 'none'}")
+    got = outcomes(ref, policy=policies[0], noise=min(n for _, n in groups))
+    return got.outcomes, f"{ref}: {got.source}"
 
 
 def _holds_episodes(out: Path) -> bool:

@@ -9,7 +9,9 @@ Steps:
    task's ``added_tokens`` hook (apollo3_micro: its code words); chat template with the protocol tags,
    which are plain (non-special) tokens so decoders that skip special tokens keep them;
 2. demonstrations: episodes of the task's ``demonstrator`` hook (apollo3_micro: ``Demonstrator`` in
-   ``tasks/apollo3_micro/hooks.py``) on the micro task's *train* split, played through the real
+   ``tasks/apollo3_micro/hooks.py``) on the micro task's ``train+dev`` split (the training facts as they
+   were before the dev split was carved out of them: the shipped weights were built on this list, and a
+   build must keep reproducing them; GRPO training reads ``train``, without dev), played through the real
    environment under drop_gold noise (:func:`harness.models.sft.demonstrations`);
 3. supervised warm start: next-token loss on the assistant turns only (the ``<information>`` blocks
    and prompts are context), AdamW with warm-up and cosine decay (:func:`harness.models.sft.train_sft`).
@@ -106,7 +108,8 @@ def encode_conversation(tok, messages: list[dict]) -> tuple[list[int], list[int]
 
 
 def demonstrations(data, spec: BuildSpec, n: int) -> list[list[dict]]:
-    """``n`` demonstration conversations on the micro train split (several passes, fresh noise each)."""
+    """``n`` demonstration conversations on the micro ``train+dev`` split (several passes, fresh noise each):
+    the pre-dev training list the shipped weights were built on (see the module docstring)."""
     from itertools import islice
 
     from harness.core.config import NoiseConfig
@@ -126,7 +129,7 @@ def demonstrations(data, spec: BuildSpec, n: int) -> list[list[dict]]:
         return Environment.from_task(data.task, data, noise=noise, seed=1000 * spec.seed + rnd, retriever=retriever)
 
     policy = Demonstrator(p_retry=spec.p_retry, seed=spec.seed)
-    return list(islice(play(policy, make_env, data.split("train")), n))
+    return list(islice(play(policy, make_env, data.split("train+dev")), n))
 
 
 def sft_config(spec: BuildSpec):

@@ -10,6 +10,7 @@ scripted    a reference policy: ``closed-book``, ``one-search``, ``oracle-retry`
 hf          a local path or hub id of a causal LM, or ``tiny`` / ``micro`` (built by the harness)
 vllm        a local path or hub id (GPU; ``pip install '.[vllm]'``)
 lm-eval     an lm-eval model type (``hf``, ``local-chat-completions``, ...) + ``--model-args``
+openai      the name a server serves at ``--base-url`` (OpenAI chat completions; ``[openai]`` extra)
 ==========  =========================================================================
 
 A name that is none of these and looks like a misspelt harness name (``orcale-retry``) is refused at
@@ -32,6 +33,7 @@ BACKENDS: dict[str, str] = {
     "hf": "harness.policies.hf:load",
     "vllm": "harness.policies.vllm:load",
     "lm-eval": "harness.policies.lmeval:load",
+    "openai": "harness.policies.openai_api:load",
 }
 
 
@@ -64,7 +66,8 @@ def check_model_name(model: str, backend: str) -> None:
     """Refuse, before anything is loaded, a name that is not a known one, a path, nor plausibly a hub id.
 
     A name without ``org/`` that is close to a scripted policy or a local model is taken as a typo;
-    ``--backend lm-eval`` names an lm-eval model type and is not checked here.
+    ``--backend lm-eval`` names an lm-eval model type and ``--backend openai`` a served model: neither is
+    checked here (the server is asked when the backend loads).
 
     >>> check_model_name("oracle-retry", "scripted"); check_model_name("gpt2", "hf")
     >>> check_model_name("orcale-retry", "hf")
@@ -75,10 +78,10 @@ def check_model_name(model: str, backend: str) -> None:
     from harness.models.gguf import GGUF_MODELS, gguf_file, is_gguf
     from harness.policies.scripted import SCRIPTED
 
-    if backend != "lm-eval" and is_gguf(model):
+    if backend not in ("lm-eval", "openai") and is_gguf(model):
         gguf_file(model)  # not installed (or no such file): one line saying how to install it
         return
-    if backend == "lm-eval" or model in known_model_names() or "/" in model or Path(model).exists():
+    if backend in ("lm-eval", "openai") or model in known_model_names() or "/" in model or Path(model).exists():
         return
     if model.startswith("micro:"):
         from harness.models.resolve import micro_spec

@@ -18,6 +18,7 @@ the task's closing tags; none: only at the end of the turn or ``max_new_tokens``
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -69,6 +70,14 @@ class HFPolicy:
         self._gen = torch.Generator(device="cpu").manual_seed(self.sampling.seed)
         eos = self.tokenizer.eos_token_id
         self.eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
+
+    def reseed(self, seed: int) -> None:
+        """Restart the sampling stream from ``seed`` (each of K samples of a question draws from its own
+        seed: :func:`harness.environment.samples.sample_seed`)."""
+        import torch
+
+        self.sampling = dataclasses.replace(self.sampling, seed=seed)
+        self._gen = torch.Generator(device="cpu").manual_seed(seed)
 
     # ------------------------------------------------------------------ conversations (evaluation)
     def generate(self, episodes: list[Episode], max_new_tokens: int, stop: Sequence[str] = ()) -> list[Generation]:

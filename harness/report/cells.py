@@ -51,11 +51,15 @@ def _onsets(steps: Sequence[Any]) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of the cell table: mean [95% t-interval] over seeds, peak steps, collapses."""
+    """Header and cells of the cell table: mean [95% t-interval] over seeds, peak steps, collapses; with runs
+    that selected on dev, the test accuracy at the selected step first."""
     factors = list(rows[0]["cell"]) if rows else []
     head = [*factors, "seeds", "peak accuracy", "peak step (range)", "persistence", "recovery", "wasted retries",
             "searches / episode", "collapsed (step)", "final accuracy", "mean accuracy over evals",
             "retry onset step (range)"]
+    selected = any((r.get("test_at_selected") or {}).get("mean") is not None for r in rows)
+    if selected:  # runs that selected on dev: the reported split at the selected step leads
+        head.insert(len(factors) + 1, "test at selected step")
     body = []
     for r in rows:
         steps = ", ".join(str(int(s)) for s in r["collapse_steps"])
@@ -64,6 +68,8 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
                      _fmt(r["searches_per_episode"]),
                      f"{r['collapsed']}/{len(r['seeds'])}" + (f" ({steps})" if steps else ""),
                      _fmt(r["final_accuracy"]), _fmt(r["mean_accuracy"]), _onsets(r["retry_onset_steps"])])
+        if selected:
+            body[-1].insert(len(factors) + 1, _fmt(r["test_at_selected"]))
     return head, body
 
 
@@ -155,7 +161,9 @@ def write_cells(study_dir: str | Path, by: Sequence[str], arm: str, output_dir: 
                 seed_key: str = "seed", title: str | None = None, fmt: str = "svg") -> dict[str, Any]:
     """Compute the cells and comparisons of a study; write ``cells.json``, ``cells.md``, ``cells.html`` and one
     ``accuracy_<level>.<fmt>`` per level of ``by``."""
-    runs = load_study_runs(study_dir)
+    from harness.train.fingerprint import run_fingerprint
+
+    runs = load_study_runs(study_dir, fingerprint=run_fingerprint)
     if not runs:
         raise DataError(f"{study_dir}: no finished trial with a curve")
     missing = [k for k in (*by, arm, seed_key) if all(k not in r.params for r in runs)]

@@ -181,6 +181,17 @@ def identical_groups(runs: Sequence[Any]) -> list[list[str]]:
     return [labels for labels in seen.values() if len(labels) > 1]
 
 
+def _reported_rows(run: Any) -> Any:
+    """The curve rows where the reported split was evaluated, when it is not the selection split; else None."""
+    curve, rec = run.curve, run.record
+    if curve is None or "test_accuracy" not in curve:
+        return None
+    if rec is not None and rec.peak is not None and rec.peak.optimistic:
+        return None
+    rows = curve[curve["test_accuracy"].notna()]
+    return rows if len(rows) else None
+
+
 def accuracy_by_step(runs: Sequence[Any]) -> Plot | None:
     """Accuracy by step per run: interval band (up to three runs), peak (star), collapse (dashed vertical),
     faults (triangles on the top edge); identical curves drawn slightly offset."""
@@ -208,6 +219,13 @@ def accuracy_by_step(runs: Sequence[Any]) -> Plot | None:
             plot.link(ax.scatter(xs, ys, color=col, marker=mark, s=26, edgecolor="#222", linewidth=0.5, zorder=3),
                       [f"{run.label}: step {int(s)}, accuracy {fmt(v)}" + (f" (n={int(k)})" if finite(k) else "")
                        for s, v, k in zip(rows["step"], ys, n)])
+            reported = _reported_rows(run)
+            if reported is not None:
+                xs_all += [s + shift for s in reported["step"]]
+                plot.link(ax.scatter([s + shift for s in reported["step"]], reported["test_accuracy"], marker="o", s=46,
+                                     facecolor="none", edgecolor=col, linewidth=1.3, zorder=3),
+                          [f"{run.label}: reported split at step {int(s)}, accuracy {fmt(v)}"
+                           for s, v in zip(reported["step"], reported["test_accuracy"])])
             if a.get("peak_step") is not None and a.get("peak_raw") is not None:
                 plot.link(ax.scatter([a["peak_step"] + shift], [a["peak_raw"]], color=col, marker="*", s=190,
                                      edgecolor="#222", linewidth=0.6, zorder=4),
@@ -216,6 +234,11 @@ def accuracy_by_step(runs: Sequence[Any]) -> Plot | None:
                 plot.link(ax.axvline(a["collapse_step"], color=col, linestyle=(0, (6, 3)), linewidth=1.4),
                           f"{run.label}: collapse at step {a['collapse_step']} (accuracy below "
                           f"{fmt(a.get('collapse_threshold'))} and staying)")
+            if run.curve is not None and "rollback_to" in run.curve:
+                for _, r in run.curve[run.curve["rollback_to"].notna()].iterrows():
+                    plot.link(ax.axvline(float(r["step"]) + shift, color=col, linestyle=(0, (1, 2)), linewidth=1.6),
+                              f"{run.label}: rollback at step {int(r['step'])} to step {int(r['rollback_to'])}"
+                              + (f", learning rate x{fmt(r['lr_scale'])}" if "lr_scale" in run.curve else ""))
             faults = list(run.faults)
             if faults:
                 plot.link(ax.scatter([float(f.step) for f in faults], [1.0] * len(faults), marker="v", s=60,
@@ -224,17 +247,18 @@ def accuracy_by_step(runs: Sequence[Any]) -> Plot | None:
                           [f"{run.label}: {f.kind} at step {f.step}: {f.detail}" for f in faults])
             xs_all += xs + [float(f.step) for f in faults]
             handles.append(handle(col, mark, dash, run.label))
-        handles += [handle(GREY, "*", None, "peak", markersize=11),
+        handles += [handle(GREY, "*", None, "peak (selection split)", markersize=11),
                     handle(GREY, None, (6, 3), "collapse (dashed vertical)")]
+        if any(_reported_rows(r) is not None for _, r in curved):
+            handles.append(handle(GREY, "o", None, "reported split (test), where evaluated", markerfacecolor="none"))
         if any(r.faults for _, r in curved):
             handles.append(handle(GREY, "v", None, "fault (top edge; hover for details)"))
+        if any(r.curve is not None and "rollback_to" in r.curve and r.curve["rollback_to"].notna().any()
+               for _, r in curved):
+            handles.append(handle(GREY, None, (1, 2), "rollback (dotted vertical)"))
         pad = (max(xs_all) - min(xs_all)) * 0.02 or 0.5
         ax.set_xlim(min(xs_all) - pad, max(xs_all) + pad)
-        ax.set_ylim(bottom=0)
-        integer_steps(ax)
-        ax.set(xlabel="step", ylabel="accuracy")
-        plot.heading("Held-out accuracy by step")
-        plot.legend(handles)
+        _accuracy_axes(plot, ax, "Held-out accuracy by step", handles)
     return plot
 
 
@@ -328,12 +352,17 @@ def seed_figure(groups: Sequence[tuple[str, Sequence[Any]]], name: str = "seeds"
                          dashes=[series_style(g)[2] for g in range(len(groups))], estimator="mean", errorbar=_t_band,
                          err_kws={"alpha": 0.15, "linewidth": 0}, linewidth=2.2, legend=False, ax=ax)
         handles.append(handle(GREY, None, (3, 2), "one seed", linewidth=0.9))
-        ax.set_ylim(bottom=0)
-        integer_steps(ax)
-        ax.set(xlabel="step", ylabel="accuracy")
-        plot.heading("Accuracy by step across seeds (mean, 95% t-band)")
-        plot.legend(handles)
+        _accuracy_axes(plot, ax, "Accuracy by step across seeds (mean, 95% t-band)", handles)
     return plot
+
+
+def _accuracy_axes(plot: Plot, ax: Any, heading: str, handles: list) -> None:
+    """The finish every accuracy-by-step figure shares: y from 0, whole steps, labels, heading, legend."""
+    ax.set_ylim(bottom=0)
+    integer_steps(ax)
+    ax.set(xlabel="step", ylabel="accuracy")
+    plot.heading(heading)
+    plot.legend(handles)
 
 
 def reward_columns(runs: Sequence[Any]) -> list[str]:

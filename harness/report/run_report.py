@@ -4,6 +4,8 @@
 One page per set of run directories (see :mod:`harness.report.runs` for what a run directory may
 hold), in sections that appear when the runs have something for them:
 
+- **Protocol** (several runs): every field of the runs' comparability records that differs between
+  them (:mod:`harness.report.protocol`), before any comparison; comparisons across protocols say so.
 - **Runs**: each run labelled by what differs between the runs (preset, reward weights, noise,
   seed, ...), with its task, policies and noise levels.
 - **Comparison** (evaluation runs): policies x noise levels against the grouped retry-aware metrics,
@@ -63,6 +65,7 @@ from harness.report.page import (
     table,
 )
 from harness.report.plot import Plot, save_all
+from harness.report.protocol import protocol_differences, protocol_html
 from harness.report.runs import (
     Run,
     assign_labels,
@@ -102,11 +105,16 @@ def build_report(run_dirs: Sequence[Path], title: str | None = None,
     train_runs = [r for r in runs if r.curve is not None]
     browser = _browser(runs)
     plots: list[Plot] = []
-    sections = [("runs", "Runs", _runs_section(runs))]
+    differences = run_protocol_differences(runs)
+    across = " (across different protocols)" if differences else ""
+    sections = [("protocol", "Protocol", protocol_html(differences))] if len(runs) > 1 else []
+    sections.append(("runs", "Runs", _runs_section(runs)))
     if eval_runs:
-        sections.append(("comparison", "Comparison", _comparison_section(eval_runs, len(runs) > 1, browser, plots)))
+        sections.append(("comparison", "Comparison" + across,
+                         _comparison_section(eval_runs, len(runs) > 1, browser, plots)))
     if train_runs:
-        sections.append(("training", "Training", _training_section(train_runs, browser, plots)))
+        sections.append(("training", "Training" + (across if len(train_runs) > 1 else ""),
+                         _training_section(train_runs, browser, plots)))
     episodes, css = browser_html(browser, max_episodes, DIM_LABELS)
     sections.append(("episodes", "Episodes", [episodes]))
     sections.append(("details", "Details", _details_section(runs)))
@@ -116,6 +124,11 @@ def build_report(run_dirs: Sequence[Path], title: str | None = None,
         body.append(f'<h2 id="{sid}">{esc(name)}</h2>')
         body += parts
     return page(cap(title, 300), body, css), plots
+
+
+def run_protocol_differences(runs: Sequence[Run]) -> list[str]:
+    """The protocol fields that differ between the runs (their labels name them); empty for one run."""
+    return protocol_differences([(r.label, r.record.comparability if r.record else None) for r in runs])
 
 
 def _shown(plot: Plot | None, plots: list[Plot]) -> list[str]:
@@ -149,6 +162,13 @@ def _noise(run: Run) -> str:
     return shown + (f" ({'+'.join(map(str, modes))})" if modes else "")
 
 
+def _split(f: dict) -> str | None:
+    """The split an evaluation ran on; a training run's ``selected on → reported`` splits."""
+    if "selection_split" in f:
+        return f"selected on {f['selection_split']} → reported {f.get('eval_split', 'test')}"
+    return f.get("split", f.get("eval_split"))
+
+
 def _runs_section(runs: list[Run]) -> list[str]:
     keys = differing(runs)
     parts = []
@@ -159,7 +179,7 @@ def _runs_section(runs: list[Run]) -> list[str]:
     for run in runs:
         f = facts(run)
         rows.append([run.label, run.kind, describe(run.record.task.model_dump()) if run.record else "—",
-                     _policies(run), _noise(run), f.get("split", f.get("eval_split")), f.get("seed"), run.status,
+                     _policies(run), _noise(run), _split(f), f.get("seed"), run.status,
                      str(run.path)]
                     + [f.get(k) for k in keys if k != "seed"])
     header = ["run", "kind", "task", "policies / model", "noise", "split", "seed", "status", "directory"]
@@ -214,7 +234,11 @@ def _agreement(browser: Browser, runs: Sequence[Run] = ()) -> list[str]:
 
 def _training_section(runs: list[Run], browser: Browser, plots: list[Plot]) -> list[str]:
     parts = [table(*tables.training_rows(runs)),
-             note("Peak: the earliest step of the highest held-out accuracy; collapse: the first eval after the "
+             note("Reported at the selected step: the reported split (test) evaluated at the step chosen on the "
+                  "selection split (dev, carved from the training questions): the number to quote. A step selected "
+                  "on the reported questions themselves is the maximum of many noisy evals of them: optimistic. "
+                  "Peak: the earliest step of the highest accuracy on the selection split; collapse: the first eval "
+                  "after the "
                   "peak below (1 − δ) × peak for m evals in a row (or to the end); zero step: first step of "
                   "zero accuracy to the end; learned: yes when an eval after step 0 is above step 0's 95% interval, "
                   "no when every eval stays within it (with the likely cause). " + _params(runs))]
@@ -222,6 +246,13 @@ def _training_section(runs: list[Run], browser: Browser, plots: list[Plot]) -> l
                    r.analysis["learning"]["message"], "warn")
               for r in runs if r.analysis and (r.analysis.get("learning") or {}).get("verdict") == "flat"]
     parts += _shown(figs.accuracy_by_step(runs), plots)
+    rollbacks = tables.intervention_rows(runs)
+    if rollbacks:
+        parts += ["<h3>Interventions</h3>",
+                  note("Rollbacks (--on-collapse rollback): at the step the online detector found a collapse, the "
+                       "run went back to the weights and optimiser state of its peak, reset its reference model there "
+                       "and scaled its learning rate; it then trained on from that step."),
+                  table(["run", "step", "back to step", "learning-rate scale"], rollbacks)]
     faults = tables.fault_rows(runs)
     if faults:
         parts += ["<h3>Faults</h3>", table(["run", "step", "kind", "detail"], [[a, b, c, cap(d, 400)]
@@ -300,7 +331,8 @@ def _details_section(runs: list[Run]) -> list[str]:
     for run in runs:
         rec = run.record.to_dict() if run.record else {}
         extra = {k: rec[k] for k in ("status", "seed", "git_hash", "versions", "machine", "timing",
-                                     "started_at", "finished_at", "interval", "peak", "final") if k in rec}
+                                     "started_at", "finished_at", "interval", "peak", "final", "comparability")
+                 if k in rec}
         if run.options:
             extra["options"] = run.options
         text = json.dumps(extra, indent=2, default=str, ensure_ascii=False)

@@ -225,7 +225,10 @@ def facts(run: Run) -> dict[str, Any]:
     """What defines a run, flattened for comparison: preset, each reward weight, noise, seed, model,
     and every other option of its config (train or eval) except where its files go."""
     out: dict[str, Any] = {}
-    for key, value in run.options.items():
+    options = run.options
+    if "max_steps" in options:  # a training run made before the remedy options existed trained with their defaults
+        options = {**remedy_defaults(), **options}
+    for key, value in options.items():
         if key in IGNORED_KEYS or key == "reward_weights":
             continue
         out[key] = _hashable(value)
@@ -240,6 +243,14 @@ def facts(run: Run) -> dict[str, Any]:
             for option in (key, f"{key}_modes", f"{key}_mode"):
                 out.pop(option, None)
     return out
+
+
+def remedy_defaults() -> dict[str, Any]:
+    """The collapse remedies' defaults (``harness train`` options; a run that predates one trained with it off)."""
+    from harness.train.config import TrainConfig
+
+    return {k: TrainConfig.model_fields[k].default for k in SHORT_KEYS if k in TrainConfig.model_fields
+            and k not in ("learning_rate", "num_generations")}
 
 
 def _hashable(value: Any) -> Any:
@@ -297,7 +308,18 @@ def assign_labels(runs: list[Run], max_keys: int = 4) -> list[str]:
 
 
 def _short_key(key: str) -> str:
-    return {"learning_rate": "lr", "num_generations": "G"}.get(key, key)
+    return SHORT_KEYS.get(key, key)
+
+
+#: Short names of options in run labels (the collapse remedies among them).
+SHORT_KEYS = {"learning_rate": "lr", "num_generations": "G", "epsilon_high": "clip-high",
+              "entropy_coef": "entropy bonus",
+              "importance_sampling_level": "IS level", "scale_rewards": "reward scaling",
+              "mask_truncated_completions": "mask truncated", "sync_ref_model": "ref sync",
+              "ref_model_mixup_alpha": "ref sync alpha", "ref_model_sync_steps": "ref sync every",
+              "drop_zero_std_groups": "drop flat groups", "train_noise_schedule": "noise schedule",
+              "on_collapse": "on collapse", "rollback_lr_factor": "rollback lr x", "max_rollbacks": "max rollbacks",
+              "loss_type": "loss"}
 
 
 def _short_value(value: Any) -> str:

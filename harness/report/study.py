@@ -201,6 +201,11 @@ class StudyData:
     curves: dict[int, pd.DataFrame] = field(default_factory=dict)
     #: the sweep's command-line overrides (``--max-steps 2``, ``--set k=v``): each distinct set, with its trials
     overrides: list[tuple[dict[str, Any], list[int]]] = field(default_factory=list)
+    #: protocol fields that differ between the trials' records (:func:`harness.report.protocol.protocol_differences`)
+    protocol: list[str] = field(default_factory=list)
+    #: the trials' selection split ("dev"; "test" is the paper's protocol, optimistic), when they share one
+    selection: str | None = None
+    optimistic: bool = False
 
     @property
     def done(self) -> pd.DataFrame:
@@ -341,7 +346,17 @@ def collect(storage: str, study_name: str | None = None) -> StudyData:
                      objectives, params, trials, categorical=categorical_params(study), choices=choice_orders(study),
                      values=raw_choices(study), objective_aliases=_aliases(study, objectives),
                      states={str(k): int(v) for k, v in trials["state"].value_counts().items()})
-    shown = ["number", *objectives, *params, "peak", "peak_step", "collapse_step", "run_dir"]
+    recs = read_records(trials) if len(trials) else {}
+    if len(trials):
+        trials["test_at_selected"] = [_reported(recs.get(int(n))) for n in trials["number"]]
+    from harness.report.protocol import protocol_differences
+
+    data.protocol = protocol_differences([(f"trial {n}", r.comparability) for n, r in sorted(recs.items())])
+    splits = {(r.peak.split or "test", bool(r.peak.optimistic or r.peak.split is None))
+              for r in recs.values() if r.peak}
+    if len(splits) == 1:
+        data.selection, data.optimistic = next(iter(splits))
+    shown = ["number", *objectives, "test_at_selected", *params, "peak", "peak_step", "collapse_step", "run_dir"]
     data.best = best_trials(study, trials, shown) if len(trials) else pd.DataFrame()
     data.comparisons = [compare_arms(data, p) for p in arm_params(data)]
     if len(trials):
@@ -435,6 +450,29 @@ def constant_objectives(data: StudyData) -> dict[str, float]:
     return out
 
 
+def read_records(trials: pd.DataFrame) -> dict[int, Any]:
+    """{trial number: its run record} for every trial whose ``run_dir`` holds a readable ``results.json``."""
+    from harness.core.errors import DataError
+    from harness.core.record import read_record
+
+    out = {}
+    for row in trials.to_dict("records"):
+        run_dir = row.get("run_dir")
+        if not isinstance(run_dir, str) or not (Path(run_dir) / "results.json").is_file():
+            continue
+        try:
+            out[int(row["number"])] = read_record(run_dir)
+        except DataError:
+            continue
+    return out
+
+
+def _reported(record: Any) -> float | None:
+    """The reported split's accuracy at the trial's selected step (None where unknown)."""
+    peak = getattr(record, "peak", None)
+    return peak.reported.accuracy if peak is not None and peak.reported is not None else None
+
+
 def read_curves(trials: pd.DataFrame) -> dict[int, pd.DataFrame]:
     """{trial number: its curve} for every trial whose ``run_dir`` holds a readable ``curve.csv``."""
     from harness.core.rundir import read_curve
@@ -494,4 +532,5 @@ def study_summary(storage: str, study_name: str | None = None) -> dict[str, Any]
                              "rows": [dict(zip(RANKING_HEADER, r)) for r in d.ranking.get("rows", [])]}
                             if d.ranking else None),
             "best_notes": d.best_notes, "best_warnings": d.best_warnings,
-            "overrides": [{"overrides": ov, "trials": nums} for ov, nums in d.overrides]}
+            "overrides": [{"overrides": ov, "trials": nums} for ov, nums in d.overrides],
+            "protocol_differences": d.protocol, "selection_split": d.selection, "optimistic": d.optimistic}

@@ -476,7 +476,16 @@ def render_study_html(data: StudyData, figs: dict[str, Plot | None] | None = Non
                    "not run again and in no table)")
     multi = len(data.directions) > 1
     best_title = "Pareto front" if multi else f"Best trials (top {TOP_N})"
-    sections: list[tuple[str, str, list[str]]] = []
+    from harness.core.record import OPTIMISTIC
+    from harness.report.protocol import protocol_html
+
+    sections: list[tuple[str, str, list[str]]] = [("protocol", "Protocol", protocol_html(data.protocol, "trials"))]
+    if data.selection is not None:
+        sections[0][2].append(note(
+            f"Objectives, pruning and the peak read the {data.selection} split; test_at_selected is the reported "
+            f"split at each trial's selected step, the number to quote"
+            + (f". Selected on {data.selection}: {OPTIMISTIC}." if data.optimistic else "."),
+            "warn" if data.optimistic else "muted"))
     best = [note(w, "warn") for w in data.best_warnings]
     named = {o: f"{_named(data, o)} (objective)" for o in data.objectives if _named(data, o) != o}
     best.append(frame_table(_cells(data.best.rename(columns=named))) if not data.best.empty
@@ -529,14 +538,15 @@ def render_study_html(data: StudyData, figs: dict[str, Plot | None] | None = Non
 
 
 def write_study_report(study_dir: Path, storage: str | None = None, study_name: str | None = None,
-                       output: Path | None = None, figures_dir: Path | None = None, fmt: str = "svg") -> Path:
+                       output: Path | None = None, figures_dir: Path | None = None, fmt: str = "svg",
+                       data: StudyData | None = None) -> Path:
     """Render the study report and write it atomically (default ``study_dir/report.html``); with
     ``figures_dir``, also each of its figures as a standalone ``fmt`` file (svg, pdf or png) named as in
     :func:`main_figures`."""
     study_dir = Path(study_dir)
     storage = storage or f"sqlite:///{(study_dir / 'study.db').resolve()}"
     output = Path(output) if output else study_dir / "report.html"
-    data = collect(storage, study_name)
+    data = data if data is not None else collect(storage, study_name)
     figs = main_figures(data)
     atomic_write_bytes(output, render_study_html(data, figs).encode("utf-8", errors="replace"))
     if figures_dir is not None:

@@ -16,6 +16,8 @@ from harness.report.page import describe
 from harness.report.tables import GROUPS, Metric, columns_from_record, reward_metrics
 from harness.stats.intervals import wilson
 
+#: Rows printed with their interval under them (the one recorded: Wilson, or over questions with K samples).
+HEADLINE_CI = ("accuracy", "avg_at_k", "pass_at_k", "maj_at_k")
 #: Rows left out when every column has 0 (nothing went wrong).
 QUIET_WHEN_ZERO = ("error_rate", "judge_error_rate")
 
@@ -26,7 +28,10 @@ def _value(metric: Metric, m: dict[str, Any]) -> str:
         return "-"
     text = f"{v:.3f}" if isinstance(v, float) else str(v)
     n = metric.denominator(m) if metric.denominator and not metric.key.startswith("reward_") else None
-    if metric.key == "accuracy" and isinstance(n, (int, float)) and n > 0:
+    stored = m.get(f"{metric.key}_ci_low"), m.get(f"{metric.key}_ci_high")
+    if metric.key in HEADLINE_CI and all(isinstance(x, (int, float)) for x in stored):
+        text += f"\n[{stored[0]:.2f},{stored[1]:.2f}]"   # as recorded (K samples: over questions)
+    elif metric.key == "accuracy" and isinstance(n, (int, float)) and n > 0:
         lo, hi = wilson(round(v * n), n)
         text += f"\n[{lo:.2f},{hi:.2f}]"
     elif isinstance(n, (int, float)) and n != m.get("n"):

@@ -72,6 +72,19 @@ GROUPS: tuple[tuple[str, tuple[Metric, ...]], ...] = (
         Metric("wasted_retries", "P(searched again after gold seen | gold seen)", _cond("wasted_retries"), DOWN),
         Metric("premature_answer", "P(answered before gold seen | answered)", _cond("premature_answer"), DOWN),
     )),
+    ("Search efficiency", (
+        Metric("redundant_search_rate", "searches adding no passage not already shown / searches",
+               _cond("redundant_search_rate"), DOWN),
+        Metric("gold_gain_per_search", "searches first surfacing a gold passage / searches",
+               _cond("gold_gain_per_search"), UP),
+        Metric("over_search", "P(searched | closed-book answer right)", _cond("over_search"), DOWN),
+        Metric("under_search", "P(answered without search | closed-book answer wrong)", _cond("under_search"), DOWN),
+    )),
+    ("Samples per question (K)", (
+        Metric("avg_at_k", "mean success rate over the K samples", None, UP),
+        Metric("pass_at_k", "P(some sample right), unbiased estimator", None, UP),
+        Metric("maj_at_k", "P(the majority answer is right)", None, UP),
+    )),
 )
 
 
@@ -163,10 +176,17 @@ def cell(metric: Metric, m: dict[str, Any]) -> tuple[float | None, str]:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return None, "—"
     parts = [esc(fmt(value))]
+    stored = m.get(f"{metric.key}_ci_low"), m.get(f"{metric.key}_ci_high")
     if metric.key.startswith("reward_"):
         ci = mean_interval(value, m.get(f"{metric.key}_std"), m.get("n"))
         if ci:
             parts.append(f'<span class="ci">{fmt_interval(*ci)}</span>')
+    elif all(isinstance(x, (int, float)) for x in stored) and (m.get("k") or 1) > 1:
+        # a K-sample run's interval, computed over questions with their samples (cluster bootstrap; pass@k and
+        # maj@k: Wilson over questions), never a Wilson over K x n episodes as if they were independent
+        n = metric.denominator(m) if metric.denominator is not None else None
+        parts.append(f'<span class="ci">{fmt_interval(stored[0], stored[1])}'
+                     + (f" n={int(n)}" if isinstance(n, (int, float)) and n != m.get("n") else "") + "</span>")
     elif metric.denominator is not None:
         n = metric.denominator(m)
         if isinstance(n, (int, float)) and n > 0:
@@ -240,10 +260,11 @@ def comparison_note(cols: Sequence[Column]) -> str:
     True
     """
     note = ("Brackets: 95% interval (Wilson score for proportions, with the denominator n where it is not "
-            "every episode; normal from the standard deviation for reward means). ↑/↓: higher/lower is "
-            "better; shaded: the best policy at that noise level (ties all shaded; rows where every policy "
-            "agrees, one column alone at its noise level, reward_total under different reward weights and "
-            "search rows of a policy that never searched are not shaded).")
+            "every episode; normal from the standard deviation for reward means; with K samples per question, "
+            "a cluster bootstrap over questions, and Wilson over questions for pass@k and maj@k). ↑/↓: "
+            "higher/lower is better; shaded: the best policy at that noise level (ties all shaded; rows where "
+            "every policy agrees, one column alone at its noise level, reward_total under different reward weights "
+            "and search rows of a policy that never searched are not shaded).")
     sizes = sorted({int(c.metrics["n"]) for c in cols if isinstance(c.metrics.get("n"), (int, float))
                     and c.metrics["n"] >= 1})
     if not sizes:
@@ -268,8 +289,27 @@ def interval_half_width(n: int) -> float:
 # ---------------------------------------------------------------- training runs
 
 
+def selection(run: Any) -> tuple[str, str]:
+    """The split a training run selected its step on (with the optimistic label when it is the reported one)
+    and the headline: the reported split's accuracy at that step with its interval."""
+    from harness.core.record import OPTIMISTIC
+
+    peak = run.record.peak if run.record is not None else None
+    if peak is None:
+        return "—", "—"
+    if peak.split is None:  # a record from before the selection split: it selected on the reported questions
+        return f"{run.options.get('eval_split', 'test')}: {OPTIMISTIC}", fmt(peak.accuracy)
+    split = f"{peak.split}" + (f": {OPTIMISTIC}" if peak.optimistic else "")
+    rep = peak.reported
+    if rep is None or rep.accuracy is None:
+        return split, "not evaluated"
+    ci = f" {fmt_interval(*rep.interval)}" if rep.interval else ""
+    return split, f"{rep.split} {fmt(rep.accuracy)}{ci}"
+
+
 def training_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
-    """Per training run: status, peak (step, accuracy, interval, eval steps tied with it when the
+    """Per training run: status, the reported split at the selected step (the headline) and the split it was
+    selected on, the peak of the selection split (step, accuracy, interval, eval steps tied with it when the
     analysis gives them), collapse, zero step, final, faults."""
     tied = any((r.analysis or {}).get("tied_steps") for r in runs)
     rows = []
@@ -277,13 +317,15 @@ def training_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
         a = run.analysis or {}
         ci = a.get("peak_interval")
         faults = sorted({f.kind for f in run.faults})
-        row = [run.label, run.status, a.get("n_evals"), a.get("peak_step"),
+        split, headline = selection(run)
+        row = [run.label, run.status, headline, split, a.get("n_evals"), a.get("peak_step"),
                a.get("peak_raw", a.get("peak")), fmt_interval(*ci) if ci else "—"]
         if tied:
             row.append(", ".join(fmt(s) for s in a.get("tied_steps") or []) or "—")
         rows.append(row + [a.get("collapse_step"), a.get("zero_step"), a.get("final_step"), a.get("final_accuracy"),
                            ", ".join(faults) or "none", learned_cell(a.get("learning"))])
-    header = ["run", "status", "evals", "peak step", "peak accuracy", "peak 95% CI"]
+    header = ["run", "status", "reported at the selected step [95% CI]", "selected on", "evals", "peak step",
+              "peak accuracy (selection split)", "peak 95% CI"]
     header += ["steps tied with the peak"] if tied else []
     return header + ["collapse step", "zero step", "final step", "final accuracy", "faults", "learned"], rows
 
@@ -313,6 +355,20 @@ def indicator_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
         rows.append([run.label] + [f"onset {fmt(ind[n].get('onset_step'))}, lead {fmt(ind[n].get('lead_time'))}"
                                    if n in ind else "—" for n in names])
     return ["run", *names], rows
+
+
+def intervention_rows(runs: Sequence[Any]) -> list[list[Any]]:
+    """Every rollback (``--on-collapse rollback``) marked in a run's curve: run, step, back to step, learning-rate
+    scale after it."""
+    out = []
+    for run in runs:
+        curve = run.curve
+        if curve is None or "rollback_to" not in curve:
+            continue
+        for _, r in curve[curve["rollback_to"].notna()].iterrows():
+            out.append([run.label, int(r["step"]), int(r["rollback_to"]),
+                        fmt(r["lr_scale"]) if "lr_scale" in curve else "—"])
+    return out
 
 
 def fault_rows(runs: Sequence[Any]) -> list[list[Any]]:

@@ -48,7 +48,10 @@ def llm_judge(policy, episodes: list[Episode], max_new_tokens: int = 8) -> None:
                for ep in todo]
     replies = policy.generate(prompts, max_new_tokens) if prompts else []
     for ep, rep in zip(todo, replies):
-        ep.judge = {**(ep.judge or {}), "llm": {"verdict": parse_verdict(rep.text), "raw": rep.text}}
+        verdict = {"verdict": parse_verdict(rep.text), "raw": rep.text}
+        if getattr(rep, "usage", None):  # a served judge reports its token usage
+            verdict["usage"] = rep.usage
+        ep.judge = {**(ep.judge or {}), "llm": verdict}
     for ep in episodes:
         if ep.answer is None:
             ep.judge = {**(ep.judge or {}), "llm": {"verdict": False, "raw": None}}

@@ -4,10 +4,12 @@ A study whose trials cross categorical factors (e.g. ``model`` = the exploration
 the reward arm) with seeds is summarised per *cell* (one value of every factor but the seed):
 
 =====================  ====================================================================================
-per run                peak accuracy and step (the best held-out eval: the step whose ``eval_samples`` the
-                       paired tests use), and at that step persistence, recovery, wasted retries and
-                       searches per episode; collapse onset (offline, noise-aware:
-                       :func:`harness.stats.curves.analyze`) and final accuracy
+per run                peak accuracy and step (the best eval of the selection split: the step whose
+                       eval samples the paired tests use, the reported split's where it was evaluated),
+                       the reported split's accuracy there (``test_at_selected``: None for a run that
+                       selected on the reported questions or predates the selection split), and at that
+                       step persistence, recovery, wasted retries and searches per episode; collapse
+                       onset (offline, noise-aware: :func:`harness.stats.curves.analyze`) and final accuracy
 per cell               the mean of each over the cell's seeds with a 95% Student-t interval, the peak
                        steps, and how many seeds collapsed (and when)
 within a cell's other  every pair of arms compared paired: seed ``s`` of one arm with seed ``s`` of the
@@ -59,25 +61,40 @@ class CellRun:
     row: dict[str, Any] = field(default_factory=dict)
 
 
-def load_study_runs(study_dir: str | Path) -> list[CellRun]:
-    """Every trial of ``STUDY_DIR/trials/*`` that has a curve (running or failed trials without one are skipped)."""
+def load_study_runs(study_dir: str | Path, fingerprint=None) -> list[CellRun]:
+    """Every trial of ``STUDY_DIR/trials/*`` that has a curve (running or failed trials without one are skipped).
+    ``fingerprint``: ``run_dir -> str | None``, what a run trained (``harness.train.fingerprint.run_fingerprint``);
+    a trial whose fingerprint an earlier trial has is the same training run and is left out (warned)."""
+    import logging
+
     import yaml
 
     trials = Path(study_dir) / "trials"
     if not trials.is_dir():
         raise DataError(f"{study_dir}: no trials/ folder (is it a `harness sweep` output directory?)")
-    out = []
+    out: list[CellRun] = []
+    seen: dict[str, Path] = {}
     for folder in sorted(p for p in trials.iterdir() if p.is_dir()):
         config = folder / "trial_config.yaml"
         if not config.is_file() or not (folder / CURVE).is_file() or not (folder / RECORD).is_file():
             continue
         try:
             params = yaml.safe_load(config.read_text()) or {}
+            sampled = folder / "trial_params.yaml"  # the ablation's own names (an arm among them)
+            if sampled.is_file():
+                params = {**params, **(yaml.safe_load(sampled.read_text()) or {})}
         except yaml.YAMLError as e:
             raise DataError(f"{config}: not valid YAML ({e})") from None
         status = read_record(folder).status
         if status not in FINISHED:
             continue
+        fp = fingerprint(folder) if fingerprint is not None else None
+        if fp is not None and fp in seen:
+            logging.getLogger(__name__).warning("%s trains what %s trains (same training fingerprint): counted once",
+                                                folder.name, seen[fp].name)
+            continue
+        if fp is not None:
+            seen[fp] = folder
         curve = read_curve(folder)
         run = CellRun(params, folder, curve, analyze(curve), status)
         run.row = run_row(run)
@@ -99,8 +116,18 @@ def run_row(run: CellRun) -> dict[str, Any]:
     row = {m: _at(run.curve, step, m) for m in METRICS}
     row.update(peak_step=step, collapse_step=a.get("collapse_step"), final_accuracy=a.get("final_accuracy"),
                final_step=a.get("final_step"), status=run.status, run=str(run.path),
-               retry_onset_step=retry_onset(run.curve), mean_accuracy=_mean_eval(run.curve))
+               retry_onset_step=retry_onset(run.curve), mean_accuracy=_mean_eval(run.curve),
+               test_at_selected=_at(run.curve, step, "test_accuracy") if _selected_apart(run) else None)
     return row
+
+
+def _selected_apart(run: CellRun) -> bool:
+    """Whether the run selected its step on another split than the reported one (its record says so)."""
+    try:
+        peak = read_record(run.path).peak if (run.path / RECORD).is_file() else None
+    except DataError:
+        return False
+    return peak is not None and peak.split is not None and not peak.optimistic
 
 
 #: Persistence (P(search again | first search missed)) at which the policy counts as retrying.
@@ -168,6 +195,7 @@ def cell_rows(runs: Sequence[CellRun], by: Sequence[str], seed_key: str = "seed"
             "peak_steps": [r.row["peak_step"] for r in members],
             "final_accuracy": _mean_ci([r.row["final_accuracy"] for r in members], True),
             "mean_accuracy": _mean_ci([r.row["mean_accuracy"] for r in members], True),
+            "test_at_selected": _mean_ci([r.row.get("test_at_selected") for r in members], True),
             "retry_onset_steps": [r.row["retry_onset_step"] for r in members],
             "collapsed": len(collapsed), "collapse_steps": [r.row["collapse_step"] for r in collapsed],
         })

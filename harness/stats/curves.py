@@ -317,8 +317,10 @@ def analyze(
     curve: pd.DataFrame | str | Path, delta: float = 0.5, m: int = 2, smooth: int | None = None,
     n: int | None = None, mode: str = "offline", config: DetectorConfig | None = None, method: str = "auto",
 ) -> dict[str, Any]:
-    """Peak, collapse, persistent-zero step, final accuracy, leading indicators and whether the run learned
-    (``learning``: :func:`harness.stats.learning.learning_verdict`; None when the eval size is unknown) of one curve.
+    """Peak, collapse, persistent-zero step, final accuracy and leading indicators of one curve (of its
+    ``accuracy``: a training run's selection split), ``reported_at_peak``: the reported split's accuracy
+    at the peak step when the curve records it (``test_accuracy``), and whether the run learned (``learning``:
+    :func:`harness.stats.learning.learning_verdict` on the selection split; None when the eval size is unknown).
 
     With a known eval size (see :func:`eval_points`) and no ``smooth``, the peak comes with its Wilson
     interval, the steps tied with it and the pooled peak level, and the collapse is the noise-aware one
@@ -380,10 +382,23 @@ def analyze(
         "n_evals": len(rows),
         "params": {"delta": delta, "m": m, "smooth": smooth, "n": n, "mode": mode},
         "indicators": indicator_onsets(curve, peak["step"], collapse, m),
+        "reported_at_peak": _reported_at(curve, peak["step"]),
     })
     verdict = learning_from_curve(curve, points if points is not None else eval_points(curve, n)[0])
     out["learning"] = verdict.to_dict() if verdict else None
     return out
+
+
+def _reported_at(curve: pd.DataFrame, step: Any) -> float | None:
+    """The reported split's accuracy (``test_accuracy``, written where ``harness train`` evaluated it) at ``step``.
+
+    >>> _reported_at(pd.DataFrame({"step": [0, 5], "accuracy": [0.2, 0.5], "test_accuracy": [0.3, 0.4]}), 5)
+    0.4
+    """
+    if "test_accuracy" not in curve.columns:
+        return None
+    at = pd.to_numeric(curve.loc[curve["step"] == step, "test_accuracy"], errors="coerce").dropna()
+    return _scalar(at.iloc[0]) if len(at) else None
 
 
 def _peak_wilson(curve: pd.DataFrame, n: int | None, step: Any) -> list[float] | None:

@@ -121,15 +121,26 @@ class DetectorConfig:
     recovery_alpha: float = 0.05
     #: Offline: the fall's first eval and the next ``confirm - 1`` (or those up to the end) are below ``h``.
     confirm: int = 2
+    #: Online: evals in a row after the peak that must be below ``h`` before either test may fire (1: the
+    #: current eval alone; 2: it and the one before, so a one-eval dip never stops a run, at the cost of one
+    #: eval interval on an abrupt fall).
+    online_confirm: int = 2
+    #: Online, with ``online_confirm`` > 1: the evals before the current one in the confirmation window must be
+    #: below this fraction of the peak level (None: ``fraction``, like the current eval). A looser value lets a
+    #: slow fall whose previous eval sat just above half confirm at once, while a dip from the plateau still
+    #: needs a second low eval.
+    confirm_fraction: float | None = 0.6
 
     def __post_init__(self) -> None:
         if not 0 < self.fraction < 1:
             raise ValueError(f"fraction must be in (0, 1), got {self.fraction!r}")
+        if self.confirm_fraction is not None and not self.fraction <= self.confirm_fraction < 1:
+            raise ValueError(f"confirm_fraction must be in [fraction, 1), got {self.confirm_fraction!r}")
         for name in ("alpha", "level_alpha", "tie_alpha", "single_alpha", "recent_alpha", "recovery_alpha"):
             v = getattr(self, name)
             if not 0 < v < 1:
                 raise ValueError(f"{name} must be in (0, 1), got {v!r}")
-        for name in ("window", "confirm"):
+        for name in ("window", "confirm", "online_confirm"):
             v = getattr(self, name)
             if int(v) != v or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -284,7 +295,11 @@ def collapse_evidence(points: Sequence[EvalPoint], t: int, peak: PeakEstimate,
     [None, 'recent']
     """
     config = config or DetectorConfig()
-    if t <= peak.index or points[t].accuracy >= peak.threshold(config):
+    h = peak.threshold(config)
+    first = t - config.online_confirm + 1  # the confirmation window: the current eval below h, the ones before it
+    h_confirm = (config.confirm_fraction or config.fraction) * peak.level  # below h_confirm
+    if (first <= peak.index or points[t].accuracy >= h
+            or any(p.accuracy >= h_confirm for p in points[first:t])):
         return None
     h_low = peak.threshold_low(config)
     if binom_cdf(points[t].correct, points[t].n, h_low) < config.single_alpha:
@@ -333,8 +348,8 @@ class OnlineDetector:
     >>> det = OnlineDetector()
     >>> for step, k in [(0, 5), (25, 14), (50, 15), (75, 13), (100, 2), (125, 0)]:
     ...     d = det.update(step, k / 32, 32)
-    >>> d.action, det.stop_step, d.peak.step
-    ('collapse', 100, 50)
+    >>> d.action, det.stop_step, d.peak.step  # the low eval at 100 is confirmed by the one at 125
+    ('collapse', 125, 50)
     """
 
     config: DetectorConfig = field(default_factory=DetectorConfig)
@@ -380,6 +395,25 @@ class OnlineDetector:
             self._stopped_at = step
         return self.decision
 
+    def restart(self, step: int | float) -> None:
+        """Forget the evals after ``step``: the run went back to the model of ``step`` (a rollback), so the
+        evals of the abandoned stretch say nothing about the model that goes on. What is left is replayed, so
+        the detector is the one that saw only those evals (no stop latched; the patience anchor recomputed).
+
+        >>> det = OnlineDetector()
+        >>> for step, k in [(0, 5), (25, 14), (50, 15), (75, 13), (100, 2), (125, 1)]:
+        ...     d = det.update(step, k / 32, 32)
+        >>> d.action, det.stop_step
+        ('collapse', 125)
+        >>> det.restart(50)
+        >>> [p.step for p in det.points], det.stop_step, det.update(150, 14 / 32, 32).action
+        ([0, 25, 50], None, 'continue')
+        """
+        kept = [p for p in self.points if p.step <= step]
+        self.points, self.decision, self._anchor, self._stopped_at = [], None, 0, None
+        for p in kept:
+            self.update(p.step, p.accuracy, p.n)
+
     def replay(self, evals: Iterable[tuple[int | float, float, int]]) -> Decision | None:
         """:meth:`update` with each ``(step, accuracy, n)`` in turn; the last decision (None if no evals)."""
         for step, acc, n in evals:
@@ -396,8 +430,8 @@ def online_alarm(points: Sequence[EvalPoint], config: DetectorConfig | None = No
     """The step at which the online detector first signals a collapse on ``points`` (None if never).
 
     >>> pts = [EvalPoint(s, k, 32) for s, k in [(0, 5), (25, 14), (50, 15), (75, 13), (100, 2), (125, 0)]]
-    >>> online_alarm(pts)
-    100
+    >>> online_alarm(pts), online_alarm(pts, DetectorConfig(online_confirm=1, confirm_fraction=None))
+    (125, 100)
     """
     config = config or DetectorConfig()
     for t in range(1, len(points)):
@@ -418,8 +452,8 @@ def detect_offline(points: Sequence[EvalPoint], config: DetectorConfig | None = 
     >>> pts = [EvalPoint(s, k, 32) for s, k in [(0, 5), (25, 14), (50, 15), (75, 13), (100, 1), (125, 12),
     ...                                          (150, 14), (175, 13), (200, 4), (225, 1), (250, 0)]]
     >>> r = detect_offline(pts)
-    >>> r["collapse_step"], r["alarm_step"]  # the dip at 100 recovers; the fall from 200 does not
-    (200, 100)
+    >>> r["collapse_step"], r["alarm_step"]  # the dip at 100 recovers; the fall from 200 does not (confirmed at 225)
+    (200, 225)
     """
     config = config or DetectorConfig()
     peak = estimate_peak(points, config)

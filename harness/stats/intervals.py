@@ -9,6 +9,12 @@ Wilson score           a proportion k/n (accuracy, persistence, recovery, ...): 
 Student-t              a mean over a few independent values (seeds of one arm): mean ±
                        t(0.975, n-1) · sd / sqrt(n); none for n = 1
 normal, from sd        the mean of a per-episode reward: mean ± 1.96 · sd / sqrt(n)
+cluster bootstrap      a rate over K samples of each of n questions (avg@k, and every
+                       retry-aware rate of a K-sample run): the samples of one question are
+                       not independent, so questions are resampled with replacement (each
+                       bringing all its samples) and the rate recomputed as sum of
+                       numerators / sum of denominators; 95% percentile interval of 2000
+                       resamples drawn from a fixed seed (0), so a run reprints its numbers
 =====================  ==================================================================
 
 Accuracy has one family, Wilson, wherever it appears (``results.json``, ``curve.csv``, the peak, the
@@ -106,6 +112,34 @@ def clip01(interval: tuple[float | None, float | None]) -> tuple[float | None, f
     """
     low, high = interval
     return (None if low is None else max(0.0, low), None if high is None else min(1.0, high))
+
+
+#: Resamples and seed of :func:`cluster_interval` (fixed: the same episodes always print the same interval).
+CLUSTER_RESAMPLES = 2000
+CLUSTER_SEED = 0
+
+
+def cluster_interval(numerators: Sequence[float], denominators: Sequence[float], n_boot: int = CLUSTER_RESAMPLES,
+                     seed: int = CLUSTER_SEED) -> tuple[float, float] | None:
+    """95% cluster-bootstrap interval of the rate ``sum(numerators) / sum(denominators)`` whose terms come in
+    clusters (one per question: its successes and trials over K samples). Questions are resampled with
+    replacement; a resample whose denominators sum to 0 is left out. None when no question has a trial.
+
+    >>> [round(x, 3) for x in cluster_interval([4, 0, 2, 3, 1], [4, 4, 4, 4, 4])]
+    [0.2, 0.8]
+    >>> cluster_interval([0, 0], [0, 0]) is None
+    True
+    """
+    import numpy as np
+
+    num, den = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
+    if den.sum() <= 0:
+        return None
+    idx = np.random.default_rng(seed).integers(0, len(den), size=(n_boot, len(den)))
+    tops, bottoms = num[idx].sum(axis=1), den[idx].sum(axis=1)
+    rates = tops[bottoms > 0] / bottoms[bottoms > 0]
+    low, high = np.quantile(rates, [0.025, 0.975])
+    return float(low), float(high)
 
 
 def mean_interval(mean: float | None, sd: float | None, n: int | None) -> tuple[float, float] | None:

@@ -175,10 +175,12 @@ def _sign_flip(per_question: np.ndarray, n_perm: int, rng: np.random.Generator) 
     return float((np.sum(np.abs(signs @ nz) >= observed - 1e-12) + 1) / (n_perm + 1))
 
 
-def compare_outcomes(arm_a: Sequence[dict[str, bool]], arm_b: Sequence[dict[str, bool]], name_a: str = "A",
+def compare_outcomes(arm_a: Sequence[dict[str, float]], arm_b: Sequence[dict[str, float]], name_a: str = "A",
                      name_b: str = "B", **kwargs) -> PairedComparison:
-    """Paired comparison of two arms of runs, each run's outcomes ``{question id: correct}`` (seed ``i`` of A
-    with seed ``i`` of B), on the questions every run evaluated.
+    """Paired comparison of two arms of runs, each run's outcomes ``{question id: success rate}`` (correct:
+    1 or 0; with K samples per question, the share of them correct) (seed ``i`` of A with seed ``i`` of B),
+    on the questions every run evaluated. Success rates other than 0 and 1 are compared as scores
+    (``binary=False``: the sign-flip permutation test).
 
     >>> a = [{"q1": True, "q2": True, "q3": False}]; b = [{"q1": False, "q2": True, "q3": False, "q4": True}]
     >>> r = compare_outcomes(a, b, "retry", "baseline"); r.questions, r.difference
@@ -192,5 +194,7 @@ def compare_outcomes(arm_a: Sequence[dict[str, bool]], arm_b: Sequence[dict[str,
     if not shared:
         raise DataError("the runs share no evaluated question: they cannot be compared paired")
     qids = sorted(shared)
-    return compare_paired([[int(o[q]) for q in qids] for o in arm_a], [[int(o[q]) for q in qids] for o in arm_b],
-                          name_a, name_b, **kwargs)
+    a = [[float(o[q]) for q in qids] for o in arm_a]
+    b = [[float(o[q]) for q in qids] for o in arm_b]
+    kwargs.setdefault("binary", all(v in (0.0, 1.0) for arm in (a, b) for row in arm for v in row))
+    return compare_paired(a, b, name_a, name_b, **kwargs)

@@ -25,6 +25,16 @@ of ``base:``, through ``TrainConfig`` and :func:`~harness.train.config.resolve`.
 sixty``, ``train_noise: 1.5`` in a choice list, a range or ``base:``, or a preset the task lacks are
 refused naming the file and the key.
 
+Arms that differ in more than one option (the collapse remedies: clip-higher sets ``epsilon_high``, rollback
+sets ``on_collapse``, ...) are named under ``arms:`` and chosen by a categorical ``arm`` entry; a trial's
+options are base < overrides < its arm's options < its other parameters, and its run directory records the
+arm in ``trial_params.yaml``::
+
+    arms: {none: {}, clip_higher: {epsilon_high: 0.28}, rollback: {on_collapse: rollback}}
+    search_space:
+      arm:  {type: categorical, choices: [none, clip_higher, rollback]}
+      seed: {type: categorical, choices: [0, 1, 2, 3]}
+
 Reward weights must be finite and >= 0. An ablation that means otherwise says so::
 
     allow_weights: [negative, non_finite]    # either or both; the run itself may still refuse them
@@ -50,6 +60,8 @@ OBJECTIVES = ("peak", "auc", "final", "peak_and_collapse")
 SWEEP_SETS = {"task": "set the ablation's top-level 'task:'", "output_dir": "each trial gets its own run directory",
               "resume": "a sweep resumes trials itself", "report": "the sweep writes one study report"}
 REWARD_PREFIX = "reward."
+#: The search-space entry that picks one of the ablation's named ``arms``.
+ARM = "arm"
 
 
 class _Strict(BaseModel):
@@ -180,6 +192,8 @@ class Ablation(_Strict):
     pruner: PrunerConfig = PrunerConfig()
     collapse_stop: CollapseStop = CollapseStop()
     n_trials: int | None = Field(None, ge=1)
+    #: Named sets of options, chosen by a categorical ``arm`` entry of the search space (module docstring).
+    arms: dict[str, dict[str, Any]] = {}
     #: Reward weights the ablation means even though they are unusual (see the module docstring).
     allow_weights: list[Literal["negative", "non_finite"]] = []
     source: str | None = None
@@ -188,6 +202,19 @@ class Ablation(_Strict):
     @classmethod
     def _plain_name(cls, v: str) -> str:
         return check_name(v, "ablation name")   # the study folder is runs/sweeps/<name>
+
+    @model_validator(mode="after")
+    def _arms(self) -> "Ablation":
+        spec = self.search_space.get(ARM)
+        if self.arms and (spec is None or spec.type != "categorical"):
+            raise ValueError(f"arms: need a categorical '{ARM}' entry in search_space choosing among them")
+        if spec is not None:
+            if not self.arms:
+                raise ValueError(f"search_space.{ARM}: name the arms' options under 'arms:'")
+            unknown = [c for c in spec.choices if c not in self.arms]
+            if unknown:
+                raise ValueError(f"search_space.{ARM}: {unknown} not among arms: {', '.join(self.arms)}")
+        return self
 
     @model_validator(mode="after")
     def _grid(self) -> "Ablation":
@@ -248,7 +275,9 @@ def trial_values(ab: Ablation, params: dict[str, Any] | None = None,
     """
     values: dict[str, Any] = {"task": ab.task, "preset": ab.preset}
     weights: dict[str, float] = {}
-    for layer in (ab.base, overrides or {}, params or {}):
+    params = dict(params or {})
+    arm = ab.arms.get(params.pop(ARM)) if ARM in params else None
+    for layer in (ab.base, overrides or {}, arm or {}, params):
         for k, v in normalise_keys(layer).items():
             if k.startswith(REWARD_PREFIX):
                 weights.update(weight_mapping({k[len(REWARD_PREFIX):]: v}) or {})
@@ -329,9 +358,9 @@ def check_values(ab: Ablation, task: TaskConfig, overrides: dict[str, Any] | Non
     own; then each probe of each search-space entry (:meth:`ParamSpec.probes`) on top of them.
     """
     overrides = overrides or {}
-    problems = [f"{where}{key}: {why}" for where, keys in (("base.", ab.base), ("search_space.", ab.search_space),
-                                                          ("override ", overrides))
-                for key in keys if (why := _name_problem(key))]
+    layers = (("base.", ab.base), ("search_space.", {k: v for k, v in ab.search_space.items() if k != ARM}),
+              ("override ", overrides), *((f"arms.{a}.", opts) for a, opts in ab.arms.items()))
+    problems = [f"{where}{key}: {why}" for where, keys in layers for key in keys if (why := _name_problem(key))]
     if problems:
         return problems
     for where, layer in (("base", ab.base), ("override", overrides)):

@@ -157,15 +157,18 @@ def failing_from_the_start(study, k: int) -> bool:
 
 def run_sweep(ab_path: str, *, n_trials: int | None = None, storage: str | None = None, study_name: str | None = None,
               workers: int = 1, output_dir: str | None = None, overrides: dict[str, Any] | None = None,
-              trial_timeout: float | None = None) -> dict[str, Any]:
+              trial_timeout: float | None = None, gpus_per_trial: int | None = None) -> dict[str, Any]:
     """Run (or resume) the study of ``ab_path``; returns its summary (also written to summary.json).
 
     Raises ConfigError before any trial when the ablation or the overrides would be refused, and
     :class:`NoTrialCompleted` (after the summary is written) when no trial completed. The study report is
     the command line's to write (:mod:`harness.report.study_report`).
     """
+    from harness.sweep.placement import worker_env, worker_gpus
+
     overrides = overrides or {}
     ab_path = str(ablation_path(ab_path))   # a shipped ablation's name becomes its file, for the workers too
+    gpus = worker_gpus(workers, gpus_per_trial)  # each worker's own GPUs; refused on a machine without any
     ab = load_ablation(ab_path, overrides)
     study_dir = Path(output_dir) if output_dir else Path("runs") / "sweeps" / check_name(ab.name, "ablation name")
     study_dir.mkdir(parents=True, exist_ok=True)
@@ -173,12 +176,13 @@ def run_sweep(ab_path: str, *, n_trials: int | None = None, storage: str | None 
     name = study_name or ab.name
     n = n_trials_for(ab, n_trials)
     warn_scale(ab, overrides)
-    if workers <= 1:
+    if workers <= 1 and gpus is None:
         run_worker(ab_path, url, name, study_dir, n, overrides, trial_timeout)
     else:
         open_study(ab, url, name)  # create tables/study once, before workers race to
         procs = [subprocess.Popen([sys.executable, "-m", "harness.sweep.runner", ab_path, url, name, str(study_dir),
-                                   str(n), json.dumps(overrides), str(trial_timeout or ""), str(w)])
+                                   str(n), json.dumps(overrides), str(trial_timeout or ""), str(w)],
+                                  env=worker_env(gpus[w] if gpus else None))
                  for w in range(workers)]
         codes = [p.wait() for p in procs]
         if any(codes):

@@ -46,6 +46,8 @@ POLL_S = 0.5
 #: A running trial prints a progress line at each new eval, and at least this often between evals.
 PROGRESS_S = 60.0
 TRIAL_CONFIG = "trial_config.yaml"
+#: The trial's sampled parameters as the ablation names them (an ``arm`` among them), beside its config.
+TRIAL_PARAMS = "trial_params.yaml"
 #: Trial attribute holding :func:`config_fingerprint`.
 FINGERPRINT = "config_fingerprint"
 #: Trial attribute holding the sweep's command-line overrides (``--max-steps``, ``--set ...``) the trial ran under.
@@ -163,6 +165,7 @@ def covered_configurations(study, ab: Ablation, overrides: dict[str, Any]) -> in
 def write_trial_config(ab: Ablation, params: dict[str, Any], overrides: dict[str, Any], run_dir: Path) -> Path:
     path = run_dir / TRIAL_CONFIG
     atomic_write_text(path, yaml.safe_dump(trial_config(ab, params, overrides, run_dir), sort_keys=False))
+    atomic_write_text(run_dir / TRIAL_PARAMS, yaml.safe_dump(dict(params), sort_keys=True))
     return path
 
 

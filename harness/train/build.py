@@ -35,6 +35,7 @@ def grpo_config(cfg: TrainConfig, r: ResolvedTrain, out: Path):
 
     cuda = torch.cuda.is_available()
     weights = r.weights.active()
+    report_to = cfg.report_to or "none"   # TRL logs every step there too (harness.train.reporting)
     return GRPOConfig(
         output_dir=str(out / "checkpoints"), max_steps=cfg.max_steps, seed=cfg.seed, use_cpu=not cuda,
         bf16=cuda and torch.cuda.is_bf16_supported(),
@@ -45,10 +46,29 @@ def grpo_config(cfg: TrainConfig, r: ResolvedTrain, out: Path):
         adam_beta2=cfg.adam_beta2, weight_decay=cfg.weight_decay, optim=cfg.optim, beta=cfg.beta, epsilon=cfg.epsilon,
         max_grad_norm=cfg.max_grad_norm,
         loss_type=cfg.loss_type, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0,
+        **stability_options(cfg),
         reward_weights=list(weights.values()), logging_steps=1, save_strategy="steps",
-        save_steps=r.save_every, save_total_limit=2, report_to="none", disable_tqdm=True, log_level="warning",
+        save_steps=r.save_every, save_total_limit=2, report_to=report_to, run_name=out.name, disable_tqdm=True,
+        log_level="warning",
         remove_unused_columns=False, dataloader_num_workers=0,
     )
+
+
+def stability_options(cfg: TrainConfig) -> dict:
+    """The collapse remedies TRL's GRPOConfig has, from the run's options (TRL 1.16 names and meanings).
+
+    >>> opts = stability_options(TrainConfig(epsilon_high=0.28, sync_ref_model=True))
+    >>> opts["epsilon_high"], opts["sync_ref_model"], opts["entropy_coef"], "epsilon_high" in stability_options(
+    ...     TrainConfig())
+    (0.28, True, 0.0, False)
+    """
+    out = {"importance_sampling_level": cfg.importance_sampling_level, "entropy_coef": cfg.entropy_coef,
+           "scale_rewards": cfg.scale_rewards, "mask_truncated_completions": cfg.mask_truncated_completions,
+           "sync_ref_model": cfg.sync_ref_model, "ref_model_mixup_alpha": cfg.ref_model_mixup_alpha,
+           "ref_model_sync_steps": cfg.ref_model_sync_steps}
+    if cfg.epsilon_high is not None:
+        out["epsilon_high"] = cfg.epsilon_high
+    return out
 
 
 def lora_config(cfg: TrainConfig):
@@ -68,9 +88,9 @@ def make_trainer(cfg: TrainConfig, r: ResolvedTrain, out: Path, model_path: str,
     from transformers.trainer_callback import PrinterCallback
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    from trl import GRPOTrainer
+    from harness.train.trainer import trainer_class
 
-    trainer = GRPOTrainer(
+    trainer = trainer_class(cfg)(
         model=model_path, reward_funcs=[trl_reward(n, r.semantics) for n in r.weights.active()],
         args=grpo_config(cfg, r, out),
         train_dataset=dataset, processing_class=tokenizer, rollout_func=rollout, peft_config=lora_config(cfg),

@@ -39,13 +39,15 @@ class RunHooks(Protocol):
 
     def evaluate(self, model, step: int) -> dict: ...
 
-    def after_eval(self, model, step: int, metrics: dict) -> str | None: ...
+    def after_eval(self, model, step: int, metrics: dict, optimizer=None, scheduler=None) -> str | None: ...
 
     def save_state(self, checkpoint: Path, step: int) -> None: ...
 
     def add_fault(self, fault: dict) -> None: ...
 
     def add_timing(self, stats: dict) -> None: ...
+
+    def report_eval(self, step: int) -> None: ...
 
     def elapsed(self) -> float: ...
 
@@ -106,8 +108,12 @@ class HarnessCallback(TrainerCallback):
                 control.should_save = False
             else:
                 self.pending_eval = self.run.evaluate(model, step)
-                stop = self.run.after_eval(model, step, self.pending_eval)
-                if stop is not None and step < cfg.max_steps:
+                stop = self.run.after_eval(model, step, self.pending_eval, kwargs.get("optimizer"),
+                                           kwargs.get("lr_scheduler"))
+                self.run.report_eval(step)   # --report-to: TensorBoard, W&B, MLflow
+                if stop == "rollback":  # back at the peak: checkpoint it, so a resume starts from the rolled-back run
+                    control.should_save = True
+                elif stop is not None and step < cfg.max_steps:
                     self.run.status = stop
                     control.should_save = True  # a resumed run replays the curve to the same decision
                     control.should_training_stop = True

@@ -41,7 +41,9 @@ from harness.scoring.rewards import check_task_weights, check_weights
 log = logging.getLogger(__name__)
 
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
-SPLITS = ("train", "test", "all")
+#: TRL 1.16's GRPO losses (GRPOConfig.loss_type).
+LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo", "luspo", "vespo")
+SPLITS = ("test", "dev", "train", "train+dev", "all")
 
 
 class TrainConfig(BaseModel):
@@ -55,7 +57,8 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     #: Options that may differ on --resume without changing the curve's prefix.
     RESUME_FREE: ClassVar[frozenset[str]] = frozenset({"resume", "report", "output_dir", "data_dir", "max_steps",
-                                                       "stop_after", "threads", "eval_batch_size", "save_every"})
+                                                       "stop_after", "threads", "eval_batch_size", "save_every",
+                                                       "report_to"})
 
     task: str = Field("apollo3", description="task name (a folder under tasks/) or path to a task.yaml",
                       json_schema_extra=cli("--task", "-t"))
@@ -76,8 +79,19 @@ class TrainConfig(BaseModel):
                                                "task's)", validation_alias=AliasChoices("eval_noise_modes",
                                                                                         "eval_noise_mode"),
                                                json_schema_extra=cli("--eval-noise-modes", "--eval-noise-mode"))
-    eval_split: str = Field("test", description="held-out split evaluated: test, train or all")
-    eval_limit: int | None = Field(None, ge=1, description="evaluate only the first N questions")
+    eval_split: str = Field("test", description="the reported split: test (the default), dev, train, train+dev or "
+                            "all; evaluated at each new best of the selection split and at the end")
+    selection_split: str = Field("dev", description="the split checkpoints are selected on: the peak and peak/, "
+                                 "--patience, --stop-on-collapse, sweep pruning and objectives read it (evaluated "
+                                 "every --eval-every steps). 'test' selects on the reported questions as the paper "
+                                 "did: an optimistic number")
+    eval_reported: Literal["best", "every"] = Field("best", description="when the reported split is evaluated: at "
+                                                    "each new best selection eval and at the end (best), or at every "
+                                                    "eval (every: to measure what selecting on it would gain)")
+    eval_samples: int = Field(1, ge=1, description="samples per question of every eval (avg@k, pass@k, maj@k; "
+                              "give --eval-temperature > 0)")
+    eval_temperature: float = Field(0.0, ge=0.0, description="sampling temperature of the evals (0 = greedy)")
+    eval_limit: int | None = Field(None, ge=1, description="evaluate only the first N questions of each split")
     eval_every: int = Field(25, ge=1, description="evaluate every N steps (and at step 0 and the last)")
     save_every: int | None = Field(None, ge=1, description="checkpoint every K steps (default: --eval-every)")
     max_steps: int = Field(300, ge=1, description="GRPO steps")
@@ -99,7 +113,24 @@ class TrainConfig(BaseModel):
                                 "(instead of --warmup-steps)")
     optim: str = Field("adamw_torch_fused", description="optimizer, as transformers names it (its default "
                        "adamw_torch_fused; paged_adamw_8bit needs bitsandbytes and a GPU)")
-    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = Field("dapo", description="TRL GRPO loss")
+    loss_type: Literal[LOSS_TYPES] = Field("dapo", description="TRL's GRPO loss: grpo, dapo, dr_grpo, bnpo, cispo, "
+                                         "sapo, luspo (needs --importance-sampling-level sequence) or vespo")
+    importance_sampling_level: Literal["token", "sequence"] = Field(
+        "token", description="importance ratios per token, or one per sequence (sequence: GSPO)")
+    epsilon_high: float | None = Field(None, gt=0, description="upper clip range (clip-higher, DAPO: 0.28; default: "
+                                       "--epsilon)")
+    entropy_coef: float = Field(0.0, ge=0, description="entropy bonus coefficient (TRL's entropy_coef; 0: off)")
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="advantage scaling: by the group's reward std, the batch's, or none (Dr. GRPO)")
+    mask_truncated_completions: bool = Field(False, description="leave episodes cut off by a limit out of the loss "
+                                             "(DAPO)")
+    sync_ref_model: bool = Field(False, description="move the reference model toward the policy every "
+                                 "--ref-model-sync-steps steps (TR-DPO; needs --beta > 0 and full fine-tuning)")
+    ref_model_mixup_alpha: float = Field(0.6, ge=0, le=1, description="reference sync mixing: ref = alpha x policy "
+                                         "+ (1 - alpha) x ref")
+    ref_model_sync_steps: int = Field(512, ge=1, description="steps between reference syncs")
+    drop_zero_std_groups: bool = Field(False, description="leave groups whose rewards are all equal out of the loss "
+                                       "(DAPO's dynamic-sampling filter, without its re-sampling; TRL has none)")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of training rollouts")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling of training rollouts")
     max_turns: int | None = Field(None, ge=1, description="assistant turns per episode (default: the task's)")
@@ -128,12 +159,34 @@ class TrainConfig(BaseModel):
                                  "result format, retrieval and limits; see docs/reproduce.md); default: the task's")
     reward_semantics: SemanticsOverride = None
     stop_after_action: StopAfterActionOverride = None
+    train_noise_schedule: Literal["constant", "curriculum"] = Field(
+        "constant", description="train noise over the run: constant, or ZeroSearch's curriculum from "
+        "--train-noise-start to the train noise level (harness.train.schedule)")
+    train_noise_start: float = Field(0.0, ge=0, le=1, description="curriculum: the noise level it starts from (p_s)")
+    train_noise_base: float = Field(4.0, gt=1, description="curriculum: the exponential base b of ZeroSearch's "
+                                    "p_i = p_s + b^(i/m - 1) (p_e - p_s)")
     stop_on_collapse: bool = Field(False, description="end the run when the online collapse detector fires "
-                                   "(harness.stats.detect; status stopped_collapse)")
+                                   "(harness.stats.detect; status stopped_collapse); same as --on-collapse stop")
+    on_collapse: Literal["stop", "rollback"] | None = Field(
+        None, description="what the online collapse detector does: stop the run, or roll back to the peak's weights "
+        "and optimiser state, reset the reference model there, scale the learning rate by --rollback-lr-factor and "
+        "go on (at most --max-rollbacks times, then stop); overrides --stop-on-collapse")
+    rollback_lr_factor: float = Field(0.5, gt=0, le=1, description="learning-rate factor applied at each rollback")
+    max_rollbacks: int = Field(2, ge=1, description="rollbacks before a collapse stops the run")
     patience: int | None = Field(None, ge=1, description="end the run after N evals without a statistically better "
                                  "one (status stopped_patience)")
     keep_peak: bool = Field(True, description="keep the best eval's model in RUN_DIR/peak/ (LoRA merged, tokenizer "
                             "included) with peak.json")
+    report_to: list[str] | None = Field(None, description="also log TRL's steps and the harness's evals to "
+                                        "tensorboard, wandb and/or mlflow (comma-separated; none: only curve.csv)")
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _report_to(cls, v):
+        from harness.train.reporting import report_targets
+
+        v = split_commas(v)
+        return None if v is None else report_targets([str(x) for x in v])
 
     _weights = field_validator("reward_weights", mode="before")(weights_field)
     _modes = field_validator("train_noise_modes", "eval_noise_modes", mode="before")(split_commas)
@@ -142,13 +195,31 @@ class TrainConfig(BaseModel):
     def _check(self) -> TrainConfig:
         if self.lr_scheduler not in SCHEDULERS:
             raise ValueError(f"unknown lr scheduler {self.lr_scheduler!r}; valid: {', '.join(SCHEDULERS)}")
-        if self.eval_split not in SPLITS:
-            raise ValueError(f"unknown eval split {self.eval_split!r}; valid: {', '.join(SPLITS)}")
+        for what, split in (("eval", self.eval_split), ("selection", self.selection_split)):
+            if split not in SPLITS:
+                raise ValueError(f"unknown {what} split {split!r}; valid: {', '.join(SPLITS)}")
         if self.warmup_ratio and self.warmup_steps:
             raise ValueError("give --warmup-steps or --warmup-ratio, not both")
         if self.stop_after is not None and self.stop_after > self.max_steps:
             raise ValueError(f"stop_after ({self.stop_after}) is past max_steps ({self.max_steps})")
+        if self.loss_type == "luspo" and self.importance_sampling_level != "sequence":
+            raise ValueError("loss_type luspo needs importance_sampling_level sequence (TRL 1.16)")
+        if self.sync_ref_model and self.beta == 0:
+            raise ValueError("sync_ref_model needs a reference model: beta > 0")
+        if self.sync_ref_model and self.lora_rank:
+            raise ValueError("sync_ref_model needs full fine-tuning (TRL 1.16 cannot sync a LoRA run's reference)")
         return self
+
+    @property
+    def collapse_action(self) -> str | None:
+        """What a collapse the online detector finds does: ``stop``, ``rollback`` or None (nothing).
+
+        >>> TrainConfig().collapse_action, TrainConfig(stop_on_collapse=True).collapse_action
+        (None, 'stop')
+        >>> TrainConfig(stop_on_collapse=True, on_collapse="rollback").collapse_action
+        'rollback'
+        """
+        return self.on_collapse or ("stop" if self.stop_on_collapse else None)
 
     @classmethod
     def build(cls, **values) -> TrainConfig:

@@ -1,11 +1,14 @@
 """The training curve (``curve.csv``) and the fault monitor that watches it.
 
 One row per optimisation step with the training statistics TRL logged; rows of eval steps (and the
-step-0 row, which has no training statistics) also carry the held-out metrics. Column names are
-the ones :mod:`harness.report.run_report` and :mod:`harness.stats.curves` read:
+step-0 row, which has no training statistics) also carry the selection split's metrics (what the
+peak, the stopping rules and sweeps read) and, at the steps where the reported split was evaluated
+(a new best, the end), its headline metrics prefixed ``test_``. Column names are the ones
+:mod:`harness.report.run_report` and :mod:`harness.stats.curves` read:
 
     step, accuracy, accuracy_ci_low, accuracy_ci_high, n (questions evaluated),
     <every other scalar metric of compute_metrics>,
+    test_accuracy, test_accuracy_ci_low, test_accuracy_ci_high, test_n (+ test_pass_at_k, test_maj_at_k),
     reward_<name>_mean, reward_<name>_std (within-group), reward, reward_std, frac_reward_zero_std,
     loss, kl, entropy, grad_norm, learning_rate, clip_ratio, completion_length, wall_time
 
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.io import atomic_write_text
+from harness.core.record import SplitEval
 
 #: Columns always written first, in this order. ``n`` (questions evaluated) makes every eval a binomial
 #: draw the detectors of :mod:`harness.stats.detect` can weigh.
@@ -30,22 +34,66 @@ LEADING = ("step", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "n")
 TRL_KEYS = {"reward": "reward", "reward_std": "reward_std", "frac_reward_zero_std": "frac_reward_zero_std",
             "loss": "loss", "kl": "kl", "entropy": "entropy", "grad_norm": "grad_norm",
             "learning_rate": "learning_rate", "clip_ratio": "clip_ratio/region_mean",
-            "completion_length": "completions/mean_length"}
+            "completion_length": "completions/mean_length", "frac_groups_dropped": "frac_groups_dropped"}
 
 
 def eval_columns(metrics: dict[str, Any]) -> dict[str, Any]:
     """The scalar metrics of :func:`harness.scoring.metrics.compute_metrics` (eval reward stats are left to the
-    eval samples, so ``reward_<name>_std`` always means the training within-group std)."""
-    return {k: v for k, v in metrics.items()
-            if not isinstance(v, (dict, list)) and not k.startswith("reward_")}
+    eval samples, so ``reward_<name>_std`` always means the training within-group std); ``n`` is the
+    questions evaluated (with K samples each: ``n_questions``, what each eval's binomial draw is over).
+
+    >>> eval_columns({"n": 8, "n_questions": 2, "accuracy": 0.5, "reward_format": 1.0, "searches_hist": {}})
+    {'n': 2, 'accuracy': 0.5}
+    """
+    out = {k: v for k, v in metrics.items()
+           if not isinstance(v, (dict, list)) and not k.startswith("reward_") and k != "n_questions"}
+    if "n_questions" in metrics:
+        out["n"] = metrics["n_questions"]
+    return out
+
+
+#: The reported split's columns of an eval row (prefixed ``test_`` in the curve).
+REPORTED = ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "n", "pass_at_k", "maj_at_k")
+PREFIX = "test_"
+
+
+def reported_columns(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The reported split's headline metrics as curve columns.
+
+    >>> reported_columns({"n": 32, "accuracy": 0.5, "accuracy_ci_low": 0.3, "accuracy_ci_high": 0.7, "retry_rate": 1})
+    {'test_accuracy': 0.5, 'test_accuracy_ci_low': 0.3, 'test_accuracy_ci_high': 0.7, 'test_n': 32}
+    """
+    cols = eval_columns(metrics)
+    return {PREFIX + k: cols[k] for k in REPORTED if k in cols}
+
+
+def reported_eval(row: dict[str, Any], split: str) -> SplitEval | None:
+    """The reported split's eval in a curve row, or None where it was not evaluated.
+
+    >>> reported_eval({"step": 5, "test_accuracy": 0.5, "test_accuracy_ci_low": 0.3, "test_accuracy_ci_high": 0.7,
+    ...                "test_n": 32}, "test")
+    SplitEval(split='test', step=5, accuracy=0.5, interval=(0.3, 0.7), n=32)
+    """
+    acc = row.get(PREFIX + "accuracy")
+    if not isinstance(acc, (int, float)) or isinstance(acc, bool) or math.isnan(acc):
+        return None
+    lo, hi, n = (row.get(PREFIX + k) for k in ("accuracy_ci_low", "accuracy_ci_high", "n"))
+    ok = all(isinstance(x, (int, float)) and not math.isnan(x) for x in (lo, hi))
+    return SplitEval(split=split, step=int(row["step"]), accuracy=float(acc), interval=(lo, hi) if ok else None,
+                     n=int(n) if isinstance(n, (int, float)) and not math.isnan(n) else None)
 
 
 def train_columns(logs: dict[str, Any], rewards: list[str], rollout_stats: dict[str, float]) -> dict[str, Any]:
     """Map one step's TRL logs (and our rollout statistics) to curve columns."""
     row = {col: logs.get(key) for col, key in TRL_KEYS.items()}
+    if row["frac_groups_dropped"] is None:  # only runs with --drop-zero-std-groups log it
+        row.pop("frac_groups_dropped")
     for name in rewards:
         row[f"reward_{name}_mean"] = logs.get(f"rewards/{name}/mean", rollout_stats.get(f"reward_{name}_mean"))
         row[f"reward_{name}_std"] = rollout_stats.get(f"reward_{name}_std")
+    for key in ("train_noise_level", "logp_correct"):
+        if key in rollout_stats:
+            row[key] = rollout_stats[key]
     return row
 
 

@@ -1,12 +1,14 @@
 """The best eval's model, kept as a ready Hugging Face folder: ``RUN_DIR/peak/`` with ``peak.json``.
 
 Checkpoints keep the last two steps, so the model at the peak is usually gone by the end of a run
-that collapsed. :class:`PeakKeeper` writes the model of every new best eval (strictly better
-accuracy than all earlier evals, so the earliest step on ties) into ``peak/``:
+that collapsed. :class:`PeakKeeper` writes the model of every new best eval of the selection split
+(strictly better accuracy than all earlier evals, so the earliest step on ties) into ``peak/``:
 
     peak/config.json, model.safetensors, generation_config.json   the weights (LoRA merged into the base)
     peak/tokenizer.json, tokenizer_config.json, chat_template.jinja
-    peak/peak.json   step, accuracy, n, Wilson 95% interval, eval noise, seed, source model, micro_scale
+    peak/peak.json   step, accuracy (of the selection split), n, Wilson 95% interval, selection_split,
+                     reported (the reported split, test, at this step: the number to quote), optimistic
+                     (selected on the reported questions), eval noise, seed, source model, micro_scale
 
 The folder is built beside ``peak/`` and swapped in (:func:`harness.core.io.atomic_build_dir`), so a
 killed run leaves the previous peak or the new one, never a mix. ``harness run --model RUN_DIR/peak``
@@ -102,21 +104,24 @@ class PeakKeeper:
             if isinstance(acc, (int, float)) and self.is_new_best(acc):
                 self.best_step, self.best_accuracy = int(r["step"]), float(acc)
 
-    def consider(self, model, tokenizer, step: int, accuracy: float, n: int, base_path: str | None) -> bool:
-        """Keep ``model`` as the peak when ``accuracy`` beats every earlier eval; True when it did."""
+    def consider(self, model, tokenizer, step: int, accuracy: float, n: int, base_path: str | None,
+                 reported: Any = None) -> bool:
+        """Keep ``model`` as the peak when ``accuracy`` beats every earlier eval; True when it did. ``reported``
+        (a :class:`harness.core.record.SplitEval`) is the reported split at this step, for peak.json."""
         if not self.is_new_best(accuracy):
             return False
         self.best_step, self.best_accuracy = step, accuracy
         if self.enabled:
-            self._write(lambda out: export_model(model, tokenizer, out, base_path), step, accuracy, n)
+            self._write(lambda out: export_model(model, tokenizer, out, base_path), step, accuracy, n, reported)
         return True
 
-    def _write(self, export, step: int, accuracy: float, n: int) -> None:
+    def _write(self, export, step: int, accuracy: float, n: int, reported: Any = None) -> None:
         def build(tmp: Path) -> None:
             merged = export(tmp)
             lo, hi = wilson(round(accuracy * n), n) if n else (None, None)
             info = {"step": step, "accuracy": accuracy, "n": n, "interval": [lo, hi], "interval_method": "wilson 95%",
-                    **self.record, "lora_merged": merged, "saved_at": now()}
+                    **self.record, "reported": reported.model_dump(mode="json") if reported is not None else None,
+                    "lora_merged": merged, "saved_at": now()}
             atomic_write_text(tmp / PEAK_JSON, json.dumps(info, indent=2) + "\n")
 
         atomic_build_dir(self.dir, build)
@@ -127,7 +132,8 @@ class PeakKeeper:
         path = self.dir / PEAK_JSON
         return json.loads(path.read_text()) if path.is_file() else None
 
-    def reconcile(self, start: int, checkpoints: Path, base_path: str | None, tokenizer, n: int) -> None:
+    def reconcile(self, start: int, checkpoints: Path, base_path: str | None, tokenizer, n: int,
+                  reported: Any = None) -> None:
         """On resume: make ``peak/`` hold the best eval of the curve up to ``start``.
 
         A peak written after the resumed checkpoint (the run was killed between the two) is of a
@@ -144,7 +150,7 @@ class PeakKeeper:
             log.warning("resume: rebuilding %s from %s (it held step %s)", self.dir, source,
                         kept.get("step") if kept else None)
             self._write(lambda out: _export_checkpoint(source, base_path, tokenizer, out), self.best_step,
-                        self.best_accuracy, n)
+                        self.best_accuracy, n, reported)
         elif kept is not None:
             log.warning("resume: %s held step %s, after the resumed step %d, and the model of the best step %d "
                         "is in no checkpoint; removed (the next best eval writes it again)", self.dir,

@@ -93,13 +93,32 @@ class TraceSampler:
         return self.backend.sample([self.recorder.context(ep) for ep in episodes], max_new_tokens, stop)
 
 
+def correct_logprob(episodes: Sequence[Episode], traces: Sequence[Trace]) -> dict[str, float]:
+    """``logp_correct``: the mean sampling log-probability per model token of the step's correct episodes (an
+    early-warning signal: arXiv 2512.04220 reports it stagnates, then decays, before Search-R1 runs collapse);
+    absent when no episode was correct.
+
+    >>> from harness.train.tokens import Trace
+    >>> class Ep:
+    ...     def __init__(self, ok): self.correct = ok
+    >>> t1, t2 = Trace([1], [5, 6, 7], [-0.5, 0.0, -1.5], [1, 0, 1]), Trace([1], [5], [-3.0], [1])
+    >>> correct_logprob([Ep(True), Ep(False)], [t1, t2])
+    {'logp_correct': -1.0}
+    """
+    per = [sum(lp for lp, m in zip(t.logprobs, t.env_mask) if m) / max(sum(t.env_mask), 1)
+           for ep, t in zip(episodes, traces) if ep.correct and sum(t.env_mask)]
+    return {"logp_correct": float(np.mean(per))} if per else {}
+
+
 class EpisodeRollout:
     """Callable ``rollout_func(prompts, trainer) -> dict``; also usable directly via :meth:`run`."""
 
     def __init__(self, env: Environment, tokenizer, questions: list[Question], weights: RewardWeights, *,
                  num_generations: int, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
-                 semantics: str = "rezero"):
+                 semantics: str = "rezero", noise_at=None):
         self.env = env
+        #: ``step -> NoiseConfig`` of a scheduled train noise (harness.train.schedule); None: constant.
+        self.noise_at = noise_at
         self.semantics = semantics
         self.tokenizer = tokenizer
         self.glue = ChatGlue(tokenizer)
@@ -132,7 +151,7 @@ class EpisodeRollout:
         model = trainer.accelerator.unwrap_model(trainer.model)
         step = trainer.state.global_step + 1  # the step these episodes will train
         episodes, traces, timing = self.run(model, [self.question_for(p) for p in prompts], step)
-        self.stats[step] = {**self.group_stats(episodes), **timing}
+        self.stats[step] = {**self.group_stats(episodes), **timing, **correct_logprob(episodes, traces)}
         return {"prompt_ids": [t.prompt_ids for t in traces], "completion_ids": [t.completion_ids for t in traces],
                 "logprobs": [t.logprobs for t in traces], "env_mask": [t.env_mask for t in traces],
                 "episode": episodes}
@@ -147,6 +166,8 @@ class EpisodeRollout:
 
         torch.manual_seed(step_seed(self.seed, step))
         self.env.reseed(step_seed(self.seed, step, salt=1))  # fresh noise draws every step
+        if self.noise_at is not None:
+            self.env.tool.noise = self.noise_at(step)
         episodes = [self.env.new_episode(q) for q in questions]
         recorder = TraceRecorder(self.glue, episodes)
         was_training = model.training
@@ -158,6 +179,8 @@ class EpisodeRollout:
         finally:
             model.train(was_training)
         timing = {"generate_s": self.env.timers.generate_s - before[0], "env_s": self.env.timers.env_s - before[1]}
+        if self.noise_at is not None:
+            timing["train_noise_level"] = self.env.tool.noise.level
         for ep in episodes:
             ep.rewards = score_episode(ep, self.weights, self.semantics)
         return episodes, recorder.traces(episodes), timing

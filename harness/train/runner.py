@@ -3,8 +3,10 @@
 Run directory::
 
     config.json                 the TrainConfig and everything it resolved to (weights, noises, limits)
-    curve.csv                   one row per step; eval steps carry the held-out metrics (harness.train.curve)
-    eval_samples/step_NNNNN.jsonl   the held-out episodes of each eval step (Episode.to_dict rows)
+    curve.csv                   one row per step; eval steps carry the selection split's metrics and, where it
+                                was evaluated, the reported split's (test_*: harness.train.curve)
+    eval_samples/step_NNNNN.jsonl   the selection split's episodes of each eval step (Episode.to_dict rows)
+    eval_samples/reported/step_NNNNN.jsonl   the reported split's, where it was evaluated (another split only)
     checkpoints/checkpoint-N/   TRL/transformers checkpoints (model, optimiser, scheduler, RNG) plus
                                 harness_state.json (environment counters, fault streaks): --resume
     peak/                       the best eval's model as a HF folder, LoRA merged, with peak.json (harness.train.peak)
@@ -23,6 +25,14 @@ the curve is kept); ``failed`` (any other error, re-raised after results.json is
 --resume continues from the newest *complete* checkpoint (one a kill during saving left without its
 trainer state, optimiser, scheduler, RNG or harness state is set aside, and said so), with the curve,
 eval samples and faults cut to its step.
+
+The protocol (docs/detection.md, "Select on one split, report on another"): every ``--eval-every`` steps
+the selection split (``--selection-split``, default ``dev``, carved from the training questions) is
+evaluated, and only it decides: the peak and ``peak/``, ``--patience``, ``--stop-on-collapse``, and a
+sweep's pruning and objective. The reported split (``--eval-split``, default ``test``) is evaluated at
+each new best of the selection split and at the end (``--eval-reported every``: at every eval), so the
+headline is the reported split at the selected step, never the maximum of many noisy evals of the
+reported questions. ``--selection-split test`` is the paper's protocol, labelled optimistic.
 """
 
 from __future__ import annotations
@@ -39,12 +49,14 @@ from pathlib import Path
 from harness.core.config import load_task, task_label
 from harness.core.io import atomic_write_text
 from harness.core.record import (
+    OPTIMISTIC,
     Fault,
     Final,
     LearningVerdict,
     ModelRef,
     Peak,
     RunRecord,
+    SplitEval,
     Stopping,
     TaskRef,
     noise_key,
@@ -63,13 +75,16 @@ from harness.core.rundir import (
 )
 from harness.data.loading import load_task_data
 from harness.data.retrieval import describe
+from harness.environment.comparability import build_comparability
+from harness.environment.samples import sample_seed
 from harness.models.resolve import is_micro_scale
 from harness.scoring.metrics import compute_metrics
 from harness.scoring.rewards import score_episode
 from harness.stats.detect import OnlineDetector
 from harness.train.config import TrainConfig, resolve, with_task_defaults
-from harness.train.curve import CurveWriter, FaultMonitor, eval_columns
+from harness.train.curve import CurveWriter, FaultMonitor, eval_columns, reported_columns, reported_eval
 from harness.train.peak import PeakKeeper
+from harness.train.rollback import REF_MODEL, SnapshotStore, intervention_marks
 from harness.train.weights import START_FILE, WeightSketch
 
 log = logging.getLogger(__name__)
@@ -148,6 +163,10 @@ class TrainRun:
 
         check_model_name(cfg.model, "hf")  # a typo fails here, before torch loads or a directory is made
         check_hub_model(cfg.model, "hf")   # and a hub id with no hub to reach and no cached copy
+
+        from harness.train.reporting import check_installed
+
+        check_installed(cfg.report_to or [])   # so does a --report-to backend that is not installed
         self.out = (Path(cfg.output_dir) if cfg.output_dir
                     else default_output_dir("train", task_label(cfg.task), cfg.preset, cfg.model))
         self.life = RunLifecycle(self.out, section="train", noun="a training run", what="the curve",
@@ -159,21 +178,32 @@ class TrainRun:
         self.faults: list[Fault] = []
         self.stop_requested = False
         self.monitor = FaultMonitor(cfg.kl_alarm, cfg.zero_std_patience)
-        self.timing = {"generate_s": 0.0, "env_s": 0.0, "eval_s": 0.0}
+        #: eval_s = eval_selection_s + eval_reported_s: the reported split's evals are the protocol's added cost
+        self.timing = {"generate_s": 0.0, "env_s": 0.0, "eval_s": 0.0, "eval_selection_s": 0.0, "eval_reported_s": 0.0}
         self.last_metrics: dict = {}
         self._t0 = time.time()
         self._wall_offset = 0.0
         self.started: str | None = None
         self.curve = CurveWriter(self.out / CURVE)  # replaced by the resumed rows in setup()
-        self.detector = OnlineDetector(patience=cfg.patience, collapse=cfg.stop_on_collapse)
+        self.detector = OnlineDetector(patience=cfg.patience, collapse=cfg.collapse_action is not None)
+        #: The selection split is the reported one (the paper's protocol): its peak is optimistic.
+        self.optimistic = cfg.selection_split == cfg.eval_split
+        #: --on-collapse rollback: the best evals' weights and optimiser state, and the rollbacks done so far.
+        self.snapshots = SnapshotStore(self.out, cfg.collapse_action == "rollback")
+        self.interventions: list[dict] = []
         self.peak = PeakKeeper(self.out, cfg.keep_peak, {
             "task": cfg.task, "source_model": cfg.model, "seed": cfg.seed, "micro_scale": is_micro_scale(cfg.model),
-            "eval_noise": self.resolved.eval_noise.model_dump(), "eval_split": cfg.eval_split})
+            "eval_noise": self.resolved.eval_noise.model_dump(), "eval_split": cfg.eval_split,
+            "selection_split": cfg.selection_split, "optimistic": self.optimistic,
+            **({"selection": OPTIMISTIC} if self.optimistic else {})})
+        #: The reported split's evals so far, by step (from the curve on resume).
+        self.reported: dict[int, SplitEval] = {}
         # built by setup(): data, environments, model path, tokenizer, rollout, trainer
         self.data = self.train_env = self.eval_env = self.tokenizer = self.dataset = self.rollout = None
         self.retriever = None
         self.train_questions: list = []
-        self.eval_questions: list = []
+        self.eval_questions: list = []        # the reported split
+        self.select_questions: list = []      # the selection split
         self.model_path: str | None = None
         self.checkpoint: Path | None = None
         self.start_step = 0
@@ -187,6 +217,7 @@ class TrainRun:
         from harness.models.resolve import resolve_model_path
         from harness.train.build import load_tokenizer, make_dataset, make_env
         from harness.train.rollout import EpisodeRollout
+        from harness.train.schedule import noise_schedule
 
         cfg, r = self.cfg, self.resolved
         self._check_output_dir()
@@ -196,6 +227,7 @@ class TrainRun:
         self.eval_env = make_env(r, self.data, retriever, r.eval_noise, cfg.seed)
         self.train_questions = self.data.split("train")
         self.eval_questions = self.data.split(cfg.eval_split)[: cfg.eval_limit]
+        self.select_questions = self.data.split(cfg.selection_split)[: cfg.eval_limit]
         self.model_path = resolve_model_path(cfg.model, self.data.corpus)
         if cfg.warm_start:
             self.model_path = self._warm_start(self.model_path)
@@ -203,7 +235,9 @@ class TrainRun:
         self.dataset = make_dataset(self.train_env, self.train_questions)
         self.rollout = EpisodeRollout(self.train_env, self.tokenizer, self.train_questions, r.weights,
                                       num_generations=cfg.num_generations, temperature=cfg.temperature,
-                                      top_p=cfg.top_p, seed=cfg.seed, semantics=r.semantics)
+                                      top_p=cfg.top_p, seed=cfg.seed, semantics=r.semantics,
+                                      noise_at=noise_schedule(cfg.train_noise_schedule, r.train_noise, cfg.max_steps,
+                                                              cfg.train_noise_start, cfg.train_noise_base))
         self.checkpoint = self._last_checkpoint() if cfg.resume else None
         start = self.start_step = checkpoint_step(self.checkpoint) if self.checkpoint else 0
         if cfg.resume:
@@ -212,6 +246,7 @@ class TrainRun:
         self._restore_state(start)
         self.life.write_config(r.to_dict(cfg))
         self._build_trainer(start)
+        self._restore_reference()
 
     def _warm_start(self, path: str) -> str:
         from harness.train.warmstart import cached_warm_start
@@ -252,20 +287,37 @@ class TrainRun:
             self.train_env.load_state_dict(state.get("train_env", {}))
             self.eval_env.load_state_dict(state.get("eval_env", {}))
             self.monitor.load_state_dict(state.get("fault_monitor", {}))
-        for step in eval_steps(self.out):
-            if step > start:
-                eval_samples_path(self.out, step).unlink()
+        for reported in (False, True):
+            for step in eval_steps(self.out, reported):
+                if step > start:
+                    eval_samples_path(self.out, step, reported).unlink()
         evals = [r for r in self.curve.rows if isinstance(r.get("accuracy"), (int, float))]
-        self.detector.replay((r["step"], r["accuracy"], self._eval_n(r)) for r in evals)
+        for r in evals:  # the same decisions: a rollback's mark restarts the detector where the run did
+            self.detector.update(r["step"], r["accuracy"], self._eval_n(r))
+            if r.get("intervention") == "rollback" and r.get("rollback_to") is not None:
+                self.detector.restart(r["rollback_to"])
+        self.interventions = intervention_marks(self.curve.rows)
+        self.snapshots.reconcile(start)
         self.peak.seed_from_curve(evals)
+        self.reported = {int(r["step"]): e for r in evals if (e := reported_eval(r, self.cfg.eval_split)) is not None}
         if self.cfg.resume:
             self.peak.reconcile(start, self.out / "checkpoints", self.model_path, self.tokenizer,
-                                self._eval_n(next((r for r in evals if r["step"] == self.peak.best_step), {})))
+                                self._eval_n(next((r for r in evals if r["step"] == self.peak.best_step), {})),
+                                self.reported.get(self.peak.best_step))
+
+    def _restore_reference(self) -> None:
+        """A resumed run's reference model as its checkpoint left it (reset by a rollback, or synced)."""
+        path = self.checkpoint / REF_MODEL if self.checkpoint is not None else None
+        ref = getattr(self.trainer, "ref_model", None)
+        if path is not None and path.is_file() and ref is not None:
+            import torch
+
+            ref.load_state_dict(torch.load(path, weights_only=True))
 
     def _eval_n(self, row: dict) -> int:
-        """Questions of an eval row (older curves lack the column: the eval split's size)."""
+        """Questions of an eval row (older curves lack the column: the selection split's size)."""
         n = row.get("n")
-        return int(n) if isinstance(n, (int, float)) and n >= 1 else len(self.eval_questions)
+        return int(n) if isinstance(n, (int, float)) and n >= 1 else len(self.select_questions)
 
     def save_state(self, checkpoint: Path, step: int) -> None:
         """The harness state a resume needs, into the checkpoint folder just saved (HarnessCallback.on_save)."""
@@ -273,43 +325,68 @@ class TrainRun:
             return
         state = {"step": step, "train_env": self.train_env.state_dict(), "eval_env": self.eval_env.state_dict(),
                  "fault_monitor": self.monitor.state_dict()}
+        ref = getattr(self.trainer, "ref_model", None) if self.trainer is not None else None
+        if ref is not None and (self.interventions or self.cfg.sync_ref_model):  # it differs from the initial model
+            import torch
+
+            torch.save(ref.state_dict(), checkpoint / REF_MODEL)
         atomic_write_text(checkpoint / HARNESS_STATE, json.dumps(state, sort_keys=True) + "\n")
+        self.snapshots.prune(step)
 
     def _build_trainer(self, start: int) -> None:
+        from harness.train import reporting
         from harness.train.build import make_trainer
         from harness.train.callbacks import HarnessCallback
 
+        reporting.prepare(self.cfg.report_to or [], self.out)
         self.callback = HarnessCallback(self, start_step=start)
         self.trainer = make_trainer(self.cfg, self.resolved, self.out, self.model_path, self.tokenizer,
                                     self.dataset, self.rollout, [self.callback, *self.extra_callbacks])
+        reporting.attach(self.trainer, self.cfg.report_to or [], self.out)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, model, step: int) -> dict:
-        """The held-out split through the same code as ``harness run``: greedy, fixed seed and noise."""
+        """The selection split through the same code as ``harness run`` (fixed seed and noise; greedy unless
+        ``--eval-temperature``): the curve's metrics at ``step``."""
+        self.last_metrics = self._evaluate_split(model, step, self.select_questions, reported=False)
+        change = self.sketch.change(model) if self.sketch is not None else None
+        self._write_results()
+        return {**eval_columns(self.last_metrics), "weight_change": change}
+
+    def _evaluate_split(self, model, step: int, questions: list, *, reported: bool) -> dict:
+        """Play ``questions`` (``--eval-samples`` times each), score them, write their eval samples; the metrics."""
         from harness.core.results import JsonlAppender
         from harness.policies.hf import HFPolicy, SamplingConfig
 
         t0 = time.perf_counter()
+        cfg = self.cfg
         was_training = model.training
-        policy = HFPolicy(self.cfg.model, device=str(model.device), model=model, tokenizer=self.tokenizer,
-                          sampling=SamplingConfig(temperature=0.0, seed=self.cfg.seed),
-                          batch_size=self.cfg.eval_batch_size)
+        policy = HFPolicy(cfg.model, device=str(model.device), model=model, tokenizer=self.tokenizer,
+                          sampling=SamplingConfig(temperature=cfg.eval_temperature, seed=cfg.seed),
+                          batch_size=cfg.eval_batch_size)
+        episodes = []
         try:
-            episodes = self.eval_env.rollout(policy, self.eval_questions)
+            for s in range(cfg.eval_samples):
+                if cfg.eval_samples > 1:  # each sample its own noise and sampling stream (one sample: as always)
+                    self.eval_env.reseed(sample_seed(cfg.seed, s))
+                    policy.reseed(sample_seed(cfg.seed, s))
+                for ep in self.eval_env.rollout(policy, questions):
+                    ep.sample = s
+                    episodes.append(ep)
         finally:
+            self.eval_env.reseed(cfg.seed)
             model.train(was_training)
         for ep in episodes:
             ep.rewards = score_episode(ep, self.resolved.weights, self.resolved.semantics)
-        path = eval_samples_path(self.out, step)
+        path = eval_samples_path(self.out, step, reported)
         path.unlink(missing_ok=True)
         with JsonlAppender(path) as sink:
             for ep in episodes:
                 sink.write({**ep.to_dict(), "step": step})
-        self.last_metrics = compute_metrics(episodes)
-        self.timing["eval_s"] += time.perf_counter() - t0
-        change = self.sketch.change(model) if self.sketch is not None else None
-        self._write_results()
-        return {**eval_columns(self.last_metrics), "weight_change": change}
+        took = time.perf_counter() - t0
+        self.timing["eval_s"] += took
+        self.timing["eval_reported_s" if reported else "eval_selection_s"] += took
+        return compute_metrics(episodes)
 
     def _start_sketch(self) -> None:
         """The step-0 sample of the trainable weights: kept in the run directory, so a resumed run measures
@@ -320,17 +397,73 @@ class TrainRun:
             self.sketch = WeightSketch.take(self.trainer.model)
             self.sketch.save(path)
 
-    def after_eval(self, model, step: int, metrics: dict) -> str | None:
-        """Keep the model when this eval is the best so far; the stop status when a stopping rule fires."""
+    def after_eval(self, model, step: int, metrics: dict, optimizer=None, scheduler=None) -> str | None:
+        """Keep the model when this eval of the selection split is the best so far; evaluate the reported
+        split where the protocol says (a new best, the end, or every eval), its columns added to ``metrics``;
+        then the stopping rules. Returns the stop status when one fires, ``"rollback"`` when the run went back
+        to its peak (``metrics`` then carries the curve's marks), else None."""
         acc, n = metrics.get("accuracy"), int(metrics.get("n") or 0)
         if acc is None or n < 1:
             return None
-        self.peak.consider(model, self.tokenizer, step, acc, n, self.model_path)
+        best = self.peak.is_new_best(acc)
         decision = self.detector.update(step, acc, n)
-        if decision.stop:
-            log.warning("stopping at step %d: %s", step, decision.reason)
-            return STOP_STATUS[decision.action]
-        return None
+        end = step >= self.cfg.max_steps or decision.stop
+        reported = None
+        if best or end or self.cfg.eval_reported == "every":
+            got = (self.last_metrics if self.optimistic
+                   else self._evaluate_split(model, step, self.eval_questions, reported=True))
+            metrics.update(reported_columns(got))
+            reported = self.reported[step] = reported_eval({"step": step, **metrics}, self.cfg.eval_split)
+        if self.peak.consider(model, self.tokenizer, step, acc, n, self.model_path, reported):
+            self.snapshots.save(step, acc, model, optimizer)
+        if reported is not None:
+            self._write_results()
+        if not decision.stop:
+            return None
+        if decision.action == "collapse" and self.cfg.collapse_action == "rollback" and optimizer is not None:
+            if len(self.interventions) < self.cfg.max_rollbacks and decision.peak.step in self.snapshots.steps():
+                metrics.update(self._rollback(model, optimizer, scheduler, step, decision))
+                return "rollback"
+            log.warning("no rollback left (%d of %d done): stopping", len(self.interventions), self.cfg.max_rollbacks)
+        log.warning("stopping at step %d: %s", step, decision.reason)
+        return STOP_STATUS[decision.action]
+
+    def _rollback(self, model, optimizer, scheduler, step: int, decision) -> dict:
+        """Back to the peak's weights and optimiser state, reference reset, learning rate scaled (see
+        harness.train.rollback); the curve marks of this eval."""
+        from harness.train.rollback import restore_optimizer, scale_learning_rate
+
+        to = int(decision.peak.step)
+        weights, optim_state, _ = self.snapshots.load(to)
+        model.load_state_dict(weights)
+        restore_optimizer(optimizer, optim_state)
+        scale_learning_rate(optimizer, scheduler, self.cfg.rollback_lr_factor)
+        ref = getattr(self.trainer, "ref_model", None)
+        if ref is not None:
+            ref.load_state_dict(weights)
+        self.detector.restart(to)
+        scale = self.cfg.rollback_lr_factor ** (len(self.interventions) + 1)
+        mark = {"step": step, "action": "rollback", "to_step": to, "lr_scale": scale}
+        self.interventions.append(mark)
+        log.warning("rollback %d of %d at step %d: %s; back to step %d, learning rate x%g", len(self.interventions),
+                    self.cfg.max_rollbacks, step, decision.reason, to, scale)
+        return {"intervention": "rollback", "rollback_to": to, "lr_scale": scale}
+
+    def report_eval(self, step: int) -> None:
+        """Send the eval of ``step`` to the --report-to backends (harness.train.reporting), with the peak so
+        far and whether the online collapse detector fires at it (whether or not it stops the run)."""
+        if not self.cfg.report_to or self.trainer is None or not self.last_metrics:
+            return
+        from harness.stats.detect import collapse_evidence
+        from harness.train.reporting import eval_logs, send
+
+        d, points = self.detector.decision, self.detector.points
+        peak = d.peak if d is not None else None
+        alarm = bool(peak is not None and len(points) > 1
+                     and collapse_evidence(points, len(points) - 1, peak, self.detector.config))
+        send(self.trainer, eval_logs(self.last_metrics, peak_step=peak.step if peak else None,
+                                     peak_accuracy=peak.accuracy if peak else None,
+                                     new_peak=peak is not None and peak.step == step, collapse_alarm=alarm))
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunRecord:
@@ -349,8 +482,9 @@ class TrainRun:
             self._start_sketch()
             if not any(r["step"] == 0 for r in self.curve.rows):
                 metrics = self.evaluate(self.trainer.model, 0)
-                self.curve.upsert(0, {**metrics, "wall_time": self.elapsed()})
                 self.after_eval(self.trainer.model, 0, metrics)
+                self.report_eval(0)
+                self.curve.upsert(0, {**metrics, "wall_time": self.elapsed()})
             if self.detector.stop_step is not None and self.start_step < self.cfg.max_steps:
                 self.status = STOP_STATUS[self.detector.decision.action]
                 log.warning("--resume: the run was stopped at step %s (%s); nothing to train",
@@ -426,14 +560,23 @@ class TrainRun:
             started_at=self.started, finished_at=now(),
             status="partial" if self.status == "running" else self.status,
             peak=self._peak_summary(), stopping=self._stopping_summary(),
-            final=Final(step=last["step"], accuracy=last["accuracy"]) if last else None,
-            faults=self.faults, learning=self._learning())
+            final=Final(step=last["step"], accuracy=last["accuracy"], reported=self.reported.get(last["step"]))
+            if last else None,
+            faults=self.faults, interval="cluster_bootstrap" if cfg.eval_samples > 1 else "wilson",
+            comparability=build_comparability(
+                r.task, split=cfg.eval_split, questions=self.eval_questions, retriever=None, k=None,
+                noises=[r.eval_noise], seed=cfg.seed, max_turns=r.max_turns, max_new_tokens=r.max_new_tokens,
+                stop_after_action=r.stop_after_action, judge_rule=None, llm_judge=None, semantics=r.semantics,
+                weights=r.weights, samples=cfg.eval_samples, temperature=cfg.eval_temperature,
+                selection_split=cfg.selection_split, selection_questions=self.select_questions),
+            learning=self._learning())
         self.life.write_record(rec)
         return rec
 
     def _peak_summary(self) -> Peak | None:
-        """The best eval with its Wilson interval, the steps tied with it and their pooled level;
-        ``checkpoint``: the ``peak/`` folder holding its model (None when not kept)."""
+        """The best eval of the selection split with its Wilson interval, the steps tied with it and their
+        pooled level, and the reported split at that step; ``checkpoint``: the ``peak/`` folder holding its
+        model (None when not kept)."""
         decision = self.detector.decision
         if decision is None:
             return None
@@ -441,7 +584,8 @@ class TrainRun:
         kept = self.peak.info()
         return Peak(step=p["step"], accuracy=p["accuracy"], interval=p["interval"], n=p["n"],
                     tied_steps=p["tied_steps"], level=p["level"], level_interval=p["level_interval"],
-                    checkpoint="peak" if kept and kept.get("step") == p["step"] else None)
+                    checkpoint="peak" if kept and kept.get("step") == p["step"] else None,
+                    split=self.cfg.selection_split, reported=self.reported.get(p["step"]), optimistic=self.optimistic)
 
     def _learning(self) -> LearningVerdict | None:
         """Did the run learn (harness.stats.learning), from the curve so far; None before the step-0 eval."""
@@ -459,6 +603,6 @@ class TrainRun:
     def _stopping_summary(self) -> Stopping:
         d = self.detector.decision
         return Stopping(stop_on_collapse=self.cfg.stop_on_collapse, patience=self.cfg.patience,
-                        decision=d.action if d else None, stop_step=self.detector.stop_step,
-                        reason=d.reason if d and d.stop else None,
-                        evals_since_better=d.since_better if d else None)
+                        on_collapse=self.cfg.collapse_action, decision=d.action if d else None,
+                        stop_step=self.detector.stop_step, reason=d.reason if d and d.stop else None,
+                        evals_since_better=d.since_better if d else None, interventions=list(self.interventions))

@@ -38,10 +38,13 @@ from harness.episode.record import Episode
 #: Words per question (the query the policy should copy) and words per shown result window.
 N_KEYWORDS = 4
 WINDOW_WORDS = 24
-#: Held-out chunks: a chunk is in the eval split when its hash bucket is below this (of 100).
+#: Held-out chunks: a chunk is in the eval (test) split when its hash bucket is below this (of 100).
 EVAL_BUCKET = 20
 #: Eval questions at most (one per eval chunk first, then more, in a fixed order).
 N_EVAL = 100
+#: Dev chunks: a chunk whose bucket is in [EVAL_BUCKET, DEV_BUCKET) gives every fact it holds to the dev
+#: split (107 facts from 72 chunks, about 21% of them), so training sees none of their facts.
+DEV_BUCKET = 43
 
 _CONS, _VOWS = "bdfgklmnprstvz", "aeiou"
 _SENT = re.compile(r"(?<=[.;!?])\s+")
@@ -182,7 +185,14 @@ def _gold_ids(data: TaskData, f: Fact) -> tuple[str, ...]:
 
 
 def process_data(data: TaskData) -> TaskData:
-    """``process_data`` hook: the micro questions and their split (eval = facts of held-out chunks)."""
+    """``process_data`` hook: the micro questions and their splits, each of whole held-out chunks.
+
+    ``test`` (the first 100 questions, ``m0000``..``m0099``): 100 facts drawn from the chunks of bucket
+    < :data:`EVAL_BUCKET`; ``dev``: every fact of the chunks of bucket in [:data:`EVAL_BUCKET`,
+    :data:`DEV_BUCKET`); ``train``: the facts of the other chunks. The questions and their order are those
+    of the task before dev existed (dev is marked among the training facts, none moved), so ``train+dev``
+    is the training list the shipped micro policy was built on (:mod:`harness.models.micro` reads it).
+    """
     facts = derive_facts(data, data.task.retrieval.k)
     eval_facts = [f for f in facts if _bucket(f.chunk_id) < EVAL_BUCKET]
     train_facts = [f for f in facts if _bucket(f.chunk_id) >= EVAL_BUCKET]
@@ -196,7 +206,8 @@ def process_data(data: TaskData) -> TaskData:
                      supporting_paragraphs=(f.sentence,), gold_chunk_ids=_gold_ids(data, f))
         questions.append(q)
         by_qid[qid] = f
-    out = dataclasses.replace(data, questions=questions, test_lines=list(range(len(eval_facts))))
+    dev = [line for line, f in enumerate(ordered) if line >= len(eval_facts) and _bucket(f.chunk_id) < DEV_BUCKET]
+    out = dataclasses.replace(data, questions=questions, test_lines=list(range(len(eval_facts))), dev_lines=dev)
     out.micro_facts = by_qid  # type: ignore[attr-defined]
     return out
 
@@ -292,13 +303,21 @@ class MicroEnvironment(Environment):
     def new_episode(self, q: Question) -> Episode:
         nonce = self._nonce[q.qid]
         self._nonce[q.qid] += 1
-        code = code_for(self.tool.seed, q.qid, nonce)
-        fact = self.facts.get(q.qid)
-        # the gold passage of this episode is the marked window it shows (what em_chunk looks for)
-        shown = (_window(fact.marked(code), set(fact.keywords)),) if fact is not None else q.supporting_paragraphs
-        ep = super().new_episode(dataclasses.replace(q, answer=code, supporting_paragraphs=shown))
+        ep = super().new_episode(self._played(q, self.tool.seed, nonce))
         ep.noise["episode"] = nonce
         return ep
+
+    def _played(self, q: Question, seed: int, nonce: int) -> Question:
+        """``q`` with the value of its ``nonce``-th episode under ``seed``; its gold passage is the marked
+        window that episode shows (what em_chunk looks for)."""
+        code = code_for(seed, q.qid, nonce)
+        fact = self.facts.get(q.qid)
+        shown = (_window(fact.marked(code), set(fact.keywords)),) if fact is not None else q.supporting_paragraphs
+        return dataclasses.replace(q, answer=code, supporting_paragraphs=shown)
+
+    def episode_question(self, q: Question, noise: dict) -> Question:
+        """The question of a recorded episode: its value re-drawn from the seed and episode count it recorded."""
+        return self._played(q, int(noise.get("seed", self.tool.seed)), int(noise.get("episode", 0)))
 
     def resolve_action(self, ep: Episode, action: Action) -> Action:
         """Expand the micro protocol's references (see :func:`expand_query` and :func:`resolve_answer`)."""
