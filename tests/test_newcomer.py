@@ -134,3 +134,20 @@ def test_the_project_can_be_cited_with_rezero_and_its_data():
     assert refs["Apollo 13 Mission Report"]["number"] == "MSC-02680"
     readme = (REPO / "README.md").read_text()
     assert "## Citing" in readme and "eprint        = {2504.11001}" in readme and "MSC-02680" in readme
+
+
+def test_an_option_of_another_command_is_named_as_such():
+    """`harness run --report-to wandb` was answered "did you mean --report" (another option): it is an option of
+    harness train, and the error says so; a plain typo still gets click's suggestions."""
+    from harness.cli.app import misplaced_option
+
+    assert misplaced_option(["run", "--report-to", "wandb"]) == \
+        "harness run has no option --report-to: it is an option of harness train"
+    assert misplaced_option(["-v", "run", "--report-to=wandb"]) is not None
+    assert misplaced_option(["train", "--report-to", "wandb"]) is None       # its own option
+    assert misplaced_option(["run", "--nope"]) is None and misplaced_option(["nosuch", "--report-to"]) is None
+    p = subprocess.run([sys.executable, "-m", "harness", "run", "--report-to", "wandb"], capture_output=True,
+                       text=True, env=_env(), timeout=300)
+    assert p.returncode == 2 and p.stderr.strip() == \
+        "error: harness run has no option --report-to: it is an option of harness train"
+    assert "--report)" not in p.stderr

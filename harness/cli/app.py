@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -635,11 +635,58 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the 
 _VERBOSE = False
 
 
+def misplaced_option(args: list[str]) -> str | None:
+    """One line for an option the command does not have but another harness command does (``harness run
+    --report-to``), instead of click's nearest spelling (``--report``, a different option); None otherwise,
+    and click reports unknown options as before.
+
+    >>> misplaced_option(["run", "--model", "oracle", "--report-to", "wandb"])
+    'harness run has no option --report-to: it is an option of harness train'
+    >>> misplaced_option(["run", "--model", "oracle", "--report"]) is None, misplaced_option(["run", "--nope"]) is None
+    (True, True)
+    """
+    import typer.main
+
+    root = typer.main.get_command(app)   # typer's own click: a group is what has .commands
+    cmd, path, rest = root, ["harness"], list(args)
+    while hasattr(cmd, "commands"):
+        while rest and rest[0].startswith("-"):    # the root's own flags (--verbose)
+            rest.pop(0)
+        if not rest or rest[0] not in cmd.commands:
+            return None
+        path.append(rest[0])
+        cmd = cmd.commands[rest.pop(0)]
+    own = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+    where: dict[str, list[str]] = {}
+
+    def walk(c: Any, name: str) -> None:
+        if hasattr(c, "commands"):
+            for sub_name, sub in c.commands.items():
+                walk(sub, f"{name} {sub_name}")
+            return
+        for p in c.params:
+            for o in (*p.opts, *p.secondary_opts):
+                where.setdefault(o, []).append(name)
+
+    walk(root, "harness")
+    for arg in rest:
+        if arg == "--":
+            break
+        opt = arg.split("=", 1)[0]
+        if opt.startswith("--") and opt not in own and opt in where:
+            return f"{' '.join(path)} has no option {opt}: it is an option of {', '.join(sorted(set(where[opt])))}"
+    return None
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("harness").setLevel(logging.INFO)
     from pydantic import ValidationError
 
+    wrong = misplaced_option(sys.argv[1:])
+    if wrong:
+        typer.secho(f"error: {wrong}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
     try:
         app(standalone_mode=True)
     except HarnessError as e:
