@@ -133,3 +133,11 @@ def test_recovered_means_it_searched_again_after_the_miss():
     assert KIND["recovered"](retried) and not KIND["premature"](retried)
     gave_up_searching = episode([S("tank", gold=False), S("oxygen", gold=False), A("x")], correct=False)
     assert not KIND["recovered"](gave_up_searching)
+
+
+def test_a_group_the_runs_have_no_rows_of_is_left_out():
+    """A one-sample run's table showed a "Samples per question (K)" heading with nothing under it."""
+    one = comparison_table([Column(None, "p", "noise 0", metrics(0.5, 32))])
+    assert "Samples per question (K)" not in one and "Outcome" in one
+    k = comparison_table([Column(None, "p", "noise 0", metrics(0.5, 32, k=4, avg_at_k=0.5, pass_at_k=0.8))])
+    assert "Samples per question (K)" in k and "<b>pass_at_k</b>" in k

@@ -233,9 +233,7 @@ def comparison_table(cols: Sequence[Column]) -> str:
     rows = [n_row]
     width = len(ordered) + 1
     for title, metrics in GROUPS + (("Rewards (mean per episode, weighted total)", reward_metrics(ordered)),):
-        if not metrics:
-            continue
-        rows.append(f'<tr class="group"><th colspan="{width}">{esc(title)}</th></tr>')
+        group = []
         for metric in metrics:
             cells = [cell(metric, c.metrics) for c in ordered]
             if all(v is None for v, _ in cells):
@@ -244,8 +242,10 @@ def comparison_table(cols: Sequence[Column]) -> str:
             arrow = {UP: " ↑", DOWN: " ↓"}.get(metric.better, "")
             tds = "".join(f'<td class="best">{h}</td>' if i in best else f"<td>{h}</td>"
                           for i, (_, h) in enumerate(cells))
-            rows.append(f'<tr><td class="l"><b>{esc(metric.key)}</b>{arrow}<span class="ci">{esc(metric.meaning)}'
-                        f"</span></td>{tds}</tr>")
+            group.append(f'<tr><td class="l"><b>{esc(metric.key)}</b>{arrow}<span class="ci">{esc(metric.meaning)}'
+                         f"</span></td>{tds}</tr>")
+        if group:   # a group none of whose rows the runs have (samples per question of 1-sample runs) is left out
+            rows += [f'<tr class="group"><th colspan="{width}">{esc(title)}</th></tr>', *group]
     return f'<table class="data cmp">{head}<tbody>{"".join(rows)}</tbody></table>'
 
 
