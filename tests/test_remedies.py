@@ -197,7 +197,9 @@ def test_rollback_restores_the_peak_and_resumes_to_the_same_decisions(data, warm
     assert res.stopping.interventions == [{"step": 6, "action": "rollback", "to_step": 2, "lr_scale": 0.5}]
     rows = {int(r["step"]): r for r in _rows(full)}
     assert rows[6]["intervention"] == "rollback" and rows[6]["rollback_to"] == "2" and float(rows[6]["lr_scale"]) == 0.5
-    assert [float(rows[s]["learning_rate"]) for s in (5, 6, 7)] == [1e-3, 5e-4, 5e-4]
+    # a row's learning rate is the one its step's update used (the trainer reads it before on_step_end, where
+    # the rollback happens): the halved rate takes effect from step 7
+    assert [float(rows[s]["learning_rate"]) for s in (5, 6, 7)] == [1e-3, 1e-3, 5e-4]
 
     # resumed: the same decisions and the same curve
     again = _Scripted.make(ROLLBACK_SCRIPT)(cfg(part, resume=True)).run()

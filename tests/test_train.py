@@ -261,7 +261,8 @@ def test_smoke_run_trains_and_evaluates_at_steps_0_and_5(data, warm_tiny, tmp_pa
     assert cfg["resolved"]["reward_weights"]["retry"] == 1.0 and cfg["train"]["max_steps"] == 5
     # the rezero preset trains with ReZero's rewards on whole messages
     assert cfg["resolved"]["reward_semantics"] == "rezero" and cfg["resolved"]["stop_after_action"] is False
-    assert res["reward_semantics"] == "rezero" and res["protocol"] == {"stop_after_action": False}
+    assert res["reward_semantics"] == "rezero" and res["protocol"] == {
+        "profile": None, "stop_after_action": False, "retriever": "bm25", "model": None}
     before, after = _weights(warm_tiny), _weights(out / "model")
     changed = [k for k in before if not (before[k] == after[k]).all()]
     assert changed, "no parameter changed after 5 GRPO steps"

@@ -498,6 +498,15 @@ def bench_generation(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
                           indent=2, default=str))
 
 
+@bench_app.command("selection")
+def bench_selection(run_dirs: list[Path] = typer.Argument(..., help="harness train run directories trained with "
+                                                         "--eval-reported every (both splits at every eval).")) -> None:
+    """The winner's curse measured: the reported split at the step the selection split picks vs its best eval."""
+    from harness.bench.selection import bench_selection as b
+
+    typer.echo(json.dumps(b(run_dirs), indent=2, default=str))
+
+
 @bench_app.command("corpus")
 def bench_corpus(run_dirs: list[Path] = typer.Argument(..., help="harness train run directories."),
                  output_dir: Path = typer.Option(..., "--output-dir", "-o", help="Corpus folder (e.g. "

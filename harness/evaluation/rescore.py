@@ -39,7 +39,13 @@ RESCORE_OPTIONS = ("judge", "llm_judge", "llm_judge_backend", "reward_semantics"
 
 
 class _NoSearch:
-    """The retriever of a replay: nothing is searched again."""
+    """The retriever of a replay: nothing is searched again; it names the retriever the episodes searched with
+    (from the source run's record), so the record says what the numbers rest on."""
+
+    def __init__(self, protocol: dict[str, Any] | None = None):
+        protocol = protocol or {}
+        self.name = protocol.get("retriever")
+        self.model_name = protocol.get("model")
 
     def search(self, queries, k):  # pragma: no cover - a replay never searches
         raise RuntimeError("a re-scored run does not search")
@@ -75,7 +81,7 @@ class Rescore(EvalRun):
         self.life.open(self.cfg.model_dump(), resume=False)
         self.data = load_task_data(self.task, self.cfg.data_dir)
         self.questions = self.data.split(self.cfg.split)[: self.cfg.eval_limit]
-        self.retriever = _NoSearch()
+        self.retriever = _NoSearch(self.original.protocol)
         if self.cfg.closed_book_ref:
             if not Path(self.cfg.closed_book_ref).is_dir():
                 raise DataError(f"the run's --closed-book-ref {self.cfg.closed_book_ref} is gone; over- and "
