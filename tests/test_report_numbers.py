@@ -141,3 +141,9 @@ def test_a_group_the_runs_have_no_rows_of_is_left_out():
     assert "Samples per question (K)" not in one and "Outcome" in one
     k = comparison_table([Column(None, "p", "noise 0", metrics(0.5, 32, k=4, avg_at_k=0.5, pass_at_k=0.8))])
     assert "Samples per question (K)" in k and "<b>pass_at_k</b>" in k
+
+
+def test_a_k_sample_run_quotes_the_interval_of_its_questions_not_its_episodes(tmp_path):
+    run = eval_run(tmp_path / "k4", {"p": {"noise=0": metrics(0.5, 128, k=4, n_questions=32, avg_at_k=0.5)}})
+    page = render_report_html([run])
+    assert "With 32 questions an accuracy interval is up to ±0.16 wide" in page and "128 questions" not in page

@@ -258,6 +258,8 @@ def comparison_note(cols: Sequence[Column]) -> str:
     >>> "With 32–318 questions an accuracy interval is up to ±0.16–0.05 wide" in comparison_note(
     ...     [Column(None, "p", "noise 0", {"n": 318}), Column(None, "q", "noise 0", {"n": 32})])
     True
+    >>> "With 32 questions" in comparison_note([Column(None, "p", "noise 0", {"n": 128, "n_questions": 32})])
+    True
     """
     note = ("Brackets: 95% interval (Wilson score for proportions, with the denominator n where it is not "
             "every episode; normal from the standard deviation for reward means; with K samples per question, "
@@ -265,8 +267,9 @@ def comparison_note(cols: Sequence[Column]) -> str:
             "higher/lower is better; shaded: the best policy at that noise level (ties all shaded; rows where "
             "every policy agrees, one column alone at its noise level, reward_total under different reward weights "
             "and search rows of a policy that never searched are not shaded).")
-    sizes = sorted({int(c.metrics["n"]) for c in cols if isinstance(c.metrics.get("n"), (int, float))
-                    and c.metrics["n"] >= 1})
+    # questions, not episodes: a K-sample run's n counts K episodes per question
+    counts = [c.metrics.get("n_questions", c.metrics.get("n")) for c in cols]
+    sizes = sorted({int(n) for n in counts if isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 1})
     if not sizes:
         return note
     widths = [interval_half_width(n) for n in (sizes[0], sizes[-1])]
