@@ -46,7 +46,8 @@ def test_an_interrupted_run_prints_the_command_that_resumes_it(data, tmp_path):
     assert proc.returncode == 130, err[-2000:]
     saved = len(samples.read_text().splitlines())
     assert 0 < saved < 12
-    assert f"interrupted: {saved} finished episodes are saved in {out}" in err
+    episodes = "1 finished episode is" if saved == 1 else f"{saved} finished episodes are"
+    assert f"interrupted: {episodes} saved in {out}" in err
     command = re.search(r"continue with: (.+)", err).group(1)
     assert command == shlex.join(["harness", *args[:-2], "--resume", "-o", str(out)])
     resumed = subprocess.run([sys.executable, "-m", "harness", *shlex.split(command)[1:]], capture_output=True,
