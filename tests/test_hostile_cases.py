@@ -310,7 +310,7 @@ def test_sigterm_on_harness_run_says_how_to_resume_and_releases_the_run(finished
     out, err = p.communicate(timeout=60)
     assert "Traceback" not in out + err
     assert p.returncode == 128 + signal.SIGTERM, (p.returncode, err[-500:])
-    assert "rerun with --resume" in err and str(Path("run") / "samples.jsonl") in err, err[-500:]
+    assert "saved in run" in err and "continue with: harness run" in err and "--resume -o run" in err, err[-500:]
     assert not (work.root / "run" / ".lock.json").exists()          # the lock record is cleaned
     assert samples.read_text().count("\n") >= 3                      # the finished episodes are kept
 

@@ -206,7 +206,9 @@ def test_harness_run_through_lmeval_backend_matches_hf_backend(tiny, tmp_path):
     assert len(a) == 3 and [e["qid"] for e in a] == [e["qid"] for e in b]
     assert [[t["text"] for t in e["turns"]] for e in a] == [[t["text"] for t in e["turns"]] for e in b]
     res = json.loads((tmp_path / "lmeval" / "results.json").read_text())
-    assert res["model"] == [{"backend": "lm-eval", "model": "hf"}]
+    # labelled by the model lm-eval's hf type loads, not by the type: two such runs do not collide in a report
+    assert res["model"] == [{"backend": "lm-eval", "model": str(tiny)}] and list(res["results"]) == [str(tiny)]
+    assert res["micro_scale"] is True
 
 
 def test_harness_lmeval_command(tiny, tmp_path):
@@ -256,7 +258,8 @@ def test_lmeval_backend_agrees_with_hf_backend_on_the_micro_policy(data, tmp_pat
     assert [[t["text"] for t in e["turns"]] for e in lme] == [[t["text"] for t in e["turns"]] for e in hf]
     assert all("<answer>" in e["turns"][-1]["text"] for e in lme)
     acc = {d: json.loads((tmp_path / d / "results.json").read_text())["results"] for d in ("hf", "lmeval")}
-    assert acc["hf"]["micro"]["noise=0"]["accuracy"] == acc["lmeval"]["hf"]["noise=0"]["accuracy"] == 1.0
+    # the lm-eval run is labelled by the model its hf type loads (the micro policy's folder), not by "hf"
+    assert acc["hf"]["micro"]["noise=0"]["accuracy"] == acc["lmeval"][str(SHIPPED)]["noise=0"]["accuracy"] == 1.0
 
 
 # ----------------------------------------------------------------------------- the lm_eval command

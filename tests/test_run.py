@@ -178,7 +178,8 @@ def test_run_reports_its_reward_semantics_and_protocol(data, tmp_path, semantics
     res = invoke("run", "--model", "oracle-retry", "--noise", "0.5", "--noise-mode", "drop_gold", "--limit", "8",
                  "--reward-semantics", semantics, "--no-report", "-o", str(out))
     saved = json.loads((out / "results.json").read_text())
-    assert saved["reward_semantics"] == semantics and saved["protocol"] == {"stop_after_action": True}
+    assert saved["reward_semantics"] == semantics and saved["protocol"] == {
+        "profile": None, "stop_after_action": True, "retriever": "bm25", "model": None}
     assert saved["config"]["reward_semantics"] == semantics
     assert f"rewards: {semantics} semantics, stop_after_action=true" in " ".join(res.output.split())
     m = saved["results"]["oracle-retry"]["noise=0.5"]
@@ -194,5 +195,5 @@ def test_whole_message_protocol_leaves_one_action_policies_unchanged(data, tmp_p
     invoke(*args, "--no-stop-after-action", "-o", str(tmp_path / "whole"))
     a = json.loads((tmp_path / "stop" / "results.json").read_text())
     b = json.loads((tmp_path / "whole" / "results.json").read_text())
-    assert b["protocol"] == {"stop_after_action": False}
+    assert b["protocol"] == {"profile": None, "stop_after_action": False, "retriever": "bm25", "model": None}
     assert a["results"] == b["results"]

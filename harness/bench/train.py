@@ -59,10 +59,10 @@ def bench_train(task: str = "apollo3", data_dir=None, model: str = "tiny", steps
     return {
         "machine": machine_info(), "versions": package_versions(), "model": model,
         "episodes_per_step": num_generations * prompts_per_step, "max_turns": max_turns,
-        "max_new_tokens": max_new_tokens, "steps": steps, "status": res["status"],
+        "max_new_tokens": max_new_tokens, "steps": steps, "threads": threads, "status": res.status,
         "first_step_s": timed[0]["step_s"] if timed else None, "step_s": step_s,
         "fraction": {"generation": gen / step_s, "update": update / step_s, "environment": env / step_s},
-        "eval_s_total": res["timing"]["eval_s"], "wall_s": wall,
+        "eval_s_total": res.timing["eval_s"], "wall_s": wall,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
 

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -70,18 +70,32 @@ def _run(cfg: RunConfig) -> None:
                        f"harness run --task {other} --model {names[0]}", err=True)
     from harness.cli.reports import ReportFailed, report_after_failure, report_run
 
+    interrupted = False
     try:
         res = r.run()
-    except BaseException:  # an interrupted run gets its page too; a run that wrote nothing gets none
+    except KeyboardInterrupt:   # Ctrl-C, or SIGTERM (main() turns it into one)
+        interrupted = True
+    except BaseException:  # a failed run gets its page too; a run that wrote nothing gets none
         if cfg.report:
             report_after_failure(r.out, r.title)
         raise
     html, failed = None, None
-    if cfg.report:
+    if cfg.report:   # a finished or interrupted run gets its page
         try:
             html = report_run(r.out, r.title)
         except ReportFailed as e:
             failed = e
+    if interrupted:
+        from harness.cli.resume import interrupted_message
+
+        samples = r.out / "samples.jsonl"
+        saved = sum(1 for line in samples.open(encoding="utf-8") if line.strip()) if samples.is_file() else 0
+        if html is not None:
+            typer.echo(f"report: {html}", err=True)
+        elif failed is not None:
+            typer.secho(f"error: {failed}", fg=typer.colors.RED, err=True)
+        typer.secho(interrupted_message(saved, "episode", sys.argv[1:], r.out), fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(130)
     from harness.report.summary import print_results
 
     print_results(res, run_dir=r.out, report=html)
@@ -157,15 +171,18 @@ def data_stats(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
 def search(
     query: str = typer.Argument(..., callback=given, help="The search query."),
     task: str = TaskOpt,
-    retriever: str = text("bm25", "--retriever"),
-    k: Optional[int] = bounded(None, "-k", min=1, max=50, help="Results per search (default: the task's)."),
-    noise: float = bounded(0.0, "--noise", min=0.0, max=1.0),
-    noise_mode: str = text("drop_gold", "--noise-mode"),
+    retriever: str = text("bm25", "--retriever", help="bm25 (lexical) or dense (MiniLM embeddings, "
+                          "FAISS; the index is built and cached on first use)."),
+    k: Optional[int] = bounded(None, "-k", min=1, max=50, help="Results shown (default: the task's retrieval.k)."),
+    noise: float = bounded(0.0, "--noise", min=0.0, max=1.0, help="Noise level p in [0, 1]."),
+    noise_mode: str = text("drop_gold", "--noise-mode", help="drop_gold, paraphrase, random, shuffle "
+                           "(comma-separated)."),
     question_id: Optional[str] = text(None, "--question-id", help="Treat the query as this question's search "
-                                              "(e.g. q0019) so drop_gold knows its gold chunks."),
+                                      "(e.g. q0019): its gold chunks are marked [GOLD] in the results and "
+                                      "drop_gold knows what to drop."),
     call_index: int = bounded(0, "--call-index", min=0,
                               help="Which search of the episode (noise is re-drawn per call)."),
-    seed: int = seed_option(),
+    seed: int = seed_option(help="Seed of the noise draws (a run's --seed)."),
     data_dir: Optional[Path] = DataDirOpt,
 ) -> None:
     """Search the task corpus and print the results as the agent would see them."""
@@ -188,13 +205,18 @@ def search(
                       result_separator=t.prompt.result_separator, no_results=t.prompt.no_results)
     res = tool.search(query, qid=question_id or "", gold_chunk_ids=gold, call_index=call_index)
     for hit in res.results:
-        tag = f" [{hit.noise}]" if hit.noise else ""
-        typer.secho(f"#{hit.rank + 1} chunk {hit.chunk_id} score {hit.score:.3f}{tag}", bold=True)
+        tag = (" [GOLD]" if hit.chunk_id in gold else "") + (f" [{hit.noise}]" if hit.noise else "")
+        typer.secho(f"#{hit.rank + 1} chunk {hit.chunk_id} score {hit.score:.3f}{tag}", bold=True,
+                    fg=typer.colors.GREEN if hit.chunk_id in gold else None)
         typer.echo(hit.text + "\n")
     if not res.results:
         typer.echo("No results found.")
     if res.noise_events:
         typer.echo(f"noise events: {', '.join(res.noise_events)}")
+    if question_id:
+        shown = sum(hit.chunk_id in gold for hit in res.results)
+        typer.echo(f"gold chunks of {question_id}: {', '.join(gold) or 'none'}; {shown} of them shown"
+                   + ("" if shown else " (the gold passage is not in these results)"))
     if noise > 0 and "drop_gold" in nz.modes and not question_id:
         typer.echo("note: drop_gold needs --question-id to know which chunks are gold; nothing was dropped.", err=True)
 
@@ -283,6 +305,9 @@ def _print_analysis(res: dict) -> None:
                f"; an online run would have stopped at: "
                f"{res['collapse_alarm_step'] if res['collapse_alarm_step'] is not None else 'never'}")
     typer.echo(f"persistent zero from: {res['zero_step'] if res['zero_step'] is not None else 'never'}")
+    learning = res.get("learning")
+    if learning:
+        typer.secho(learning["message"], fg=None if learning["verdict"] == "learned" else typer.colors.YELLOW)
     for name, ind in (res.get("indicators") or {}).items():
         typer.echo(f"  {name:24s} onset {ind.get('onset_step')}  lead {ind.get('lead_time')}"
                    + ("  (demoted: not shown to beat chance)" if ind.get("demoted") else ""))
@@ -673,6 +698,49 @@ def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def misplaced_option(args: list[str]) -> str | None:
+    """One line for an option the command does not have but another harness command does (``harness run
+    --report-to``), instead of click's nearest spelling (``--report``, a different option); None otherwise,
+    and click reports unknown options as before.
+
+    >>> misplaced_option(["run", "--model", "oracle", "--report-to", "wandb"])
+    'harness run has no option --report-to: it is an option of harness train'
+    >>> misplaced_option(["run", "--model", "oracle", "--report"]) is None, misplaced_option(["run", "--nope"]) is None
+    (True, True)
+    """
+    import typer.main
+
+    root = typer.main.get_command(app)   # typer's own click: a group is what has .commands
+    cmd, path, rest = root, ["harness"], list(args)
+    while hasattr(cmd, "commands"):
+        while rest and rest[0].startswith("-"):    # the root's own flags (--verbose)
+            rest.pop(0)
+        if not rest or rest[0] not in cmd.commands:
+            return None
+        path.append(rest[0])
+        cmd = cmd.commands[rest.pop(0)]
+    own = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+    where: dict[str, list[str]] = {}
+
+    def walk(c: Any, name: str) -> None:
+        if hasattr(c, "commands"):
+            for sub_name, sub in c.commands.items():
+                walk(sub, f"{name} {sub_name}")
+            return
+        for p in c.params:
+            for o in (*p.opts, *p.secondary_opts):
+                where.setdefault(o, []).append(name)
+
+    walk(root, "harness")
+    for arg in rest:
+        if arg == "--":
+            break
+        opt = arg.split("=", 1)[0]
+        if opt.startswith("--") and opt not in own and opt in where:
+            return f"{' '.join(path)} has no option {opt}: it is an option of {', '.join(sorted(set(where[opt])))}"
+    return None
+
+
 def main() -> None:
     import signal
     import threading
@@ -685,6 +753,10 @@ def main() -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+    wrong = misplaced_option(sys.argv[1:])
+    if wrong:
+        typer.secho(f"error: {wrong}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
     try:
         app(standalone_mode=True)
     except SystemExit as e:   # the command line turns the KeyboardInterrupt into an exit status (130)

@@ -8,6 +8,8 @@ TRL load inside the command.
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from harness.cli.options import config_command
@@ -46,6 +48,8 @@ def _train(cfg: TrainConfig) -> None:
     if res.faults:
         line += f"; faults: {', '.join(sorted({f.kind for f in res.faults}))}"
     typer.echo(line)
+    if res.learning is not None:
+        typer.secho(res.learning.message, fg=None if res.learning.verdict == "learned" else typer.colors.YELLOW)
     typer.echo(f"run directory: {run.out}" + (f" (best model: {run.out / 'peak'})" if peak and peak.checkpoint else ""))
     if (run.out / "report.html").is_file():
         typer.echo(f"report: {run.out / 'report.html'}")
@@ -54,6 +58,10 @@ def _train(cfg: TrainConfig) -> None:
         raise typer.Exit(1)
     if res.status == "diverged":
         raise typer.Exit(3)
+    if res.status == "partial":
+        from harness.cli.resume import resume_command
+
+        typer.echo(f"continue with: {resume_command(sys.argv[1:], run.out, drop=['--stop-after'])}")
     if res.status == "partial" and run.stop_requested:  # interrupted; --stop-after is a normal exit
         raise typer.Exit(130)
 

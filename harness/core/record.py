@@ -180,6 +180,23 @@ class Fault(_Part):
     detail: str = ""
 
 
+class LearningVerdict(_Part):
+    """Did a training run learn (:mod:`harness.stats.learning`): ``learned``, ``flat`` (it did not; ``cause``
+    names the likely reason), ``declined`` or ``too_short``, with the sentence the command line prints."""
+
+    verdict: Literal["learned", "flat", "declined", "too_short"]
+    cause: str | None = None
+    message: str = ""
+    start_accuracy: float | None = None
+    start_interval: tuple[float, float] | None = None
+    best_step: int | None = None
+    best_accuracy: float | None = None
+    #: ``||w - w_0|| / ||w_0||`` of the trainable weights at the last eval (a fixed sample of them).
+    weight_change: float | None = None
+    #: Share of the steps on which every group's rewards were equal.
+    zero_std_share: float | None = None
+
+
 class RunRecord(_Part):
     """``results.json``. Metric names inside ``results`` are :mod:`harness.scoring.metrics`'s."""
 
@@ -226,6 +243,8 @@ class RunRecord(_Part):
     stopping: Stopping | None = None
     final: Final | None = None
     faults: list[Fault] = Field(default_factory=list)
+    #: Whether the run learned, and the likely cause when it did not (absent in records made before it existed).
+    learning: LearningVerdict | None = None
 
     @model_validator(mode="before")
     @classmethod

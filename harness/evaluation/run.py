@@ -94,7 +94,7 @@ class EvalRun:
         self.semantics = cfg.reward_semantics or self.task.rewards.semantics
         p = self.task.protocol
         self.stop_after_action = p.stop_after_action if cfg.stop_after_action is None else cfg.stop_after_action
-        from harness.policies import check_model_name, infer_backend
+        from harness.policies import check_hub_model, check_model_name, infer_backend, policy_label
 
         if cfg.model is None:
             self.policies = [(infer_backend(m), m) for m in self.task.reference_policies]
@@ -102,10 +102,13 @@ class EvalRun:
             self.policies = [(cfg.backend or ("openai" if cfg.base_url else infer_backend(cfg.model)), cfg.model)]
         for backend, model in self.policies:  # a misspelt name fails here, before data, models or a directory
             check_model_name(model, backend)
+            check_hub_model(model, backend)     # and a hub id with no hub to reach and no cached copy
         if cfg.llm_judge:
             check_model_name(cfg.llm_judge, self._judge_backend())
-        self.micro_scale = any(is_micro_scale(m) for b, m in self.policies if b != "scripted")
-        label = cfg.model or "reference"
+        #: What each policy's results are recorded under: the model it loads (lm-eval names a model type).
+        self.labels = {(b, m): policy_label(b, m, cfg.model_args) for b, m in self.policies}
+        self.micro_scale = any(is_micro_scale(self.labels[(b, m)]) for b, m in self.policies if b != "scripted")
+        label = self.labels[self.policies[0]] if cfg.model else "reference"
         self.out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(task_label(cfg.task), label)
         self.progress = progress
         self.data: TaskData | None = None
@@ -201,22 +204,23 @@ class EvalRun:
             with JsonlAppender(self.out / SAMPLES) as sink:
                 for backend, model in self.policies:
                     policy = None
-                    results[model] = {}
+                    name = self.labels[(backend, model)]
+                    results[name] = {}
                     for noise in self.noises:
-                        have = done.setdefault((model, noise.level), {})
+                        have = done.setdefault((name, noise.level), {})
                         for s in range(self.cfg.samples):
                             todo = [q for q in self.questions if (q.qid, s) not in have]
                             if todo:
                                 policy = policy or self._policy(backend, model)
-                                self._rollout(policy, model, noise, todo, have, sink, s)
+                                self._rollout(policy, name, noise, todo, have, sink, s)
                         eps = [have[(q.qid, s)] for s in range(self.cfg.samples) for q in self.questions
                                if (q.qid, s) in have]
-                        results[model][noise_key(noise.level)] = self._metrics(eps)
+                        results[name][noise_key(noise.level)] = self._metrics(eps)
                         if hasattr(policy, "stats"):
-                            self.request_stats[model] = policy.stats.to_dict()
+                            self.request_stats[name] = policy.stats.to_dict()
         except KeyboardInterrupt:
             status = "partial"
-            log.warning("interrupted: finished episodes are in %s; rerun with --resume", self.out / SAMPLES)
+            log.info("interrupted: finished episodes are in %s", self.out / SAMPLES)
         res = self._record(results, started, time.time() - t0, status)
         self.life.write_record(res)
         if status == "partial":
@@ -262,7 +266,8 @@ class EvalRun:
         total = self.timing["generate_s"] + self.timing["env_s"]
         return RunRecord(
             kind="eval", task=TaskRef(name=self.task.name, version=self.task.version),
-            model=[ModelRef(backend=b, model=m) for b, m in self.policies], micro_scale=self.micro_scale,
+            model=[ModelRef(backend=b, model=self.labels[(b, m)]) for b, m in self.policies],
+            micro_scale=self.micro_scale,
             results=results, n_samples={m: {k: v.get("n", 0) for k, v in r.items()} for m, r in results.items()},
             config=self.cfg.model_dump(), reward_weights=self.weights.model_dump(), reward_semantics=self.semantics,
             protocol={"profile": self.task.profile, "stop_after_action": self.stop_after_action,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +95,33 @@ def check_model_name(model: str, backend: str) -> None:
                           f"shipped as GGUF: {', '.join(GGUF_MODELS)}; a path; or a hub id such as org/name)")
 
 
+def check_hub_model(model: str, backend: str) -> None:
+    """For a hub id loaded by the hf or vllm backend: when the hub cannot be reached (checked in a second or
+    two: :func:`harness.models.hub.offline_if_unreachable`, which then switches this process to offline mode)
+    or ``HF_HUB_OFFLINE`` is set, and the model is not in the local hub cache, a ConfigError now, before data,
+    models or a run directory, not after huggingface_hub's retries. ``harness run`` and ``harness train`` call
+    it after :func:`check_model_name` (which stays a check of the name alone)."""
+    from harness.models.hub import in_hub_cache, looks_like_hub_id, offline_env, offline_if_unreachable
+
+    if backend not in ("hf", "vllm") or not looks_like_hub_id(model):
+        return
+    offline_if_unreachable(model)
+    if offline_env() and not in_hub_cache(model):
+        raise ConfigError(_offline_message(model))
+
+
+def _offline_message(model: str) -> str:
+    from harness.models.hub import offline_env, went_offline
+
+    what = (f"cannot load model {model!r}: it is not a scripted policy, a local model "
+            f"({', '.join(LOCAL_MODELS)}) or an existing path")
+    guess = suggest_model(model)
+    hint = f"; did you mean {guess!r}?" if guess else ""
+    why = "HF_HUB_OFFLINE is set" if offline_env() and not went_offline() else "the Hugging Face hub cannot be reached"
+    return (f"{what}, and it is not in the local hub cache while {why}{hint}; download it when online "
+            f"(hf download {model}) or pass a local path")
+
+
 def hub_error_message(model: str, error: BaseException) -> str | None:
     """One line for a model that could not be fetched from the Hugging Face hub; None for other errors."""
     chain: list[BaseException] = []
@@ -119,12 +145,29 @@ def hub_error_message(model: str, error: BaseException) -> str | None:
     if "RepositoryNotFoundError" in names or "RevisionNotFoundError" in names:
         return (f"{what}, and the Hugging Face hub has no such model (or it is private: log in with "
                 f"hf auth login){hint}")
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        why = "HF_HUB_OFFLINE is set"
-    else:
-        why = "the Hugging Face hub cannot be reached"
-    return (f"{what}, and it is not in the local hub cache while {why}{hint}; download it when online "
-            f"(hf download {model}) or pass a local path")
+    return _offline_message(model)
+
+
+#: lm-eval model arguments that name the model a model type loads, in the order they are looked for.
+LMEVAL_MODEL_KEYS = ("pretrained", "model", "path", "model_name", "engine")
+
+
+def policy_label(backend: str, model: str, model_args: str = "") -> str:
+    """The name a policy's results are recorded under: the model it loads. For ``--backend lm-eval``,
+    ``--model`` is an lm-eval model *type* (``hf``, ``local-completions``) and the model it loads is named in
+    ``--model-args`` (``pretrained=``, ``model=``, ...); the type alone would make two models collide.
+
+    >>> policy_label("lm-eval", "hf", "pretrained=Qwen/Qwen2.5-0.5B,device=cpu")
+    'Qwen/Qwen2.5-0.5B'
+    >>> policy_label("lm-eval", "local-completions", "base_url=http://h/v1,model=smollm2")
+    'smollm2'
+    >>> policy_label("lm-eval", "dummy", ""), policy_label("hf", "micro", "x=1")
+    ('dummy', 'micro')
+    """
+    if backend != "lm-eval":
+        return model
+    args = dict(part.split("=", 1) for part in (model_args or "").split(",") if "=" in part)
+    return next((args[k].strip() for k in LMEVAL_MODEL_KEYS if args.get(k, "").strip()), model)
 
 
 def load_policy(backend: str, model: str, **kwargs: Any):
@@ -132,6 +175,11 @@ def load_policy(backend: str, model: str, **kwargs: Any):
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     module, fn = BACKENDS[backend].split(":")
+    if backend in ("hf", "vllm", "lm-eval"):
+        from harness.models.hub import offline_if_unreachable
+
+        # no network: fail (or load from the cache) now, not after huggingface_hub's retries
+        offline_if_unreachable(policy_label(backend, model, str(kwargs.get("model_args") or "")))
     try:
         mod = importlib.import_module(module)
     except ImportError as e:

@@ -9,7 +9,9 @@ sibling selectors; a CSS counter says how many episodes match.
 Kinds of episode (the definitions of :mod:`harness.scoring.metrics`):
 
 ======================  ===========================================================
-recovered               the first search missed the gold passage, and the answer is right
+recovered               the first search missed the gold passage, it searched again, and the answer is
+                        right (an answer right without a retry is not a recovery, though the recovery
+                        metric, P(correct | first search missed gold), counts it)
 wasted retry            searched again after the gold passage was already shown
 premature answer        answered before the gold passage was shown
 unsupported wrong       wrong, and the gold passage was never shown
@@ -43,7 +45,7 @@ GAVE_UP = ("no_action", "max_turns", "token_budget")
 #: (key, label, predicate on an Episode) for each filter.
 KINDS: tuple[tuple[str, str, Callable[[Episode], bool]], ...] = (
     ("recovered", "recovered after a failed first search",
-     lambda ep: ep.n_searches >= 1 and ep.first_gold_search != 0 and ep.correct),
+     lambda ep: ep.n_searches >= 2 and ep.first_gold_search != 0 and ep.correct),
     ("wasted", "wasted retry", searched_after_gold),
     ("premature", "premature answer", answered_before_gold),
     ("unsupported", "unsupported wrong answer", lambda ep: not ep.correct and not ep.gold_seen),

@@ -18,7 +18,7 @@ import re
 from typing import Any, Sequence
 
 from harness.core.numbers import finite
-from harness.report.page import fmt
+from harness.report.page import fmt, fmt_interval
 from harness.report.plot import GREY, Plot, handle, integer_steps, linestyle, series_style, short, style
 from harness.report.tables import Column
 from harness.stats.intervals import t_interval, wilson
@@ -59,7 +59,7 @@ def _rate_axes(plot: Plot, ax: Any, cols: Sequence[Column], key: str, n_key: str
                 continue
             ci = wilson(round(value * n), n) if finite(n) and n > 0 else None
             count = f" ({round(value * n)}/{n})" if finite(n) and n else ""
-            interval = f", 95% CI [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else ""
+            interval = f", 95% CI {fmt_interval(*ci)}" if ci else ""
             xs.append(x)
             ys.append(value)
             lo.append(value - ci[0] if ci else math.nan)
@@ -262,9 +262,10 @@ def accuracy_by_step(runs: Sequence[Any]) -> Plot | None:
     return plot
 
 
-def panels_by_step(runs: Sequence[Any], columns: Sequence[str], name: str, title: str) -> Plot | None:
+def panels_by_step(runs: Sequence[Any], columns: Sequence[str], name: str, title: str,
+                   caption: str | None = None) -> Plot | None:
     """One small panel per logged column, runs overlaid (colour, marker and dash per run), collapse steps
-    dashed; three panels a row."""
+    dashed; three panels a row; ``caption`` under the figure."""
     present = [c for c in columns if any(r.curve is not None and c in r.curve and r.curve[c].notna().any()
                                          for r in runs)]
     if not present:
@@ -273,7 +274,8 @@ def panels_by_step(runs: Sequence[Any], columns: Sequence[str], name: str, title
     nrows = math.ceil(len(present) / ncols)
     several = len(runs) > 1
     with style():
-        plot = Plot(name, title, 3.5 * ncols, 2.35 * nrows + (0.35 if several else 0), nrows=nrows, ncols=ncols)
+        plot = Plot(name, title, 3.5 * ncols, 2.35 * nrows + (0.35 if several else 0), nrows=nrows, ncols=ncols,
+                    caption=caption)
         for ax, column in zip(plot.axes, present):
             for i, run in enumerate(runs):
                 rows = _eval_rows(run, column)
@@ -337,7 +339,7 @@ def seed_figure(groups: Sequence[tuple[str, Sequence[Any]]], name: str = "seeds"
                 means.append(sum(vals) / len(vals))
                 tips.append(f"{label}, step {int(s)}: mean {fmt(means[-1])} over {len(vals)} seeds "
                             f"({', '.join(fmt(v) for v in vals)})"
-                            + (f", 95% t [{fmt(lo)}, {fmt(hi)}]" if lo is not None else ""))
+                            + (f", 95% t {fmt_interval(lo, hi)}" if lo is not None else ""))
             if steps:
                 plot.link(ax.scatter(steps, means, color=col, marker=mark, s=34, edgecolor="#222", linewidth=0.5,
                                      zorder=4), tips)
@@ -367,4 +369,38 @@ def reward_columns(runs: Sequence[Any]) -> list[str]:
     """The ``reward_<name>_mean`` columns logged by any run."""
     return sorted({c for r in runs if r.curve is not None for c in r.curve.columns
                    if re.fullmatch(r"reward_.+_mean", str(c))})
+
+
+def missing_reward_lines(runs: Sequence[Any], columns: Sequence[str]) -> str | None:
+    """A sentence naming the runs that have no line in a reward panel, and why: a training run computes only
+    the rewards its weights use, so a reward of weight 0 (the baseline's retry) is not in its curve.
+
+    >>> class R:
+    ...     def __init__(self, label, cols, weights):
+    ...         import pandas as pd
+    ...         self.label, self.curve = label, pd.DataFrame({c: [0.5] for c in cols})
+    ...         self.record = type("Rec", (), {"reward_weights": weights})()
+    >>> runs = [R("rezero", ["reward_retry_mean"], {"retry": 1.0}), R("baseline", [], {"retry": 0.0})]
+    >>> missing_reward_lines(runs, ["reward_retry_mean"])
+    'No line for baseline in reward_retry_mean: its weight is 0, so training did not compute it.'
+    >>> missing_reward_lines(runs[:1], ["reward_retry_mean"]) is None
+    True
+    """
+    parts = []
+    for column in columns:
+        reward = column.removeprefix("reward_").removesuffix("_mean")
+        absent = [r for r in runs
+                  if r.curve is not None and (column not in r.curve or not r.curve[column].notna().any())]
+        if not absent:
+            continue
+        zero = [r.label for r in absent if r.record is not None and (r.record.reward_weights or {}).get(reward) == 0]
+        other = [r.label for r in absent if r.label not in zero]
+        why = []
+        if zero:
+            why.append(f"{', '.join(zero)} in {column}: {'its' if len(zero) == 1 else 'their'} weight is 0, so "
+                       "training did not compute it")
+        if other:
+            why.append(f"{', '.join(other)} in {column}: not in {'its' if len(other) == 1 else 'their'} curve")
+        parts += why
+    return ("No line for " + "; no line for ".join(parts) + ".") if parts else None
 

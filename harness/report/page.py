@@ -158,6 +158,21 @@ def fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def fmt_interval(low: Any, high: Any, digits: int = 3) -> str:
+    """An interval with both ends to the same ``digits`` decimals (:func:`fmt` alone would print a small end to 4
+    significant digits beside a 3-decimal one); '—' for a missing end.
+
+    >>> fmt_interval(0.008069, 0.218), fmt_interval(0.0, 1.0), fmt_interval(None, 0.5), fmt_interval(-1.25, 12.5)
+    ('[0.008, 0.218]', '[0.000, 1.000]', '[—, 0.500]', '[-1.250, 12.500]')
+    """
+    def end(v: Any) -> str:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
+            return "—"
+        return fmt(float(v)) if math.isinf(v) else f"{v:.{digits}f}"
+
+    return f"[{end(low)}, {end(high)}]"
+
+
 def describe(value: Any) -> str:
     """A short label for ``task``/``model`` values of results.json (strings, dicts or lists of dicts).
 

@@ -197,7 +197,7 @@ def _comparison_section(runs: list[Run], several: bool, browser: Browser, plots:
     if not cols:
         return [note("These runs have no metrics in results.json yet (a run still in progress, or "
                      "interrupted before its first results).")]
-    parts = [tables.comparison_table(cols), note(tables.COMPARISON_NOTE)]
+    parts = [tables.comparison_table(cols), note(tables.comparison_note(cols))]
     parts += ["<h3>Accuracy</h3>", *_shown(figs.accuracy_figure(cols), plots),
               "<h3>Retry behaviour</h3>",
               note("Each panel is conditional on its own event (its n is in the hover text and in the table); "
@@ -240,7 +240,11 @@ def _training_section(runs: list[Run], browser: Browser, plots: list[Plot]) -> l
                   "Peak: the earliest step of the highest accuracy on the selection split; collapse: the first eval "
                   "after the "
                   "peak below (1 − δ) × peak for m evals in a row (or to the end); zero step: first step of "
-                  "zero accuracy to the end. " + _params(runs))]
+                  "zero accuracy to the end; learned: yes when an eval after step 0 is above step 0's 95% interval, "
+                  "no when every eval stays within it (with the likely cause). " + _params(runs))]
+    parts += [note(f"{r.label}: {r.analysis['learning']['message']}" if len(runs) > 1 else
+                   r.analysis["learning"]["message"], "warn")
+              for r in runs if r.analysis and (r.analysis.get("learning") or {}).get("verdict") == "flat"]
     parts += _shown(figs.accuracy_by_step(runs), plots)
     rollbacks = tables.intervention_rows(runs)
     if rollbacks:
@@ -265,16 +269,18 @@ def _training_section(runs: list[Run], browser: Browser, plots: list[Plot]) -> l
         parts += ["<h3>Leading indicators (lead = collapse step − onset step)</h3>", table(header, rows),
                   "<details><summary>Indicator rules</summary><ul class='muted'>"
                   + "".join(f"<li><b>{esc(n)}</b>: {esc(t)}</li>" for n, t in rules.items()) + "</ul></details>"]
-    for columns, name, title in ((figs.reward_columns(runs), "rewards", "Reward components (mean per step)"),
-                                 (figs.CURVE_RETRY, "retry_by_step", "Retry-aware metrics at each eval"),
-                                 (figs.CURVE_INDICATORS, "indicators", "Leading indicators")):
-        panel = _shown(figs.panels_by_step(runs, columns, name, title), plots)
+    rewards = figs.reward_columns(runs)
+    for columns, name, title, caption in (
+            (rewards, "rewards", "Reward components (mean per step)", figs.missing_reward_lines(runs, rewards)),
+            (figs.CURVE_RETRY, "retry_by_step", "Retry-aware metrics at each eval", None),
+            (figs.CURVE_INDICATORS, "indicators", "Leading indicators", None)):
+        panel = _shown(figs.panels_by_step(runs, columns, name, title, caption), plots)
         if panel:
             parts += [f"<h3>{esc(title)}</h3>", *panel]
     cols = [c for r in runs for c in tables.columns_from_record(r.record, None)
-            for c in [tables.Column(None, r.label, c.noise, c.metrics)]]
+            for c in [tables.Column(None, r.label, c.noise, c.metrics, c.weights)]]
     if cols:
-        parts += ["<h3>Last evaluation</h3>", tables.comparison_table(cols), note(tables.COMPARISON_NOTE)]
+        parts += ["<h3>Last evaluation</h3>", tables.comparison_table(cols), note(tables.comparison_note(cols))]
     return parts
 
 

@@ -195,6 +195,8 @@ class StudyData:
     duplicates: int = 0
     #: each trial's curve.csv, by trial number, read once (:func:`read_curves`) for the ranking and the figures
     curves: dict[int, pd.DataFrame] = field(default_factory=dict)
+    #: the sweep's command-line overrides (``--max-steps 2``, ``--set k=v``): each distinct set, with its trials
+    overrides: list[tuple[dict[str, Any], list[int]]] = field(default_factory=list)
     #: protocol fields that differ between the trials' records (:func:`harness.report.protocol.protocol_differences`)
     protocol: list[str] = field(default_factory=list)
     #: the trials' selection split ("dev"; "test" is the paper's protocol, optimistic), when they share one
@@ -213,7 +215,8 @@ def best_trials(study, trials: pd.DataFrame, columns: list[str]) -> pd.DataFrame
         return trials[trials["number"].isin(numbers)][columns].sort_values("number")
     done = trials[trials["state"] == "COMPLETE"].sort_values("number")
     ascending = study.direction.name == "MINIMIZE"   # stable: ties keep the lower trial number first
-    return done.sort_values("value", ascending=ascending, kind="mergesort").head(TOP_N)[columns]
+    value = objective_names(study)[0]
+    return done.sort_values(value, ascending=ascending, kind="mergesort").head(TOP_N)[columns]
 
 
 def arm_label(param: str, value: Any) -> str:
@@ -356,6 +359,7 @@ def collect(storage: str, study_name: str | None = None) -> StudyData:
         data.failed = trials[trials["state"] == "FAIL"][["number", *params, "fail_reason", "run_dir"]]
     data.duplicates = int((trials["stopped"] == "duplicate").sum()) if len(trials) else 0
     data.curves = read_curves(trials) if len(trials) else {}
+    data.overrides = trial_overrides(study)
     constant = constant_objectives(data)
     aliases = data.objective_aliases or objectives
     for column, alias in zip(objectives, aliases):
@@ -389,6 +393,42 @@ def collect(storage: str, study_name: str | None = None) -> StudyData:
             f"fANOVA fits a random forest to the trials and needs at least {floor} (10, and 4 per parameter) "
             "before its ranking means anything. Read the comparison and the parameter plots instead.")
     return data
+
+
+def trial_overrides(study) -> list[tuple[dict[str, Any], list[int]]]:
+    """Each distinct set of command-line overrides the study's trials ran under (``harness sweep --max-steps 2``,
+    ``--set k=v``: the trial attribute ``overrides``), with the numbers of its trials; trials recorded before
+    the attribute existed are left out."""
+    groups: dict[str, tuple[dict[str, Any], list[int]]] = {}
+    for t in study.trials:
+        ov = t.user_attrs.get("overrides")
+        if isinstance(ov, dict):
+            groups.setdefault(repr(sorted(ov.items())), (ov, []))[1].append(t.number)
+    return list(groups.values())
+
+
+def overrides_text(overrides: list[tuple[dict[str, Any], list[int]]], n_trials: int) -> str | None:
+    """A sentence on the overrides a study ran under; None when no trial had any.
+
+    >>> overrides_text([({"max_steps": 2, "model": "tiny"}, [0, 1])], 2)
+    'Command-line overrides (not the ablation file as written): max_steps=2, model=tiny (every trial).'
+    >>> overrides_text([({}, [0]), ({"max_steps": 2}, [1])], 2)
+    'Command-line overrides (not the ablation file as written): max_steps=2 (trial 1); none (trial 0).'
+    >>> overrides_text([({}, [0, 1])], 2) is None
+    True
+    """
+    if not any(ov for ov, _ in overrides):
+        return None
+    ordered = sorted(overrides, key=lambda g: (not g[0], g[1]))
+
+    def which(numbers: list[int]) -> str:
+        if len(overrides) == 1 and len(numbers) == n_trials:
+            return "every trial"
+        return ("trial " if len(numbers) == 1 else "trials ") + ", ".join(map(str, numbers))
+
+    return ("Command-line overrides (not the ablation file as written): "
+            + "; ".join((", ".join(f"{k}={v}" for k, v in sorted(ov.items())) or "none") + f" ({which(nums)})"
+                        for ov, nums in ordered) + ".")
 
 
 #: Completed trials before "every trial has the same value" is worth a warning.
@@ -488,4 +528,5 @@ def study_summary(storage: str, study_name: str | None = None) -> dict[str, Any]
                              "rows": [dict(zip(RANKING_HEADER, r)) for r in d.ranking.get("rows", [])]}
                             if d.ranking else None),
             "best_notes": d.best_notes, "best_warnings": d.best_warnings,
+            "overrides": [{"overrides": ov, "trials": nums} for ov, nums in d.overrides],
             "protocol_differences": d.protocol, "selection_split": d.selection, "optimistic": d.optimistic}

@@ -31,6 +31,7 @@ from harness.report.page import (
     esc,
     esc_attr,
     fmt,
+    fmt_interval,
     frame_table,
     generated_line,
     note,
@@ -59,6 +60,7 @@ from harness.report.study import (
     collect,
     compared_metric,
     mask_url,
+    overrides_text,
     paired_header,
     plain,
     study_summary,
@@ -191,7 +193,7 @@ def comparison_figure(data: StudyData, comp: Comparison) -> Plot | None:
                     plot.link(ax.scatter([x - 0.08], [mean], color=col, marker=marker, s=60, edgecolor="#222",
                                          linewidth=0.6, zorder=3),
                               [f"{comp.param} {arm}{', ' + ctx if ctx else ''}: mean {metric} {fmt(mean)} over "
-                               f"{r['n']} trial(s), 95% t [{fmt(lo)}, {fmt(hi)}]"])
+                               f"{r['n']} trial(s), 95% t {fmt_interval(lo, hi)}"])
                 members = done[[arm_label(comp.param, v) == arm for v in done[comp.param]]]
                 for c in comp.context:
                     members = members[members[c].map(lambda v, c=c, r=r: str(plain(v)) == str(plain(r[c])))]
@@ -521,9 +523,11 @@ def render_study_html(data: StudyData, figs: dict[str, Plot | None] | None = Non
     sections.append(("failed", "Failed trials", [frame_table(_cells(data.failed)) if not data.failed.empty
                                                  else _missing("None.")]))
     nav = "<nav>" + "".join(f'<a href="#{esc_attr(sid)}">{esc(name)}</a>' for sid, name, _ in sections) + "</nav>"
+    overridden = overrides_text(data.overrides, len(data.trials))
     body = [f"<h1>{esc(title)}</h1>", generated_line([data.storage]),
             f"<p><b>Objectives:</b> {esc(objs)}<br><b>Trials by state:</b> {esc(states)}<br>"
-            f"<b>Parameters:</b> {esc(', '.join(data.params) or 'none')}</p>", nav]
+            f"<b>Parameters:</b> {esc(', '.join(data.params) or 'none')}</p>",
+            *([note(overridden, "warn")] if overridden else []), nav]
     for sid, name, parts in sections:
         body.append(f'<h2 id="{esc_attr(sid)}">{esc(name)}</h2>')
         body += parts

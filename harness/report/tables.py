@@ -4,8 +4,11 @@ faults of training runs; seed aggregates.
 The comparison table has one column per (run, policy, noise level) and one row per metric of
 :mod:`harness.scoring.metrics`, grouped (outcome, search behaviour, retry behaviour, rewards). A
 proportion gets its 95% Wilson interval where its denominator is known (``n`` or ``n_<metric>``); a
-reward mean gets a normal interval from its standard deviation. In each row the best value among
-the policies at the same noise level is marked (for metrics where higher or lower is better).
+reward mean gets a normal interval from its standard deviation. In each row the best value is marked
+among comparable cells only (:func:`comparable_groups`, for metrics where higher or lower is better):
+policies at the same noise level (never one noise level against another), the weighted
+``reward_total`` only between columns whose reward weights agree, and what measures searches only
+between policies that searched.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from harness.report.page import esc, fmt
+from harness.report.page import esc, fmt, fmt_interval
 from harness.stats.intervals import clip01, mean_interval, t_interval, wilson
 
 UP, DOWN, NONE = 1, -1, 0
@@ -85,26 +88,69 @@ GROUPS: tuple[tuple[str, tuple[Metric, ...]], ...] = (
 )
 
 
+#: Rows that measure the searches an episode made: a policy that never searched has nothing to compare there
+#: (a closed-book policy's search_strategy reward is not a better search strategy).
+ABOUT_SEARCHES = frozenset({"first_search_gold", "any_search_gold", "query_diversity", "retry_rate", "persistence",
+                            "recovery", "wasted_retries", "reward_search_strategy", "reward_search_diversity",
+                            "reward_em_chunk", "reward_retry", "reward_retry_after_miss"})
+
+
 @dataclass
 class Column:
-    """One column of the comparison table: a policy at a noise level (of one run)."""
+    """One column of the comparison table: a policy at a noise level (of one run), with the reward weights its
+    ``reward_total`` was summed with (None: unknown)."""
 
     run: str | None
     policy: str
     noise: str
     metrics: dict[str, Any]
+    weights: tuple[tuple[str, float], ...] | None = None
 
     @property
     def header(self) -> str:
         return " / ".join(x for x in (self.run, self.policy, self.noise) if x)
+
+    @property
+    def searched(self) -> bool:
+        """False only when the column is known to have made no search at all."""
+        v = self.metrics.get("searches_per_episode")
+        return not (isinstance(v, (int, float)) and v == 0)
 
 
 def columns_from_record(record: Any, run: str | None = None) -> list[Column]:
     """The columns of one run record's metrics (:attr:`harness.core.record.RunRecord.results`); none without one."""
     if record is None:
         return []
-    return [Column(run, str(policy), noise_label(noise), metrics)
+    weights = tuple(sorted((str(k), float(v)) for k, v in (record.reward_weights or {}).items())) or None
+    return [Column(run, str(policy), noise_label(noise), metrics, weights)
             for policy, by_noise in record.results.items() for noise, metrics in by_noise.items()]
+
+
+def comparable_groups(metric: Metric, cols: Sequence[Column]) -> list[Any]:
+    """For each column, the group of columns its ``metric`` cell may be compared with (None: with none).
+
+    Cells compare only at the same noise level; ``reward_total`` only under the same reward weights; a row
+    about searches (:data:`ABOUT_SEARCHES`) only among columns that searched.
+
+    >>> a = Column(None, "a", "noise 0", {"searches_per_episode": 0.0}, (("retry", 1.0),))
+    >>> b = Column(None, "b", "noise 0", {"searches_per_episode": 1.0}, (("retry", 0.0),))
+    >>> c = Column(None, "a", "noise 0.5", {"searches_per_episode": 1.0}, (("retry", 1.0),))
+    >>> comparable_groups(Metric("accuracy", ""), [a, b, c])
+    ['noise 0', 'noise 0', 'noise 0.5']
+    >>> comparable_groups(Metric("reward_search_strategy", ""), [a, b, c])
+    [None, 'noise 0', 'noise 0.5']
+    >>> [g[1] for g in comparable_groups(Metric("reward_total", ""), [a, b, c])]
+    [(('retry', 1.0),), (('retry', 0.0),), (('retry', 1.0),)]
+    """
+    out: list[Any] = []
+    for c in cols:
+        if metric.key in ABOUT_SEARCHES and not c.searched:
+            out.append(None)
+        elif metric.key == "reward_total":
+            out.append((c.noise, c.weights))
+        else:
+            out.append(c.noise)
+    return out
 
 
 def noise_label(key: Any) -> str:
@@ -134,34 +180,35 @@ def cell(metric: Metric, m: dict[str, Any]) -> tuple[float | None, str]:
     if metric.key.startswith("reward_"):
         ci = mean_interval(value, m.get(f"{metric.key}_std"), m.get("n"))
         if ci:
-            parts.append(f'<span class="ci">[{fmt(ci[0])}, {fmt(ci[1])}]</span>')
+            parts.append(f'<span class="ci">{fmt_interval(*ci)}</span>')
     elif all(isinstance(x, (int, float)) for x in stored) and (m.get("k") or 1) > 1:
         # a K-sample run's interval, computed over questions with their samples (cluster bootstrap; pass@k and
         # maj@k: Wilson over questions), never a Wilson over K x n episodes as if they were independent
         n = metric.denominator(m) if metric.denominator is not None else None
-        parts.append(f'<span class="ci">[{fmt(stored[0])}, {fmt(stored[1])}]'
+        parts.append(f'<span class="ci">{fmt_interval(stored[0], stored[1])}'
                      + (f" n={int(n)}" if isinstance(n, (int, float)) and n != m.get("n") else "") + "</span>")
     elif metric.denominator is not None:
         n = metric.denominator(m)
         if isinstance(n, (int, float)) and n > 0:
             ci = wilson(round(value * n), n)
-            parts.append(f'<span class="ci">[{fmt(ci[0])}, {fmt(ci[1])}]'
+            parts.append(f'<span class="ci">{fmt_interval(*ci)}'
                          + (f" n={int(n)}" if n != m.get("n") else "") + "</span>")
     return float(value), "".join(parts)
 
 
-def best_cells(values: list[float | None], groups: list[str], better: int) -> set[int]:
-    """Indices of the best value in each group (ties all marked); nothing where all values agree.
+def best_cells(values: list[float | None], groups: list[Any], better: int) -> set[int]:
+    """Indices of the best value in each group (ties all marked); nothing where all values agree, in a group
+    of one, or for a cell whose group is None (comparable with nothing).
 
     >>> sorted(best_cells([0.2, 0.5, 0.1, 0.3], ["a", "a", "b", "b"], 1))
     [1, 3]
-    >>> best_cells([0.5, 0.5], ["a", "a"], 1)
-    set()
+    >>> best_cells([0.5, 0.5], ["a", "a"], 1), best_cells([0.9, 0.1], ["a", None], 1)
+    (set(), set())
     """
     if better == NONE:
         return set()
     out: set[int] = set()
-    for g in dict.fromkeys(groups):
+    for g in dict.fromkeys(g for g in groups if g is not None):
         idx = [i for i, (v, gg) in enumerate(zip(values, groups)) if gg == g and v is not None]
         vals = {values[i] for i in idx}
         if len(idx) < 2 or len(vals) < 2:
@@ -178,8 +225,6 @@ def comparison_table(cols: Sequence[Column]) -> str:
     policies = list(dict.fromkeys((c.run, c.policy) for c in cols))
     by_policy = {p: [c for c in cols if (c.run, c.policy) == p] for p in policies}
     ordered = [c for p in policies for c in by_policy[p]]
-    several = len(policies) > 1
-    groups = [c.noise for c in ordered] if several else ["all"] * len(ordered)
     top = "".join(f'<th colspan="{len(by_policy[p])}">{esc(" / ".join(x for x in p if x))}</th>' for p in policies)
     second = "".join(f"<th>{esc(c.noise)}</th>" for c in ordered)
     head = (f'<thead><tr><th class="l" rowspan="2">metric</th>{top}</tr><tr>{second}</tr></thead>')
@@ -188,29 +233,60 @@ def comparison_table(cols: Sequence[Column]) -> str:
     rows = [n_row]
     width = len(ordered) + 1
     for title, metrics in GROUPS + (("Rewards (mean per episode, weighted total)", reward_metrics(ordered)),):
-        if not metrics:
-            continue
-        rows.append(f'<tr class="group"><th colspan="{width}">{esc(title)}</th></tr>')
+        group = []
         for metric in metrics:
             cells = [cell(metric, c.metrics) for c in ordered]
             if all(v is None for v, _ in cells):
                 continue
-            best = best_cells([v for v, _ in cells], groups, metric.better)
+            best = best_cells([v for v, _ in cells], comparable_groups(metric, ordered), metric.better)
             arrow = {UP: " ↑", DOWN: " ↓"}.get(metric.better, "")
             tds = "".join(f'<td class="best">{h}</td>' if i in best else f"<td>{h}</td>"
                           for i, (_, h) in enumerate(cells))
-            rows.append(f'<tr><td class="l"><b>{esc(metric.key)}</b>{arrow}<span class="ci">{esc(metric.meaning)}'
-                        f"</span></td>{tds}</tr>")
+            group.append(f'<tr><td class="l"><b>{esc(metric.key)}</b>{arrow}<span class="ci">{esc(metric.meaning)}'
+                         f"</span></td>{tds}</tr>")
+        if group:   # a group none of whose rows the runs have (samples per question of 1-sample runs) is left out
+            rows += [f'<tr class="group"><th colspan="{width}">{esc(title)}</th></tr>', *group]
     return f'<table class="data cmp">{head}<tbody>{"".join(rows)}</tbody></table>'
 
 
-COMPARISON_NOTE = ("Brackets: 95% interval (Wilson score for proportions, with the denominator n where it is not "
-                   "every episode; normal from the standard deviation for reward means; with K samples per question, "
-                   "a cluster bootstrap over questions, and Wilson over questions for pass@k and maj@k). "
-                   "↑/↓: higher/lower is "
-                   "better; shaded: the best policy at that noise level (ties all shaded; rows where every policy "
-                   "agrees are not shaded). With 32 questions an interval is about ±0.17 wide: overlapping "
-                   "intervals are not a difference.")
+def comparison_note(cols: Sequence[Column]) -> str:
+    """The note under a comparison table; the interval width it quotes is derived from the columns' ``n``.
+
+    >>> "With 100 questions an accuracy interval is up to ±0.10 wide" in comparison_note(
+    ...     [Column(None, "p", "noise 0", {"n": 100})])
+    True
+    >>> "With 32–318 questions an accuracy interval is up to ±0.16–0.05 wide" in comparison_note(
+    ...     [Column(None, "p", "noise 0", {"n": 318}), Column(None, "q", "noise 0", {"n": 32})])
+    True
+    >>> "With 32 questions" in comparison_note([Column(None, "p", "noise 0", {"n": 128, "n_questions": 32})])
+    True
+    """
+    note = ("Brackets: 95% interval (Wilson score for proportions, with the denominator n where it is not "
+            "every episode; normal from the standard deviation for reward means; with K samples per question, "
+            "a cluster bootstrap over questions, and Wilson over questions for pass@k and maj@k). ↑/↓: "
+            "higher/lower is better; shaded: the best policy at that noise level (ties all shaded; rows where "
+            "every policy agrees, one column alone at its noise level, reward_total under different reward weights "
+            "and search rows of a policy that never searched are not shaded).")
+    # questions, not episodes: a K-sample run's n counts K episodes per question
+    counts = [c.metrics.get("n_questions", c.metrics.get("n")) for c in cols]
+    sizes = sorted({int(n) for n in counts if isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 1})
+    if not sizes:
+        return note
+    widths = [interval_half_width(n) for n in (sizes[0], sizes[-1])]
+    many = len(sizes) > 1
+    return (note + f" With {sizes[0]}{f'–{sizes[-1]}' if many else ''} questions an accuracy interval is up to "
+            f"±{widths[0]:.2f}{f'–{widths[1]:.2f}' if many else ''} wide (at 50% accuracy): overlapping intervals "
+            "are not a difference.")
+
+
+def interval_half_width(n: int) -> float:
+    """Half the width of the 95% Wilson interval at 50% accuracy on ``n`` questions (the widest it gets).
+
+    >>> round(interval_half_width(32), 3), round(interval_half_width(100), 3)
+    (0.164, 0.096)
+    """
+    lo, hi = wilson(n / 2, n)
+    return (hi - lo) / 2
 
 
 # ---------------------------------------------------------------- training runs
@@ -230,7 +306,7 @@ def selection(run: Any) -> tuple[str, str]:
     rep = peak.reported
     if rep is None or rep.accuracy is None:
         return split, "not evaluated"
-    ci = f" [{fmt(rep.interval[0])}, {fmt(rep.interval[1])}]" if rep.interval else ""
+    ci = f" {fmt_interval(*rep.interval)}" if rep.interval else ""
     return split, f"{rep.split} {fmt(rep.accuracy)}{ci}"
 
 
@@ -246,15 +322,31 @@ def training_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
         faults = sorted({f.kind for f in run.faults})
         split, headline = selection(run)
         row = [run.label, run.status, headline, split, a.get("n_evals"), a.get("peak_step"),
-               a.get("peak_raw", a.get("peak")), f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "—"]
+               a.get("peak_raw", a.get("peak")), fmt_interval(*ci) if ci else "—"]
         if tied:
             row.append(", ".join(fmt(s) for s in a.get("tied_steps") or []) or "—")
         rows.append(row + [a.get("collapse_step"), a.get("zero_step"), a.get("final_step"), a.get("final_accuracy"),
-                           ", ".join(faults) or "none"])
+                           ", ".join(faults) or "none", learned_cell(a.get("learning"))])
     header = ["run", "status", "reported at the selected step [95% CI]", "selected on", "evals", "peak step",
               "peak accuracy (selection split)", "peak 95% CI"]
     header += ["steps tied with the peak"] if tied else []
-    return header + ["collapse step", "zero step", "final step", "final accuracy", "faults"], rows
+    return header + ["collapse step", "zero step", "final step", "final accuracy", "faults", "learned"], rows
+
+
+def learned_cell(learning: dict[str, Any] | None) -> str:
+    """The training table's verdict on whether a run learned (:mod:`harness.stats.learning`).
+
+    >>> learned_cell({"verdict": "flat", "cause": "small_update"}), learned_cell({"verdict": "learned"})
+    ('no (small_update)', 'yes')
+    >>> learned_cell(None), learned_cell({"verdict": "declined"})
+    ('—', 'got worse')
+    """
+    if not learning:
+        return "—"
+    verdict = learning.get("verdict")
+    if verdict == "flat":
+        return f"no ({learning.get('cause')})"
+    return {"learned": "yes", "declined": "got worse", "too_short": "too short to tell"}.get(verdict, str(verdict))
 
 
 def indicator_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
@@ -298,7 +390,7 @@ def seed_rows(groups: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
                   is not None]
         rows.append([label, ", ".join(str(r.seed) for r in runs), len(runs),
                      sum(peaks) / len(peaks) if peaks else None,
-                     f"[{fmt(low)}, {fmt(high)}]" if low is not None else "—",
+                     fmt_interval(low, high) if low is not None else "—",
                      ", ".join(fmt(r.analysis.get("peak_step")) for r in runs if r.analysis),
                      f"{collapsed}/{len(runs)}", sum(finals) / len(finals) if finals else None])
     return rows

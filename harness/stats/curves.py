@@ -32,6 +32,7 @@ import pandas as pd
 
 from harness.stats.detect import DetectorConfig, EvalPoint, detect_offline
 from harness.stats.intervals import wilson
+from harness.stats.learning import learning_from_curve
 
 __all__ = [
     "INDICATORS",
@@ -317,8 +318,9 @@ def analyze(
     n: int | None = None, mode: str = "offline", config: DetectorConfig | None = None, method: str = "auto",
 ) -> dict[str, Any]:
     """Peak, collapse, persistent-zero step, final accuracy and leading indicators of one curve (of its
-    ``accuracy``: a training run's selection split), and ``reported_at_peak``: the reported split's accuracy
-    at the peak step when the curve records it (``test_accuracy``).
+    ``accuracy``: a training run's selection split), ``reported_at_peak``: the reported split's accuracy
+    at the peak step when the curve records it (``test_accuracy``), and whether the run learned (``learning``:
+    :func:`harness.stats.learning.learning_verdict` on the selection split; None when the eval size is unknown).
 
     With a known eval size (see :func:`eval_points`) and no ``smooth``, the peak comes with its Wilson
     interval, the steps tied with it and the pooled peak level, and the collapse is the noise-aware one
@@ -382,6 +384,8 @@ def analyze(
         "indicators": indicator_onsets(curve, peak["step"], collapse, m),
         "reported_at_peak": _reported_at(curve, peak["step"]),
     })
+    verdict = learning_from_curve(curve, points if points is not None else eval_points(curve, n)[0])
+    out["learning"] = verdict.to_dict() if verdict else None
     return out
 
 

@@ -28,7 +28,12 @@ GRACE_S = int(os.environ.get("HARNESS_SWEEP_GRACE", "30"))
 DUPLICATE = "duplicate"
 #: The experimental Optuna features the harness uses on purpose (matched against the warning text).
 KNOWN_EXPERIMENTAL = (r".*(heartbeat_interval|grace_period|RetryHeartbeatStaleTrialCallback|fail_stale_trials"
-                      r"|retried_trial_number|multivariate|constant_liar)")
+                      r"|retried_trial_number|multivariate|constant_liar|set_metric_names)")
+#: What each objective's values are called in the study (Optuna's metric names: the dashboard's axis labels,
+#: the report's columns), by the ablation's ``objective``. Not the trial attributes' names (``peak``,
+#: ``collapse_step``): the collapse objective is the last step + 1 when a trial did not collapse.
+METRIC_NAMES = {"peak": ["peak accuracy"], "auc": ["auc accuracy"], "final": ["final accuracy"],
+                "peak_and_collapse": ["peak accuracy", "collapse step or end"]}
 
 
 @contextmanager
@@ -123,6 +128,9 @@ def open_study(ab: Ablation, storage_url: str, study_name: str, worker: int = 0)
     if "objectives" not in study.user_attrs:
         study.set_user_attr("objectives", ["peak", "collapse_step"] if ab.objective == "peak_and_collapse"
                             else [ab.objective])
+    if not study.metric_names:   # optuna-dashboard shows these, not "Objective 0"
+        with known_experimental():
+            study.set_metric_names(METRIC_NAMES[ab.objective])
     return study
 
 

@@ -23,6 +23,7 @@ budget does not count it. To repeat a configuration on purpose, make ``seed`` a 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import subprocess
@@ -39,14 +40,48 @@ from harness.sweep.child import command as child_command
 from harness.sweep.study import DUPLICATE, is_duplicate
 from harness.train.config import TrainConfig
 
+log = logging.getLogger(__name__)
+
 POLL_S = 0.5
+#: A running trial prints a progress line at each new eval, and at least this often between evals.
+PROGRESS_S = 60.0
 TRIAL_CONFIG = "trial_config.yaml"
 #: The trial's sampled parameters as the ablation names them (an ``arm`` among them), beside its config.
 TRIAL_PARAMS = "trial_params.yaml"
 #: Trial attribute holding :func:`config_fingerprint`.
 FINGERPRINT = "config_fingerprint"
+#: Trial attribute holding the sweep's command-line overrides (``--max-steps``, ``--set ...``) the trial ran under.
+OVERRIDES = "overrides"
 #: Attributes a trial sets for itself; a retried trial (a killed worker's) starts without its original's.
-OWN_ATTRS = ("stopped", "duplicate_of", "run_dir", "log", "command", FINGERPRINT, "fail_reason")
+OWN_ATTRS = ("stopped", "duplicate_of", "run_dir", "log", "command", FINGERPRINT, "fail_reason", OVERRIDES)
+
+
+def progress_line(number: int, params: dict[str, Any], step: int | None, max_steps: int | None,
+                  last_eval: tuple[int, float] | None, elapsed: float) -> str:
+    """One line on a running trial: its parameters, training step, latest eval and time so far.
+
+    >>> progress_line(3, {"seed": 0, "learning_rate": 0.001}, 12, 30, (10, 0.84), 125.4)
+    'trial 3 (seed=0, learning_rate=0.001): step 12/30, latest eval 0.840 at step 10, 2m05s'
+    >>> progress_line(0, {}, None, None, None, 4.0)
+    'trial 0: step 0, no eval yet, 0m04s'
+    """
+    what = f"trial {number}" + (f" ({', '.join(f'{k}={v}' for k, v in params.items())})" if params else "")
+    at = f"step {step or 0}" + (f"/{max_steps}" if max_steps else "")
+    latest = f"latest eval {last_eval[1]:.3f} at step {last_eval[0]}" if last_eval else "no eval yet"
+    minutes, seconds = divmod(int(round(elapsed)), 60)
+    return f"{what}: {at}, {latest}, {minutes}m{seconds:02d}s"
+
+
+def last_step(run_dir: Path) -> int | None:
+    """The last training step in a running trial's ``curve.csv`` (None before its first row)."""
+    try:
+        lines = (run_dir / "curve.csv").read_text().strip().splitlines()
+    except OSError:
+        return None
+    try:
+        return int(float(lines[-1].split(",", 1)[0])) if len(lines) > 1 else None
+    except ValueError:
+        return None
 
 
 def suggest(trial, ab: Ablation) -> dict[str, Any]:
@@ -190,6 +225,10 @@ class TrialRunner:
             if trial.user_attrs.get(key) is not None:
                 trial.set_user_attr(key, None)
         params = suggest(trial, self.ab)
+        # what the sweep's command line changed from the ablation file (--max-steps 2 makes a smoke study): shown
+        # on the study page
+        trial.set_user_attr(OVERRIDES, {k: v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
+                                        for k, v in self.overrides.items()})
         try:
             fingerprint = config_fingerprint(self.ab, params, self.overrides)
         except Exception:  # refused config: run() fails the trial with the reason
@@ -224,7 +263,7 @@ class TrialRunner:
             raise self._fail(trial, f"trial config refused: {e}") from None
         cmd = train_command(config)
         trial.set_user_attr("command", "harness " + " ".join(cmd[4:]))
-        stop_reason, curve, returncode = self._watch(trial, cmd, run_dir, log_path)
+        stop_reason, curve, returncode = self._watch(trial, cmd, run_dir, log_path, params)
         status = self._status(run_dir)
         # the trial's own online detector (--stop-on-collapse / --patience) ends it with this status
         trial.set_user_attr("stopped", stop_reason or {"stopped_collapse": "collapse",
@@ -248,12 +287,17 @@ class TrialRunner:
         self._record(trial, res)
         return objective_value(self.ab, curve, res)
 
-    def _watch(self, trial, cmd: list[str], run_dir: Path, log_path: Path):
-        """Run ``cmd`` to its end, a prune, a collapse or the timeout; returns (stop reason, curve, exit code)."""
+    def _watch(self, trial, cmd: list[str], run_dir: Path, log_path: Path, params: dict[str, Any] | None = None):
+        """Run ``cmd`` to its end, a prune, a collapse or the timeout; returns (stop reason, curve, exit code).
+        A progress line (:func:`progress_line`) is logged at each new eval and every :data:`PROGRESS_S` seconds."""
         from harness.stats.curves import analyze
 
         reported, stop_reason, curve, t0 = 0, None, None, time.time()
         single = len(self.ab.directions) == 1
+        said = t0
+        max_steps = yaml.safe_load((run_dir / TRIAL_CONFIG).read_text()).get("max_steps") \
+            if (run_dir / TRIAL_CONFIG).is_file() else None
+        params = params or {}
         with open(log_path, "w") as logf:
             proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
             try:
@@ -270,6 +314,13 @@ class TrialRunner:
                         self._record(trial, res)
                         if single and trial.should_prune():
                             stop_reason = "pruned"
+                        said = 0.0   # a new eval: say so now
+                    if not done and time.time() - said >= PROGRESS_S:
+                        last = (int(curve["step"].iloc[-1]), float(curve["accuracy"].iloc[-1])) \
+                            if curve is not None else None
+                        log.info(progress_line(trial.number, params, last_step(run_dir), max_steps, last,
+                                               time.time() - t0))
+                        said = time.time()
                     if stop_reason or done:
                         break
                     if self.timeout and time.time() - t0 > self.timeout:

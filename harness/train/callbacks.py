@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from transformers import TrainerCallback
 
+from harness.core.io import atomic_write_text
 from harness.train.config import ResolvedTrain, TrainConfig
 from harness.train.curve import CurveWriter, FaultMonitor, train_columns
 
@@ -49,6 +50,27 @@ class RunHooks(Protocol):
     def report_eval(self, step: int) -> None: ...
 
     def elapsed(self) -> float: ...
+
+
+def checkpoints_readme(cfg: TrainConfig, resolved: ResolvedTrain, step: int) -> str:
+    """The ``checkpoints/README.md`` of a training run: what the folders hold and what they were trained from.
+
+    >>> from harness.train.config import resolve
+    >>> cfg = TrainConfig(task="apollo3", model="tiny", max_steps=10)
+    >>> print(checkpoints_readme(cfg, resolve(cfg), 5).splitlines()[2])
+    GRPO checkpoints of a `harness train` run: base model `tiny`, task apollo3 v1, preset rezero, seed 0.
+    """
+    weights = ", ".join(f"{k}={v:g}" for k, v in resolved.weights.active().items())
+    return (f"# Checkpoints\n\n"
+            f"GRPO checkpoints of a `harness train` run: base model `{cfg.model}`, task {resolved.task.name} "
+            f"v{resolved.task.version}, preset {cfg.preset}, seed {cfg.seed}.\n\n"
+            f"- `checkpoint-N/`: the model, optimiser, scheduler and RNG state at step N (the newest here: step {step} "
+            f"of {cfg.max_steps}) and `harness_state.json`; `harness train ... --resume -o RUN_DIR` continues from "
+            "the newest complete one.\n"
+            f"- Rewards: {weights} ({resolved.semantics} semantics); learning rate {cfg.learning_rate:g}, "
+            f"group {cfg.num_generations}, {cfg.prompts_per_step} prompts per step.\n"
+            "- The run's record, curve and report are in the folder above: `results.json`, `curve.csv`, "
+            "`report.html`; the best eval's model is `peak/`.\n")
 
 
 def weights_finite(model) -> bool:
@@ -121,6 +143,10 @@ class HarnessCallback(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         self.run.save_state(Path(args.output_dir) / f"checkpoint-{state.global_step}", state.global_step)
+        # TRL writes its model card to the checkpoints folder before each save, naming the base model only when it
+        # is a hub id ("a fine-tuned version of [None]" for a local one): ours replaces it, saying what is there
+        atomic_write_text(Path(args.output_dir) / "README.md", checkpoints_readme(self.run.cfg, self.run.resolved,
+                                                                                  state.global_step))
         return control
 
     def _postfix(self, row: dict) -> None:

@@ -157,7 +157,9 @@ class TrainConfig(BaseModel):
                             "(random-init models such as tiny never emit the protocol otherwise)")
     warm_start_lr: float = Field(5e-3, gt=0, description="learning rate of the warm start (5e-3 suits a random "
                                  "tiny model; a pretrained model wants about 1e-5 to 1e-4)")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads (1 is fastest for tiny on a busy CPU)")
+    threads: int | None = Field(1, ge=0, description="torch CPU threads; 1, the default, is the fastest measured on "
+                                "a shared 2-core CPU (2 threads: 5-6x slower per step, docs/benchmarks.md); 0: "
+                                "torch's own default (one per core), for an idle many-core CPU")
     output_dir: str | None = Field(None, description="run directory (default: runs/train-TASK-PRESET-MODEL-TIME)",
                                    json_schema_extra=cli("--output-dir", "-o"))
     data_dir: str | None = Field(None, description="task data folder (else $HARNESS_DATA_DIR, else the cache)")

@@ -10,6 +10,8 @@ Run directory::
     checkpoints/checkpoint-N/   TRL/transformers checkpoints (model, optimiser, scheduler, RNG) plus
                                 harness_state.json (environment counters, fault streaks): --resume
     peak/                       the best eval's model as a HF folder, LoRA merged, with peak.json (harness.train.peak)
+    weights_start.pt            a fixed sample of the step-0 trainable weights (curve.csv's weight_change is measured
+                                from it: harness.train.weights)
     model/                      the final weights (or adapter, with --lora-rank) of a complete run
     results.json                the run record (harness.core.record.RunRecord, kind 'train': peak, stopping, faults)
     report.html                 written by the command line (harness.report.run_report) after the run returns
@@ -50,6 +52,7 @@ from harness.core.record import (
     OPTIMISTIC,
     Fault,
     Final,
+    LearningVerdict,
     ModelRef,
     Peak,
     RunRecord,
@@ -82,6 +85,7 @@ from harness.train.config import TrainConfig, resolve, with_task_defaults
 from harness.train.curve import CurveWriter, FaultMonitor, eval_columns, reported_columns, reported_eval
 from harness.train.peak import PeakKeeper
 from harness.train.rollback import REF_MODEL, SnapshotStore, intervention_marks
+from harness.train.weights import START_FILE, WeightSketch
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +214,8 @@ def _safetensors_problem(f: Path) -> str | None:
 @contextlib.contextmanager
 def quiet_libraries(threads: int | None) -> Iterator[None]:
     """While a run lasts: no per-file progress bars, library logging at ERROR, the library warnings the
-    harness knows about silenced, torch at ``threads`` CPU threads. Everything is restored on exit."""
+    harness knows about silenced, torch at ``threads`` CPU threads (0 or None: torch's default). Everything is
+    restored on exit."""
     import warnings
 
     import torch
@@ -243,9 +248,11 @@ class TrainRun:
         if cfg.protocol != task.profile:                 # the preset chose the protocol profile
             task = load_task(cfg.task, profile=cfg.protocol)
         self.resolved = resolve(cfg, task)
-        from harness.policies import check_model_name
+        from harness.policies import check_hub_model, check_model_name
 
         check_model_name(cfg.model, "hf")  # a typo fails here, before torch loads or a directory is made
+        check_hub_model(cfg.model, "hf")   # and a hub id with no hub to reach and no cached copy
+
         from harness.train.reporting import check_installed
 
         check_installed(cfg.report_to or [])   # so does a --report-to backend that is not installed
@@ -291,6 +298,7 @@ class TrainRun:
         self.start_step = 0
         self.trainer = None
         self.callback = None
+        self.sketch: WeightSketch | None = None
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -431,8 +439,9 @@ class TrainRun:
         """The selection split through the same code as ``harness run`` (fixed seed and noise; greedy unless
         ``--eval-temperature``): the curve's metrics at ``step``."""
         self.last_metrics = self._evaluate_split(model, step, self.select_questions, reported=False)
+        change = self.sketch.change(model) if self.sketch is not None else None
         self._write_results()
-        return eval_columns(self.last_metrics)
+        return {**eval_columns(self.last_metrics), "weight_change": change}
 
     def _evaluate_split(self, model, step: int, questions: list, *, reported: bool) -> dict:
         """Play ``questions`` (``--eval-samples`` times each), score them, write their eval samples; the metrics."""
@@ -468,6 +477,15 @@ class TrainRun:
         self.timing["eval_s"] += took
         self.timing["eval_reported_s" if reported else "eval_selection_s"] += took
         return compute_metrics(episodes)
+
+    def _start_sketch(self) -> None:
+        """The step-0 sample of the trainable weights: kept in the run directory, so a resumed run measures
+        ``weight_change`` from the same start (a run resumed from a record without one measures from its resume)."""
+        path = self.out / START_FILE
+        self.sketch = WeightSketch.load(path) if self.cfg.resume and path.is_file() else None
+        if self.sketch is None:
+            self.sketch = WeightSketch.take(self.trainer.model)
+            self.sketch.save(path)
 
     def after_eval(self, model, step: int, metrics: dict, optimizer=None, scheduler=None) -> str | None:
         """Keep the model when this eval of the selection split is the best so far; evaluate the reported
@@ -538,7 +556,7 @@ class TrainRun:
                                      new_peak=peak is not None and peak.step == step, collapse_alarm=alarm))
 
     # ------------------------------------------------------------------ run
-    def run(self) -> dict:
+    def run(self) -> RunRecord:
         try:
             with quiet_libraries(self.cfg.threads):
                 return self._run()
@@ -551,6 +569,7 @@ class TrainRun:
         self.started = now()
         restore = self._install_signal_handlers()
         try:
+            self._start_sketch()
             if not any(r["step"] == 0 for r in self.curve.rows):
                 metrics = self.evaluate(self.trainer.model, 0)
                 self.after_eval(self.trainer.model, 0, metrics)
@@ -645,7 +664,8 @@ class TrainRun:
                 noises=[r.eval_noise], seed=cfg.seed, max_turns=r.max_turns, max_new_tokens=r.max_new_tokens,
                 stop_after_action=r.stop_after_action, judge_rule=None, llm_judge=None, semantics=r.semantics,
                 weights=r.weights, samples=cfg.eval_samples, temperature=cfg.eval_temperature,
-                selection_split=cfg.selection_split, selection_questions=self.select_questions))
+                selection_split=cfg.selection_split, selection_questions=self.select_questions),
+            learning=self._learning())
         self.life.write_record(rec)
         return rec
 
@@ -662,6 +682,19 @@ class TrainRun:
                     tied_steps=p["tied_steps"], level=p["level"], level_interval=p["level_interval"],
                     checkpoint="peak" if kept and kept.get("step") == p["step"] else None,
                     split=self.cfg.selection_split, reported=self.reported.get(p["step"]), optimistic=self.optimistic)
+
+    def _learning(self) -> LearningVerdict | None:
+        """Did the run learn (harness.stats.learning), from the curve so far; None before the step-0 eval."""
+        import pandas as pd
+
+        from harness.stats.curves import eval_points
+        from harness.stats.learning import learning_from_curve
+
+        if self.curve.last_eval() is None:
+            return None
+        curve = pd.DataFrame(self.curve.rows)
+        verdict = learning_from_curve(curve, eval_points(curve)[0])
+        return LearningVerdict(**verdict.to_dict()) if verdict else None
 
     def _stopping_summary(self) -> Stopping:
         d = self.detector.decision
