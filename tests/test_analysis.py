@@ -212,6 +212,14 @@ def test_read_curve_refuses_malformed_rows_with_file_and_line(tmp_path: Path, ro
         read_curve(tmp_path)
 
 
+def test_read_curve_names_a_file_that_is_not_text(tmp_path: Path):
+    """`harness analyze BINARY` printed only "'utf-8' codec can't decode byte ...", naming no file."""
+    (tmp_path / "curve.csv").write_bytes(b"step,accuracy\n0,\xd0\xff\n")
+    with pytest.raises(DataError, match=r"curve\.csv is not UTF-8 text \(byte \d+\)"):
+        read_curve(tmp_path)
+    assert read_curve(tmp_path, live=True) is None
+
+
 def test_read_curve_live_tolerates_a_file_being_written(tmp_path: Path):
     assert read_curve(tmp_path / "curve.csv", live=True) is None          # not there yet
     (tmp_path / "curve.csv").write_text("")

@@ -80,3 +80,21 @@ def test_one_file_needs_one_pair_and_json_works(inspect_ai, scripted_run, tmp_pa
     log = read_eval_log(str(tmp_path / "x.json"))
     assert log.eval.task_args["noise_level"] == 0.5 and len(log.samples) == 5
     assert not list(tmp_path.glob(".*tmp*"))  # written whole, then renamed
+
+
+def test_export_never_writes_into_a_run_or_over_a_strangers_file(scripted_run, tmp_path):
+    """Issue 27's data-lost class for `harness export -o` (it wrote wherever it was told): a path inside a run
+    directory (the exported run's own samples.jsonl among them) is refused, and so is an existing file it
+    did not write, unless --force; all before any work."""
+    before = {p.name: p.read_bytes() for p in scripted_run.iterdir() if p.is_file()}
+    for target in (scripted_run / "samples.jsonl", scripted_run / "x.json", scripted_run):
+        res = runner.invoke(app, ["export", str(scripted_run), "--noise", "0.5", "-o", str(target)])
+        assert res.exit_code != 0 and "run directory" in str(res.exception), (target, res.output)
+    assert {p.name: p.read_bytes() for p in scripted_run.iterdir() if p.is_file()} == before
+    mine = tmp_path / "notes.json"
+    mine.write_text("mine")
+    res = runner.invoke(app, ["export", str(scripted_run), "--noise", "0.5", "-o", str(mine)])
+    assert res.exit_code != 0 and "--force" in str(res.exception) and mine.read_text() == "mine"
+    res = runner.invoke(app, ["export", str(scripted_run), "--noise", "0.5", "-o", str(mine), "--force"],
+                        catch_exceptions=False)
+    assert res.exit_code == 0 and mine.read_text() != "mine"

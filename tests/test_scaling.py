@@ -56,6 +56,21 @@ def test_slurm_script_needs_a_shared_database_and_runs_one_worker_per_task():
     assert script.rstrip().endswith("""exec python -m harness.sweep.runner 'a b.yaml' "${SLURM_ARRAY_TASK_ID:-0}\"""")
 
 
+def test_a_slurm_script_never_holds_the_storage_password():
+    """Issue 27's trust class: every place a storage URL is written masks its password. A script for a storage
+    with a password reads the URL from $HARNESS_SWEEP_STORAGE (Slurm passes the submitter's environment) and
+    stops at once, saying so, when it is not set."""
+    from harness.sweep.slurm import STORAGE_ENV, Shell, worker_command
+
+    cmd = worker_command("a.yaml", Shell(f'"${STORAGE_ENV}"'), "s", "runs/s", 2, {}, None)
+    script = sbatch_script(cmd, tasks=2, job_name="j", log_dir="/l", workdir="/w")
+    assert f'"${STORAGE_ENV}" s ' in script and f": \"${{{STORAGE_ENV}:?export {STORAGE_ENV}=" in script
+    empty = {k: v for k, v in os.environ.items() if k != STORAGE_ENV}
+    p = subprocess.run(["bash", "-c", script.split("\n", 1)[1].replace("cd /w", "cd /").replace("mkdir -p /l", ":")],
+                       env=empty, capture_output=True, text=True, check=False)
+    assert p.returncode != 0 and f"export {STORAGE_ENV}=the storage URL" in p.stderr
+
+
 # ----------------------------------------------------------------------------- placement (real processes)
 def _grid(tmp_path: Path, name: str) -> Path:
     ab = {"name": name, "task": "apollo3", "preset": "rezero", "base": {"max_steps": 2, "eval_every": 2},

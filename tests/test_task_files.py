@@ -187,7 +187,7 @@ def test_local_model_names_are_listed_once():
 def test_unsafe_task_names_are_refused(tmp_path, name):
     """Issue 27: a task name with ../ steered the data cache (<cache>/<task name>/) outside its folder."""
     with pytest.raises(ConfigError, match="task name .* is not a plain name"):
-        load_task(_child(tmp_path, f"name: {name!r}\n"))
+        load_task(_write(tmp_path / "child" / "task.yaml", f"include: {APOLLO3}\nname: {name!r}\n"))
 
 
 def test_unsafe_preset_and_file_names_are_refused(tmp_path):

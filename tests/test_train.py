@@ -149,12 +149,16 @@ def test_fault_monitor_state_round_trips():
 
 
 def test_incomplete_checkpoints_are_detected(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
     from harness.train.runner import checkpoint_problems
 
     ck = tmp_path / "checkpoint-4"
     ck.mkdir()
-    for name in ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth"):
-        (ck / name).write_bytes(b"x")
+    save_file({"w": torch.zeros(2)}, str(ck / "model.safetensors"))
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth"):
+        torch.save({"x": torch.zeros(2)}, ck / name)
     (ck / "trainer_state.json").write_text("{}")
     (ck / "harness_state.json").write_text("{\"step\": ")  # torn write
     assert checkpoint_problems(ck) == ["harness_state.json is not valid JSON"]
@@ -324,7 +328,7 @@ def test_resume_reproduces_the_curve(data, warm_tiny, tmp_path, caplog, monkeypa
     (tmp_path / "part" / "checkpoints" / "checkpoint-4" / "optimizer.pt").unlink()
     with caplog.at_level("WARNING"):
         train(*args, "-o", str(tmp_path / "part"), "--resume", "--stop-after", "3", "--max-steps", "4")
-    assert "checkpoint-4 is incomplete (no optimizer.pt)" in caplog.text
+    assert "checkpoint-4 is incomplete or unreadable (no optimizer.pt)" in caplog.text
     assert list((tmp_path / "part" / "checkpoints").glob("incomplete-checkpoint-4-*"))
     assert [r["step"] for r in read_curve(tmp_path / "part")] == ["0", "1", "2", "3"]  # cut to 2, then step 3
     train(*args, "-o", str(tmp_path / "part"), "--resume")

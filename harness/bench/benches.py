@@ -130,14 +130,14 @@ def bench_sweep(ablation: str, overrides: dict, n_trials: int, output_dir: str) 
     """
     import yaml
 
-    from harness.sweep.ablation import load_ablation
+    from harness.core.config import read_yaml
+    from harness.sweep.ablation import ablation_path, load_ablation
     from harness.sweep.runner import run_sweep
 
     ab = load_ablation(ablation)
-    raw = Path(ablation).read_text()
     out: dict = {"machine": machine_info(), "ablation": ab.name, "n_trials": n_trials, "overrides": overrides}
     for arm, pruned in (("full", False), ("pruned", True)):
-        cfg = yaml.safe_load(raw)
+        cfg = read_yaml(Path(ablation_path(ablation)))
         if not pruned:
             cfg["pruner"] = {"name": "none"}
             cfg["collapse_stop"] = {"enabled": False}

@@ -12,6 +12,10 @@ import time
 
 from harness.core.results import machine_info, package_versions
 
+#: The most unclosed tags one size may ask for: the lazy regex is quadratic (5,000 tags take about a
+#: second on a laptop; 10^8 would take years).
+MAX_TAGS = 20_000
+
 
 def _best_of(fn, repeats: int) -> float:
     best = float("inf")

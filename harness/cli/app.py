@@ -10,8 +10,8 @@ from typing import Any, Optional
 
 import typer
 
-from harness.cli.options import config_command
-from harness.core.errors import HarnessError
+from harness.cli.options import bounded, config_command, given, int_list, seed_option, text
+from harness.core.errors import HarnessError, PrintableFilter, printable
 from harness.evaluation.config import RunConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -21,13 +21,13 @@ bench_app = typer.Typer(no_args_is_help=True, help="Measured performance figures
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
 
-TaskOpt = typer.Option("apollo3", "--task", "-t", help="Task name (a folder under tasks/) or path to a task.yaml.")
+TaskOpt = text("apollo3", "--task", "-t", help="Task name (a folder under tasks/) or path to a task.yaml.")
 DataDirOpt = typer.Option(None, "--data-dir",
                           help="Folder with the task's data files (else $HARNESS_DATA_DIR, else the cache).")
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    typer.secho(f"error: {printable(msg)}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
 
@@ -68,15 +68,23 @@ def _run(cfg: RunConfig) -> None:
         for other, names in other_task_policies(r.task).items():
             typer.echo(f"The {', '.join(names)} policy is trained for {other}: "
                        f"harness run --task {other} --model {names[0]}", err=True)
-    from harness.cli.reports import report_run
+    from harness.cli.reports import ReportFailed, report_after_failure, report_run
 
     interrupted = False
     try:
         res = r.run()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:   # Ctrl-C, or SIGTERM (main() turns it into one)
         interrupted = True
-    finally:  # a finished or interrupted run gets its page; a run that wrote nothing gets none
-        html = report_run(r.out, r.title) if cfg.report else None
+    except BaseException:  # a failed run gets its page too; a run that wrote nothing gets none
+        if cfg.report:
+            report_after_failure(r.out, r.title)
+        raise
+    html, failed = None, None
+    if cfg.report:   # a finished or interrupted run gets its page
+        try:
+            html = report_run(r.out, r.title)
+        except ReportFailed as e:
+            failed = e
     if interrupted:
         from harness.cli.resume import interrupted_message
 
@@ -84,11 +92,15 @@ def _run(cfg: RunConfig) -> None:
         saved = sum(1 for line in samples.open(encoding="utf-8") if line.strip()) if samples.is_file() else 0
         if html is not None:
             typer.echo(f"report: {html}", err=True)
+        elif failed is not None:
+            typer.secho(f"error: {failed}", fg=typer.colors.RED, err=True)
         typer.secho(interrupted_message(saved, "episode", sys.argv[1:], r.out), fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(130)
     from harness.report.summary import print_results
 
     print_results(res, run_dir=r.out, report=html)
+    if failed is not None:
+        _fail(str(failed), code=1)
 
 
 #: ``harness run``: options generated from RunConfig (harness.cli.options), plus --config FILE.
@@ -119,13 +131,16 @@ def data_prepare(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
 
 @data_app.command("stats")
 def data_stats(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
-               retrievers: str = typer.Option("bm25,dense", "--retrievers"),
+               retrievers: str = text("bm25,dense", "--retrievers"),
                as_json: bool = typer.Option(False, "--json")) -> None:
     """Corpus and split sizes, and recall@1/3/5 of the gold chunk per retriever (question as query)."""
     from harness.core.config import load_task
     from harness.data.loading import load_task_data
     from harness.data.retrieval import build_retriever, recall_at
 
+    names = [r.strip() for r in retrievers.split(",") if r.strip()]
+    if not names:
+        _fail("--retrievers: give at least one retriever (bm25, dense)")
     t = load_task(task)
     d = load_task_data(t, data_dir)
     out = {"chunks": len(d.corpus), "questions": len(d.questions),
@@ -136,7 +151,7 @@ def data_stats(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
            "recall": {}}
     qs = [q.question for q in d.questions]
     gold = [q.gold_chunk_ids for q in d.questions]
-    for name in retrievers.split(","):
+    for name in names:
         r = build_retriever(t.retrieval, d.corpus, name)
         out["recall"][name] = {f"@{k}": round(v, 3) for k, v in recall_at(r, qs, gold).items()}
     if as_json:
@@ -154,19 +169,20 @@ def data_stats(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
 # ----------------------------------------------------------------------------- search
 @app.command()
 def search(
-    query: str = typer.Argument(..., help="The search query."),
+    query: str = typer.Argument(..., callback=given, help="The search query."),
     task: str = TaskOpt,
-    retriever: str = typer.Option("bm25", "--retriever", help="bm25 (lexical) or dense (MiniLM embeddings, "
-                                  "FAISS; the index is built and cached on first use)."),
-    k: Optional[int] = typer.Option(None, "-k", help="Results shown (default: the task's retrieval.k)."),
-    noise: float = typer.Option(0.0, "--noise", min=0.0, max=1.0, help="Noise level p in [0, 1]."),
-    noise_mode: str = typer.Option("drop_gold", "--noise-mode", help="drop_gold, paraphrase, random, shuffle "
-                                   "(comma-separated)."),
-    question_id: Optional[str] = typer.Option(None, "--question-id", help="Treat the query as this question's search "
-                                              "(e.g. q0019): its gold chunks are marked [GOLD] in the results and "
-                                              "drop_gold knows what to drop."),
-    call_index: int = typer.Option(0, "--call-index", help="Which search of the episode (noise is re-drawn per call)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the noise draws (a run's --seed)."),
+    retriever: str = text("bm25", "--retriever", help="bm25 (lexical) or dense (MiniLM embeddings, "
+                          "FAISS; the index is built and cached on first use)."),
+    k: Optional[int] = bounded(None, "-k", min=1, max=50, help="Results shown (default: the task's retrieval.k)."),
+    noise: float = bounded(0.0, "--noise", min=0.0, max=1.0, help="Noise level p in [0, 1]."),
+    noise_mode: str = text("drop_gold", "--noise-mode", help="drop_gold, paraphrase, random, shuffle "
+                           "(comma-separated)."),
+    question_id: Optional[str] = text(None, "--question-id", help="Treat the query as this question's search "
+                                      "(e.g. q0019): its gold chunks are marked [GOLD] in the results and "
+                                      "drop_gold knows what to drop."),
+    call_index: int = bounded(0, "--call-index", min=0,
+                              help="Which search of the episode (noise is re-drawn per call)."),
+    seed: int = seed_option(help="Seed of the noise draws (a run's --seed)."),
     data_dir: Optional[Path] = DataDirOpt,
 ) -> None:
     """Search the task corpus and print the results as the agent would see them."""
@@ -229,17 +245,19 @@ def validate(files: list[Path] = typer.Argument(..., help="task.yaml or ablation
 @app.command()
 def analyze(run_dirs: list[Path] = typer.Argument(..., help="Run directories or curve.csv files; with --vs, the runs "
                                                 "of arm A (one per seed)."),
-            delta: float = typer.Option(0.5, "--delta", help="Collapse when accuracy < (1-delta) x peak (level)."),
-            m: int = typer.Option(2, "--m", help="... confirmed over m consecutive evals (or to the end)."),
-            smooth: Optional[int] = typer.Option(None, "--smooth", help="Rolling-mean window (exact method only)."),
-            n: Optional[int] = typer.Option(None, "--n", help="Questions per eval, for curves without an 'n' column."),
-            mode: str = typer.Option("offline", "--mode", help="offline (whole curve) or online (where a run "
+            delta: float = bounded(0.5, "--delta", min=0.0, max=1.0,
+                                   help="Collapse when accuracy < (1-delta) x peak (level)."),
+            m: int = bounded(2, "--m", min=1, help="... confirmed over m consecutive evals (or to the end)."),
+            smooth: Optional[int] = bounded(None, "--smooth", min=1, help="Rolling-mean window (exact method only)."),
+            n: Optional[int] = bounded(None, "--n", min=1,
+                                       help="Questions per eval, for curves without an 'n' column."),
+            mode: str = text("offline", "--mode", help="offline (whole curve) or online (where a run "
                                      "watching the curve would stop)."),
-            method: str = typer.Option("auto", "--method", help="auto, binomial (noise-aware) or exact (each eval "
+            method: str = text("auto", "--method", help="auto, binomial (noise-aware) or exact (each eval "
                                        "taken as exact)."),
             vs: list[Path] = typer.Option([], "--vs", help="Runs of arm B (repeat, one per seed, same order as "
                                           "arm A): compare paired on shared questions at each run's peak."),
-            names: str = typer.Option("A,B", "--names", help="Labels of the two arms: 'retry,baseline'."),
+            names: str = text("A,B", "--names", help="Labels of the two arms: 'retry,baseline'."),
             as_json: bool = typer.Option(False, "--json")) -> None:
     """Peak (with interval and tied steps), collapse onset and leading indicators; or a paired comparison."""
     from harness.core.rundir import read_curve
@@ -299,15 +317,20 @@ def _print_analysis(res: dict) -> None:
 def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to compare side by side, or one study "
                                                "directory of `harness sweep` (holding study.db)."),
            output: Optional[Path] = typer.Option(None, "--output", "-o", help="HTML file (default: reports/...)."),
-           title: Optional[str] = typer.Option(None, "--title"),
-           storage: Optional[str] = typer.Option(None, "--storage", help="Study storage URL (e.g. postgresql://...)."),
-           study_name: Optional[str] = typer.Option(None, "--study-name"),
+           title: Optional[str] = text(None, "--title"),
+           storage: Optional[str] = text(None, "--storage", help="Study storage URL (e.g. postgresql://...)."),
+           study_name: Optional[str] = text(None, "--study-name"),
            as_json: bool = typer.Option(False, "--json", help="For a study: print its summary tables as JSON."),
            figures_dir: Optional[Path] = typer.Option(None, "--figures", help="Also write each figure of the report "
                                                       "as a standalone file into this folder."),
-           fmt: str = typer.Option("svg", "--format", help="File format of --figures: svg, pdf or png."),
-           svg_dir: Optional[Path] = typer.Option(None, "--svg", help="Same as --figures DIR --format svg.")) -> None:
+           fmt: str = text("svg", "--format", help="File format of --figures: svg, pdf or png."),
+           svg_dir: Optional[Path] = typer.Option(None, "--svg", help="Same as --figures DIR --format svg."),
+           force: bool = typer.Option(False, "--force", help="Replace an existing --output file that is not a "
+                                      "harness report (a run's or study's own files are never replaced).")) -> None:
     """Write one self-contained HTML report for runs, or for an Optuna ablation study."""
+    from harness.core.outputs import check_output
+    from harness.core.rundir import REPORT
+    from harness.report.page import is_report
     from harness.report.runs import check_report_target
 
     if svg_dir is not None:
@@ -319,6 +342,10 @@ def report(run_dirs: list[Path] = typer.Argument(..., help="Run directories to c
     kinds = [check_report_target(d) for d in run_dirs] if not storage else ["study"]
     if "study" in kinds and len(run_dirs) > 1:
         _fail("a study directory is reported on its own: harness report STUDY_DIR")
+    if output is not None:   # checked before any work: never over a run's files or a stranger's file
+        check_output(output, "harness report", own=(REPORT,), force=force, is_ours=is_report)
+    if figures_dir is not None:
+        check_output(figures_dir, "harness report --figures", folder=True)
     if storage or kinds == ["study"]:
         from harness.report.study_report import study_summary, write_study_report
 
@@ -354,20 +381,23 @@ def _print_protocol(lines: list[str], what: str) -> None:
 
 @app.command()
 def cells(study_dir: Path = typer.Argument(..., help="A `harness sweep` output directory (its trials/ folder)."),
-          arm: str = typer.Option(..., "--arm", help="The trial option whose values are compared paired, e.g. preset."),
+          arm: str = text(..., "--arm", help="The trial option whose values are compared paired, e.g. preset."),
           by: str = typer.Option("", "--by", help="Comma-separated trial options that define the cells the arms are "
                                  "compared within, e.g. model (the exploration regime)."),
-          seed_key: str = typer.Option("seed", "--seed-key", help="The trial option that indexes seeds."),
+          seed_key: str = text("seed", "--seed-key", help="The trial option that indexes seeds."),
           output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Default: STUDY_DIR/cells."),
-          title: Optional[str] = typer.Option(None, "--title"),
-          fmt: str = typer.Option("svg", "--format", help="File format of the per-level figures: svg, pdf or png.")
+          title: Optional[str] = text(None, "--title"),
+          fmt: str = text("svg", "--format", help="File format of the per-level figures: svg, pdf or png.")
           ) -> None:
     """A factorial study cell by cell: means over seeds with 95% t-intervals, arms compared paired within cells."""
+    from harness.core.outputs import check_output
     from harness.report.cells import markdown, write_cells
 
     factors = [f.strip() for f in by.split(",") if f.strip()]
     if fmt not in ("svg", "pdf", "png"):
         _fail(f"--format must be svg, pdf or png, not {fmt!r}")
+    if output_dir is not None:
+        check_output(output_dir, "harness cells", folder=True)
     res = write_cells(study_dir, factors, arm, output_dir, seed_key=seed_key, title=title, fmt=fmt)
     typer.echo(markdown(res["cells"], res["comparisons"]))
     typer.echo(f"written: {output_dir or study_dir / 'cells'}/cells.json, cells.md, cells.html")
@@ -386,35 +416,38 @@ def _overrides(pairs: list[str]) -> dict:
 
 @app.command()
 def sweep(
-    ablation: str = typer.Argument(..., help="An ablation YAML file, or the name of a shipped one (micro_retry)."),
-    n_trials: Optional[int] = typer.Option(None, "--n-trials", help="Finished trials wanted (grid: the grid size)."),
-    storage: Optional[str] = typer.Option(None, "--storage", help="SQLAlchemy URL; default sqlite in the study dir. "
+    ablation: str = typer.Argument(..., callback=given,
+                                   help="An ablation YAML file, or the name of a shipped one (micro_retry)."),
+    n_trials: Optional[int] = bounded(None, "--n-trials", min=1,
+                                      help="Finished trials wanted (grid: the grid size)."),
+    storage: Optional[str] = text(None, "--storage", help="SQLAlchemy URL; default sqlite in the study dir. "
                                           "Use postgresql://... to share one study between machines."),
-    study_name: Optional[str] = typer.Option(None, "--study-name", help="Default: the ablation's name."),
-    workers: int = typer.Option(1, "--workers", help="Worker processes on this machine."),
+    study_name: Optional[str] = text(None, "--study-name", help="Default: the ablation's name."),
+    workers: int = bounded(1, "--workers", min=1, max=256, help="Worker processes on this machine."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o",
                                               help="Study directory (default runs/sweeps/NAME)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Override the base config's model."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every"),
-    eval_limit: Optional[int] = typer.Option(None, "--eval-limit"),
+    model: Optional[str] = text(None, "--model", help="Override the base config's model."),
+    max_steps: Optional[int] = bounded(None, "--max-steps", min=1),
+    eval_every: Optional[int] = bounded(None, "--eval-every", min=1),
+    eval_limit: Optional[int] = bounded(None, "--eval-limit", min=1),
     set_: list[str] = typer.Option([], "--set", help="Any other harness train option: --set num_generations=4 "
                                    "(checked with the ablation before any trial runs)."),
-    trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help="Seconds before a trial is failed."),
+    trial_timeout: Optional[float] = bounded(None, "--trial-timeout", min=1.0,
+                                             help="Seconds before a trial is failed."),
     report: bool = typer.Option(True, "--report/--no-report"),
-    gpus_per_trial: Optional[int] = typer.Option(None, "--gpus-per-trial", min=1, help="Give each worker its own G "
+    gpus_per_trial: Optional[int] = bounded(None, "--gpus-per-trial", min=1, help="Give each worker its own G "
                                                  "GPUs (CUDA_VISIBLE_DEVICES): never two trials on one GPU."),
     print_slurm: bool = typer.Option(False, "--print-slurm", help="Print a Slurm job array (one task per --workers, "
                                      "each a worker of the study in --storage, PostgreSQL) instead of running; "
                                      "the study is created first. Submit it: ... --print-slurm > job.sh; "
                                      "sbatch job.sh"),
-    slurm_cpus: int = typer.Option(2, "--slurm-cpus", help="With --print-slurm: CPUs per array task."),
-    slurm_time: Optional[str] = typer.Option(None, "--slurm-time", help="With --print-slurm: time limit per task."),
-    slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition", help="With --print-slurm: partition."),
+    slurm_cpus: int = bounded(2, "--slurm-cpus", min=1, help="With --print-slurm: CPUs per array task."),
+    slurm_time: Optional[str] = text(None, "--slurm-time", help="With --print-slurm: time limit per task."),
+    slurm_partition: Optional[str] = text(None, "--slurm-partition", help="With --print-slurm: partition."),
 ) -> None:
     """Run (or resume) an Optuna ablation study whose trials are short harness train runs."""
     from harness.cli.reports import report_study
-    from harness.sweep.runner import NoTrialCompleted, run_sweep
+    from harness.sweep.runner import SweepIncomplete, run_sweep
 
     ov = {k: v for k, v in (("model", model), ("max_steps", max_steps), ("eval_every", eval_every),
                             ("eval_limit", eval_limit)) if v is not None}
@@ -431,20 +464,22 @@ def sweep(
         summary = run_sweep(str(ablation), n_trials=n_trials, storage=storage, study_name=study_name, workers=workers,
                             output_dir=str(output_dir) if output_dir else None, overrides=ov,
                             trial_timeout=trial_timeout, gpus_per_trial=gpus_per_trial)
-    except NoTrialCompleted as e:  # the study ran but nothing completed: a failed sweep, not bad input
-        if report:
-            report_study(e.summary)
+    except SweepIncomplete as e:  # the study ran but did not finish (nothing completed): not bad input
+        why = report_study(e.summary, storage) if report else None
         typer.echo(json.dumps(e.summary, indent=2, default=str))
+        if why:
+            typer.secho(f"error: {why}", fg=typer.colors.RED, err=True)
         _fail(str(e), code=1)
-    if report:
-        report_study(summary)
+    why = report_study(summary, storage) if report else None
     typer.echo(json.dumps(summary, indent=2, default=str))
+    if why:
+        _fail(why, code=1)
 
 
 # ----------------------------------------------------------------------------- bench
 @bench_app.command("retrieval")
 def bench_retrieval(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
-                    repeats: int = typer.Option(20, "--repeats")) -> None:
+                    repeats: int = bounded(20, "--repeats", min=1)) -> None:
     """BM25 and dense throughput (batched and one at a time), index build and cold/warm start."""
     from harness.bench.benches import bench_retrieval as b
 
@@ -455,7 +490,7 @@ def bench_retrieval(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
 def bench_env(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
               model: Optional[str] = typer.Option("tiny", "--model",
                                                   help="hf model for the overhead share ('' to skip)."),
-              limit: int = typer.Option(32, "--limit")) -> None:
+              limit: int = bounded(32, "--limit", min=1)) -> None:
     """Environment overhead: episodes/s with scripted policies, share of wall time outside generate, RSS."""
     from harness.bench.benches import bench_env as b
 
@@ -464,10 +499,10 @@ def bench_env(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
 
 @bench_app.command("train")
 def bench_train(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
-                model: str = typer.Option("tiny", "--model"), steps: int = typer.Option(6, "--steps"),
-                threads: int = typer.Option(1, "--threads"),
-                num_generations: int = typer.Option(4, "--num-generations", "-G"),
-                prompts_per_step: int = typer.Option(2, "--prompts-per-step"),
+                model: str = text("tiny", "--model"), steps: int = bounded(6, "--steps", min=1),
+                threads: int = bounded(1, "--threads", min=1),
+                num_generations: int = bounded(4, "--num-generations", "-G", min=2),
+                prompts_per_step: int = bounded(2, "--prompts-per-step", min=1),
                 task_limits: bool = typer.Option(False, "--task-limits", help="Use the task's max turns and tokens "
                                                  "per turn (default: 3 turns of 24 tokens).")) -> None:
     """GRPO step cost on a small model: per-step time, peak RSS, generation/update/environment split."""
@@ -483,13 +518,13 @@ def bench_train(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
 
 @bench_app.command("generation")
 def bench_generation(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
-                     model: str = typer.Option("smollm2-135m", "--model", help="An HF model (name, path or hub id)."),
-                     limit: int = typer.Option(16, "--limit", min=1, help="Test questions played."),
-                     batch_size: int = typer.Option(16, "--batch-size", min=1),
-                     max_new_tokens: int = typer.Option(100, "--max-new-tokens", min=1),
-                     max_turns: int = typer.Option(3, "--max-turns", min=1),
-                     threads: Optional[int] = typer.Option(None, "--threads", min=1),
-                     repeats: int = typer.Option(1, "--repeats", min=1, help="Best of this many timings.")) -> None:
+                     model: str = text("smollm2-135m", "--model", help="An HF model (name, path or hub id)."),
+                     limit: int = bounded(16, "--limit", min=1, help="Test questions played."),
+                     batch_size: int = bounded(16, "--batch-size", min=1),
+                     max_new_tokens: int = bounded(100, "--max-new-tokens", min=1),
+                     max_turns: int = bounded(3, "--max-turns", min=1),
+                     threads: Optional[int] = bounded(None, "--threads", min=1),
+                     repeats: int = bounded(1, "--repeats", min=1, help="Best of this many timings.")) -> None:
     """Tokens per second of a harness rollout against a bare model.generate on the same batches (the ratio)."""
     from harness.bench.generation import bench_generation as b
 
@@ -515,7 +550,9 @@ def bench_corpus(run_dirs: list[Path] = typer.Argument(..., help="harness train 
                  source: str = typer.Option("", "--source", help="How the runs were made (recorded per run).")) -> None:
     """Copy runs' curves (trimmed to the detectors' columns) into an early-warning corpus with labels."""
     from harness.bench.corpus import export_corpus
+    from harness.core.outputs import check_output
 
+    check_output(output_dir, "harness bench corpus", folder=True)
     names = [f"{prefix}{d.name}" for d in run_dirs]
     manifest = export_corpus(run_dirs, output_dir, names, source)
     runs = manifest["runs"]
@@ -524,17 +561,21 @@ def bench_corpus(run_dirs: list[Path] = typer.Argument(..., help="harness train 
 
 
 @bench_app.command("protocol")
-def bench_protocol(sizes: str = typer.Option("1000,2000,5000", "--sizes", help="Unclosed <think> tags per turn."),
-                   repeats: int = typer.Option(3, "--repeats")) -> None:
+def bench_protocol(sizes: str = text("1000,2000,5000", "--sizes", help="Unclosed <think> tags per turn "
+                                             "(comma-separated, each 1 .. 20000)."),
+                   repeats: int = bounded(3, "--repeats", min=1, max=100)) -> None:
     """Turn parsing cost on unclosed tags: the linear parser vs the lazy regex it replaced (us per tag)."""
+    from harness.bench.protocol import MAX_TAGS
     from harness.bench.protocol import bench_protocol as b
 
-    typer.echo(json.dumps(b(tuple(int(x) for x in sizes.split(",")), repeats=repeats), indent=2))
+    typer.echo(json.dumps(b(int_list(sizes, "--sizes", min=1, max=MAX_TAGS), repeats=repeats), indent=2))
+
+
 @bench_app.command("detect")
-def bench_detect(count: int = typer.Option(1000, "--count",
-                                           help="Curves per kind (never-collapsing, collapsing) and n."),
-                 sizes: str = typer.Option("32,100", "--n", help="Eval sizes, comma-separated."),
-                 seed: int = typer.Option(0, "--seed"),
+def bench_detect(count: int = bounded(1000, "--count", min=1, max=1_000_000,
+                                     help="Curves per kind (never-collapsing, collapsing) and n."),
+                 sizes: str = text("32,100", "--n", help="Eval sizes, comma-separated (each 1 .. 100000)."),
+                 seed: int = seed_option(),
                  runs: list[Path] = typer.Option([], "--runs", help="Training runs (repeat) on which to score the "
                                                  "leading indicators against chance."),
                  corpus: Optional[Path] = typer.Option(None, "--corpus", help="An early-warning corpus folder "
@@ -550,7 +591,7 @@ def bench_detect(count: int = typer.Option(1000, "--count",
                  prediction: bool = typer.Option(False, "--prediction", help="With --corpus: the early-warning "
                                                  "prediction test (leave-one-configuration-out AUROC against the "
                                                  "accuracy curve alone, permutation null; harness.stats.warning)."),
-                 permutations: int = typer.Option(1000, "--permutations", help="Label permutations of --prediction."),
+                 permutations: int = bounded(1000, "--permutations", min=1, help="Label permutations of --prediction."),
                  as_json: bool = typer.Option(False, "--json", help="Everything, with rates per stratum.")) -> None:
     """False-collapse and detection rates of the collapse detectors: on real curves, on the planted synthetic
     set and on the empirical generator fitted to real runs; with --runs or --corpus, the leading indicators'
@@ -558,7 +599,7 @@ def bench_detect(count: int = typer.Option(1000, "--count",
     from harness.bench import calibrate, detect
     from harness.bench.real import DEFAULT_SOURCES
 
-    n_sizes = tuple(int(x) for x in sizes.split(",") if x.strip())
+    n_sizes = int_list(sizes, "--n", min=1, max=100_000)
     res = detect.bench_detect(count=count, sizes=n_sizes, seed=seed)
     folders = [str(f) for f in real] or [str(f) for f in DEFAULT_SOURCES if (f / "manifest.json").is_file()]
     cal = (calibrate.bench_calibration(count, n_sizes, seed, with_envelope=envelope, with_tradeoff=tradeoff,
@@ -590,15 +631,17 @@ def bench_detect(count: int = typer.Option(1000, "--count",
 
 
 @bench_app.command("sweep")
-def bench_sweep(ablation: str = typer.Argument(...,
+def bench_sweep(ablation: str = typer.Argument(..., callback=given,
                                                help="Ablation file (or a shipped one's name) for the micro-sweep."),
-                n_trials: int = typer.Option(8, "--n-trials"),
+                n_trials: int = bounded(8, "--n-trials", min=1),
                 output_dir: Path = typer.Option(Path("runs/bench-sweep"), "--output-dir", "-o"),
                 set_: list[str] = typer.Option([], "--set",
                                                help="harness train options, e.g. --set model=micro.")) -> None:
     """Steps run and best objective of a micro-sweep with pruning + collapse stop vs without."""
     from harness.bench.benches import bench_sweep as b
+    from harness.core.outputs import check_output
 
+    check_output(output_dir, "harness bench sweep", folder=True)
     typer.echo(json.dumps(b(str(ablation), _overrides(set_), n_trials, str(output_dir)), indent=2, default=str))
 
 
@@ -642,6 +685,17 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the 
 
 
 _VERBOSE = False
+
+
+_TERMINATED = False
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM (``kill``, a scheduler's time limit) as Ctrl-C: the command unwinds, says where its run stands
+    and how to resume it, and releases its run directory; the exit status is 143 (128 + SIGTERM)."""
+    global _TERMINATED
+    _TERMINATED = True
+    raise KeyboardInterrupt
 
 
 def misplaced_option(args: list[str]) -> str | None:
@@ -688,29 +742,41 @@ def misplaced_option(args: list[str]) -> str | None:
 
 
 def main() -> None:
+    import signal
+    import threading
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:   # no log line prints a value read from a file whole
+        handler.addFilter(PrintableFilter())
     logging.getLogger("harness").setLevel(logging.INFO)
     from pydantic import ValidationError
 
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     wrong = misplaced_option(sys.argv[1:])
     if wrong:
         typer.secho(f"error: {wrong}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     try:
         app(standalone_mode=True)
+    except SystemExit as e:   # the command line turns the KeyboardInterrupt into an exit status (130)
+        if _TERMINATED and e.code not in (0, None):
+            sys.exit(128 + signal.SIGTERM)
+        raise
     except HarnessError as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        typer.secho(f"error: {printable(e)}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     except ValidationError as e:  # an option value out of range (e.g. --limit 0)
         msgs = "; ".join(f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}"
                          for err in e.errors())
-        typer.secho(f"error: invalid option value: {msgs}", fg=typer.colors.RED, err=True)
+        typer.secho(f"error: invalid option value: {printable(msgs)}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     except OSError as e:  # a file the run needs is missing, unwritable or of the wrong kind
         if _VERBOSE or e.filename is None:
             raise
         where = e.filename if e.filename2 is None else f"{e.filename} -> {e.filename2}"
-        typer.secho(f"error: {e.strerror or type(e).__name__}: {where} (rerun with --verbose for the traceback)",
+        typer.secho(f"error: {e.strerror or type(e).__name__}: {printable(where)} (rerun with --verbose for the "
+                    "traceback)",
                     fg=typer.colors.RED, err=True)
         sys.exit(2)
 

@@ -13,6 +13,8 @@ from typing import Optional
 
 import typer
 
+from harness.cli.options import bounded, text
+
 lmeval = typer.Typer(invoke_without_command=True, help="Single-shot Apollo 3 (the lm-eval tasks apollo3_*) with the "
                      "harness's HF backend and judge; `harness lmeval path` prints the lm-eval task folder.")
 
@@ -20,14 +22,16 @@ lmeval = typer.Typer(invoke_without_command=True, help="Single-shot Apollo 3 (th
 @lmeval.callback()
 def run(
     ctx: typer.Context,
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model path, hub id or 'tiny' (required)."),
-    variants: str = typer.Option("closedbook,goldcontext,rag", "--variants",
+    model: Optional[str] = text(None, "--model", "-m", help="Model path, hub id or 'tiny' (required)."),
+    variants: str = text("closedbook,goldcontext,rag", "--variants",
                                  help="Comma-separated: closedbook, goldcontext, rag."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N test questions."),
-    max_gen_toks: Optional[int] = typer.Option(None, "--max-gen-toks", help="Default: the task YAML's (256)."),
-    batch_size: int = typer.Option(1, "--batch-size"),
+    limit: Optional[int] = bounded(None, "--limit", min=1, help="Only the first N test questions."),
+    max_gen_toks: Optional[int] = bounded(None, "--max-gen-toks", min=1, help="Default: the task YAML's (256)."),
+    batch_size: int = bounded(1, "--batch-size", min=1),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Else $HARNESS_DATA_DIR, else the cache."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write metrics and samples as JSON here."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --output file that harness lmeval did "
+                               "not write."),
 ) -> None:
     """Single-shot Apollo 3 (the lm-eval tasks apollo3_*) with the harness's HF backend and judge.
 
@@ -43,16 +47,21 @@ def run(
 
     chosen = [v.strip() for v in variants.split(",") if v.strip()]
     bad = [v for v in chosen if v not in VARIANTS]
-    if bad:
-        typer.secho(f"error: unknown variant(s) {bad}; valid: {', '.join(VARIANTS)}", fg=typer.colors.RED, err=True)
+    if bad or not chosen:
+        typer.secho(f"error: {f'unknown variant(s) {bad}' if bad else 'no variant given'}; valid: "
+                    f"{', '.join(VARIANTS)}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
     from harness.core.config import load_task
+    from harness.core.outputs import check_output
     from harness.data.loading import load_task_data
-    from harness.policies.hf import load as load_hf
+    from harness.policies import check_model_name, load_policy
 
+    if output is not None:
+        check_output(output, "harness lmeval", force=force, is_ours=_is_lmeval_output)
+    check_model_name(model, "hf")
     dd = str(data_dir) if data_dir else None
     corpus = load_task_data(load_task(LMEVAL_TASK), dd).corpus if model == "tiny" else None
-    policy = load_hf(model, corpus=corpus, batch_size=batch_size)  # loaded once for all variants
+    policy = load_policy("hf", model, corpus=corpus, batch_size=batch_size)  # loaded once for all variants
     runs = [run_single_shot(model, v, limit=limit, max_gen_toks=max_gen_toks, data_dir=dd, policy=policy)
             for v in chosen]
     typer.echo(f"{'task':<22}{'n':>4}  {'exact_match':>11}  {'f1':>6}  {'correct':>7}")
@@ -60,9 +69,21 @@ def run(
         m = r["metrics"]
         typer.echo(f"{r['task']:<22}{r['n']:>4}  {m['exact_match']:>11.4f}  {m['f1']:>6.4f}  {m['correct']:>7.4f}")
     if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps({"model": model, "runs": runs}, indent=2))
+        from harness.core.io import atomic_write_text
+
+        atomic_write_text(output, json.dumps({"model": model, "runs": runs}, indent=2))
         typer.echo(f"written: {output}")
+
+
+def _is_lmeval_output(path: Path) -> bool:
+    """A JSON file an earlier ``harness lmeval -o`` wrote (``{"model": ..., "runs": [...]}``)."""
+    try:
+        if path.stat().st_size > 64 << 20:
+            return False
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and set(data) == {"model", "runs"} and isinstance(data["runs"], list)
 
 
 @lmeval.command("path")

@@ -9,6 +9,8 @@ from typing import Optional
 
 import typer
 
+from harness.cli.options import bounded, given, seed_option
+
 micro = typer.Typer(no_args_is_help=True, help="The micro-scale policy: a few-million-parameter model that learns "
                     "on CPU (task apollo3_micro). `--model micro` uses it.")
 
@@ -17,9 +19,9 @@ micro = typer.Typer(no_args_is_help=True, help="The micro-scale policy: a few-mi
 def build(
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Folder to write (default: the cache, "
                                               "where `--model micro` finds it)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Warm-start steps (default: the shipped spec)."),
-    seed: int = typer.Option(0, "--seed"),
-    p_retry: Optional[float] = typer.Option(None, "--p-retry", min=0.0, max=1.0,
+    steps: Optional[int] = bounded(None, "--steps", min=1, help="Warm-start steps (default: the shipped spec)."),
+    seed: int = seed_option(),
+    p_retry: Optional[float] = bounded(None, "--p-retry", min=0.0, max=1.0,
                                             help="Probability that a demonstration searches again after a miss "
                                             "(default 0.3, the shipped weights). `--model micro:p_retry=X` names "
                                             "the same build."),
@@ -31,8 +33,10 @@ def build(
 
     from tqdm.auto import tqdm
 
-    from harness.models.micro import BuildSpec, build_micro, load_micro_data, weights_digest
+    from harness.models.micro import BuildSpec, build_micro, check_build_target, load_micro_data, weights_digest
 
+    if output_dir is not None:   # before any work: the build replaces the folder whole
+        check_build_target(output_dir)
     spec = BuildSpec(seed=seed)
     if steps is not None:
         spec = replace(spec, steps=steps)
@@ -54,7 +58,8 @@ def build(
 
 
 @micro.command("path")
-def path(model: str = typer.Argument("micro", help="micro, or micro:KEY=VALUE,... (a non-default build)"),
+def path(model: str = typer.Argument("micro", callback=given,
+                                     help="micro, or micro:KEY=VALUE,... (a non-default build)"),
          data_dir: Optional[Path] = typer.Option(None, "--data-dir")) -> None:
     """Print where `--model micro` (or `micro:p_retry=0.03`) resolves, building it first if needed."""
     from harness.models.micro import resolve_micro

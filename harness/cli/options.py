@@ -8,11 +8,17 @@ left at its default never overrides the file); see :func:`harness.core.options.l
 
 How a field's type becomes an option: ``bool`` -> ``--x/--no-x``; ``int``/``float``/``str`` as they are;
 ``Literal[...]`` -> a choice; lists and anything else -> text the model parses (lists: comma-separated).
+
+Options declared by hand (``harness search -k``, ``harness sweep --workers``, the ``bench`` commands)
+say their bounds where they are declared, through :func:`bounded`: every number has a lower bound, and
+a float must be finite (click's ranges let ``nan`` through, since ``nan < 0`` is false). Their text options
+go through :func:`text`, which refuses an empty value.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import types
 import typing
 from pathlib import Path
@@ -22,12 +28,69 @@ import typer
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from harness.core.options import flags_of, load_config
+from harness.core.options import SEED_MAX, flags_of, load_config
 
 #: Parameter sources (by name: typer ships its own copy of click's enum) that mean "the user did not
 #: say it", so the model's default applies, or the file's.
 _NOT_GIVEN = ("DEFAULT", "DEFAULT_MAP")
 _SCALARS = (bool, int, float, str)
+
+
+def finite(value: Any) -> Any:
+    """Option callback: a float option's value unless it is ``nan`` or infinite (the ranges of
+    :func:`bounded` cannot say so: every comparison with ``nan`` is false)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+def given(value: Any) -> Any:
+    """Option callback: a text option's value unless it is empty or blank (``--retriever ''`` would search
+    with the task's retriever, ``--storage ''`` would use the default storage, each without a word)."""
+    if isinstance(value, str) and not value.strip():
+        raise typer.BadParameter("empty value: give one, or leave the option out for its default")
+    return value
+
+
+def text(default: Any, *flags: str, **kw: Any) -> Any:
+    """A text ``typer.Option`` that refuses an empty value (:func:`given`): every hand-declared text option
+    but the few where empty means something (``bench env --model ''`` skips the model)."""
+    return typer.Option(default, *flags, callback=given, **kw)
+
+
+def bounded(default: Any, *flags: str, min: float, max: float | None = None, **kw: Any) -> Any:
+    """A numeric ``typer.Option`` with its range said where it is declared (``min`` required) and, for floats,
+    :func:`finite` as its check: ``--repeats -1``, ``-k 0``, ``--workers 0`` or ``--trial-timeout nan`` are
+    refused by the command line in one message, exit 2, before any work.
+    """
+    return typer.Option(default, *flags, min=min, max=max, callback=finite, **kw)
+
+
+def int_list(text: str, flag: str, *, min: int, max: int) -> tuple[int, ...]:  # noqa: A002 - as bounded()'s
+    """A comma-separated list option of whole numbers, each in ``min .. max``, at least one; BadParameter
+    naming ``flag`` otherwise.
+
+    >>> int_list("1000, 2000", "--sizes", min=1, max=20000)
+    (1000, 2000)
+    """
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not parts:
+        raise typer.BadParameter("give at least one whole number", param_hint=flag)
+    out = []
+    for p in parts:
+        try:
+            v = int(p)
+        except ValueError:
+            raise typer.BadParameter(f"{p!r} is not a whole number", param_hint=flag) from None
+        if not min <= v <= max:
+            raise typer.BadParameter(f"{v} is not in {min} .. {max}", param_hint=flag)
+        out.append(v)
+    return tuple(out)
+
+
+def seed_option(default: int = 0, help: str | None = None) -> Any:  # noqa: A002 - typer's name
+    """``--seed``: 0 .. 2**32 - 1, what numpy and torch accept."""
+    return bounded(default, "--seed", min=0, max=SEED_MAX, help=help)
 
 
 def _strip_optional(annotation: Any) -> Any:

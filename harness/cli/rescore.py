@@ -10,17 +10,19 @@ from typing import Optional
 
 import typer
 
+from harness.cli.options import text
+
 
 def rescore(
     run: Path = typer.Argument(..., help="A harness run directory (samples.jsonl, config.json, results.json)."),
     output_dir: Path = typer.Option(..., "--output-dir", "-o", help="The new run directory."),
-    judge: Optional[str] = typer.Option(None, "--judge", help="Another answer judge rule: default, exact_match, f1, "
+    judge: Optional[str] = text(None, "--judge", help="Another answer judge rule: default, exact_match, f1, "
                                         "contains, number."),
-    llm_judge: Optional[str] = typer.Option(None, "--llm-judge", help="Also grade the answers with this model "
+    llm_judge: Optional[str] = text(None, "--llm-judge", help="Also grade the answers with this model "
                                             "(Yes/No prompt); verdicts and agreement are stored."),
-    llm_judge_backend: Optional[str] = typer.Option(None, "--llm-judge-backend", help="Backend of --llm-judge."),
-    reward_semantics: Optional[str] = typer.Option(None, "--reward-semantics", help="rezero or strict."),
-    reward_weights: Optional[str] = typer.Option(None, "--reward-weights", help="Overrides of the task's weights, "
+    llm_judge_backend: Optional[str] = text(None, "--llm-judge-backend", help="Backend of --llm-judge."),
+    reward_semantics: Optional[str] = text(None, "--reward-semantics", help="rezero or strict."),
+    reward_weights: Optional[str] = text(None, "--reward-weights", help="Overrides of the task's weights, "
                                                  "e.g. 'retry=0,format=1' (they replace the run's own overrides)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html in the new directory."),
 ) -> None:

@@ -17,15 +17,23 @@ from harness.train.config import TrainConfig
 
 
 def _train(cfg: TrainConfig) -> None:
-    from harness.cli.reports import report_run
+    from harness.cli.reports import ReportFailed, report_after_failure, report_run
     from harness.train.runner import TrainRun
 
     run = TrainRun(cfg)
+    title = f"harness train: {run.out.name}"
     try:
         res = run.run()
-    finally:  # a finished, stopped or interrupted run gets its page
+    except BaseException:  # a failed or interrupted run gets its page too
         if cfg.report:
-            report_run(run.out, f"harness train: {run.out.name}")
+            report_after_failure(run.out, title)
+        raise
+    failed = None
+    if cfg.report:   # a finished or stopped run gets its page
+        try:
+            report_run(run.out, title)
+        except ReportFailed as e:
+            failed = e
     r = run.resolved
     typer.echo(f"rewards: {r.semantics} semantics, stop_after_action={str(r.stop_after_action).lower()}")
     typer.echo(headline(res))
@@ -45,6 +53,9 @@ def _train(cfg: TrainConfig) -> None:
     typer.echo(f"run directory: {run.out}" + (f" (best model: {run.out / 'peak'})" if peak and peak.checkpoint else ""))
     if (run.out / "report.html").is_file():
         typer.echo(f"report: {run.out / 'report.html'}")
+    if failed is not None:
+        typer.secho(f"error: {failed}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
     if res.status == "diverged":
         raise typer.Exit(3)
     if res.status == "partial":

@@ -67,7 +67,7 @@ def one_of(value: str, choices: tuple[str, ...], what: str) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataFile(_Strict):
@@ -216,6 +216,8 @@ class NoiseConfig(_Strict):
         bad = [m for m in v if m not in NOISE_MODES]
         if bad:
             raise ValueError(f"unknown noise mode(s) {bad}; valid: {', '.join(NOISE_MODES)}")
+        if not v:  # a level with no mode would search clean under a "noise 0.5" heading
+            raise ValueError(f"no noise mode given; valid: {', '.join(NOISE_MODES)}")
         return tuple(v)
 
 
@@ -563,7 +565,8 @@ def make_noise(level: float, modes: Any) -> NoiseConfig:
     try:
         return NoiseConfig(level=level, modes=modes)
     except ValidationError as e:
-        raise ConfigError("; ".join(f"noise: {err['msg']}" for err in e.errors())) from None
+        raise ConfigError("; ".join(f"noise: {err['msg'].removeprefix('Value error, ')}"
+                                    for err in e.errors())) from None
 
 
 def shipped_tasks_dir() -> Path:
@@ -600,12 +603,16 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping, raising :class:`ConfigError` that names the file on any problem.
 
-    Hostile input is a one-line error too: a directory, an unreadable or binary file, or nesting so
-    deep (or a file so large) that the parser runs out of stack or memory.
+    Hostile input is a one-line error too: a directory, an unreadable or binary file, a key given
+    twice, aliases that expand past a bound, a file over a MiB (:mod:`harness.core.safeyaml`), or
+    nesting so deep that the parser runs out of stack.
     """
+    from harness.core import safeyaml
+
     try:
+        safeyaml.check_size(path)
         with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f)
+            raw = safeyaml.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except IsADirectoryError:
@@ -615,7 +622,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); is it a YAML file?") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+    except ValueError as e:  # larger than a config file may be
+        raise ConfigError(str(e)) from None
     except RecursionError:
         raise ConfigError(f"{path}: YAML nested too deeply to load; configs are a few levels deep") from None
     except MemoryError:

@@ -75,8 +75,24 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
+def named(error: OSError, path: Path | str) -> OSError:
+    """``error`` with ``path`` as its file name when it has none (``write()`` on a full disk raises
+    ``OSError(28, 'No space left on device')`` naming no file); the command line prints it in one line.
+
+    >>> named(OSError(28, "No space left on device"), "run/results.json")
+    OSError(28, 'No space left on device')
+    >>> named(OSError(28, "No space left on device"), "run/results.json").filename
+    'run/results.json'
+    """
+    if error.filename is not None:
+        return error
+    return OSError(error.errno, error.strerror or str(error), str(path))
+
+
 def atomic_write_bytes(path: Path | str, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` through a temp file in the same folder, fsync, then ``os.replace``."""
+    """Write ``payload`` to ``path`` through a temp file in the same folder, fsync, then ``os.replace``.
+
+    A failed write (a full disk) leaves ``path`` as it was and raises an OSError naming ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -87,6 +103,9 @@ def atomic_write_bytes(path: Path | str, payload: bytes) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise named(e, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -103,6 +103,62 @@ def split_commas(value: Any) -> Any:
     return value
 
 
+#: The largest seed any command takes: seeds reach numpy and torch, which take 0 .. 2**32 - 1.
+SEED_MAX = 2**32 - 1
+
+
+def nonempty_list(value: Any) -> Any:
+    """:func:`split_commas`, refusing a list with nothing in it (``--noise ''`` would run zero episodes and
+    call the run complete; ``--noise-mode ''`` would search without noise under a "noise 0.5" heading).
+
+    >>> nonempty_list("0,0.5"), nonempty_list(None)
+    (['0', '0.5'], None)
+    >>> nonempty_list(" , ")
+    Traceback (most recent call last):
+    ...
+    ValueError: empty list: give at least one value, or leave the option out for its default
+    """
+    value = split_commas(value)
+    if isinstance(value, (list, tuple)) and not value:
+        raise ValueError("empty list: give at least one value, or leave the option out for its default")
+    return value
+
+
+def finite_number(value: Any) -> Any:
+    """``value`` unless it is a float that is ``nan`` or infinite: a field validator for the options a run
+    records (``--temperature inf`` passes ``ge=0``, plays every episode, then cannot be written as JSON).
+    Mappings are left to their own checks (an ablation may mean non-finite reward weights).
+
+    >>> finite_number(0.5), finite_number("inf")
+    (0.5, 'inf')
+    >>> finite_number(float("inf"))
+    Traceback (most recent call last):
+    ...
+    ValueError: Input should be a finite number
+    """
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("Input should be a finite number")
+    return value
+
+
+def not_blank(value: Any) -> Any:
+    """``value`` unchanged unless it is an empty or all-blank string (``--model ''``, ``--task ''``), which
+    no option means: leave the option out for its default.
+
+    >>> not_blank("tiny"), not_blank(None)
+    ('tiny', None)
+    >>> not_blank("  ")
+    Traceback (most recent call last):
+    ...
+    ValueError: empty value: give one, or leave the option out for its default
+    """
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("empty value: give one, or leave the option out for its default")
+    return value
+
+
 def validation_messages(err: ValidationError, name_of: Callable[[str], str]) -> list[str]:
     """One ``name: message`` per problem; ``name_of`` turns a field name into how the user spelled it."""
     out = []
@@ -179,15 +235,36 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.suffix.lower() != ".json":
         return read_yaml(path)
+    from harness.core.safeyaml import check_size
+
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        check_size(path)
+        raw = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ConfigError(f"{path}: not a readable JSON file: {e}") from None
+    except ValueError as e:  # too large, or a key given twice
+        raise ConfigError(f"{path}: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     return raw
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; ValueError for a key given twice (``json`` keeps the last silently).
+
+    >>> json.loads('{"seed": 1, "seed": 2}', object_pairs_hook=_unique_keys)
+    Traceback (most recent call last):
+    ...
+    ValueError: duplicate key 'seed' in a JSON object; each key may appear once
+    """
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r} in a JSON object; each key may appear once")
+        out[k] = v
+    return out
 
 
 def read_config_file(path: str | Path, section: str) -> dict[str, Any]:
@@ -213,8 +290,27 @@ def read_config_file(path: str | Path, section: str) -> dict[str, Any]:
     return normalise_keys(raw)
 
 
+def brief(value: Any, width: int = 80) -> str:
+    """``repr(value)`` cut to about ``width`` characters, built without formatting the whole value (a
+    value read from a file may be megabytes long, or a structure of shared lists that would print as
+    gigabytes).
+
+    >>> brief("x" * 10_000, 20)
+    "'xxxxxxx...xxxxxxxx'"
+    >>> brief([[1, 2, 3]] * 1_000_000)
+    '[[1, 2, 3], [1, 2, 3], [1, 2, 3], [1, 2, 3], [1, 2, 3], [1, 2, 3], ...]'
+    """
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = width
+    r.maxlong = width
+    text = r.repr(value)
+    return text if len(text) <= width * 2 else text[:width] + "..."
+
+
 def _show(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in values.items()) or "nothing"
+    return ", ".join(f"{k}={brief(v)}" for k, v in values.items()) or "nothing"
 
 
 def layer(model: type[M], *, file_values: dict[str, Any] | None = None, source: str | Path | None = None,

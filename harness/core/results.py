@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import DataError
-from harness.core.io import atomic_write_text
+from harness.core.io import atomic_write_text, named
 
 _PACKAGES = ("torch", "transformers", "trl", "datasets", "optuna", "bm25s", "faiss-cpu", "sentence-transformers",
              "lm_eval", "vllm", "numpy", "pandas", "peft", "accelerate")
@@ -124,14 +124,26 @@ class JsonlAppender:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _drop_torn_tail(self.path)
         self._f = open(self.path, "a", encoding="utf-8")
+        self._failed = False
 
     def write(self, row: dict) -> None:
-        self._f.write(json.dumps(clean_nans(row), default=_json_default) + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        """Append one row; an OSError naming the file when it cannot be written (a full disk: the torn
+        line is dropped when the file is next opened)."""
+        line = json.dumps(clean_nans(row), default=_json_default) + "\n"
+        try:
+            self._f.write(line)
+            self._f.flush()
+            os.fsync(self._f.fileno())
+        except OSError as e:
+            self._failed = True
+            raise named(e, self.path) from None
 
     def close(self) -> None:
-        self._f.close()
+        try:
+            self._f.close()
+        except OSError as e:    # after a failed write the buffer cannot be flushed either: said once already
+            if not self._failed:
+                raise named(e, self.path) from None
 
     def __enter__(self) -> "JsonlAppender":
         return self

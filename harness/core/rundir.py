@@ -71,6 +71,12 @@ REPORTED = "reported"
 REPORT = "report.html"
 #: The files whose presence makes a directory a run (``eval_samples/`` too).
 RUN_FILES = (RECORD, CURVE, SAMPLES, CONFIG)
+#: What only one kind of run writes, by its config section: a directory holding another kind's files is
+#: never opened as a run of this kind (its config.json and results.json would be overwritten).
+KIND_FILES = {"run": (SAMPLES,), "train": (CURVE, EVAL_SAMPLES, "checkpoints")}
+
+#: The command that writes each kind of run, by its config section.
+RECORD_COMMANDS = {"run": "harness run", "train": "harness train"}
 
 LOCK_NAME = ".lock"
 #: The lock's companion file: who holds the lock (written atomically after the lock is taken).
@@ -352,6 +358,7 @@ class RunLifecycle:
 
     def open(self, options: dict[str, Any], *, resume: bool) -> None:
         """Lock the directory (held until :meth:`close`) and run every check before the first write."""
+        self.check_not_foreign()
         self.rundir.open()
         if not resume and self.holds(self.out):
             raise ConfigError(f"{self.out} already holds {self.noun}; pass --resume to continue it "
@@ -361,6 +368,32 @@ class RunLifecycle:
         if resume:
             check_resume(self.out, self.section, options, self.resume_free,
                          holds_results=self.has_results(self.out), what=self.what, model=self.model)
+
+    def check_not_foreign(self) -> None:
+        """Refuse, before anything is created, a directory that belongs to something else: a run of the other
+        kind (``harness run -o TRAIN_RUN``), a sweep's study directory, a model folder, or a folder inside
+        another run directory."""
+        out = self.out
+        for parent in out.absolute().parents:
+            if is_run_dir(parent):
+                raise ConfigError(f"{out} lies inside the run directory {parent}; choose an --output-dir outside it")
+        if is_study_dir(out):
+            raise ConfigError(f"{out} is a study directory of harness sweep; choose another --output-dir")
+        if is_model_dir(out):
+            raise ConfigError(f"{out} is a model folder; choose another --output-dir")
+        for section, names in KIND_FILES.items():
+            theirs = [n for n in names if section != self.section and (out / n).exists()]
+            if theirs:
+                raise ConfigError(f"{out} holds a `{RECORD_COMMANDS[section]}` run ({', '.join(theirs)}), not one of "
+                                  f"`{RECORD_COMMANDS[self.section]}`; choose another --output-dir")
+        try:
+            saved = json.loads((out / CONFIG).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        other = [s for s in RECORD_COMMANDS if s != self.section and isinstance(saved, dict) and s in saved]
+        if other:
+            raise ConfigError(f"{out} holds a `{RECORD_COMMANDS[other[0]]}` run (its config.json), not one of "
+                              f"`{RECORD_COMMANDS[self.section]}`; choose another --output-dir")
 
     def write_config(self, config: dict[str, Any]) -> None:
         from harness.core.results import write_json
@@ -407,6 +440,26 @@ def is_run_dir(path: Path | str) -> bool:
     return path.is_dir() and (any((path / f).is_file() for f in RUN_FILES) or (path / EVAL_SAMPLES).is_dir())
 
 
+#: What a study directory keeps (``harness sweep``); the rest of the folder is free for pages and figures.
+STUDY_FILES = ("study.db", "summary.json", "trials")
+#: A model folder the harness built records how (``harness micro build``, the ``tiny`` and warm-start caches).
+BUILD_RECORD = "harness_build.json"
+
+
+def is_study_dir(path: Path | str) -> bool:
+    """A ``harness sweep`` output directory: holds study.db, summary.json or trials/ (the other folders the
+    harness keeps; :mod:`harness.core.outputs` keeps every command off them)."""
+    path = Path(path)
+    return path.is_dir() and any((path / f).exists() for f in STUDY_FILES)
+
+
+def is_model_dir(path: Path | str) -> bool:
+    """A model folder: a Hugging Face ``config.json`` with weights (or a build record) beside it."""
+    path = Path(path)
+    return path.is_dir() and (path / CONFIG).is_file() and (
+        (path / "model.safetensors").is_file() or (path / BUILD_RECORD).is_file())
+
+
 def read_curve(path: Path | str, *, live: bool = False):
     """A training curve as a DataFrame sorted by step: ``RUN_DIR/curve.csv`` when given a directory.
 
@@ -425,11 +478,13 @@ def read_curve(path: Path | str, *, live: bool = False):
         if not csv.is_file():
             raise FileNotFoundError(f"no curve file at {csv}")
         curve = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except (FileNotFoundError, pd.errors.EmptyDataError, pd.errors.ParserError) as e:
+    except (FileNotFoundError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
         if live:
             return None
         if isinstance(e, FileNotFoundError):
             raise
+        if isinstance(e, UnicodeDecodeError):
+            raise DataError(f"{csv} is not UTF-8 text (byte {e.start}); is it a curve.csv?") from None
         raise DataError(f"{csv} is not a readable CSV ({_first_line(e)})") from None
     try:
         curve = _checked_curve(curve, csv)

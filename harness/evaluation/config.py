@@ -15,7 +15,7 @@ from typing import Annotated, ClassVar
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from harness.core.config import SemanticsOverride, StopAfterActionOverride, weights_field
-from harness.core.options import cli, split_commas
+from harness.core.options import SEED_MAX, cli, finite_number, nonempty_list, not_blank
 
 
 class RunConfig(BaseModel):
@@ -56,7 +56,7 @@ class RunConfig(BaseModel):
     eval_limit: int | None = Field(None, ge=1, description="evaluate only the first N questions of the split",
                                    validation_alias=AliasChoices("eval_limit", "limit"),
                                    json_schema_extra=cli("--eval-limit", "--limit"))
-    seed: int = Field(0, description="seed of sampling and search noise")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="seed of sampling and search noise")
     temperature: float = Field(0.0, ge=0.0, description="sampling temperature (0 = greedy)")
     samples: int = Field(1, ge=1, description="samples per question: avg@k, pass@k and maj@k with intervals over "
                          "questions (give a sampling model --temperature > 0; the scripted policies' samples differ "
@@ -109,4 +109,11 @@ class RunConfig(BaseModel):
     @field_validator("noise_levels", "noise_modes", mode="before")
     @classmethod
     def _comma_separated(cls, v):
-        return split_commas(v)
+        return nonempty_list(v)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_blank(cls, v, info):
+        return v if info.field_name == "model_args" else not_blank(v)
+
+    _finite = field_validator("*")(finite_number)   # inf passes ge= and would crash the JSON after the work

@@ -166,18 +166,19 @@ def process_results(doc: dict, results: list[str]) -> dict[str, float]:
 
 def task_config(variant: str) -> dict[str, Any]:
     """The merged YAML of ``apollo3_<variant>`` as data (``!function`` values kept as strings)."""
-    import yaml
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
 
-    class Loader(yaml.SafeLoader):
+    from harness.core import safeyaml
+
+    class Loader(safeyaml.StrictLoader):
         pass
 
     Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
 
     def load(path: Path) -> dict[str, Any]:
-        cfg = yaml.load(path.read_text(encoding="utf-8"), Loader=Loader)
+        cfg = safeyaml.load(path.read_text(encoding="utf-8"), Loader)
         merged: dict[str, Any] = {}
         inc = cfg.pop("include", None)
         for name in [inc] if isinstance(inc, str) else (inc or []):

@@ -194,6 +194,23 @@ def default_path(corpus_checksum: str, spec: BuildSpec = BuildSpec()) -> Path:
     return cache_root() / "models" / f"micro-{spec.key(corpus_checksum)}"
 
 
+def check_build_target(target: Path | str) -> Path:
+    """``target`` when a build may replace it: absent, an empty folder, or a model folder a build wrote
+    (it holds ``harness_build.json``); a ConfigError otherwise. The build swaps its folder in whole, so
+    anything else there (a run directory's results, a user's files) would be deleted."""
+    from harness.core.errors import ConfigError
+    from harness.core.outputs import BUILD_RECORD, check_output, is_model_dir
+
+    target = Path(target)
+    if is_model_dir(target) and (target / BUILD_RECORD).is_file():
+        return target
+    check_output(target, "harness micro build", folder=True)
+    if target.is_dir() and any(target.iterdir()):
+        raise ConfigError(f"{target} holds files that are not a model build, and a build replaces the folder "
+                          "whole; choose a new or empty folder (nothing was written)")
+    return target
+
+
 def build_micro(out_dir: Path | None = None, spec: BuildSpec = BuildSpec(), data=None, force: bool = False,
                 progress: Callable[[int, dict], None] | None = None) -> Path:
     """Build (or reuse) the micro policy folder; returns its path.

@@ -72,6 +72,10 @@ def micro_spec(model: str):
                                               "num_attention_heads", "steps", "batch_size", "learning_rate", "threads")
                  if getattr(built, k) <= 0]
     problems += [f"{k} must be >= 0" for k in ("warmup_steps", "weight_decay") if getattr(built, k) < 0]
+    from harness.core.options import SEED_MAX
+
+    if not 0 <= built.seed <= SEED_MAX:
+        problems.append(f"seed must be in 0 .. {SEED_MAX}")
     if built.num_attention_heads > 0 and built.hidden_size % built.num_attention_heads:
         problems.append("hidden_size must be a multiple of num_attention_heads")
     if problems:

@@ -244,11 +244,26 @@ def note(text: str, kind: str = "muted") -> str:
     return f'<p class="{kind}">{esc(text)}</p>' if kind != "warn" else f'<div class="warn">{esc(text)}</div>'
 
 
+#: The generator tag every page carries: how ``harness report -o FILE`` knows FILE is a page it may replace.
+GENERATOR = "harness report"
+
+
+def is_report(path) -> bool:
+    """True when the file at ``path`` is a page the harness wrote (its head carries :data:`GENERATOR`)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return f'<meta name="generator" content="{GENERATOR}">'.encode() in head
+
+
 def page(title: str, body: Sequence[str], extra_css: str = "") -> str:
     """The complete HTML document: charset, CSP, title, inline CSS, the body parts joined."""
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<meta name="generator" content="{GENERATOR}">'
             f"<title>{esc_attr(title)}</title><style>{CSS}{extra_css}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")
 

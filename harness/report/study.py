@@ -24,14 +24,15 @@ counted (``duplicates``) but are in no table: one configuration is never counted
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from harness.core.errors import ConfigError
 from harness.core.numbers import number
+from harness.core.storage import mask_url, storage_error, storage_url
 from harness.report.comparisons import SEED_PAIR_HEADER, seed_pair_rows
 from harness.stats.intervals import clip01, t_interval
 from harness.stats.ranking import RANKED_OBJECTIVES, RANKING_HEADER, versus_best
@@ -43,20 +44,6 @@ ATTRS = ("peak", "peak_step", "collapse_step", "zero_step", "stopped", "run_dir"
 
 
 # ---------------------------------------------------------------- loading
-
-
-def mask_url(url: str) -> str:
-    """The storage URL with any password replaced by ``***``.
-
-    >>> mask_url("postgresql://me:s3cret@db:5432/optuna")
-    'postgresql://me:***@db:5432/optuna'
-    """
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a SQLAlchemy URL: mask anything between ':' and '@' after the scheme
-        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def shown_url(url: str, cwd: str | Path | None = None) -> str:
@@ -96,16 +83,25 @@ def resolve_study_name(storage: Any, study_name: str | None, where: str = "the s
 
 
 def load_study(storage: str, study_name: str | None = None):
-    """Load a study for reading (nothing is written); a missing SQLite file is a FileNotFoundError."""
+    """Load a study for reading (nothing is written); a missing SQLite file, a storage that cannot be opened or
+    a study name it lacks is a ConfigError (one line, the password masked)."""
     import optuna
 
     if storage.startswith("sqlite:///") and storage != "sqlite:///:memory:":
         path = Path(storage[len("sqlite:///"):])
         if not path.is_file():
-            raise FileNotFoundError(f"no study database at {path}")
-    rdb = optuna.storages.get_storage(storage)  # opened once: each opening checks the schema
-    name = resolve_study_name(rdb, study_name, where=mask_url(storage))
-    return optuna.load_study(study_name=name, storage=rdb)
+            raise ConfigError(f"no study database at {path}")
+    try:
+        rdb = optuna.storages.get_storage(storage_url(storage))  # opened once: each opening checks the schema
+        name = resolve_study_name(rdb, study_name, where=mask_url(storage))
+        return optuna.load_study(study_name=name, storage=rdb)
+    except ValueError as e:      # no such study, or several to choose from
+        raise ConfigError(str(e)) from None
+    except Exception as e:
+        msg = storage_error(storage, e)
+        if msg is None:
+            raise
+        raise ConfigError(msg) from None
 
 
 def objective_names(study) -> list[str]:

@@ -69,6 +69,8 @@ def load_study_runs(study_dir: str | Path, fingerprint=None) -> list[CellRun]:
 
     import yaml
 
+    from harness.core import safeyaml
+
     trials = Path(study_dir) / "trials"
     if not trials.is_dir():
         raise DataError(f"{study_dir}: no trials/ folder (is it a `harness sweep` output directory?)")
@@ -78,13 +80,15 @@ def load_study_runs(study_dir: str | Path, fingerprint=None) -> list[CellRun]:
         config = folder / "trial_config.yaml"
         if not config.is_file() or not (folder / CURVE).is_file() or not (folder / RECORD).is_file():
             continue
-        try:
-            params = yaml.safe_load(config.read_text()) or {}
-            sampled = folder / "trial_params.yaml"  # the ablation's own names (an arm among them)
-            if sampled.is_file():
-                params = {**params, **(yaml.safe_load(sampled.read_text()) or {})}
-        except yaml.YAMLError as e:
-            raise DataError(f"{config}: not valid YAML ({e})") from None
+        params: dict[str, Any] = {}
+        # trial_params.yaml: the ablation's own names (an arm among them), over the trial's options
+        for f in (config, folder / "trial_params.yaml"):
+            if f is config or f.is_file():
+                try:
+                    safeyaml.check_size(f)
+                    params = {**params, **(safeyaml.load(f.read_text()) or {})}
+                except (yaml.YAMLError, ValueError) as e:
+                    raise DataError(f"{f}: not valid YAML ({' '.join(str(e).split())})") from None
         status = read_record(folder).status
         if status not in FINISHED:
             continue

@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harness.core.config import TaskConfig, load_task, read_yaml, weight_mapping
 from harness.core.errors import ConfigError
 from harness.core.io import check_name
-from harness.core.options import aliases, normalise_keys, validation_messages
+from harness.core.options import SEED_MAX, aliases, normalise_keys, validation_messages
 from harness.train.config import TrainConfig, resolve
 
 OBJECTIVES = ("peak", "auc", "final", "peak_and_collapse")
@@ -65,7 +65,7 @@ ARM = "arm"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ParamSpec(_Strict):
@@ -153,7 +153,7 @@ class ParamSpec(_Strict):
 
 class SamplerConfig(_Strict):
     name: Literal["tpe", "grid", "random"] = "tpe"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     n_startup_trials: int = Field(5, ge=0)
 
 

@@ -24,21 +24,28 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from harness.core.errors import HarnessError
 from harness.core.io import check_name
+from harness.core.outputs import check_output
 from harness.core.results import write_json
+from harness.core.storage import mask_url
 from harness.sweep.ablation import Ablation, ablation_path, load_ablation
 from harness.sweep.study import (
+    GRACE_S,
+    HEARTBEAT_S,
     claimed,
     default_storage,
     enqueue_baseline,
     is_duplicate,
     known_experimental,
+    make_storage,
     open_study,
+    silent_trials,
     summarize,
 )
 from harness.sweep.trial import TrialRunner, covered_configurations
@@ -50,12 +57,16 @@ FAIL_FAST = 3
 MAX_DUPLICATES_IN_A_ROW = 50
 
 
-class NoTrialCompleted(HarnessError):
-    """A sweep ended without one completed trial; the message names the first failure's cause."""
+class SweepIncomplete(HarnessError):
+    """A sweep that ran but did not finish what it was asked: its summary is written and kept here."""
 
     def __init__(self, message: str, summary: dict[str, Any]):
         super().__init__(message)
         self.summary = summary
+
+
+class NoTrialCompleted(SweepIncomplete):
+    """A sweep ended without one completed trial; the message names the first failure's cause."""
 
 
 #: The logger Optuna reports failed trials on (with a traceback each).
@@ -116,14 +127,20 @@ def run_worker(ab_path: str, storage_url: str, study_name: str, study_dir: Path,
     runner = TrialRunner(ab, study_dir, overrides, trial_timeout)
     size = ab.space_size()
     runs, in_a_row = 0, 0
+    watched = False   # whether this worker has watched the other RUNNING trials' heartbeats once
     with known_experimental(), one_line_failures():
         while runs < n_trials * 3:  # a hard stop if trials keep failing
             optuna.storages.fail_stale_trials(study)
             waiting = any(t.state.name == "WAITING" for t in study.get_trials(deepcopy=False))
-            if claimed(study) >= n_trials and not waiting:
-                return
-            if size is not None and covered_configurations(study, ab, overrides) >= size and not waiting:
-                if n_trials < size or ab.sampler.name != "grid":   # a grid's budget is its size: no news there
+            done = claimed(study) >= n_trials and not waiting
+            covered = (not done and size is not None and not waiting
+                       and covered_configurations(study, ab, overrides) >= size)
+            if done or covered:
+                # a RUNNING trial counts as claimed; one whose worker died must be retried, not counted
+                if settle_running(study, watched):
+                    watched = True
+                    continue
+                if covered and (n_trials < size or ab.sampler.name != "grid"):   # a grid's budget is its size
                     log.warning("%s: all %d configurations of the search space are covered; stopping this worker "
                                 "before n_trials (%d)", study_name, size, n_trials)
                 return
@@ -143,6 +160,40 @@ def run_worker(ab_path: str, storage_url: str, study_name: str, study_dir: Path,
                     return
                 continue
             runs, in_a_row = runs + 1, 0
+
+
+def settle_running(study, watched: bool) -> bool:
+    """Before a worker stops with RUNNING trials counted as claimed: True when it should look again.
+
+    A trial whose heartbeat has gone silent (its worker was killed within the grace period, before the
+    heartbeat machinery failed it) is waited for until the grace period fails it and
+    ``RetryHeartbeatStaleTrialCallback`` queues it again, which this worker then runs. A RUNNING trial
+    with a recent heartbeat is watched once, for two heartbeat periods: a live worker beats in that time,
+    a dead one does not. False when every RUNNING trial has a live worker (or there are none).
+    """
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    if not silent_trials(study, -1):   # no RUNNING trial with a heartbeat: nothing to judge a worker by
+        return False
+    silent = silent_trials(study, 2 * HEARTBEAT_S)
+    if not silent:
+        if watched:
+            return False
+        time.sleep(2 * HEARTBEAT_S + 1)         # long enough for a live worker to beat
+        silent = silent_trials(study, 2 * HEARTBEAT_S)
+        if not silent:
+            return False
+    log.warning("trial(s) %s RUNNING without a live heartbeat (a worker was killed?); waiting up to %ds for the "
+                "heartbeat grace period to fail them, then running them again", ", ".join(map(str, silent)), GRACE_S)
+    deadline = time.monotonic() + GRACE_S + 2 * HEARTBEAT_S + 5
+    while time.monotonic() < deadline:
+        fail_stale_trials(study)
+        states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+        if all(states.get(n) != TrialState.RUNNING for n in silent):
+            break
+        time.sleep(min(1.0, HEARTBEAT_S))
+    return True
 
 
 def failing_from_the_start(study, k: int) -> bool:
@@ -171,15 +222,24 @@ def run_sweep(ab_path: str, *, n_trials: int | None = None, storage: str | None 
     gpus = worker_gpus(workers, gpus_per_trial)  # each worker's own GPUs; refused on a machine without any
     ab = load_ablation(ab_path, overrides)
     study_dir = Path(output_dir) if output_dir else Path("runs") / "sweeps" / check_name(ab.name, "ablation name")
-    study_dir.mkdir(parents=True, exist_ok=True)
-    url = storage or default_storage(study_dir)
+    check_output(study_dir, "harness sweep", folder=True)   # never inside a run directory or a model folder
     name = study_name or ab.name
     n = n_trials_for(ab, n_trials)
+    if storage:   # a storage that cannot be opened is refused before any folder is made
+        make_storage(storage)
+    top = next((p for p in reversed([study_dir, *study_dir.parents]) if not p.exists()), None)  # created here
+    study_dir.mkdir(parents=True, exist_ok=True)
+    url = storage or default_storage(study_dir)
+    try:
+        open_study(ab, url, name)      # create the tables and the study once, before any worker races to
+    except BaseException:
+        if top is not None:            # a failed start leaves no empty study folder behind
+            _remove_empty(study_dir, top)
+        raise
     warn_scale(ab, overrides)
     if workers <= 1 and gpus is None:
         run_worker(ab_path, url, name, study_dir, n, overrides, trial_timeout)
     else:
-        open_study(ab, url, name)  # create tables/study once, before workers race to
         procs = [subprocess.Popen([sys.executable, "-m", "harness.sweep.runner", ab_path, url, name, str(study_dir),
                                    str(n), json.dumps(overrides), str(trial_timeout or ""), str(w)],
                                   env=worker_env(gpus[w] if gpus else None))
@@ -189,11 +249,29 @@ def run_sweep(ab_path: str, *, n_trials: int | None = None, storage: str | None 
             log.error("worker exit codes: %s (the study keeps every finished trial)", codes)
     summary = summarize(ab, url, name)
     summary["study_dir"] = str(study_dir)
-    summary["storage"] = url
+    summary["storage"] = mask_url(url)      # the summary is a file anyone may read: no password in it
     write_json(study_dir / "summary.json", summary)
     if not summary["states"].get("COMPLETE"):
         raise NoTrialCompleted(no_trial_message(summary), summary)
+    if summary["running_without_heartbeat"]:
+        raise SweepIncomplete(f"study {name} is not finished: trial(s) "
+                              f"{', '.join(map(str, summary['running_without_heartbeat']))} are RUNNING without a "
+                              f"live heartbeat (their worker died); rerun the same command after {GRACE_S}s to run "
+                              f"them again; summary: {study_dir}", summary)
     return summary
+
+
+def _remove_empty(folder: Path, top: Path) -> None:
+    """Remove ``folder`` and its parents up to ``top`` (the highest folder this process created), while empty."""
+    d = folder
+    while True:
+        try:
+            d.rmdir()
+        except OSError:
+            return
+        if d == top or d.parent == d:
+            return
+        d = d.parent
 
 
 def warn_scale(ab, overrides: dict[str, Any] | None = None) -> str | None:

@@ -31,12 +31,22 @@ exec python -m harness.sweep.runner a.yaml "${SLURM_ARRAY_TASK_ID:-0}"
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 from harness.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: The variable the array's tasks read a storage URL with a password from: the script never holds the password.
+STORAGE_ENV = "HARNESS_SWEEP_STORAGE"
+
+
+class Shell(str):
+    """A word of the script's command written as it is (a shell expansion such as ``"$VAR"``), not quoted."""
 
 
 def check_storage(url: str | None) -> str:
@@ -82,7 +92,11 @@ def sbatch_script(command: list[str], *, tasks: int, job_name: str, log_dir: str
               "resume.",
               "set -euo pipefail", f"cd {shlex.quote(workdir)}", f"mkdir -p {shlex.quote(log_dir)}"]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted((env or {}).items())]
-    lines.append("exec " + " ".join(shlex.quote(c) for c in command) + ' "${SLURM_ARRAY_TASK_ID:-0}"')
+    if any(isinstance(c, Shell) and STORAGE_ENV in c for c in command):
+        lines.append(f': "${{{STORAGE_ENV}:?export {STORAGE_ENV}=the storage URL with its password before sbatch '
+                     '(the password is not written in this script)}"')
+    lines.append("exec " + " ".join(c if isinstance(c, Shell) else shlex.quote(c) for c in command)
+                 + ' "${SLURM_ARRAY_TASK_ID:-0}"')
     return "\n".join(lines) + "\n"
 
 
@@ -108,7 +122,14 @@ def slurm_job(ab_path: str, *, storage: str | None, study_name: str | None, stud
     log_dir.mkdir(parents=True, exist_ok=True)  # Slurm opens --output before the script runs: it must exist
     env = {k: os.environ[k] for k in ("HARNESS_DATA_DIR", "HARNESS_CACHE_DIR", "HARNESS_SWEEP_HEARTBEAT",
                                       "HARNESS_SWEEP_GRACE") if k in os.environ}
-    cmd = worker_command(ab_path, url, name, str(sdir), n, overrides, trial_timeout)
+    from harness.core.storage import mask_url
+
+    shown = url
+    if mask_url(url) != url:   # a password: the tasks read the URL from the environment, the script names it masked
+        shown = Shell(f'"${STORAGE_ENV}"')
+        log.warning("the storage password is not written into the script: export %s='%s' (with the password) "
+                    "before sbatch; Slurm passes it to the array's tasks", STORAGE_ENV, mask_url(url))
+    cmd = worker_command(ab_path, shown, name, str(sdir), n, overrides, trial_timeout)
     return sbatch_script(cmd, tasks=workers, job_name=f"harness-{name}", log_dir=str(log_dir),
                          workdir=os.getcwd(), cpus=cpus, gpus=gpus_per_trial, time_limit=time_limit,
                          partition=partition, env=env)

@@ -51,14 +51,25 @@ def default_storage(study_dir: Path) -> str:
 
 
 def make_storage(url: str):
+    """Optuna's RDB storage at ``url`` with heartbeats; a ConfigError in one line (password masked) when it
+    cannot be opened (:func:`harness.core.storage.storage_error`)."""
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    from harness.core.errors import ConfigError
+    from harness.core.storage import storage_error, storage_url
 
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-    with known_experimental():
-        return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2), **kwargs)
+    try:
+        with known_experimental():
+            return RDBStorage(storage_url(url), heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2), **kwargs)
+    except Exception as e:
+        msg = storage_error(url, e)
+        if msg is None:
+            raise
+        raise ConfigError(msg) from None
 
 
 def worker_seed(seed: int, worker: int = 0, finished: int = 0) -> int:
@@ -167,6 +178,29 @@ def claimed(study) -> int:
     return sum(t.state in live and not is_duplicate(t) for t in study.get_trials(deepcopy=False))
 
 
+def silent_trials(study, seconds: float) -> list[int]:
+    """Numbers of the study's RUNNING trials whose last heartbeat is more than ``seconds`` old: their worker
+    has stopped beating (killed, or its machine gone) but the grace period has not yet failed them.
+
+    A live worker beats every :data:`HEARTBEAT_S` seconds, so ``2 * HEARTBEAT_S`` tells the dead from the
+    living; a trial without any heartbeat (created by hand, or by a storage without heartbeats) is not
+    counted. Reads the storage's heartbeat table through Optuna's own stale-trial query.
+    """
+    from optuna.trial import TrialState
+
+    rdb = getattr(study._storage, "_backend", study._storage)   # load_study wraps the RDB storage in a cache
+    if not hasattr(rdb, "_get_stale_trial_ids") or getattr(rdb, "heartbeat_interval", None) is None:
+        return []
+    grace = rdb.grace_period
+    rdb.grace_period = seconds
+    try:
+        ids = set(rdb._get_stale_trial_ids(study._study_id))
+    finally:
+        rdb.grace_period = grace
+    return sorted(t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                  if t._trial_id in ids)
+
+
 def first_failure(study) -> dict[str, Any] | None:
     """The earliest failed trial's number, reason and log (None if no trial failed)."""
     failed = [t for t in study.trials if t.state.name == "FAIL"]
@@ -189,8 +223,10 @@ def summarize(ab: Ablation, storage_url: str, study_name: str) -> dict[str, Any]
         best = sorted(done, key=lambda t: -t.value)[:5]
     else:
         best = study.best_trials
+    running = [t.number for t in study.trials if t.state.name == "RUNNING"]
     return {
         "study": study_name, "objective": ab.objective, "states": counts,
+        "running": running, "running_without_heartbeat": silent_trials(study, 2 * HEARTBEAT_S) if running else [],
         "duplicates": sum(is_duplicate(t) for t in study.trials),
         "best": [{"number": t.number, "values": t.values, "params": t.params,
                   **{k: t.user_attrs.get(k) for k in ("peak", "peak_step", "collapse_step", "run_dir")}}

@@ -35,7 +35,17 @@ from harness.core.config import (
     weights_field,
 )
 from harness.core.errors import ConfigError
-from harness.core.options import build, canonical, cli, normalise_keys, split_commas, unknown_keys
+from harness.core.options import (
+    SEED_MAX,
+    build,
+    canonical,
+    cli,
+    finite_number,
+    nonempty_list,
+    normalise_keys,
+    not_blank,
+    unknown_keys,
+)
 from harness.scoring.rewards import check_task_weights, check_weights
 
 log = logging.getLogger(__name__)
@@ -135,7 +145,7 @@ class TrainConfig(BaseModel):
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling of training rollouts")
     max_turns: int | None = Field(None, ge=1, description="assistant turns per episode (default: the task's)")
     max_new_tokens: int | None = Field(None, ge=1, description="tokens per assistant turn (default: the task's)")
-    seed: int = Field(0, description="seed of the model init, sampling, noise and data order")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="seed of the model init, sampling, noise and data order")
     lora_rank: int = Field(0, ge=0, description="0 = full fine-tuning; > 0 = LoRA adapters of this rank (peft)")
     lora_alpha: int | None = Field(None, ge=1, description="LoRA alpha (default 2 x rank)")
     vllm: bool = Field(False, description="vLLM colocated generation (not implemented: explains why)")
@@ -185,11 +195,13 @@ class TrainConfig(BaseModel):
     def _report_to(cls, v):
         from harness.train.reporting import report_targets
 
-        v = split_commas(v)
+        v = nonempty_list(v)
         return None if v is None else report_targets([str(x) for x in v])
 
     _weights = field_validator("reward_weights", mode="before")(weights_field)
-    _modes = field_validator("train_noise_modes", "eval_noise_modes", mode="before")(split_commas)
+    _modes = field_validator("train_noise_modes", "eval_noise_modes", mode="before")(nonempty_list)
+    _not_blank = field_validator("*", mode="before")(not_blank)
+    _finite = field_validator("*")(finite_number)   # inf passes gt= and would crash the JSON after the work
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:

@@ -98,6 +98,32 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "adapter_mo
 STOP_STATUS = {"collapse": "stopped_collapse", "patience": "stopped_patience"}
 
 
+#: What torch and safetensors say when a file cannot be written (they raise RuntimeError, naming no file).
+_WRITE_FAILURES = ("No space left", "file write failed", "failed writing file", "Disk quota exceeded",
+                   "Read-only file system", "IoError")
+
+
+def write_failure(error: BaseException, where: Path) -> OSError | None:
+    """An OSError naming ``where`` for an error that is a failed write (a full disk while saving a checkpoint),
+    so the command line says it in one line; None for any other error.
+
+    >>> write_failure(RuntimeError("[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed "
+    ...                            "writing file data/3: file write failed"), Path("run/checkpoints")).filename
+    'run/checkpoints'
+    >>> write_failure(ValueError("a bug"), Path("run")) is None
+    True
+    """
+    from harness.core.io import named
+
+    if isinstance(error, OSError):
+        return named(error, where)
+    text = " ".join(str(error).split())
+    if any(s in text for s in _WRITE_FAILURES):
+        return OSError(28 if "No space left" in text else 5, f"could not write the run's files ({text[:200]})",
+                       str(where))
+    return None
+
+
 def checkpoint_step(path: Path) -> int:
     return int(path.name.rsplit("-", 1)[1])
 
@@ -119,7 +145,70 @@ def checkpoint_problems(path: Path) -> list[str]:
                 json.loads((path / name).read_text())
             except ValueError:
                 problems.append(f"{name} is not valid JSON")
+    problems += unreadable_files(path)
     return problems
+
+
+def unreadable_files(path: Path) -> list[str]:
+    """What in a checkpoint folder cannot be read back: a safetensors file cut short (a kill or a full disk
+    while saving), a torch file that is not an intact archive, or whose pickle asks for anything but
+    tensors and plain data (``torch.load(weights_only=True)`` refuses it without running it).
+
+    The small torch files (RNG and scheduler states) are loaded that way, with the numpy types the trainer
+    allows when it resumes; the optimiser's, as large as the model, only has its archive checked (every
+    member's CRC).
+    """
+    import zipfile
+
+    problems = []
+    for f in sorted(path.glob("*.safetensors")):
+        why = _safetensors_problem(f)
+        if why:
+            problems.append(f"{f.name} {why}")
+    for f in sorted([*path.glob("*.pth"), *path.glob("*.pt"), *path.glob("*.bin")]):
+        try:
+            with zipfile.ZipFile(f) as z:
+                bad = z.testzip()
+            if bad is not None:
+                problems.append(f"{f.name} is corrupt (member {bad})")
+                continue
+        except (OSError, zipfile.BadZipFile, EOFError) as e:
+            problems.append(f"{f.name} is not a readable torch file ({type(e).__name__})")
+            continue
+        if f.name.startswith("rng_state") or f.name == "scheduler.pt":
+            import torch
+            from transformers.trainer_pt_utils import safe_globals
+
+            try:
+                with safe_globals():   # the numpy types an RNG state holds, as the trainer allows them on resume
+                    torch.load(f, map_location="cpu", weights_only=True)
+            except Exception as e:  # UnpicklingError for a pickle asking for more than tensors
+                problems.append(f"{f.name} cannot be loaded safely ({type(e).__name__})")
+    return problems
+
+
+def _safetensors_problem(f: Path) -> str | None:
+    """Why a safetensors file is unreadable (header cut or garbled, tensors past the end), or None."""
+    import struct
+
+    try:
+        size = f.stat().st_size
+        with open(f, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                return "is cut short (no header)"
+            (n,) = struct.unpack("<Q", head)
+            if n > size - 8:
+                return "is cut short (header past the end)"
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError) as e:
+        return f"has an unreadable header ({type(e).__name__})"
+    if not isinstance(header, dict):
+        return "has an unreadable header"
+    ends = [v.get("data_offsets", [0, 0])[1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    if 8 + n + max(ends, default=0) > size:
+        return f"is cut short ({size} bytes, its header needs {8 + n + max(ends, default=0)})"
+    return None
 
 
 @contextlib.contextmanager
@@ -269,8 +358,9 @@ class TrainRun:
                 return path
             aside = folder / f"incomplete-{path.name}-{time.strftime('%Y%m%d-%H%M%S')}"
             path.rename(aside)
-            log.warning("--resume: %s is incomplete (%s), probably killed while saving; moved to %s and falling "
-                        "back to the previous checkpoint", path.name, ", ".join(problems), aside.name)
+            log.warning("--resume: %s is incomplete or unreadable (%s), probably killed or out of disk while saving; "
+                        "moved to %s and falling back to the previous checkpoint", path.name, ", ".join(problems),
+                        aside.name)
         log.warning("--resume: no complete checkpoint in %s; starting from step 0", folder)
         return None
 
@@ -502,7 +592,13 @@ class TrainRun:
             if not isinstance(e, Diverged):
                 self.status = "failed"
                 self.add_fault({"step": self.step, "kind": "error", "detail": repr(e)})
-                self._write_results()
+                try:
+                    self._write_results()
+                except OSError as w:  # the disk that failed the step may fail the record too: say it once
+                    log.error("the failed run's record could not be written either (%s)", w.strerror or w)
+                failure = write_failure(e, self.out / "checkpoints")
+                if failure is not None:
+                    raise failure from None
                 raise
             self.status = "diverged"
             self.add_fault({"step": self.step + 1, "kind": "non_finite", "detail": str(e)})
