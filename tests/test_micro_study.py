@@ -50,7 +50,7 @@ def test_exploration_sweep_smoke(tmp_path: Path, data):
     for t in trials:
         assert json.loads((t / "results.json").read_text())["status"] == "complete"
     out = harness("cells", str(study), "--by", "model", "--arm", "preset", cwd=tmp_path).stdout
-    assert "| model | preset | seeds | peak accuracy" in out
+    assert "| model | preset | seeds | test at selected step | peak accuracy" in out  # runs select on dev
     cells = json.loads((study / "cells" / "cells.json").read_text())
     assert {c["cell"]["model"] for c in cells["cells"]} == {"micro", f"{RARE},steps=8"}
     assert [(c["within"]["model"], c["a"], c["b"]) for c in cells["comparisons"]] == [
