@@ -26,11 +26,21 @@ class WeightSketch:
 
     @staticmethod
     def _index(numel: int):
+        """Evenly spaced positions in a tensor of ``numel`` entries, first and last included; in integers
+        (a float32 ``linspace`` rounds ``numel - 1`` past the end once numel exceeds 2**24: SmolLM2's
+        embedding has 28,311,552 entries).
+
+        >>> idx = WeightSketch._index(28_311_552)
+        >>> len(idx), int(idx[0]), int(idx[-1])
+        (4096, 0, 28311551)
+        >>> WeightSketch._index(100) is None
+        True
+        """
         import torch
 
         if numel <= PER_TENSOR:
             return None
-        return torch.linspace(0, numel - 1, PER_TENSOR).round().long()
+        return torch.arange(PER_TENSOR, dtype=torch.int64) * (numel - 1) // (PER_TENSOR - 1)
 
     @classmethod
     def take(cls, model) -> WeightSketch:
