@@ -330,7 +330,8 @@ def training_rows(runs: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
     header = ["run", "status", "reported at the selected step [95% CI]", "selected on", "evals", "peak step",
               "peak accuracy (selection split)", "peak 95% CI"]
     header += ["steps tied with the peak"] if tied else []
-    return header + ["collapse step", "zero step", "final step", "final accuracy", "faults", "learned"], rows
+    header += ["collapse step", "zero step", "final step", "final accuracy (selection split)", "faults", "learned"]
+    return header, rows
 
 
 def learned_cell(learning: dict[str, Any] | None) -> str:
