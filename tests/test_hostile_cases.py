@@ -9,8 +9,8 @@ the case says.
 The cases run against this checkout; ``HOSTILE_HARNESS=/path/to/checkout`` runs them against another
 tree (the commit before the fixes, say), which is how the before/after counts of the issue were made::
 
-    git worktree add /tmp/old b1d366b
-    HOSTILE_HARNESS=/tmp/old python -m pytest tests/test_hostile_cases.py -q -p no:cacheprovider
+    git worktree add ../old b1d366b
+    HOSTILE_HARNESS=../old python -m pytest tests/test_hostile_cases.py -q -p no:cacheprovider
 
 Each case is named by its class in the issue: data lost, silently wrong, hang, late crash, traceback,
 trust.

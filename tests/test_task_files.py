@@ -183,7 +183,7 @@ def test_local_model_names_are_listed_once():
 # ----------------------------------------------------------------------------- names that become paths
 
 
-@pytest.mark.parametrize("name", ["../evil", "/tmp/abs", "a/b", "..", ".hidden", "", "x" * 200, "-flag"])
+@pytest.mark.parametrize("name", ["../evil", "/abs/name", "a/b", "..", ".hidden", "", "x" * 200, "-flag"])
 def test_unsafe_task_names_are_refused(tmp_path, name):
     """Issue 27: a task name with ../ steered the data cache (<cache>/<task name>/) outside its folder."""
     with pytest.raises(ConfigError, match="task name .* is not a plain name"):
@@ -204,7 +204,7 @@ def test_a_task_argument_is_a_name_or_an_existing_path(tmp_path):
         load_task("nope")
 
 
-@pytest.mark.parametrize("name", ["../../../escaped", "/tmp/escaped", "a/../../b"])
+@pytest.mark.parametrize("name", ["../../../escaped", "/abs/escaped", "a/../../b"])
 def test_unsafe_ablation_names_are_refused(tmp_path, name):
     """Issue 27: an ablation named ../../../escaped (or absolute) wrote its study outside runs/sweeps/."""
     from harness.sweep.ablation import load_ablation

@@ -13,8 +13,8 @@ refused, a driver missing.
 
 >>> mask_url("postgresql://me:s3cret@db:5432/optuna")
 'postgresql://me:***@db:5432/optuna'
->>> mask_url("sqlite:////tmp/x/study.db")
-'sqlite:////tmp/x/study.db'
+>>> mask_url("sqlite:///runs/study.db")
+'sqlite:///runs/study.db'
 """
 
 from __future__ import annotations
