@@ -12,6 +12,7 @@ from harness.core.errors import ConfigError
 from harness.train.config import LOSS_TYPES, TrainConfig, resolve
 from harness.train.fingerprint import training_fingerprint
 from harness.train.schedule import curriculum_level, noise_schedule
+from tests.scripted import scripted_run
 
 pytestmark = pytest.mark.tier("unit")
 
@@ -151,18 +152,6 @@ def test_remedies_train_together(data, warm_tiny, tmp_path):
     assert (out / "checkpoints" / "checkpoint-2" / "ref_model.pt").is_file()  # a synced reference is checkpointed
 
 
-class _Scripted:
-    """A TrainRun whose eval accuracies are scripted (the real evaluation still runs)."""
-
-    @staticmethod
-    def make(script: dict[int, float], n: int = 40):
-        from harness.train.runner import TrainRun
-
-        class Scripted(TrainRun):
-            def evaluate(self, model, step):
-                return {**super().evaluate(model, step), "accuracy": script[step], "n": n}
-
-        return Scripted
 
 
 #: A collapse confirmed at 6 (two low evals after the peak at 2), a recovery, another collapse confirmed at 12.
@@ -181,7 +170,7 @@ def test_rollback_restores_the_peak_and_resumes_to_the_same_decisions(data, warm
     # interrupted after the rollback: the checkpoint saved at the rollback holds the peak's weights, and the
     # reference model (checkpointed with it) was reset to them
     part = tmp_path / "part"
-    first = _Scripted.make(ROLLBACK_SCRIPT)(cfg(part, stop_after=8)).run()
+    first = scripted_run(ROLLBACK_SCRIPT)(cfg(part, stop_after=8)).run()
     assert first.status == "partial" and first.stopping.interventions[0]["to_step"] == 2
     peak = torch.load(part / "rollback" / "step-000002" / "model.pt", weights_only=True)
     at6 = load_file(str(part / "checkpoints" / "checkpoint-6" / "model.safetensors"))
@@ -191,7 +180,7 @@ def test_rollback_restores_the_peak_and_resumes_to_the_same_decisions(data, warm
 
     # the collapse confirmed at 6 -> back to step 2 at half the learning rate; the one at 12: no rollback left, stop
     full = tmp_path / "full"
-    res = _Scripted.make(ROLLBACK_SCRIPT)(cfg(full)).run()
+    res = scripted_run(ROLLBACK_SCRIPT)(cfg(full)).run()
     assert res.status == "stopped_collapse" and res.stopping.stop_step == 12
     assert res.stopping.on_collapse == "rollback"
     assert res.stopping.interventions == [{"step": 6, "action": "rollback", "to_step": 2, "lr_scale": 0.5}]
@@ -202,7 +191,7 @@ def test_rollback_restores_the_peak_and_resumes_to_the_same_decisions(data, warm
     assert [float(rows[s]["learning_rate"]) for s in (5, 6, 7)] == [1e-3, 1e-3, 5e-4]
 
     # resumed: the same decisions and the same curve
-    again = _Scripted.make(ROLLBACK_SCRIPT)(cfg(part, resume=True)).run()
+    again = scripted_run(ROLLBACK_SCRIPT)(cfg(part, resume=True)).run()
     assert again.status == "stopped_collapse" and again.stopping.stop_step == 12
     assert again.stopping.interventions == res.stopping.interventions
     keys = ("step", "accuracy", "reward", "loss", "learning_rate", "intervention", "rollback_to")

@@ -13,6 +13,7 @@ from harness.cli.app import app
 from harness.core.errors import ConfigError
 from harness.train.config import TrainConfig, resolve
 from harness.train.curve import CurveWriter, FaultMonitor
+from tests.scripted import scripted_run
 
 runner = CliRunner()
 
@@ -368,19 +369,6 @@ def test_bench_train_times_a_real_run(data, warm_tiny):
 
 
 # ----------------------------------------------------------------------------- peak, stopping rules
-class _ScriptedRun:
-    """A TrainRun whose eval accuracies are scripted (the real evaluation still runs), so the stopping
-    rules and the peak folder are tested on known curves."""
-
-    @staticmethod
-    def make(script: dict[int, float], n: int = 40):
-        from harness.train.runner import TrainRun
-
-        class Scripted(TrainRun):
-            def evaluate(self, model, step):
-                return {**super().evaluate(model, step), "accuracy": script[step], "n": n}
-
-        return Scripted
 
 
 def _scripted_config(out, **extra):
@@ -397,7 +385,7 @@ def test_stopping_rules_keep_the_peak_and_survive_resume(data, warm_tiny, tmp_pa
     from safetensors.torch import load_file
 
     out = tmp_path / "run"
-    res = _ScriptedRun.make(script)(_scripted_config(out, **extra)).run()
+    res = scripted_run(script)(_scripted_config(out, **extra)).run()
     assert res.status == status and res.stopping.stop_step == stop
     assert [r["step"] for r in read_curve(out)][-1] == str(stop)  # the run ended at the stop
     assert (out / "checkpoints" / f"checkpoint-{stop}").is_dir()
@@ -413,7 +401,7 @@ def test_stopping_rules_keep_the_peak_and_survive_resume(data, warm_tiny, tmp_pa
     assert (out / "peak" / "tokenizer.json").is_file() and (out / "peak" / "config.json").is_file()
 
     # resumed with the same config: the curve replays to the same decision, nothing is trained
-    again = _ScriptedRun.make(script)(_scripted_config(out, resume=True, **extra)).run()
+    again = scripted_run(script)(_scripted_config(out, resume=True, **extra)).run()
     assert again.status == status and again.stopping.stop_step == stop
     assert [r["step"] for r in read_curve(out)][-1] == str(stop)
 

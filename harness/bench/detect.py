@@ -60,17 +60,27 @@ def rate(hits: int, total: int) -> dict[str, Any]:
     return {"rate": hits / total if total else float("nan"), "ci": [lo, hi], "hits": hits, "n": total}
 
 
-def outcome(curve: SyntheticCurve, step: int | None) -> str:
-    """``found`` / ``early`` / ``late`` / ``missed`` for a planted collapse; ``false`` / ``quiet`` otherwise."""
-    if curve.collapse_step is None:
+def classify(collapse_step: int | None, interval: int, step: int | None) -> str:
+    """A detector's alarm ``step`` against a labelled collapse: ``found`` (within one eval ``interval``),
+    ``early``, ``late`` or ``missed``; without a collapse, ``false`` (an alarm) or ``quiet``.
+
+    >>> classify(50, 10, 60), classify(50, 10, 30), classify(50, 10, None), classify(None, 10, 20)
+    ('found', 'early', 'missed', 'false')
+    """
+    if collapse_step is None:
         return "quiet" if step is None else "false"
     if step is None:
         return "missed"
-    if step < curve.collapse_step - curve.interval:
+    if step < collapse_step - interval:
         return "early"
-    if step > curve.collapse_step + curve.interval:
+    if step > collapse_step + interval:
         return "late"
     return "found"
+
+
+def outcome(curve: SyntheticCurve, step: int | None) -> str:
+    """:func:`classify` for a synthetic curve, against its planted collapse."""
+    return classify(curve.collapse_step, curve.interval, step)
 
 
 def _band(plateau: float) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from harness.bench.detect import classify
 from harness.core.errors import DataError
 from harness.stats.detect import DetectorConfig, EvalPoint, detect_offline, online_alarm
 
@@ -98,18 +99,6 @@ def load_real_curves(folders: Sequence[str | Path] = DEFAULT_SOURCES) -> tuple[l
     return kept, dropped
 
 
-def _outcome(c: RealCurve, step: int | None) -> str:
-    if c.label is None:
-        return "quiet" if step is None else "false"
-    if step is None:
-        return "missed"
-    if step < c.label - c.interval:
-        return "early"
-    if step > c.label + c.interval:
-        return "late"
-    return "found"
-
-
 def real_rates(curves: Sequence[RealCurve], config: DetectorConfig | None = None) -> dict[str, Any]:
     """Online and offline false stops and found rates on ``curves`` (see the module docstring).
 
@@ -130,7 +119,7 @@ def real_rates(curves: Sequence[RealCurve], config: DetectorConfig | None = None
     for name, detector in (("online", lambda c: online_alarm(c.points(), config)),
                            ("offline", lambda c: detect_offline(c.points(), config)["collapse_step"])):
         rows = [(c, detector(c)) for c in curves]
-        outcomes = [(c, s, _outcome(c, s)) for c, s in rows]
+        outcomes = [(c, s, classify(c.label, c.interval, s)) for c, s in rows]
         healthy = [(c, o) for c, s, o in outcomes if c.label is None]
         uncensored = [(c, o) for c, o in healthy if not c.censored]
         collapsing = [o for c, s, o in outcomes if c.label is not None]
