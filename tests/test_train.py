@@ -363,9 +363,14 @@ def test_bench_train_times_a_real_run(data, warm_tiny):
     from harness.bench.train import bench_train
 
     r = bench_train(model=str(warm_tiny), data_dir=data.root, steps=2, num_generations=2, prompts_per_step=1,
-                    max_turns=2, max_new_tokens=16, warm_start=0, threads=1)
+                    max_turns=2, max_new_tokens=16, warm_start=0, threads=1, bare_trl=True)
     assert r["status"] == "complete" and r["steps"] == 2 and r["threads"] == 1
     assert r["step_s"] > 0 and r["eval_s_total"] > 0 and set(r["fraction"]) == {"generation", "update", "environment"}
+    # the plain TRL step on the same model, prompts and settings ran as many steps, with TRL's one-turn limit
+    bare = r["bare_trl"]
+    assert bare["steps"] == 2 and bare["step_s"] > 0 and bare["max_completion_length"] == 16
+    assert 0 < bare["mean_completion_tokens"] <= 16
+    assert r["harness_over_bare_step"] == pytest.approx(r["step_s"] / bare["step_s"])
 
 
 # ----------------------------------------------------------------------------- peak, stopping rules

@@ -504,13 +504,20 @@ def bench_train(task: str = TaskOpt, data_dir: Optional[Path] = DataDirOpt,
                 num_generations: int = bounded(4, "--num-generations", "-G", min=2),
                 prompts_per_step: int = bounded(2, "--prompts-per-step", min=1),
                 task_limits: bool = typer.Option(False, "--task-limits", help="Use the task's max turns and tokens "
-                                                 "per turn (default: 3 turns of 24 tokens).")) -> None:
+                                                 "per turn (default: 3 turns of 24 tokens)."),
+                lora_rank: int = bounded(0, "--lora-rank", min=0, max=1024, help="LoRA rank (0: full fine-tuning)."),
+                beta: Optional[float] = bounded(None, "--beta", min=0, max=10, help="KL coefficient (default: the "
+                                                "run's)."),
+                bare_trl: bool = typer.Option(False, "--bare-trl/--no-bare-trl", help="Also time a plain TRL "
+                                              "GRPOTrainer step on the same model, prompts and settings (TRL's "
+                                              "single-turn generation, no environment).")) -> None:
     """GRPO step cost on a small model: per-step time, peak RSS, generation/update/environment split."""
     from harness.bench.train import bench_train as b
 
     kw = {"task": task, "data_dir": data_dir, "model": model, "steps": steps, "threads": threads,
           "num_generations": num_generations, "prompts_per_step": prompts_per_step,
-          "warm_start": 40 if model == "tiny" else 0}  # tiny needs the protocol
+          "warm_start": 40 if model == "tiny" else 0,  # tiny needs the protocol
+          "lora_rank": lora_rank, "beta": beta, "bare_trl": bare_trl}
     if task_limits:
         kw.update(max_turns=None, max_new_tokens=None)
     typer.echo(json.dumps(b(**kw), indent=2, default=str))
