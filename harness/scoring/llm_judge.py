@@ -67,20 +67,46 @@ def agreement_metrics(episodes: list[Episode]) -> dict[str, float | int | None]:
     agrees or disagrees with nothing). ``llm_unparsed`` counts the unparsed replies; ``None`` rates
     mean no reply parsed at all.
 
+    ``judge_kappa`` is Cohen's kappa over the parsed pairs (agreement beyond what the two judges' base
+    rates give by chance; ``None`` when chance agreement is 1, e.g. both judges say "wrong" to every
+    answer), and ``judge_confusion_*`` the four cells (rule verdict first, LLM verdict second).
+
     >>> from harness.episode.record import Episode
     >>> from harness.data.loading import Question
     >>> q = Question("q1", 0, "?", "4", ("p",), ("1",))
     >>> eps = [Episode(q, [], judge={"llm": {"verdict": v}}) for v in (True, None, False, False)]
-    >>> agreement_metrics(eps)  # no episode answered: the judge says wrong to all
-    {'llm_accuracy': 0.25, 'judge_agreement': 0.6666666666666666, 'llm_unparsed': 1}
+    >>> m = agreement_metrics(eps)  # no episode answered: the rule judge says wrong to all
+    >>> m["llm_accuracy"], m["judge_agreement"], m["llm_unparsed"], abs(round(m["judge_kappa"], 12))
+    (0.25, 0.6666666666666666, 1, 0.0)
+    >>> m["judge_confusion_rule_no_llm_yes"], m["judge_confusion_rule_no_llm_no"]
+    (1, 2)
     """
     pairs = [(ep.correct, ep.judge["llm"]["verdict"]) for ep in episodes
              if ep.judge and "llm" in ep.judge and ep.judge["llm"]["verdict"] is not None]
     n_unparsed = sum(1 for ep in episodes if ep.judge and "llm" in ep.judge and ep.judge["llm"]["verdict"] is None)
     if not pairs:
-        return {"llm_accuracy": None, "judge_agreement": None, "llm_unparsed": n_unparsed}
+        return {"llm_accuracy": None, "judge_agreement": None, "llm_unparsed": n_unparsed, "judge_kappa": None}
+    cells = {f"judge_confusion_rule_{'yes' if a else 'no'}_llm_{'yes' if b else 'no'}":
+             sum(1 for x, y in pairs if bool(x) == a and bool(y) == b) for a in (True, False) for b in (True, False)}
     return {
         "llm_accuracy": sum(v for _, v in pairs) / len(episodes),
         "judge_agreement": sum(a == b for a, b in pairs) / len(pairs),
         "llm_unparsed": n_unparsed,
+        "judge_kappa": cohen_kappa(pairs),
+        **cells,
     }
+
+
+def cohen_kappa(pairs: list[tuple[bool, bool]]) -> float | None:
+    """Cohen's kappa of two yes/no raters; ``None`` when chance agreement is 1 (kappa is undefined).
+
+    >>> cohen_kappa([(True, True), (False, False), (True, False), (False, False)])
+    0.5
+    >>> cohen_kappa([(False, False)] * 3) is None
+    True
+    """
+    n = len(pairs)
+    observed = sum(a == b for a, b in pairs) / n
+    p_a, p_b = sum(bool(a) for a, _ in pairs) / n, sum(bool(b) for _, b in pairs) / n
+    chance = p_a * p_b + (1 - p_a) * (1 - p_b)
+    return None if chance >= 1 else (observed - chance) / (1 - chance)
