@@ -145,6 +145,10 @@ def test_llm_judge_verdicts_and_agreement_are_stored(data, tmp_path):
     parsed = [(r["correct"], v) for r, v in zip(answered, verdicts) if v is not None]
     expected = sum(a == b for a, b in parsed) / len(parsed) if parsed else None
     assert m["judge_agreement"] == expected
+    # kappa and the confusion cells are over the same parsed pairs
+    if parsed:
+        cells = [m[f"judge_confusion_rule_{a}_llm_{b}"] for a in ("yes", "no") for b in ("yes", "no")]
+        assert sum(cells) == len(parsed) and "judge_kappa" in m
 
 
 def test_cli_errors_exit_2_without_traceback(data, tmp_path):

@@ -357,7 +357,7 @@ def test_nan_weights_stop_the_run_as_diverged(data, warm_tiny, tmp_path):
     assert all(math.isfinite(float(r["accuracy"])) for r in rows if r["accuracy"] != "")
 
 
-def test_bench_train_times_a_real_run(data, warm_tiny):
+def test_bench_train_times_a_real_run(data, warm_tiny, capsys):
     """`harness bench train` (docs/benchmarks.md) read the run's result as a dict and failed with a TypeError
     after the whole run; it reports the threads it ran with (the --threads default is measured with it)."""
     from harness.bench.train import bench_train
@@ -371,6 +371,8 @@ def test_bench_train_times_a_real_run(data, warm_tiny):
     assert bare["steps"] == 2 and bare["step_s"] > 0 and bare["max_completion_length"] == 16
     assert 0 < bare["mean_completion_tokens"] <= 16
     assert r["harness_over_bare_step"] == pytest.approx(r["step_s"] / bare["step_s"])
+    # nothing else on stdout: `harness bench train` prints its JSON there (TRL's printer callback is removed)
+    assert "{'loss'" not in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------- peak, stopping rules

@@ -91,6 +91,7 @@ def _bare_trl(run, steps: int, out: str) -> dict:
     from pathlib import Path
 
     from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
     from trl import GRPOTrainer
 
     from harness.train.build import grpo_config, lora_config
@@ -115,6 +116,7 @@ def _bare_trl(run, steps: int, out: str) -> dict:
     trainer = GRPOTrainer(model=run.model_path, reward_funcs=[_length_reward], args=args,
                           train_dataset=run.dataset, processing_class=run.tokenizer, peft_config=lora_config(cfg),
                           callbacks=[Timer()])
+    trainer.remove_callback(PrinterCallback)  # its log lines would break the command's JSON on stdout
     trainer.train()
     body = times[1:] or times
     return {"steps": len(times), "first_step_s": times[0] if times else None, "step_s": statistics.mean(body),

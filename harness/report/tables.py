@@ -43,6 +43,11 @@ def _searched(m: dict[str, Any]) -> Any:
     return n - (hist.get("0") or 0)
 
 
+def _parsed(m: dict[str, Any]) -> Any:
+    n, unparsed = m.get("n"), m.get("llm_unparsed")
+    return n - unparsed if isinstance(n, (int, float)) and isinstance(unparsed, (int, float)) else None
+
+
 def _cond(key: str) -> Callable[[dict[str, Any]], Any]:
     return lambda m: m.get(f"n_{key}")
 
@@ -79,6 +84,12 @@ GROUPS: tuple[tuple[str, tuple[Metric, ...]], ...] = (
                _cond("gold_gain_per_search"), UP),
         Metric("over_search", "P(searched | closed-book answer right)", _cond("over_search"), DOWN),
         Metric("under_search", "P(answered without search | closed-book answer wrong)", _cond("under_search"), DOWN),
+    )),
+    ("LLM judge (--llm-judge)", (
+        Metric("llm_accuracy", "P(the LLM judge says correct); an unparsed reply counts as No", _n),
+        Metric("judge_agreement", "P(LLM verdict = rule verdict | parsed)", _parsed),
+        Metric("judge_kappa", "Cohen's kappa with the rule judge (0: chance agreement)"),
+        Metric("llm_unparsed", "replies with neither Yes nor No", None, DOWN),
     )),
     ("Samples per question (K)", (
         Metric("avg_at_k", "mean success rate over the K samples", None, UP),
