@@ -65,3 +65,38 @@ def test_kaplan_meier_and_its_median():
 def test_unmatched_arms_are_refused():
     with pytest.raises(ValueError, match="same number of runs"):
         paired_logrank([5, 10], [None], censor_at=50)
+
+
+def _trial(root, name, params, persistence, accuracy=0.5):
+    """A finished trial folder whose curve has an eval every 10 steps with the given greedy persistence."""
+    import yaml
+
+    from harness.core.record import RunRecord, TaskRef, write_record
+
+    d = root / "trials" / name
+    d.mkdir(parents=True)
+    (d / "trial_config.yaml").write_text(yaml.safe_dump(params))
+    write_record(d, RunRecord(kind="train", task=TaskRef(name="apollo3_micro"), status="complete"))
+    rows = ["step,accuracy,n,persistence"] + [f"{10 * i},{accuracy},100,{p}" for i, p in enumerate(persistence)]
+    (d / "curve.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_onset_study_pairs_runs_by_seed_and_applies_the_pre_registered_rule(tmp_path):
+    from harness.bench.onset import onset_study
+
+    never, at10, at20, at30 = [0, 0, 0, 0, 0, 0], [0, 0.5, 1, 1, 1, 1], [0, 0, 0.6, 1, 1, 1], [0, 0, 0, 0.5, 1, 1]
+    treated, control = [at10, at10, at20, never], [never, never, never, at30]
+    for seed, (t, c) in enumerate(zip(treated, control)):
+        _trial(tmp_path, f"t{seed}", {"reward.retry": 1.0, "seed": seed}, t, accuracy=0.6)
+        _trial(tmp_path, f"c{seed}", {"reward.retry": 0.0, "seed": seed}, c, accuracy=0.5)
+    _trial(tmp_path, "lonely", {"reward.retry": 1.0, "seed": 9}, at10)   # no partner: left out, and said
+    r = onset_study(tmp_path, censor_at=50)
+    assert r["n_pairs"] == 4 and r["unpaired_runs"] == {"treated": [9], "control": []}
+    assert r["onset"] == {"treated": [10.0, 10.0, 20.0, None], "control": [None, None, None, 30.0]}
+    assert r["reached_onset"] == {"treated": 3, "control": 1} and r["km_median"] == {"treated": 10.0, "control": None}
+    direct = paired_logrank([10, 10, 20, None], [None, None, None, 30], censor_at=50)
+    assert r["logrank"]["p_one_sided_sooner"] == direct.p_a_sooner and r["logrank"]["relabellings"] == 16
+    # 4 pairs cannot reach p < 0.05 (the smallest p is 1/16): the rule says no evidence
+    assert direct.p_a_sooner >= 1 / 16 and r["verdict"] == "no evidence that it does"
+    assert r["auc_difference"]["per_seed"] == pytest.approx([0.1] * 4)
+    assert r["auc_difference"]["p_sign_flip_two_sided"] == pytest.approx(2 / 16)

@@ -549,6 +549,22 @@ def bench_selection(run_dirs: list[Path] = typer.Argument(..., help="harness tra
     typer.echo(json.dumps(b(run_dirs), indent=2, default=str))
 
 
+@bench_app.command("onset")
+def bench_onset(study_dir: Path = typer.Argument(..., help="A harness sweep output directory (trials/*)."),
+                arm: str = text("reward.retry", "--arm", help="The trial option whose two values are the arms."),
+                treated: float = bounded(1.0, "--treated", min=-1e6, max=1e6, help="Its value in the treated arm."),
+                control: float = bounded(0.0, "--control", min=-1e6, max=1e6, help="Its value in the control arm."),
+                censor_at: float = bounded(50.0, "--censor-at", min=0, max=1e7, help="The step a run without "
+                                           "onset is censored at (its last step)."),
+                seed_key: str = text("seed", "--seed-key", help="The trial option that indexes seeds.")) -> None:
+    """Retry onset as time-to-event, paired by seed (Study A, docs/findings.md section 9): log-rank with an exact
+    permutation p-value, Kaplan-Meier medians, and the AUC differences."""
+    from harness.bench.onset import onset_study
+
+    typer.echo(json.dumps(onset_study(study_dir, arm=arm, treated=treated, control=control, censor_at=censor_at,
+                                      seed_key=seed_key), indent=2, default=str))
+
+
 @bench_app.command("corpus")
 def bench_corpus(run_dirs: list[Path] = typer.Argument(..., help="harness train run directories."),
                  output_dir: Path = typer.Option(..., "--output-dir", "-o", help="Corpus folder (e.g. "
