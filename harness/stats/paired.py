@@ -144,7 +144,7 @@ def compare_paired(a: Sequence, b: Sequence, name_a: str = "A", name_b: str = "B
         p = mcnemar_exact(int(((x == 1) & (y == 0)).sum()), int(((x == 0) & (y == 1)).sum()))
         test = "mcnemar"
     else:
-        p, test = _sign_flip(d.sum(axis=0), n_perm, rng), "permutation"
+        p, test = sign_flip(d.sum(axis=0), n_perm, rng), "permutation"
     return PairedComparison(name_a, name_b, float(x.mean()), float(y.mean()), float(d.mean()), (lo, hi), p, test,
                             seeds, questions, alpha, label, tuple(float(v) for v in d.mean(axis=1)))
 
@@ -162,8 +162,12 @@ def _matrix(arm: Sequence, binary: bool = True) -> np.ndarray:
     return m
 
 
-def _sign_flip(per_question: np.ndarray, n_perm: int, rng: np.random.Generator) -> float:
-    """Two-sided sign-flip permutation p-value of sum(per_question) (exact when 2^k <= n_perm)."""
+def sign_flip(per_question: np.ndarray, n_perm: int, rng: np.random.Generator) -> float:
+    """Two-sided sign-flip permutation p-value of sum(per_question) (exact when 2^k <= n_perm; zeros dropped).
+
+    >>> sign_flip(np.array([0.1] * 8), 10_000, np.random.default_rng(0))   # 2 of 256 sign patterns as extreme
+    0.0078125
+    """
     nz = per_question[per_question != 0]
     if nz.size == 0:
         return 1.0
