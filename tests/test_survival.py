@@ -100,3 +100,71 @@ def test_onset_study_pairs_runs_by_seed_and_applies_the_pre_registered_rule(tmp_
     assert direct.p_a_sooner >= 1 / 16 and r["verdict"] == "no evidence that it does"
     assert r["auc_difference"]["per_seed"] == pytest.approx([0.1] * 4)
     assert r["auc_difference"]["p_sign_flip_two_sided"] == pytest.approx(2 / 16)
+
+
+def _curve_trial(root, name, params, accuracy, status="complete"):
+    """A finished trial folder whose curve has an eval every 10 steps with the given accuracies."""
+    import yaml
+
+    from harness.core.record import RunRecord, TaskRef, write_record
+
+    d = root / "trials" / name
+    d.mkdir(parents=True)
+    (d / "trial_config.yaml").write_text(yaml.safe_dump(params))
+    write_record(d, RunRecord(kind="train", task=TaskRef(name="apollo3_micro"), status=status))
+    rows = ["step,accuracy,n"] + [f"{10 * i},{a},100" for i, a in enumerate(accuracy)]
+    (d / "curve.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_remedy_study_applies_study_bs_pre_registered_tests_and_rule(tmp_path):
+    from scipy.stats import fisher_exact
+
+    from harness.bench.remedies import format_remedies, remedy_study
+
+    falls = [0.5, 0.9, 0.9, 0.3, 0.2, 0.1]      # sustained drop from step 30
+    falls_late = [0.5, 0.9, 0.9, 0.9, 0.2, 0.1]  # from step 40
+    dips = [0.5, 0.9, 0.2, 0.9, 0.9, 0.9]       # one deep dip that recovers: no collapse
+    healthy = [0.5, 0.95, 0.95, 0.95, 0.95, 0.95]
+    worse = [0.5, 0.4, 0.4, 0.4, 0.4, 0.4]      # never collapses, but lower all along
+    arms = {"none": [falls, falls, falls_late, healthy], "steady": [healthy, healthy, dips, healthy],
+            "bad": [falls, falls, falls, falls], "meh": [worse, worse, worse, falls]}
+    for arm, curves in arms.items():
+        for seed, acc in enumerate(curves):
+            _curve_trial(tmp_path, f"{arm}{seed}", {"arm": arm, "seed": seed}, acc)
+    r = remedy_study(tmp_path, censor_at=50)
+    assert r["setting_check"]["control_collapses"] == 3 and r["setting_check"]["informative"]
+    a = r["arms"]
+    assert [a[x]["collapses"] for x in ("none", "steady", "bad", "meh")] == [3, 0, 4, 1]
+    assert a["none"]["collapse_steps"] == {"0": 30.0, "1": 30.0, "2": 40.0, "3": None}
+    # Fisher one-sided (fewer collapses than the control), Holm over the three remedies
+    p_steady = fisher_exact([[0, 4], [3, 1]], alternative="less").pvalue
+    assert a["steady"]["fisher_p_one_sided_fewer"] == pytest.approx(p_steady)
+    assert a["steady"]["fisher_p_holm"] == pytest.approx(min(1, 3 * p_steady))
+    # the remedy's collapses come later (never): O - E of the control's positive, 4 pairs give 16 relabellings
+    assert a["steady"]["logrank"]["o_minus_e_control"] > 0 and a["steady"]["logrank"]["relabellings"] == 16
+    assert a["steady"]["auc_difference"]["positive"] == 3 and a["steady"]["verdict"] == "promising"
+    assert a["bad"]["verdict"] == "harmful"                  # more collapses than the control
+    assert a["meh"]["auc_difference"]["negative"] >= 3 and a["meh"]["verdict"] == "harmful"   # lower AUC in 3 of 4
+    table = format_remedies(r)
+    assert table.startswith("3 of 4 runs of 'none' collapsed") and "| steady | 0/4 |" in table
+    from typer.testing import CliRunner
+
+    from harness.cli.app import app
+
+    res = CliRunner().invoke(app, ["bench", "remedies", str(tmp_path)])
+    assert res.exit_code == 0 and res.output.strip() == table
+    res = CliRunner().invoke(app, ["bench", "remedies", str(tmp_path), "--control", "nothing"])
+    assert res.exit_code != 0 and "no finished run of the control arm" in str(res.exception)  # main() prints it
+
+
+def test_remedy_study_says_when_the_control_gives_nothing_to_prevent(tmp_path):
+    from harness.bench.remedies import remedy_study
+
+    for seed in range(4):
+        _curve_trial(tmp_path, f"n{seed}", {"arm": "none", "seed": seed}, [0.5, 0.9, 0.9, 0.9])
+        _curve_trial(tmp_path, f"e{seed}", {"arm": "entropy", "seed": seed}, [0.5, 0.9, 0.95, 0.9])
+    r = remedy_study(tmp_path)
+    assert not r["setting_check"]["informative"] and "uninformative" in r["setting_check"]["sentence"]
+    assert r["arms"]["entropy"]["verdict"] == "not distinguished"
+    with pytest.raises(Exception, match="no finished run of the control arm"):
+        remedy_study(tmp_path, control="nothing")

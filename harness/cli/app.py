@@ -565,6 +565,23 @@ def bench_onset(study_dir: Path = typer.Argument(..., help="A harness sweep outp
                                       seed_key=seed_key), indent=2, default=str))
 
 
+@bench_app.command("remedies")
+def bench_remedies(study_dir: Path = typer.Argument(..., help="A harness sweep output directory (trials/*)."),
+                   arm: str = text("arm", "--arm", help="The trial option that names the remedy arm."),
+                   control: str = text("none", "--control", help="The control arm's name."),
+                   censor_at: float = bounded(50.0, "--censor-at", min=0, max=1e7, help="The step a run without a "
+                                              "collapse is censored at (its last step)."),
+                   seed_key: str = text("seed", "--seed-key", help="The trial option that indexes seeds."),
+                   as_json: bool = typer.Option(False, "--json", help="Everything, per seed.")) -> None:
+    """Collapse remedies against the control arm, paired by seed (Study B, docs/findings.md section 9): collapse
+    counts with Fisher's exact test and Holm's correction, steps to collapse by log-rank with an exact permutation
+    p-value, AUC and peak differences, the pre-registered verdict per remedy."""
+    from harness.bench.remedies import format_remedies, remedy_study
+
+    res = remedy_study(study_dir, arm=arm, control=control, censor_at=censor_at, seed_key=seed_key)
+    typer.echo(json.dumps(res, indent=2, default=str) if as_json else format_remedies(res))
+
+
 @bench_app.command("corpus")
 def bench_corpus(run_dirs: list[Path] = typer.Argument(..., help="harness train run directories."),
                  output_dir: Path = typer.Option(..., "--output-dir", "-o", help="Corpus folder (e.g. "
