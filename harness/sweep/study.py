@@ -125,6 +125,7 @@ def open_study(ab: Ablation, storage_url: str, study_name: str, worker: int = 0)
     finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     if finished:  # a resumed study: draw on from where the last run left off, not its proposals again
         study.sampler = make_sampler(ab, worker, finished)
+    serialise_claims(study, storage_url)
     if "objectives" not in study.user_attrs:
         study.set_user_attr("objectives", ["peak", "collapse_step"] if ab.objective == "peak_and_collapse"
                             else [ab.objective])
@@ -132,6 +133,48 @@ def open_study(ab: Ablation, storage_url: str, study_name: str, worker: int = 0)
         with known_experimental():
             study.set_metric_names(METRIC_NAMES[ab.objective])
     return study
+
+
+def sqlite_path(storage_url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL (None for another storage or an in-memory database).
+
+    >>> str(sqlite_path("sqlite:////tmp/s/study.db")), str(sqlite_path("sqlite:///runs/study.db"))
+    ('/tmp/s/study.db', 'runs/study.db')
+    >>> sqlite_path("postgresql://u@h/db") is None and sqlite_path("sqlite://") is None
+    True
+    """
+    prefix = "sqlite:///"
+    if not storage_url.startswith(prefix) or len(storage_url) == len(prefix):
+        return None
+    return Path(storage_url[len(prefix):].split("?", 1)[0])
+
+
+def serialise_claims(study, storage_url: str) -> None:
+    """Let one worker at a time claim a waiting trial of a SQLite study (a file lock beside the database).
+
+    Optuna claims an enqueued or re-queued trial by reading it WAITING and writing it RUNNING, with
+    ``SELECT ... FOR UPDATE`` to keep two workers from both taking it; SQLite ignores that clause, so two
+    workers that ask at the same moment can both get the same trial and train it twice (seen: Study B's
+    first enqueued trial ran in both workers of `harness sweep --workers 2`, in two run folders). PostgreSQL
+    honours the row lock, so only SQLite studies get the file lock, which covers every worker on the machine
+    that holds the database file (SQLite's own scope)."""
+    import fcntl
+
+    db = sqlite_path(storage_url)
+    if db is None:
+        return
+    lock = db.with_name(db.name + ".claim.lock")
+    pop = study._pop_waiting_trial_id   # Optuna's claim step (Study._ask calls it first)
+
+    def claim_one_at_a_time() -> int | None:
+        with open(lock, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                return pop()
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    study._pop_waiting_trial_id = claim_one_at_a_time
 
 
 def enqueue_baseline(study, ab: Ablation) -> dict[str, Any] | None:
