@@ -410,8 +410,25 @@ def importance_figure(importances: dict[str, dict[str, float]]) -> Plot | None:
 
 
 def _cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every cell as a plain Python value (numpy scalars and NaN converted)."""
-    return frame.apply(lambda col: col.map(plain)) if not frame.empty else frame
+    """Every cell as a plain Python value (numpy scalars and NaN converted); a step column's whole numbers as
+    integers (a float column printed step 0 as "0.000" beside "50").
+
+    >>> _cells(pd.DataFrame({"peak_step": [0.0, 50.0, None], "peak": [1.0, 0.5, 0.25]})).to_dict("list")
+    {'peak_step': [0, 50, None], 'peak': [1.0, 0.5, 0.25]}
+    """
+    if frame.empty:
+        return frame
+
+    def step(v: Any) -> Any:
+        if isinstance(v, float):
+            return None if v != v else int(v) if v.is_integer() else v
+        return v
+
+    out = frame.apply(lambda col: col.map(plain))
+    for name in out.columns:
+        if name == "step" or str(name).endswith("_step"):
+            out[name] = pd.Series([step(v) for v in out[name]], index=out.index, dtype=object)
+    return out
 
 
 def _missing(text: str) -> str:
