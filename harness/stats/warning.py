@@ -150,8 +150,9 @@ def examples(run: WarningRun, collapse_step: float | None, signals: Sequence[str
 
 def _fit_predict(X: np.ndarray, y: np.ndarray, Xt: np.ndarray, l2: float = 1.0) -> np.ndarray:
     """L2 logistic regression (Newton) on standardised columns, missing values at the training mean; scores."""
-    mu = np.nanmean(X, axis=0) if len(X) else np.zeros(X.shape[1])
-    mu = np.where(np.isfinite(mu), mu, 0.0)
+    seen = np.isfinite(X).sum(axis=0) if len(X) else np.zeros(X.shape[1])
+    # a signal no training run logged (e.g. logp_correct, newer than the older runs) is all missing: mean 0
+    mu = np.where(seen > 0, np.nansum(np.where(np.isfinite(X), X, 0.0), axis=0) / np.maximum(seen, 1), 0.0)
     X, Xt = np.where(np.isfinite(X), X, mu), np.where(np.isfinite(Xt), Xt, mu)
     sd = X.std(axis=0)
     sd[sd == 0] = 1.0
