@@ -101,3 +101,35 @@ def test_a_running_trial_prints_its_step_latest_eval_and_time(tmp_path, monkeypa
     assert any(line.startswith("trial 0 (seed=0): step ") and "/4, latest eval 0.500 at step 0, 0m0" in line
                for line in lines), lines
     assert any("step 3/4" in line or "step 2/4" in line for line in lines), lines
+
+
+@pytest.mark.integration
+def test_the_watcher_reads_the_curve_only_when_the_run_wrote_to_it(tmp_path, monkeypatch):
+    """Re-reading and validating the whole curve at every poll cost 15% of a core per worker; the watcher now
+    reads it when its size or mtime changed (and once more when the process ends)."""
+    import optuna
+
+    from harness.sweep import trial as trial_module
+    from harness.sweep.ablation import load_ablation
+
+    reads = []
+    real = trial_module.read_curve
+    monkeypatch.setattr(trial_module, "read_curve", lambda *a, **k: reads.append(1) or real(*a, **k))
+    monkeypatch.setattr(trial_module, "POLL_S", 0.02)
+    ab = load_ablation(str(_ablation(tmp_path)))
+    run_dir = tmp_path / "trial_0000"
+    run_dir.mkdir()
+    write_trial_config(ab, {"seed": 0}, {"max_steps": 4, "eval_every": 2}, run_dir)
+    writer = textwrap.dedent(f"""
+        import time
+        rows = ["step,accuracy,n", "0,0.5,32", "1,,", "2,0.6,32", "3,,", "4,0.75,32"]
+        for i in (2, 4, 6):
+            open({str(run_dir / 'curve.csv')!r}, "w").write("\\n".join(rows[:i]) + "\\n")
+            time.sleep(0.5)
+    """)
+    trial = optuna.create_study(direction="maximize").ask()
+    _, curve, code = TrialRunner(ab, tmp_path, {})._watch(trial, [sys.executable, "-c", writer], run_dir,
+                                                          run_dir / "train.log", {"seed": 0})
+    assert code == 0 and curve["step"].tolist() == [0, 2, 4] and curve["accuracy"].tolist() == [0.5, 0.6, 0.75]
+    # about 75 polls over 1.5 s; 3 writes, the end, and a write caught half-way at most once each
+    assert len(reads) <= 8, len(reads)
