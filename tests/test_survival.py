@@ -168,3 +168,19 @@ def test_remedy_study_says_when_the_control_gives_nothing_to_prevent(tmp_path):
     assert r["arms"]["entropy"]["verdict"] == "not distinguished"
     with pytest.raises(Exception, match="no finished run of the control arm"):
         remedy_study(tmp_path, control="nothing")
+
+
+def test_an_interim_remedy_table_says_so_and_corrects_for_every_planned_remedy(tmp_path):
+    from harness.bench.remedies import format_remedies, remedy_study
+
+    falls, healthy = [0.5, 0.9, 0.9, 0.3, 0.2, 0.1], [0.5, 0.95, 0.95, 0.95, 0.95, 0.95]
+    for seed in range(4):
+        _curve_trial(tmp_path, f"n{seed}", {"arm": "none", "seed": seed}, falls if seed < 3 else healthy)
+    for seed in range(2):   # the second arm has run half its seeds
+        _curve_trial(tmp_path, f"s{seed}", {"arm": "steady", "seed": seed}, healthy)
+    r = remedy_study(tmp_path, planned=4, planned_arms=7)
+    s = r["arms"]["steady"]
+    assert s["verdict"] == "interim (2 and 4 of 4 runs)" and not s["complete"] and r["arms"]["none"]["complete"]
+    assert s["fisher_p_holm"] == pytest.approx(min(1, 6 * s["fisher_p_one_sided_fewer"]))   # 6 remedies planned
+    assert "| steady (interim: 2 runs) | 0/2 |" in format_remedies(r)
+    assert not r["setting_check"]["interim"] and r["setting_check"]["informative"]

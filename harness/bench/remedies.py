@@ -60,8 +60,14 @@ def _seed_matched(a: list[float | None], b: list[float | None]) -> dict[str, Any
 
 
 def remedy_study(study_dir: str | Path, arm: str = "arm", control: str = "none", censor_at: float = 50.0,
-                 seed_key: str = "seed") -> dict[str, Any]:
-    """Every remedy arm of a sweep against ``control``, paired by seed, with the pre-registered rule."""
+                 seed_key: str = "seed", planned: int | None = None, planned_arms: int | None = None
+                 ) -> dict[str, Any]:
+    """Every remedy arm of a sweep against ``control``, paired by seed, with the pre-registered rule.
+
+    ``planned``: runs planned per arm; an arm with fewer finished runs gets the verdict "interim", and the
+    setting check says so while the control arm is incomplete. ``planned_arms``: arms planned (the control
+    included); Holm's correction then counts the remedies not yet run as p = 1, so an interim table is not
+    corrected for fewer comparisons than the study makes."""
     from scipy.stats import fisher_exact
 
     from harness.stats.cells import load_study_runs
@@ -100,7 +106,8 @@ def remedy_study(study_dir: str | Path, arm: str = "arm", control: str = "none",
         n, c = arms[name]["runs"], arms[name]["collapses"]
         table = [[c, n - c], [ctrl_collapses, len(ctrl) - ctrl_collapses]]
         fisher[name] = float(fisher_exact(table, alternative="less").pvalue)
-    adjusted = dict(zip(remedies, holm([fisher[a] for a in remedies]))) if remedies else {}
+    missing = max(0, (planned_arms or 0) - 1 - len(remedies))
+    adjusted = dict(zip(remedies, holm([fisher[a] for a in remedies] + [1.0] * missing))) if remedies else {}
     for name in remedies:
         seeds = sorted(set(by_arm[name]) & set(ctrl), key=str)
         rem = [by_arm[name][s] for s in seeds]
@@ -111,7 +118,9 @@ def remedy_study(study_dir: str | Path, arm: str = "arm", control: str = "none",
         auc = _seed_matched([r["auc"] for r in rem], [b["auc"] for b in base])
         peak = _seed_matched([r["peak"] for r in rem], [b["peak"] for b in base])
         c = arms[name]["collapses"]
-        if c <= PROMISING_MAX_COLLAPSES and ctrl_collapses >= CONTROL_MIN_COLLAPSES \
+        if planned is not None and (len(per_arm := by_arm[name]) < planned or len(ctrl) < planned):
+            verdict = f"interim ({len(per_arm)} and {len(ctrl)} of {planned} runs)"
+        elif c <= PROMISING_MAX_COLLAPSES and ctrl_collapses >= CONTROL_MIN_COLLAPSES \
                 and auc["positive"] >= MIN_SEEDS_AGREEING:
             verdict = "promising"
         elif c > ctrl_collapses or auc["negative"] >= MIN_SEEDS_AGREEING:
@@ -126,11 +135,17 @@ def remedy_study(study_dir: str | Path, arm: str = "arm", control: str = "none",
                 "relabellings": test.n_relabellings, "exact": test.exact},
             "auc_difference": auc, "peak_difference": peak, "verdict": verdict})
     informative = ctrl_collapses >= 2
+    interim = planned is not None and len(ctrl) < planned
+    for a in arms.values():
+        a["complete"] = planned is None or a["runs"] >= planned
     return {
         "study": str(study_dir), "arm": arm, "control": control, "censor_at": censor_at,
         "setting_check": {"control_runs": len(ctrl), "control_collapses": ctrl_collapses, "informative": informative,
+                          "interim": interim,
                           "sentence": (f"{ctrl_collapses} of {len(ctrl)} runs of '{control}' collapsed: " +
                                        ("the collapse-rate comparison is informative" if informative else
+                                        f"interim: {len(ctrl)} of the {planned} planned runs have finished"
+                                        if interim else
                                         "the comparison of collapse rates is uninformative at this setting "
                                         "(fewer than 2 collapses to prevent); the other endpoints are reported"))},
         "arms": arms,
@@ -152,7 +167,9 @@ def format_remedies(res: dict[str, Any]) -> str:
         aucs = [v for v in a["auc"].values() if v is not None]
         mean_auc = sum(aucs) / len(aucs) if aucs else None
         med = a["km_median_steps_to_collapse"]
-        if name == control:
+        if not a["complete"]:
+            name = f"{name} (interim: {a['runs']} runs)"
+        if name.split(" (")[0] == control:
             rows.append(f"| {name} | {a['collapses']}/{a['runs']} | {'not reached' if med is None else med} | - | - | "
                         f"{f(mean_auc)} | - | - | (control) |")
             continue
