@@ -184,3 +184,13 @@ def test_an_interim_remedy_table_says_so_and_corrects_for_every_planned_remedy(t
     assert s["fisher_p_holm"] == pytest.approx(min(1, 6 * s["fisher_p_one_sided_fewer"]))   # 6 remedies planned
     assert "| steady (interim: 2 runs) | 0/2 |" in format_remedies(r)
     assert not r["setting_check"]["interim"] and r["setting_check"]["informative"]
+    # the rest of the arm run later into another folder: pooled, and a run present in both counted once
+    import shutil
+
+    later = tmp_path / "later"
+    for seed in (2, 3):
+        _curve_trial(later, f"s{seed}", {"arm": "steady", "seed": seed}, healthy)
+    (tmp_path / "trials" / "n0" / "config.json").write_text('{"train": {"task": "apollo3_micro", "seed": 0}}')
+    shutil.copytree(tmp_path / "trials" / "n0", later / "trials" / "n0")
+    pooled = remedy_study([tmp_path, later], planned=4, planned_arms=7)
+    assert pooled["arms"]["steady"]["runs"] == 4 and pooled["arms"]["none"]["runs"] == 4

@@ -59,15 +59,17 @@ def _seed_matched(a: list[float | None], b: list[float | None]) -> dict[str, Any
             "p_sign_flip_two_sided": sign_flip(np.array(diffs), 2**16, np.random.default_rng(0)) if diffs else None}
 
 
-def remedy_study(study_dir: str | Path, arm: str = "arm", control: str = "none", censor_at: float = 50.0,
-                 seed_key: str = "seed", planned: int | None = None, planned_arms: int | None = None
-                 ) -> dict[str, Any]:
+def remedy_study(study_dir: str | Path | list[str | Path], arm: str = "arm", control: str = "none",
+                 censor_at: float = 50.0, seed_key: str = "seed", planned: int | None = None,
+                 planned_arms: int | None = None) -> dict[str, Any]:
     """Every remedy arm of a sweep against ``control``, paired by seed, with the pre-registered rule.
 
     ``planned``: runs planned per arm; an arm with fewer finished runs gets the verdict "interim", and the
     setting check says so while the control arm is incomplete. ``planned_arms``: arms planned (the control
     included); Holm's correction then counts the remedies not yet run as p = 1, so an interim table is not
-    corrected for fewer comparisons than the study makes."""
+    corrected for fewer comparisons than the study makes. ``study_dir`` may be several folders (a study run in
+    parts, e.g. its first arms committed and the rest run later into another folder): their trials are pooled,
+    one run per training fingerprint."""
     from scipy.stats import fisher_exact
 
     from harness.stats.cells import load_study_runs
@@ -75,7 +77,16 @@ def remedy_study(study_dir: str | Path, arm: str = "arm", control: str = "none",
     from harness.stats.survival import km_median, paired_logrank
     from harness.train.fingerprint import run_fingerprint
 
-    runs = load_study_runs(study_dir, fingerprint=run_fingerprint)
+    dirs = list(study_dir) if isinstance(study_dir, (list, tuple)) else [study_dir]
+    runs, seen = [], set()
+    for d in dirs:
+        for r in load_study_runs(d, fingerprint=run_fingerprint):
+            fp = run_fingerprint(r.path)
+            if fp is not None and fp in seen:   # the same training run in two folders: counted once
+                continue
+            seen.add(fp)
+            runs.append(r)
+    study_dir = ", ".join(map(str, dirs))
     by_arm: dict[str, dict[Any, dict[str, Any]]] = {}
     for r in runs:
         name = r.params.get(arm)

@@ -566,7 +566,8 @@ def bench_onset(study_dir: Path = typer.Argument(..., help="A harness sweep outp
 
 
 @bench_app.command("remedies")
-def bench_remedies(study_dir: Path = typer.Argument(..., help="A harness sweep output directory (trials/*)."),
+def bench_remedies(study_dirs: list[Path] = typer.Argument(..., help="harness sweep output directories (trials/*): "
+                                                             "several are pooled (a study run in parts)."),
                    arm: str = text("arm", "--arm", help="The trial option that names the remedy arm."),
                    control: str = text("none", "--control", help="The control arm's name."),
                    censor_at: float = bounded(50.0, "--censor-at", min=0, max=1e7, help="The step a run without a "
@@ -582,7 +583,7 @@ def bench_remedies(study_dir: Path = typer.Argument(..., help="A harness sweep o
     p-value, AUC and peak differences, the pre-registered verdict per remedy."""
     from harness.bench.remedies import format_remedies, remedy_study
 
-    res = remedy_study(study_dir, arm=arm, control=control, censor_at=censor_at, seed_key=seed_key, planned=planned,
+    res = remedy_study(study_dirs, arm=arm, control=control, censor_at=censor_at, seed_key=seed_key, planned=planned,
                        planned_arms=planned_arms)
     typer.echo(json.dumps(res, indent=2, default=str) if as_json else format_remedies(res))
 
