@@ -34,9 +34,11 @@ def test_corpus_size_and_collapses():
 def test_one_run_counted_once():
     """explore_trial_0005 and lr_trial_0002 are one training run (same configuration, 50 and 30 steps, evaluated on
     100 and 50 facts): the same fingerprint, bit-identical training rows over the steps they share; the manifest
-    marks the second, and it is the only duplicate."""
+    marks the second. Study B's `none` seeds 0 and 1 train what the pruning benchmark's lr_trial_0001 and 0004
+    trained (rezero, lr 1e-3), longer and evaluated on other facts: marked too."""
     assert {n: r["duplicate_of"] for n, r in RUNS.items() if r.get("duplicate_of")} == {
-        "lr_trial_0002": "explore_trial_0005"}
+        "lr_trial_0002": "explore_trial_0005", "studyB_trial_0000": "lr_trial_0001",
+        "studyB_trial_0001": "lr_trial_0004"}
     a, b = (read_curve(CORPUS / f"{n}.csv") for n in ("explore_trial_0005", "lr_trial_0002"))
     train = ["step", "reward", "reward_std", "frac_reward_zero_std", "loss", "kl", "entropy", "grad_norm",
              "completion_length"]
@@ -47,7 +49,9 @@ def test_one_run_counted_once():
     fps = [r["training_fingerprint"] for r in DISTINCT.values()]
     assert len(set(fps)) == len(fps)
     assert all(facts_fingerprint(r) == r["training_fingerprint"] for r in RUNS.values())
-    assert mark_duplicates(json.loads(json.dumps(RUNS))) == {"lr_trial_0002": "explore_trial_0005"}
+    assert mark_duplicates(json.loads(json.dumps(RUNS))) == {"lr_trial_0002": "explore_trial_0005",
+                                                             "studyB_trial_0000": "lr_trial_0001",
+                                                             "studyB_trial_0001": "lr_trial_0004"}
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))

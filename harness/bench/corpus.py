@@ -72,6 +72,14 @@ FACTS = ("task", "model", "preset", "learning_rate", "beta", "seed", "max_steps"
          "prompts_per_step", "reward_weights")
 
 
+#: Stability options (docs/remedies.md) the manifest records when a run set them: they change the training, so
+#: the fingerprint recomputed from the manifest's facts (:func:`facts_fingerprint`) needs them.
+REMEDY_FACTS = ("loss_type", "importance_sampling_level", "epsilon_high", "entropy_coef", "scale_rewards",
+                "mask_truncated_completions", "sync_ref_model", "ref_model_mixup_alpha", "ref_model_sync_steps",
+                "drop_zero_std_groups", "on_collapse", "rollback_lr_factor", "max_rollbacks", "train_noise_schedule",
+                "train_noise_start", "train_noise_base")
+
+
 def _config_facts(run: Path) -> dict[str, Any]:
     """The training options the manifest records for a run (read by :func:`harness.core.rundir.read_options`),
     and its training fingerprint."""
@@ -79,7 +87,8 @@ def _config_facts(run: Path) -> dict[str, Any]:
 
     train, resolved = read_options(run)
     noise = resolved.get("train_noise") or {}
-    return {**{k: train.get(k) for k in FACTS}, "train_noise": noise.get("level"),
+    return {**{k: train.get(k) for k in FACTS}, **{k: train[k] for k in REMEDY_FACTS if train.get(k) is not None},
+            "train_noise": noise.get("level"),
             "train_noise_modes": noise.get("modes"), "training_fingerprint": run_fingerprint(run)}
 
 
@@ -94,7 +103,8 @@ def facts_fingerprint(entry: dict[str, Any]) -> str:
     """
     from harness.train.fingerprint import config_from_options, training_fingerprint
 
-    options = {k: entry[k] for k in FACTS + ("train_noise", "train_noise_modes") if entry.get(k) is not None}
+    options = {k: entry[k] for k in FACTS + REMEDY_FACTS + ("train_noise", "train_noise_modes")
+               if entry.get(k) is not None}
     options.setdefault("task", "apollo3_micro")
     return training_fingerprint(config_from_options(options))
 
