@@ -138,8 +138,8 @@ def open_study(ab: Ablation, storage_url: str, study_name: str, worker: int = 0)
 def sqlite_path(storage_url: str) -> Path | None:
     """The database file of a ``sqlite:///`` URL (None for another storage or an in-memory database).
 
-    >>> str(sqlite_path("sqlite:////tmp/s/study.db")), str(sqlite_path("sqlite:///runs/study.db"))
-    ('/tmp/s/study.db', 'runs/study.db')
+    >>> str(sqlite_path("sqlite:////srv/sweeps/study.db")), str(sqlite_path("sqlite:///runs/study.db"))
+    ('/srv/sweeps/study.db', 'runs/study.db')
     >>> sqlite_path("postgresql://u@h/db") is None and sqlite_path("sqlite://") is None
     True
     """
