@@ -69,6 +69,17 @@ def test_a_two_objective_study_names_both(tmp_path, monkeypatch):
     assert study.trials[0].user_attrs["overrides"] == {}
 
 
+def _trial_dir(tmp_path: Path, eval_every: int):
+    """The ablation and a trial folder with its trial_config.yaml (4 steps), for a stand-in run to write into."""
+    from harness.sweep.ablation import load_ablation
+
+    ab = load_ablation(str(_ablation(tmp_path)))
+    run_dir = tmp_path / "trial_0000"
+    run_dir.mkdir()
+    write_trial_config(ab, {"seed": 0}, {"max_steps": 4, "eval_every": eval_every}, run_dir)
+    return ab, run_dir
+
+
 @pytest.mark.integration
 def test_a_running_trial_prints_its_step_latest_eval_and_time(tmp_path, monkeypatch, caplog):
     """The trial's process is a stand-in that writes a curve the way harness train does (an eval row, then
@@ -76,13 +87,9 @@ def test_a_running_trial_prints_its_step_latest_eval_and_time(tmp_path, monkeypa
     import optuna
 
     from harness.sweep import trial as trial_module
-    from harness.sweep.ablation import load_ablation
 
     monkeypatch.setattr(trial_module, "PROGRESS_S", 0.3)
-    ab = load_ablation(str(_ablation(tmp_path)))
-    run_dir = tmp_path / "trial_0000"
-    run_dir.mkdir()
-    write_trial_config(ab, {"seed": 0}, {"max_steps": 4, "eval_every": 4}, run_dir)
+    ab, run_dir = _trial_dir(tmp_path, eval_every=4)
     writer = textwrap.dedent(f"""
         import time
         rows = ["step,accuracy,n", "0,0.5,32", "1,,", "2,,", "3,,", "4,0.75,32"]
@@ -110,16 +117,12 @@ def test_the_watcher_reads_the_curve_only_when_the_run_wrote_to_it(tmp_path, mon
     import optuna
 
     from harness.sweep import trial as trial_module
-    from harness.sweep.ablation import load_ablation
 
     reads = []
     real = trial_module.read_curve
     monkeypatch.setattr(trial_module, "read_curve", lambda *a, **k: reads.append(1) or real(*a, **k))
     monkeypatch.setattr(trial_module, "POLL_S", 0.02)
-    ab = load_ablation(str(_ablation(tmp_path)))
-    run_dir = tmp_path / "trial_0000"
-    run_dir.mkdir()
-    write_trial_config(ab, {"seed": 0}, {"max_steps": 4, "eval_every": 2}, run_dir)
+    ab, run_dir = _trial_dir(tmp_path, eval_every=2)
     writer = textwrap.dedent(f"""
         import time
         rows = ["step,accuracy,n", "0,0.5,32", "1,,", "2,0.6,32", "3,,", "4,0.75,32"]
