@@ -217,3 +217,17 @@ def test_an_ablation_names_its_arms():
     bad = Ablation(name="x", task="apollo3_micro", arms={"a": {"epsilon_hi": 0.28}},
                    search_space={"arm": {"type": "categorical", "choices": ["a"]}})
     assert any("arms.a.epsilon_hi" in p and "epsilon_high" in p for p in check_values(bad, load_task("apollo3_micro")))
+
+
+def test_an_inert_remedy_is_said_to_be_inert(caplog):
+    """Clipping acts through the importance ratio, which one optimiser step per batch leaves at 1 (Study B's
+    clip_higher arm reproduced the control bit for bit): the run says so instead of silently changing nothing."""
+    import logging
+
+    from harness.train.build import stability_options
+
+    with caplog.at_level(logging.WARNING, logger="harness.train.build"):
+        stability_options(TrainConfig(task="apollo3_micro"))
+        assert not caplog.records
+        stability_options(TrainConfig(task="apollo3_micro", epsilon_high=0.28))
+    assert len(caplog.records) == 1 and "change nothing" in caplog.records[0].getMessage()

@@ -68,6 +68,12 @@ def stability_options(cfg: TrainConfig) -> dict:
            "ref_model_sync_steps": cfg.ref_model_sync_steps}
     if cfg.epsilon_high is not None:
         out["epsilon_high"] = cfg.epsilon_high
+    if cfg.epsilon_high is not None or cfg.importance_sampling_level == "sequence":
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "epsilon_high / importance_sampling_level=sequence act only through the importance ratio, which is exactly "
+            "1 here (one optimiser step per batch): they change nothing (docs/remedies.md, 'Clipping is inert here')")
     return out
 
 
