@@ -573,10 +573,10 @@ def bench_remedies(study_dirs: list[Path] = typer.Argument(..., help="harness sw
                    censor_at: float = bounded(50.0, "--censor-at", min=0, max=1e7, help="The step a run without a "
                                               "collapse is censored at (its last step)."),
                    seed_key: str = text("seed", "--seed-key", help="The trial option that indexes seeds."),
-                   planned: Optional[int] = typer.Option(None, "--planned-seeds", min=1, help="Runs planned per "
-                                                         "arm: an arm with fewer finished gets the verdict interim."),
-                   planned_arms: Optional[int] = typer.Option(None, "--planned-arms", min=2, help="Arms planned, "
-                                                              "the control included (Holm counts the missing)."),
+                   planned: Optional[int] = bounded(None, "--planned-seeds", min=1, max=10_000, help="Runs planned "
+                                                    "per arm: an arm with fewer finished gets the verdict interim."),
+                   planned_arms: Optional[int] = bounded(None, "--planned-arms", min=2, max=10_000, help="Arms "
+                                                         "planned, the control included (Holm counts the missing)."),
                    as_json: bool = typer.Option(False, "--json", help="Everything, per seed.")) -> None:
     """Collapse remedies against the control arm, paired by seed (Study B, docs/findings.md section 9): collapse
     counts with Fisher's exact test and Holm's correction, steps to collapse by log-rank with an exact permutation
