@@ -60,8 +60,9 @@ def test_workers_never_claim_the_same_waiting_trial(tmp_path):
 
 def test_without_the_lock_sqlite_lets_two_workers_claim_one_trial(tmp_path):
     """The failure the lock prevents, reproduced (a race: retried a few times before it is called absent)."""
-    for _ in range(5):
-        claimed = _race(tmp_path / str(_), locked=False) if (tmp_path / str(_)).mkdir() is None else []
+    for attempt in range(5):
+        (tmp_path / str(attempt)).mkdir()
+        claimed = _race(tmp_path / str(attempt), locked=False)
         if len(claimed) > len(set(claimed)):
             return
     pytest.skip("the unlocked race did not show in 5 tries on this machine (the locked test still ran)")

@@ -27,11 +27,8 @@ def _same(a: Any, b: float) -> bool:
 def onset_study(study_dir: str | Path, arm: str = "reward.retry", treated: float = 1.0, control: float = 0.0,
                 censor_at: float = 50.0, seed_key: str = "seed") -> dict[str, Any]:
     """The primary and secondary endpoints of Study A from a sweep's finished trials (pairs by seed)."""
-    import numpy as np
-
     from harness.stats.cells import _mean_eval, load_study_runs, retry_onset
-    from harness.stats.intervals import t_interval
-    from harness.stats.paired import sign_flip
+    from harness.stats.paired import seed_differences
     from harness.stats.survival import km_median, paired_logrank
     from harness.train.fingerprint import run_fingerprint
 
@@ -51,8 +48,6 @@ def onset_study(study_dir: str | Path, arm: str = "reward.retry", treated: float
     onset = {side: [retry_onset(by_arm[side][s].curve) for s in seeds] for side in by_arm}
     auc = {side: [_mean_eval(by_arm[side][s].curve) for s in seeds] for side in by_arm}
     test = paired_logrank(onset["treated"], onset["control"], censor_at=censor_at)
-    diffs = [a - b for a, b in zip(auc["treated"], auc["control"]) if a is not None and b is not None]
-    p_auc = sign_flip(np.array(diffs), 2**16, np.random.default_rng(0)) if diffs else None   # exact up to 16 seeds
     reached = {side: sum(o is not None for o in onset[side]) for side in onset}
     median = {side: km_median(onset[side], censor_at) for side in onset}
     earlier = (median["treated"] is not None and (median["control"] is None or median["treated"] < median["control"]))
@@ -71,7 +66,6 @@ def onset_study(study_dir: str | Path, arm: str = "reward.retry", treated: float
                                       for a, b in zip(onset["treated"], onset["control"])],
         "logrank": {"o_minus_e_treated": test.oe, "p_one_sided_sooner": test.p_a_sooner,
                     "p_one_sided_later": test.p_a_later, "relabellings": test.n_relabellings, "exact": test.exact},
-        "auc": auc, "auc_difference": {"per_seed": diffs, "mean": sum(diffs) / len(diffs) if diffs else None,
-                                       "t95": list(t_interval(diffs)), "p_sign_flip_two_sided": p_auc},
+        "auc": auc, "auc_difference": seed_differences(auc["treated"], auc["control"]),
         "verdict": verdict,
     }

@@ -46,19 +46,6 @@ def run_endpoints(curve) -> dict[str, Any]:
             "last_step": steps[-1], "n_evals": len(acc)}
 
 
-def _seed_matched(a: list[float | None], b: list[float | None]) -> dict[str, Any]:
-    import numpy as np
-
-    from harness.stats.intervals import t_interval
-    from harness.stats.paired import sign_flip
-
-    diffs = [x - y for x, y in zip(a, b) if x is not None and y is not None]
-    return {"per_seed": diffs, "mean": sum(diffs) / len(diffs) if diffs else None,
-            "t95": list(t_interval(diffs)) if len(diffs) > 1 else [None, None],
-            "positive": sum(d > 0 for d in diffs), "negative": sum(d < 0 for d in diffs),
-            "p_sign_flip_two_sided": sign_flip(np.array(diffs), 2**16, np.random.default_rng(0)) if diffs else None}
-
-
 def remedy_study(study_dir: str | Path | list[str | Path], arm: str = "arm", control: str = "none",
                  censor_at: float = 50.0, seed_key: str = "seed", planned: int | None = None,
                  planned_arms: int | None = None) -> dict[str, Any]:
@@ -73,19 +60,13 @@ def remedy_study(study_dir: str | Path | list[str | Path], arm: str = "arm", con
     from scipy.stats import fisher_exact
 
     from harness.stats.cells import load_study_runs
+    from harness.stats.paired import seed_differences
     from harness.stats.ranking import holm
     from harness.stats.survival import km_median, paired_logrank
     from harness.train.fingerprint import run_fingerprint
 
-    dirs = list(study_dir) if isinstance(study_dir, (list, tuple)) else [study_dir]
-    runs, seen = [], set()
-    for d in dirs:
-        for r in load_study_runs(d, fingerprint=run_fingerprint):
-            fp = run_fingerprint(r.path)
-            if fp is not None and fp in seen:   # the same training run in two folders: counted once
-                continue
-            seen.add(fp)
-            runs.append(r)
+    dirs = [study_dir] if isinstance(study_dir, (str, Path)) else list(study_dir)
+    runs = load_study_runs(dirs, fingerprint=run_fingerprint)   # one run per training fingerprint, across folders
     study_dir = ", ".join(map(str, dirs))
     by_arm: dict[str, dict[Any, dict[str, Any]]] = {}
     for r in runs:
@@ -105,7 +86,8 @@ def remedy_study(study_dir: str | Path | list[str | Path], arm: str = "arm", con
     for name, per_seed in sorted(by_arm.items()):
         collapses = sum(e["collapse_step"] is not None for e in per_seed.values())
         onsets = [e["collapse_step"] for e in per_seed.values()]
-        arms[name] = {"runs": len(per_seed), "collapses": collapses, "seeds": sorted(per_seed, key=str),
+        arms[name] = {"runs": len(per_seed), "complete": planned is None or len(per_seed) >= planned,
+                      "collapses": collapses, "seeds": sorted(per_seed, key=str),
                       "collapse_steps": {str(s): e["collapse_step"] for s, e in sorted(per_seed.items(), key=str)},
                       "km_median_steps_to_collapse": km_median(onsets, censor_at),
                       "auc": {str(s): e["auc"] for s, e in sorted(per_seed.items(), key=str)},
@@ -126,11 +108,11 @@ def remedy_study(study_dir: str | Path | list[str | Path], arm: str = "arm", con
         # O - E of the control's collapses: large when the control collapses sooner than the remedy
         test = paired_logrank([b["collapse_step"] for b in base], [r["collapse_step"] for r in rem],
                               censor_at=censor_at) if seeds else None
-        auc = _seed_matched([r["auc"] for r in rem], [b["auc"] for b in base])
-        peak = _seed_matched([r["peak"] for r in rem], [b["peak"] for b in base])
+        auc = seed_differences([r["auc"] for r in rem], [b["auc"] for b in base])
+        peak = seed_differences([r["peak"] for r in rem], [b["peak"] for b in base])
         c = arms[name]["collapses"]
-        if planned is not None and (len(per_arm := by_arm[name]) < planned or len(ctrl) < planned):
-            verdict = f"interim ({len(per_arm)} and {len(ctrl)} of {planned} runs)"
+        if not (arms[name]["complete"] and arms[control]["complete"]):
+            verdict = f"interim ({arms[name]['runs']} and {len(ctrl)} of {planned} runs)"
         elif c <= PROMISING_MAX_COLLAPSES and ctrl_collapses >= CONTROL_MIN_COLLAPSES \
                 and auc["positive"] >= MIN_SEEDS_AGREEING:
             verdict = "promising"
@@ -146,9 +128,7 @@ def remedy_study(study_dir: str | Path | list[str | Path], arm: str = "arm", con
                 "relabellings": test.n_relabellings, "exact": test.exact},
             "auc_difference": auc, "peak_difference": peak, "verdict": verdict})
     informative = ctrl_collapses >= 2
-    interim = planned is not None and len(ctrl) < planned
-    for a in arms.values():
-        a["complete"] = planned is None or a["runs"] >= planned
+    interim = not arms[control]["complete"]
     return {
         "study": str(study_dir), "arm": arm, "control": control, "censor_at": censor_at,
         "setting_check": {"control_runs": len(ctrl), "control_collapses": ctrl_collapses, "informative": informative,
@@ -178,16 +158,15 @@ def format_remedies(res: dict[str, Any]) -> str:
         aucs = [v for v in a["auc"].values() if v is not None]
         mean_auc = sum(aucs) / len(aucs) if aucs else None
         med = a["km_median_steps_to_collapse"]
-        if not a["complete"]:
-            name = f"{name} (interim: {a['runs']} runs)"
-        if name.split(" (")[0] == control:
-            rows.append(f"| {name} | {a['collapses']}/{a['runs']} | {'not reached' if med is None else med} | - | - | "
+        label = name if a["complete"] else f"{name} (interim: {a['runs']} runs)"
+        if name == control:
+            rows.append(f"| {label} | {a['collapses']}/{a['runs']} | {'not reached' if med is None else med} | - | - | "
                         f"{f(mean_auc)} | - | - | (control) |")
             continue
         d, p = a["auc_difference"], a["peak_difference"]
         lr = a["logrank"]
         rows.append(
-            f"| {name} | {a['collapses']}/{a['runs']} | {'not reached' if med is None else med} | "
+            f"| {label} | {a['collapses']}/{a['runs']} | {'not reached' if med is None else med} | "
             f"{a['fisher_p_one_sided_fewer']:.3f} ({a['fisher_p_holm']:.3f}) | "
             f"{'-' if lr is None else format(lr['p_one_sided_remedy_later'], '.3f')} | {f(mean_auc)} | "
             f"{f(d['mean'])} [{f(d['t95'][0])}, {f(d['t95'][1])}] ({d['positive']}/{d['negative']}, "

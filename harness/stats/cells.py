@@ -61,22 +61,26 @@ class CellRun:
     row: dict[str, Any] = field(default_factory=dict)
 
 
-def load_study_runs(study_dir: str | Path, fingerprint=None) -> list[CellRun]:
+def load_study_runs(study_dir: str | Path | Sequence[str | Path], fingerprint=None) -> list[CellRun]:
     """Every trial of ``STUDY_DIR/trials/*`` that has a curve (running or failed trials without one are skipped).
     ``fingerprint``: ``run_dir -> str | None``, what a run trained (``harness.train.fingerprint.run_fingerprint``);
-    a trial whose fingerprint an earlier trial has is the same training run and is left out (warned)."""
+    a trial whose fingerprint an earlier trial has is the same training run and is left out (warned).
+    ``study_dir`` may be several folders (a study run in parts): their trials are read in order and pooled, and
+    the fingerprint check spans them."""
     import logging
 
     import yaml
 
     from harness.core import safeyaml
 
-    trials = Path(study_dir) / "trials"
-    if not trials.is_dir():
-        raise DataError(f"{study_dir}: no trials/ folder (is it a `harness sweep` output directory?)")
+    dirs = [study_dir] if isinstance(study_dir, (str, Path)) else list(study_dir)
+    for d in dirs:
+        if not (Path(d) / "trials").is_dir():
+            raise DataError(f"{d}: no trials/ folder (is it a `harness sweep` output directory?)")
     out: list[CellRun] = []
     seen: dict[str, Path] = {}
-    for folder in sorted(p for p in trials.iterdir() if p.is_dir()):
+    folders = [p for d in dirs for p in sorted(q for q in (Path(d) / "trials").iterdir() if q.is_dir())]
+    for folder in folders:
         config = folder / "trial_config.yaml"
         if not config.is_file() or not (folder / CURVE).is_file() or not (folder / RECORD).is_file():
             continue
