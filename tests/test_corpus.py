@@ -35,10 +35,12 @@ def test_one_run_counted_once():
     """explore_trial_0005 and lr_trial_0002 are one training run (same configuration, 50 and 30 steps, evaluated on
     100 and 50 facts): the same fingerprint, bit-identical training rows over the steps they share; the manifest
     marks the second. Study B's `none` seeds 0 and 1 train what the pruning benchmark's lr_trial_0001 and 0004
-    trained (rezero, lr 1e-3), longer and evaluated on other facts: marked too."""
+    trained (rezero, lr 1e-3), longer and evaluated on other facts, and its `lower_lr` seeds 0 and 1 what lr_trial_0005
+    and explore_trial_0005 trained (rezero, lr 5e-4): marked too."""
     assert {n: r["duplicate_of"] for n, r in RUNS.items() if r.get("duplicate_of")} == {
         "lr_trial_0002": "explore_trial_0005", "studyB_trial_0000": "lr_trial_0001",
-        "studyB_trial_0001": "lr_trial_0004"}
+        "studyB_trial_0001": "lr_trial_0004", "studyB2_trial_0009": "lr_trial_0005",
+        "studyB2_trial_0010": "explore_trial_0005"}
     a, b = (read_curve(CORPUS / f"{n}.csv") for n in ("explore_trial_0005", "lr_trial_0002"))
     train = ["step", "reward", "reward_std", "frac_reward_zero_std", "loss", "kl", "entropy", "grad_norm",
              "completion_length"]
@@ -51,7 +53,9 @@ def test_one_run_counted_once():
     assert all(facts_fingerprint(r) == r["training_fingerprint"] for r in RUNS.values())
     assert mark_duplicates(json.loads(json.dumps(RUNS))) == {"lr_trial_0002": "explore_trial_0005",
                                                              "studyB_trial_0000": "lr_trial_0001",
-                                                             "studyB_trial_0001": "lr_trial_0004"}
+                                                             "studyB_trial_0001": "lr_trial_0004",
+                                                             "studyB2_trial_0009": "lr_trial_0005",
+                                                             "studyB2_trial_0010": "explore_trial_0005"}
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))
