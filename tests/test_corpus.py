@@ -103,3 +103,16 @@ def test_reconstructed_exploration_curves_match_the_corpus():
     for name, r in real.items():
         steps = [r["eval_every"] * i for i in range(len(r["accuracy"]))]
         assert sustained_drop(steps, r["accuracy"]) == r["collapse_step"], name
+
+
+def test_real_curves_leave_out_rollback_runs():
+    """A run rescued by --on-collapse rollback has no sustained drop in its logged curve, so it would count as
+    a healthy run the online detector stopped: the detector's own decision would be scored against it.
+    Study B's rollback seeds 0 and 1 (rolled back at step 20, then recovered) are not read as real curves."""
+    from harness.bench.real import load_real_curves
+
+    rollback = {n for n, r in DISTINCT.items() if r.get("on_collapse") == "rollback"}
+    assert rollback == {"studyB2_trial_0005", "studyB2_trial_0006"}
+    curves, _ = load_real_curves([CORPUS])
+    names = {c.name for c in curves}
+    assert not names & rollback and len(curves) == len(DISTINCT) - len(rollback)

@@ -71,6 +71,10 @@ def _curves_of(folder: Path) -> list[RealCurve]:
         raise DataError(f"{folder}: no manifest.json")
     out = []
     for name, r in sorted(json.loads(manifest.read_text())["runs"].items()):
+        if r.get("on_collapse") == "rollback":
+            # its curve after a collapse is what the detector's own rollback made of it: a run rescued by a
+            # rollback would count as a healthy run the detector "falsely" stopped (Study B, detection.md)
+            continue
         if "accuracy" in r:  # a reconstructed eval curve
             n, every = int(r["n"]), int(r["eval_every"])
             steps, acc = [every * i for i in range(len(r["accuracy"]))], list(r["accuracy"])
@@ -85,7 +89,8 @@ def _curves_of(folder: Path) -> list[RealCurve]:
 
 
 def load_real_curves(folders: Sequence[str | Path] = DEFAULT_SOURCES) -> tuple[list[RealCurve], dict[str, str]]:
-    """The distinct real curves of ``folders`` and ``{left out: the run it repeats}``."""
+    """The distinct real curves of ``folders`` and ``{left out: the run it repeats}``; runs trained with
+    ``--on-collapse rollback`` are not read (the detector being calibrated shaped their curves)."""
     seen: dict[str, str] = {}
     kept, dropped = [], {}
     for folder in folders:
