@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from typing import Any, Sequence
 
-from harness.bench.detect import evaluate, outcome, rate
+from harness.bench.detect import evaluate, outcome, rate, within
 from harness.bench.real import RealCurve, load_real_curves, real_rates
 from harness.stats.detect import DetectorConfig, online_alarm
 from harness.stats.empirical import EmpiricalSpec, empirical_set, fit_empirical
@@ -55,8 +55,9 @@ def online_rates(never: Sequence[SyntheticCurve], collapsing: Sequence[Synthetic
     """Online false collapse and found rates (and the delay) of ``config`` on one set."""
     false = sum(online_alarm(c.points(), config) is not None for c in never)
     found = sum(outcome(c, online_alarm(c.points(), config)) == "found" for c in collapsing)
+    two = sum(within(c.collapse_step, c.interval, online_alarm(c.points(), config), 2) for c in collapsing)
     return {"false_collapse": rate(false, len(never)), "found": rate(found, len(collapsing)),
-            "delay_evals": delay(collapsing, config)}
+            "found_within_two": rate(two, len(collapsing)), "delay_evals": delay(collapsing, config)}
 
 
 def bench_generators(count: int, sizes: Sequence[int], seed: int, config: DetectorConfig,
@@ -105,7 +106,8 @@ def tradeoff(configs: Sequence[DetectorConfig], curves: Sequence[RealCurve], cou
         real = real_rates(curves, cfg)["online"]
         rows.append({"config": {k: v for k, v in asdict(cfg).items() if k in TUNED},
                      "planted": online_rates(*planted, cfg), "empirical": online_rates(*empirical, cfg),
-                     "real": {"false_collapse": real["false_stop"], "found": real["found"]}})
+                     "real": {"false_collapse": real["false_stop"], "found": real["found"],
+                              "found_within_two": real["found_within_two"], "delay_evals": real["delay_evals"]}})
     return rows
 
 
@@ -114,15 +116,20 @@ TUNED = ("online_confirm", "confirm_fraction", "recent_alpha", "single_alpha")
 
 
 def grid(recent: Sequence[float] = (0.3, 0.4), fractions: Sequence[float | None] = (None, 0.6, 0.7),
-         single: Sequence[float] = (0.05,)) -> list[DetectorConfig]:
-    """The settings :func:`tradeoff` compares by default: the one-eval rule, and a confirmation eval below
-    ``fraction`` (half) or a looser share of the level, at each ``recent_alpha``."""
+         single: Sequence[float] = (0.05,), confirms: Sequence[int] = (2, 3)) -> list[DetectorConfig]:
+    """The settings :func:`tradeoff` compares by default: the one-eval rule, and one or two confirmation evals
+    (``confirms`` = 2, 3 evals below in a row) below ``fraction`` (half) or a looser share of the level, at each
+    ``recent_alpha``.
+
+    >>> len(grid()), {c.online_confirm for c in grid()}
+    (14, {1, 2, 3})
+    """
     base = DetectorConfig()
     one = [replace(base, online_confirm=1, confirm_fraction=None, recent_alpha=r, single_alpha=s)
            for r in recent for s in single]
-    two = [replace(base, online_confirm=2, confirm_fraction=f, recent_alpha=r, single_alpha=s)
-           for f in fractions for r in recent for s in single]
-    return one + two
+    more = [replace(base, online_confirm=k, confirm_fraction=f, recent_alpha=r, single_alpha=s)
+            for k in confirms for f in fractions for r in recent for s in single]
+    return one + more
 
 
 def bench_calibration(count: int = 1000, sizes: Sequence[int] = (32, 100), seed: int = 0,
@@ -144,6 +151,15 @@ def bench_calibration(count: int = 1000, sizes: Sequence[int] = (32, 100), seed:
 
 def _f(r: dict[str, Any]) -> str:
     return f"{r['rate']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]"
+
+
+def _delay(r: dict[str, Any]) -> str:
+    return f" ({r['delay_evals']:.2f})" if r.get("delay_evals") is not None else ""
+
+
+def _cell(r: dict[str, Any]) -> str:
+    rates = (r["false_collapse"], r["found"], r["found_within_two"])
+    return " / ".join(f"{x['rate']:.3f}" for x in rates) + _delay(r)
 
 
 def format_calibration(res: dict[str, Any]) -> str:
@@ -181,15 +197,18 @@ def format_calibration(res: dict[str, Any]) -> str:
             lines.append(f"{f:<5}  " + "  ".join(f"{env['found_by_fall_plateau'][f'{f}x{p:g}']['rate']:<7.2f}"
                                                  for p in env["plateaus"]))
     for n, rows in (res.get("tradeoff") or {}).items():
-        lines.append(f"\ntrade-off, n = {n} (online): false collapse / found, delay in evals on the planted set")
-        lines.append(f"{'confirm':>7} {'below':>5} {'recent':>6} {'single':>6}  {'planted':22}  {'empirical':22}  "
-                     f"{'real':22}")
+        lines.append(f"\ntrade-off, n = {n} (online): false collapse / found within one interval / within two (mean "
+                     "delay of the found and late alarms, in evals after the collapse)")
+        lines.append(f"{'confirm':>7} {'below':>5} {'recent':>6} {'single':>6}  {'planted':30}  {'empirical':30}  "
+                     "real: false stops of healthy; found within one, two of collapsing")
         for row in rows:
             c = row["config"]
-            cells = [f"{row[s]['false_collapse']['rate']:.3f} / {row[s]['found']['rate']:.3f}"
-                     for s in ("planted", "empirical", "real")]
-            d = row["planted"]["delay_evals"]
+            cells = [_cell(row[s]) for s in ("planted", "empirical")]
+            r = row["real"]
+            real = (f"{r['false_collapse']['hits']}/{r['false_collapse']['n']} {r['false_collapse']['rate']:.3f}, "
+                    f"{r['found']['hits']}/{r['found']['n']}, {r['found_within_two']['hits']}/{r['found']['n']}"
+                    + _delay(r))
             below = c["confirm_fraction"] if c["confirm_fraction"] is not None else 0.5
             lines.append(f"{c['online_confirm']:>7} {below:>5g} {c['recent_alpha']:>6g} {c['single_alpha']:>6g}  "
-                         f"{cells[0] + (f' ({d:.2f})' if d is not None else ''):22}  {cells[1]:22}  {cells[2]:22}")
+                         f"{cells[0]:30}  {cells[1]:30}  {real}")
     return "\n".join(lines)

@@ -78,6 +78,16 @@ def classify(collapse_step: int | None, interval: int, step: int | None) -> str:
     return "found"
 
 
+def within(collapse_step: int, interval: int, step: int | None, intervals: int) -> bool:
+    """Is the alarm ``step`` at most ``intervals`` eval intervals after the collapse (and not early)? With
+    ``intervals`` = 1 this is :func:`classify`'s ``found``; 2 allows one more confirmation eval.
+
+    >>> within(50, 10, 70, 2), within(50, 10, 70, 1), within(50, 10, 30, 2), within(50, 10, None, 2)
+    (True, False, False, False)
+    """
+    return step is not None and collapse_step - interval <= step <= collapse_step + intervals * interval
+
+
 def outcome(curve: SyntheticCurve, step: int | None) -> str:
     """:func:`classify` for a synthetic curve, against its planted collapse."""
     return classify(curve.collapse_step, curve.interval, step)
