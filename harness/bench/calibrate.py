@@ -169,20 +169,21 @@ def format_calibration(res: dict[str, Any]) -> str:
              f"healthy ({len(r['censored'])} of them end below half their peak), {r['collapsing']} with a sustained "
              "drop",
              f"{'detector':8}  {'false stops [95% CI]':26}  {'uncensored only':26}  {'found [95% CI]':26}  "
-             "early / late / missed"]
+             f"{'within two':10}  early / late / missed"]
     for name in ("online", "offline"):
         x = r[name]
         o = x["outcomes"]
         lines.append(f"{name:8}  {_f(x['false_stop']):26}  {_f(x['false_stop_uncensored']):26}  {_f(x['found']):26}  "
-                     f"{o['early']} / {o['late']} / {o['missed']}")
+                     f"{x['found_within_two']['rate']:<10.3f}  {o['early']} / {o['late']} / {o['missed']}")
     lines.append("online false stops: " + "; ".join(f"{f['run']} at {f['step']}" for f in r["online"]["false_stops"]))
     lines.append(f"\n{'n':>4}  {'generator':9}  {'detector':8}  {'false collapse [95% CI]':26}  {'found [95% CI]':26}  "
-                 "early / late / missed")
+                 f"{'within two':10}  early / late / missed")
     for n, gens in res["generators"].items():
         for gen in ("planted", "empirical"):
             for name, x in gens.get(gen, {}).items():
                 o = x["outcomes"]
                 lines.append(f"{n:>4}  {gen:9}  {name:8}  {_f(x['false_collapse']):26}  {_f(x['found']):26}  "
+                             f"{x['found_within_two']['rate']:<10.3f}  "
                              f"{o.get('early', 0)} / {o.get('late', 0)} / {o.get('missed', 0)}")
     for n, env in (res.get("envelope") or {}).items():
         lines.append(f"\nenvelope (empirical generator, n = {n}, {env['count']} curves a cell): online false alarms "

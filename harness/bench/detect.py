@@ -105,17 +105,21 @@ def evaluate(never: list[SyntheticCurve], collapsing: list[SyntheticCurve],
         by_shape[c.shape][0] += detector(c) is not None
         by_shape[c.shape][1] += 1
     counts: dict[str, int] = defaultdict(int)
+    two = 0
     by_band: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     by_fall: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for c in collapsing:
-        o = outcome(c, detector(c))
+        step = detector(c)
+        o = outcome(c, step)
         counts[o] += 1
+        two += within(c.collapse_step, c.interval, step, 2)
         for table, key in ((by_band, _band(c.plateau)), (by_fall, str(c.fall))):
             table[key][0] += o == "found"
             table[key][1] += 1
     return {
         "false_collapse": rate(sum(v[0] for v in by_shape.values()), len(never)),
         "found": rate(counts["found"], len(collapsing)),
+        "found_within_two": rate(two, len(collapsing)),
         "outcomes": dict(counts),
         "false_by_shape": {k: rate(*v) for k, v in sorted(by_shape.items())},
         "found_by_plateau": {k: rate(*v) for k, v in sorted(by_band.items())},
@@ -144,11 +148,12 @@ def format_table(result: dict[str, Any]) -> str:
     lines = [f"synthetic curves: {result['count']} never-collapsing + {result['count']} collapsing per n "
              f"(seed {result['seed']}); targets: false collapse <= {TARGET_FALSE:.0%}, "
              f"found within one eval interval >= {TARGET_FOUND:.0%}",
-             f"{'n':>4}  {'detector':8}  {'false collapse [95% CI]':26}  {'found [95% CI]':26}  early / late / missed"]
+             f"{'n':>4}  {'detector':8}  {'false collapse [95% CI]':26}  {'found [95% CI]':26}  "
+             f"{'within two':10}  early / late / missed"]
     for n, by_det in result["sizes"].items():
         for name, r in by_det.items():
             f, d, o = r["false_collapse"], r["found"], r["outcomes"]
-            lines.append(f"{n:>4}  {name:8}  {_fmt(f):26}  {_fmt(d):26}  "
+            lines.append(f"{n:>4}  {name:8}  {_fmt(f):26}  {_fmt(d):26}  {r['found_within_two']['rate']:<10.3f}  "
                          f"{o.get('early', 0)} / {o.get('late', 0)} / {o.get('missed', 0)}")
     return "\n".join(lines)
 
