@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -111,4 +112,5 @@ def test_installed_command_validates_and_runs_a_task(installed, found, data, tmp
     assert Path(lmeval) == Path(found["lmeval_dir"]) and (Path(lmeval) / "apollo3_rag.yaml").is_file()
     v = _run([harness, "validate", found["micro_retry"],
               Path(found["tasks_root"]) / "apollo3_micro" / "task.yaml"], cwd=tmp_path, env=_env())
-    assert v.stdout.count("ok") == 2 and "497 questions" in v.stdout   # the micro hooks run from the wheel
+    # the micro hooks run from the wheel (497 facts, 498 on some installs: tests/test_micro.py)
+    assert v.stdout.count("ok") == 2 and re.search(r"\b49[78] questions", v.stdout)

@@ -70,8 +70,8 @@ def test_auroc_and_loco():
 
 def test_prediction_runs_on_the_corpus():
     runs = warning_runs(CORPUS)
-    assert len(runs) == 65 and sum(r.collapse_step is not None for r in runs) == 26
+    assert len(runs) == 73 and sum(r.collapse_step is not None for r in runs) == 33
     assert len({r.config for r in runs}) < len(runs)  # seeds of one recipe share a configuration
     res = score_corpus(runs, permutations=3)
-    assert res["runs"] == 65 and res["examples"] > res["positives"] > 0
+    assert res["runs"] == 73 and res["examples"] > res["positives"] > 0
     assert set(res["models"]) >= {"kl", "accuracy only (baseline)", "all signals", "accuracy + all signals"}
