@@ -40,13 +40,10 @@ def empirical_spec(curves: Sequence[RealCurve], n: int, **settings) -> Empirical
     return fit_empirical(healthy, n=n, **settings)
 
 
-def delay(curves: Sequence[SyntheticCurve], config: DetectorConfig) -> float | None:
-    """Mean (alarm - true collapse step) in eval intervals over the found or late alarms of ``curves``."""
-    out = []
-    for c in curves:
-        step = online_alarm(c.points(), config)
-        if outcome(c, step) in ("found", "late"):
-            out.append((step - c.collapse_step) / c.interval)
+def delay(curves: Sequence[SyntheticCurve], steps: Sequence[int | None]) -> float | None:
+    """Mean (alarm - true collapse step) in eval intervals over the found or late alarms ``steps`` of ``curves``."""
+    out = [(step - c.collapse_step) / c.interval for c, step in zip(curves, steps)
+           if outcome(c, step) in ("found", "late")]
     return sum(out) / len(out) if out else None
 
 
@@ -54,10 +51,11 @@ def online_rates(never: Sequence[SyntheticCurve], collapsing: Sequence[Synthetic
                  config: DetectorConfig) -> dict[str, Any]:
     """Online false collapse and found rates (and the delay) of ``config`` on one set."""
     false = sum(online_alarm(c.points(), config) is not None for c in never)
-    found = sum(outcome(c, online_alarm(c.points(), config)) == "found" for c in collapsing)
-    two = sum(within(c.collapse_step, c.interval, online_alarm(c.points(), config), 2) for c in collapsing)
+    steps = [online_alarm(c.points(), config) for c in collapsing]  # each curve's alarm, computed once
+    found = sum(outcome(c, s) == "found" for c, s in zip(collapsing, steps))
+    two = sum(within(c.collapse_step, c.interval, s, 2) for c, s in zip(collapsing, steps))
     return {"false_collapse": rate(false, len(never)), "found": rate(found, len(collapsing)),
-            "found_within_two": rate(two, len(collapsing)), "delay_evals": delay(collapsing, config)}
+            "found_within_two": rate(two, len(collapsing)), "delay_evals": delay(collapsing, steps)}
 
 
 def bench_generators(count: int, sizes: Sequence[int], seed: int, config: DetectorConfig,
