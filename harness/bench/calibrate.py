@@ -12,8 +12,8 @@ trade-off          online false/found on all three sets for a grid of settings (
                    ``recent_alpha``, ``single_alpha``): tune on one generator, report on the others
 =================  ===========================================================================================
 
-*Delay*: for planted collapses that were found or late, the mean of (alarm step - true collapse step) in eval
-intervals: what waiting for a confirmation eval costs.
+*Delay* (:func:`~harness.bench.detect.mean_delay`): for collapses whose alarm was found or late, the mean of
+(alarm step - collapse step) in eval intervals: what waiting for a confirmation eval costs.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from typing import Any, Sequence
 
-from harness.bench.detect import evaluate, outcome, rate, within
+from harness.bench.detect import evaluate, mean_delay, outcome, rate, within
 from harness.bench.real import RealCurve, load_real_curves, real_rates
 from harness.stats.detect import DetectorConfig, online_alarm
 from harness.stats.empirical import EmpiricalSpec, empirical_set, fit_empirical
@@ -40,13 +40,6 @@ def empirical_spec(curves: Sequence[RealCurve], n: int, **settings) -> Empirical
     return fit_empirical(healthy, n=n, **settings)
 
 
-def delay(curves: Sequence[SyntheticCurve], steps: Sequence[int | None]) -> float | None:
-    """Mean (alarm - true collapse step) in eval intervals over the found or late alarms ``steps`` of ``curves``."""
-    out = [(step - c.collapse_step) / c.interval for c, step in zip(curves, steps)
-           if outcome(c, step) in ("found", "late")]
-    return sum(out) / len(out) if out else None
-
-
 def online_rates(never: Sequence[SyntheticCurve], collapsing: Sequence[SyntheticCurve],
                  config: DetectorConfig) -> dict[str, Any]:
     """Online false collapse and found rates (and the delay) of ``config`` on one set."""
@@ -54,8 +47,9 @@ def online_rates(never: Sequence[SyntheticCurve], collapsing: Sequence[Synthetic
     steps = [online_alarm(c.points(), config) for c in collapsing]  # each curve's alarm, computed once
     found = sum(outcome(c, s) == "found" for c, s in zip(collapsing, steps))
     two = sum(within(c.collapse_step, c.interval, s, 2) for c, s in zip(collapsing, steps))
+    delay = mean_delay((c.collapse_step, c.interval, s) for c, s in zip(collapsing, steps))
     return {"false_collapse": rate(false, len(never)), "found": rate(found, len(collapsing)),
-            "found_within_two": rate(two, len(collapsing)), "delay_evals": delay(collapsing, steps)}
+            "found_within_two": rate(two, len(collapsing)), "delay_evals": delay}
 
 
 def bench_generators(count: int, sizes: Sequence[int], seed: int, config: DetectorConfig,

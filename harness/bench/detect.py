@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from harness.core.errors import DataError
 from harness.stats.curves import find_collapse
@@ -86,6 +86,17 @@ def within(collapse_step: int, interval: int, step: int | None, intervals: int) 
     (True, False, False, False)
     """
     return step is not None and collapse_step - interval <= step <= collapse_step + intervals * interval
+
+
+def mean_delay(cases: Iterable[tuple[int, int, int | None]]) -> float | None:
+    """Mean (alarm step - collapse step) in eval intervals over the ``(collapse_step, interval, alarm step)`` cases
+    whose alarm is found or late (:func:`classify`): what waiting for confirmation evals costs. None if there are none.
+
+    >>> mean_delay([(50, 10, 60), (50, 10, 70), (50, 10, None), (50, 10, 20)])
+    1.5
+    """
+    out = [(s - c) / iv for c, iv, s in cases if classify(c, iv, s) in ("found", "late")]
+    return sum(out) / len(out) if out else None
 
 
 def outcome(curve: SyntheticCurve, step: int | None) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.bench.detect import classify, within
+from harness.bench.detect import classify, mean_delay, within
 from harness.core.errors import DataError
 from harness.stats.detect import DetectorConfig, EvalPoint, detect_offline, online_alarm
 
@@ -104,10 +104,6 @@ def load_real_curves(folders: Sequence[str | Path] = DEFAULT_SOURCES) -> tuple[l
     return kept, dropped
 
 
-def _mean(xs: list[float]) -> float | None:
-    return sum(xs) / len(xs) if xs else None
-
-
 def real_rates(curves: Sequence[RealCurve], config: DetectorConfig | None = None) -> dict[str, Any]:
     """Online and offline false stops and found rates on ``curves`` (see the module docstring).
 
@@ -138,8 +134,7 @@ def real_rates(curves: Sequence[RealCurve], config: DetectorConfig | None = None
             "found": rate(collapsing.count("found"), len(collapsing)),
             "found_within_two": rate(sum(within(c.label, c.interval, s, 2) for c, s, o in outcomes
                                          if c.label is not None), len(collapsing)),
-            "delay_evals": _mean([(s - c.label) / c.interval for c, s, o in outcomes
-                                  if c.label is not None and o in ("found", "late")]),
+            "delay_evals": mean_delay((c.label, c.interval, s) for c, s, o in outcomes if c.label is not None),
             "outcomes": {k: collapsing.count(k) for k in ("found", "early", "late", "missed")},
             "false_stops": [{"run": f"{c.source}/{c.name}", "step": s, "censored": c.censored,
                              "accuracy": [round(a, 2) for a in c.accuracy]}
